@@ -1,0 +1,337 @@
+//! The aggregator: one background thread that drains every thread's ring into
+//! per-model and per-stage HDR histograms, assembles requests, and publishes
+//! immutable snapshots. It is the only part of the crate that allocates while
+//! tracing runs (a new model name, a snapshot, a captured request).
+
+pub(crate) mod publish;
+pub(crate) mod requests;
+pub(crate) mod series;
+pub(crate) mod snapshot;
+
+use crate::record::{FieldValue, InlineText, Record, RecordKind, SpanClass, Status};
+use crate::ring::Consumer;
+use crate::subscriber::core::Core;
+use crossbeam_channel::{Receiver, Sender};
+use publish::{Publisher, Versioned};
+use requests::{judge, Assembler, Captures, Finished, RequestTrace};
+use series::Series;
+use snapshot::{Counters, Latencies, Latency, ModelLatency, SnapshotData};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The span field a GPU model reports its device time in (nanoseconds).
+pub const GPU_FIELD: &str = "gpu_ns";
+
+/// Receives every captured request (sampled, over budget, failed) once it is
+/// final, on the aggregator thread. Exporters and event channels implement it.
+pub trait RequestSink: Send + 'static {
+    /// A request was captured. Must not block for long: it runs on the
+    /// aggregator thread.
+    fn captured(&mut self, trace: &Arc<RequestTrace>);
+    /// Called on `flush()` and at shutdown, after the last `captured`.
+    fn flush(&mut self) {}
+}
+
+impl Versioned for SnapshotData {
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+pub(crate) enum Control {
+    /// Drain, finalize and publish; the reply is the published version.
+    Flush(Sender<u64>),
+    Stop,
+}
+
+struct Aggregator {
+    core: Arc<Core>,
+    publisher: Arc<Publisher<SnapshotData>>,
+    consumers: Vec<Consumer<Record>>,
+    models: HashMap<InlineText, Series>,
+    stages: HashMap<&'static str, Series>,
+    assembler: Assembler,
+    captures: Captures,
+    sinks: Vec<Box<dyn RequestSink>>,
+    counters: Counters,
+    retired_drops: u64,
+    start: Instant,
+    slice: Duration,
+    window: Duration,
+    target: Duration,
+    publish_every: Duration,
+    last_publish: Instant,
+    version: u64,
+}
+
+pub(crate) struct Settings {
+    pub(crate) window: Duration,
+    pub(crate) target: Duration,
+    pub(crate) publish_every: Duration,
+    pub(crate) capture_capacity: usize,
+}
+
+/// Starts the aggregator thread.
+pub(crate) fn spawn(
+    core: Arc<Core>,
+    publisher: Arc<Publisher<SnapshotData>>,
+    control: Receiver<Control>,
+    wake: Receiver<()>,
+    settings: Settings,
+    sinks: Vec<Box<dyn RequestSink>>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let now = Instant::now();
+    let mut agg = Aggregator {
+        core,
+        publisher,
+        consumers: Vec::new(),
+        models: HashMap::new(),
+        stages: HashMap::new(),
+        assembler: Assembler::new(),
+        captures: Captures::new(settings.capture_capacity),
+        sinks,
+        counters: Counters::default(),
+        retired_drops: 0,
+        start: now,
+        slice: settings.window / series::SLICES as u32,
+        window: settings.window,
+        target: settings.target,
+        publish_every: settings.publish_every,
+        last_publish: now,
+        version: 0,
+    };
+    let tick = settings.publish_every.min(Duration::from_millis(5));
+    std::thread::Builder::new()
+        .name("hdrtrace-aggregator".into())
+        .spawn(move || agg.run(control, wake, tick))
+}
+
+impl Aggregator {
+    fn run(&mut self, control: Receiver<Control>, wake: Receiver<()>, tick: Duration) {
+        loop {
+            let msg = crossbeam_channel::select! {
+                recv(control) -> m => Some(m.unwrap_or(Control::Stop)),
+                recv(wake) -> _ => None,
+                default(tick) => None,
+            };
+            let now = Instant::now();
+            self.drain(now);
+            match msg {
+                Some(Control::Flush(done)) => {
+                    self.sweep(now, false);
+                    self.flush_sinks();
+                    self.publish(now);
+                    let _ = done.send(self.version);
+                }
+                Some(Control::Stop) => {
+                    self.sweep(now, true);
+                    self.flush_sinks();
+                    self.publish(now);
+                    return;
+                }
+                None => {
+                    if now.duration_since(self.last_publish) >= self.publish_every {
+                        self.sweep(now, false);
+                        self.publish(now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn slice_of(&self, now: Instant) -> u64 {
+        (now.duration_since(self.start).as_nanos() / self.slice.as_nanos().max(1)) as u64
+    }
+
+    /// Drains every ring until all are empty.
+    fn drain(&mut self, now: Instant) {
+        {
+            let mut new = self
+                .core
+                .new_rings
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.consumers.append(&mut new);
+        }
+        let slice = self.slice_of(now);
+        let mut finished = Vec::new();
+        for i in 0..self.consumers.len() {
+            while let Some(r) = self.consumers[i].pop() {
+                self.aggregate(&r, slice);
+                if let Some(f) = self.assembler.add(r, now) {
+                    finished.push(f);
+                }
+            }
+        }
+        // A ring whose thread has ended is dropped once empty (its drop count
+        // is kept).
+        let mut retired = 0;
+        self.consumers.retain(|c| {
+            let keep = !c.is_orphaned();
+            if !keep {
+                retired += c.dropped();
+            }
+            keep
+        });
+        self.retired_drops += retired;
+        self.finish(finished);
+    }
+
+    fn aggregate(&mut self, r: &Record, slice: u64) {
+        if r.kind == RecordKind::Event {
+            self.counters.events += 1;
+            return;
+        }
+        self.counters.spans += 1;
+        if r.class == SpanClass::Request {
+            self.counters.requests += 1;
+            self.counters.sampled_requests += r.sampled as u64;
+        }
+        let clock = &self.core.clock;
+        let wall = clock.nanos_between(r.start, r.end);
+        let busy = clock.ticks_to_nanos(r.busy);
+        let series = match r.class {
+            SpanClass::Model if !r.text.is_empty() => {
+                self.models.entry(r.text).or_insert_with(Series::new)
+            }
+            _ => self
+                .stages
+                .entry(r.metadata.name())
+                .or_insert_with(Series::new),
+        };
+        series.wall.record(wall, slice);
+        series.busy.record(busy, slice);
+        series.dirty = true;
+        match r.status {
+            Status::Ok => {}
+            Status::Error => series.errors += 1,
+            Status::Timeout => series.timeouts += 1,
+        }
+        let fields = r.metadata.fields();
+        for (i, v) in r.fields.iter() {
+            if fields.iter().nth(i).is_some_and(|f| f.name() == GPU_FIELD) {
+                let ns = match v {
+                    FieldValue::U64(n) => n,
+                    FieldValue::I64(n) => n.max(0) as u64,
+                    FieldValue::F64(n) => n.max(0.0) as u64,
+                    FieldValue::Bool(_) => continue,
+                };
+                series
+                    .gpu
+                    .get_or_insert_with(series::Windowed::new)
+                    .record(ns, slice);
+            }
+        }
+    }
+
+    fn finish(&mut self, finished: Vec<Finished>) {
+        for f in finished {
+            let Some(trace) = judge(f, &self.core.clock, self.target) else {
+                continue;
+            };
+            if trace.reason.over_budget {
+                if let Some(a) = &trace.attribution {
+                    let key = InlineText::from_str_truncated(&a.model);
+                    if let Some(s) = self.models.get_mut(&key) {
+                        s.blamed += 1;
+                        s.dirty = true;
+                    }
+                }
+            }
+            self.counters.captured_requests += 1;
+            let trace = Arc::new(trace);
+            for sink in &mut self.sinks {
+                sink.captured(&trace);
+            }
+            self.captures.keep(trace);
+        }
+    }
+
+    fn sweep(&mut self, now: Instant, force: bool) {
+        let finished = self.assembler.sweep(now, force);
+        self.finish(finished);
+    }
+
+    fn flush_sinks(&mut self) {
+        for sink in &mut self.sinks {
+            sink.flush();
+        }
+    }
+
+    fn publish(&mut self, now: Instant) {
+        let slice = self.slice_of(now);
+        let mut all = Latencies::default();
+        let mut recent = Latencies::default();
+        for (key, s) in &mut self.models {
+            let (a, r) = view(s, slice);
+            all.models.insert(key.as_str().to_string(), a);
+            recent.models.insert(key.as_str().to_string(), r);
+        }
+        for (key, s) in &mut self.stages {
+            let (a, r) = view(s, slice);
+            all.stages.insert(key.to_string(), a);
+            recent.stages.insert(key.to_string(), r);
+        }
+        self.version += 1;
+        let mut counters = self.counters;
+        // Relaxed: statistics; a flush's channel handshake orders what matters.
+        counters.dropped_spans = self
+            .core
+            .dropped_spans
+            .load(std::sync::atomic::Ordering::Relaxed);
+        counters.dropped_records = self.retired_drops
+            + self.consumers.iter().map(|c| c.dropped()).sum::<u64>()
+            + self
+                .core
+                .orphan_drops
+                .load(std::sync::atomic::Ordering::Relaxed);
+        counters.late_records = self.assembler.late_records;
+        self.publisher.publish(SnapshotData {
+            version: self.version,
+            taken_at: Some(SystemTime::now()),
+            window: self.window,
+            all,
+            recent,
+            counters,
+            captured: self.captures.recent.iter().cloned().collect(),
+            slowest: self.captures.slowest.clone(),
+        });
+        self.last_publish = now;
+    }
+}
+
+/// The series' published views, rebuilt only when it changed or the window
+/// moved on.
+fn view(s: &mut Series, slice: u64) -> (Arc<ModelLatency>, Arc<ModelLatency>) {
+    if let Some((a, r, at)) = &s.cache {
+        if !s.dirty && *at == slice {
+            return (a.clone(), r.clone());
+        }
+    }
+    let make = |wall, busy, gpu: Option<hdrhistogram::Histogram<u64>>| {
+        Arc::new(ModelLatency {
+            wall: Latency::new(wall),
+            busy: Latency::new(busy),
+            gpu: gpu.map(Latency::new),
+            errors: s.errors,
+            timeouts: s.timeouts,
+            blamed: s.blamed,
+        })
+    };
+    let views = (
+        make(
+            s.wall.total.clone(),
+            s.busy.total.clone(),
+            s.gpu.as_ref().map(|g| g.total.clone()),
+        ),
+        make(
+            s.wall.window(slice),
+            s.busy.window(slice),
+            s.gpu.as_ref().map(|g| g.window(slice)),
+        ),
+    );
+    s.cache = Some((views.0.clone(), views.1.clone(), slice));
+    s.dirty = false;
+    views
+}

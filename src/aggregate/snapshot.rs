@@ -1,0 +1,247 @@
+//! What readers get: immutable, cheaply cloned latency snapshots.
+
+use crate::aggregate::requests::RequestTrace;
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// One latency distribution (nanoseconds inside, `Duration` outside).
+#[derive(Clone, Debug)]
+pub struct Latency {
+    hist: Histogram<u64>,
+}
+
+impl Latency {
+    pub(crate) fn new(hist: Histogram<u64>) -> Self {
+        Self { hist }
+    }
+
+    /// Samples recorded.
+    pub fn count(&self) -> u64 {
+        self.hist.len()
+    }
+
+    /// The value at quantile `q` (clamped to 0.0..=1.0; NaN reads as 0.0), to
+    /// within HDR's 3 significant figures. Zero when empty.
+    pub fn quantile(&self, q: f64) -> Duration {
+        let q = if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) };
+        Duration::from_nanos(self.hist.value_at_quantile(q))
+    }
+
+    /// The smallest sample (zero when empty).
+    pub fn min(&self) -> Duration {
+        Duration::from_nanos(if self.hist.is_empty() {
+            0
+        } else {
+            self.hist.min()
+        })
+    }
+
+    /// The largest sample (zero when empty).
+    pub fn max(&self) -> Duration {
+        Duration::from_nanos(self.hist.max())
+    }
+
+    /// The mean (zero when empty).
+    pub fn mean(&self) -> Duration {
+        Duration::from_nanos(self.hist.mean() as u64)
+    }
+
+    /// The underlying histogram, in nanoseconds.
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.hist
+    }
+}
+
+/// Latency of one model (or one stage): wall time (new to close), busy time
+/// (entered / being polled), device time when it ran on a GPU, and outcomes.
+///
+/// The shortcut methods (`count`, `quantile`, ...) read the wall-time series.
+#[derive(Clone, Debug)]
+pub struct ModelLatency {
+    pub(crate) wall: Latency,
+    pub(crate) busy: Latency,
+    pub(crate) gpu: Option<Latency>,
+    pub(crate) errors: u64,
+    pub(crate) timeouts: u64,
+    pub(crate) blamed: u64,
+}
+
+/// Stages are measured exactly as models are.
+pub type StageLatency = ModelLatency;
+
+impl ModelLatency {
+    /// Wall time: from the span's creation to its close.
+    pub fn wall(&self) -> &Latency {
+        &self.wall
+    }
+    /// Busy time: the sum of the span's enter-to-exit intervals.
+    pub fn busy(&self) -> &Latency {
+        &self.busy
+    }
+    /// Device (GPU) time, when the model reported any.
+    pub fn gpu(&self) -> Option<&Latency> {
+        self.gpu.as_ref()
+    }
+    /// Spans recorded (wall).
+    pub fn count(&self) -> u64 {
+        self.wall.count()
+    }
+    /// Wall-time quantile.
+    pub fn quantile(&self, q: f64) -> Duration {
+        self.wall.quantile(q)
+    }
+    /// Shortest wall time.
+    pub fn min(&self) -> Duration {
+        self.wall.min()
+    }
+    /// Longest wall time.
+    pub fn max(&self) -> Duration {
+        self.wall.max()
+    }
+    /// Mean wall time.
+    pub fn mean(&self) -> Duration {
+        self.wall.mean()
+    }
+    /// The wall-time histogram.
+    pub fn histogram(&self) -> &Histogram<u64> {
+        self.wall.histogram()
+    }
+    /// Spans that closed with an error.
+    pub fn errors(&self) -> u64 {
+        self.errors
+    }
+    /// Spans that closed timed out.
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts
+    }
+    /// Over-budget requests this model was the bottleneck of.
+    pub fn blamed(&self) -> u64 {
+        self.blamed
+    }
+}
+
+/// Latencies by model and by stage, over one period.
+#[derive(Clone, Debug, Default)]
+pub struct Latencies {
+    pub(crate) models: BTreeMap<String, Arc<ModelLatency>>,
+    pub(crate) stages: BTreeMap<String, Arc<ModelLatency>>,
+}
+
+impl Latencies {
+    /// A model by its `model_id`.
+    pub fn model(&self, name: &str) -> Option<&ModelLatency> {
+        self.models.get(name).map(|m| &**m)
+    }
+    /// A stage (or request root) by span name.
+    pub fn stage(&self, name: &str) -> Option<&StageLatency> {
+        self.stages.get(name).map(|m| &**m)
+    }
+    /// Every model, by name.
+    pub fn models(&self) -> impl Iterator<Item = (&str, &ModelLatency)> {
+        self.models.iter().map(|(k, v)| (k.as_str(), &**v))
+    }
+    /// Every stage, by name.
+    pub fn stages(&self) -> impl Iterator<Item = (&str, &StageLatency)> {
+        self.stages.iter().map(|(k, v)| (k.as_str(), &**v))
+    }
+}
+
+/// Counters of what was recorded and what was lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Span records aggregated.
+    pub spans: u64,
+    /// Event records aggregated.
+    pub events: u64,
+    /// Requests (root spans) aggregated.
+    pub requests: u64,
+    /// Requests whose trace was head-sampled.
+    pub sampled_requests: u64,
+    /// Requests captured (sampled, over budget, failed or timed out).
+    pub captured_requests: u64,
+    /// Spans not tracked because every slot was in use.
+    pub dropped_spans: u64,
+    /// Records lost to full rings (or to a thread being torn down).
+    pub dropped_records: u64,
+    /// Records that arrived after their request had been finalized.
+    pub late_records: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotData {
+    pub(crate) version: u64,
+    pub(crate) taken_at: Option<SystemTime>,
+    pub(crate) window: Duration,
+    pub(crate) all: Latencies,
+    pub(crate) recent: Latencies,
+    pub(crate) counters: Counters,
+    pub(crate) captured: Vec<Arc<RequestTrace>>,
+    pub(crate) slowest: Vec<Arc<RequestTrace>>,
+}
+
+/// An immutable view of every histogram at one moment. Cloning is cheap (it is a
+/// reference-counted handle); readers never block the recording threads.
+#[derive(Clone, Debug, Default)]
+pub struct LatencySnapshot(pub(crate) Arc<SnapshotData>);
+
+impl LatencySnapshot {
+    /// A model's cumulative latency, by `model_id`.
+    pub fn model(&self, name: &str) -> Option<&ModelLatency> {
+        self.0.all.model(name)
+    }
+    /// A stage's (or request root's) cumulative latency, by span name.
+    pub fn stage(&self, name: &str) -> Option<&StageLatency> {
+        self.0.all.stage(name)
+    }
+    /// Every model, cumulative.
+    pub fn models(&self) -> impl Iterator<Item = (&str, &ModelLatency)> {
+        self.0.all.models()
+    }
+    /// Every stage, cumulative.
+    pub fn stages(&self) -> impl Iterator<Item = (&str, &StageLatency)> {
+        self.0.all.stages()
+    }
+    /// Cumulative latencies since start.
+    pub fn cumulative(&self) -> &Latencies {
+        &self.0.all
+    }
+    /// Latencies over the recent window (the last `TracingConfig::window`, to
+    /// within one tenth of it).
+    pub fn recent(&self) -> &Latencies {
+        &self.0.recent
+    }
+    /// The recent window's length.
+    pub fn window(&self) -> Duration {
+        self.0.window
+    }
+    /// Recorded and dropped counts.
+    pub fn counters(&self) -> Counters {
+        self.0.counters
+    }
+    /// Spans not tracked because every slot was in use.
+    pub fn dropped_spans(&self) -> u64 {
+        self.0.counters.dropped_spans
+    }
+    /// Records lost to full rings.
+    pub fn dropped_records(&self) -> u64 {
+        self.0.counters.dropped_records
+    }
+    /// When the aggregator built this snapshot (`None` before the first one).
+    pub fn taken_at(&self) -> Option<SystemTime> {
+        self.0.taken_at
+    }
+    /// Increases with every snapshot the aggregator publishes.
+    pub fn version(&self) -> u64 {
+        self.0.version
+    }
+    /// Captured requests, most recent first (bounded by `capture_capacity`).
+    pub fn captured(&self) -> &[Arc<RequestTrace>] {
+        &self.0.captured
+    }
+    /// Captured requests, slowest first (bounded by `capture_capacity`).
+    pub fn slowest(&self) -> &[Arc<RequestTrace>] {
+        &self.0.slowest
+    }
+}

@@ -1,0 +1,229 @@
+//! Building, installing and controlling a subscriber.
+
+use crate::aggregate::publish::Publisher;
+use crate::aggregate::snapshot::{LatencySnapshot, SnapshotData};
+use crate::aggregate::{self, Control, RequestSink, Settings};
+use crate::config::TracingConfig;
+use crate::error::Error;
+use crate::subscriber::core::Core;
+use crate::subscriber::HdrSubscriber;
+use crossbeam_channel::Sender;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Builds a subscriber step by step (for extra [`RequestSink`]s).
+pub struct Builder {
+    config: TracingConfig,
+    sinks: Vec<Box<dyn RequestSink>>,
+}
+
+impl Builder {
+    /// Starts from a config (validated in [`Builder::build`]).
+    pub fn new(config: &TracingConfig) -> Self {
+        Self {
+            config: config.clone(),
+            sinks: Vec::new(),
+        }
+    }
+
+    /// Adds a sink that receives every captured request on the aggregator thread.
+    pub fn sink(mut self, sink: impl RequestSink) -> Self {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+
+    /// Validates the config, preallocates the slot table and starts the
+    /// aggregator thread. The subscriber is not installed anywhere.
+    pub fn build(self) -> Result<(HdrSubscriber, TracingGuard), Error> {
+        let config = self.config;
+        config.validate()?;
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        let (control_tx, control_rx) = crossbeam_channel::bounded(16);
+        let core = Arc::new(Core::new(&config, wake_tx));
+        let publisher = Arc::new(Publisher::new(SnapshotData {
+            window: config.window,
+            ..SnapshotData::default()
+        }));
+        let thread = aggregate::spawn(
+            core.clone(),
+            publisher.clone(),
+            control_rx,
+            wake_rx,
+            Settings {
+                window: config.window,
+                target: config.latency_target,
+                publish_every: config.flush_interval,
+                capture_capacity: config.capture_capacity,
+            },
+            self.sinks,
+        )
+        .map_err(|e| Error::Aggregator(format!("cannot start the aggregator thread: {e}")))?;
+        let guard = TracingGuard {
+            shared: Arc::new(Shared {
+                core: core.clone(),
+                publisher,
+                control: control_tx,
+                thread: Mutex::new(Some(thread)),
+                config,
+            }),
+            extras: Vec::new(),
+        };
+        Ok((HdrSubscriber { core }, guard))
+    }
+}
+
+/// Builds a subscriber without installing it: use it with
+/// `tracing::subscriber::with_default` (tests, benches, several instances in one
+/// process). The guard queries it and stops its aggregator when dropped.
+pub fn build(config: &TracingConfig) -> Result<(HdrSubscriber, TracingGuard), Error> {
+    Builder::new(config).build()
+}
+
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the subscriber as the global default. A second call (or any other
+/// global subscriber already set) returns [`Error::AlreadyInitialized`].
+pub fn init_tracing(config: &TracingConfig) -> Result<TracingGuard, Error> {
+    init_with(Builder::new(config))
+}
+
+/// `init_tracing` with a [`Builder`].
+pub fn init_with(builder: Builder) -> Result<TracingGuard, Error> {
+    config_check(&builder.config)?;
+    // AcqRel: the first caller wins; everyone else sees `true`.
+    if INSTALLED.swap(true, Ordering::AcqRel) {
+        return Err(Error::AlreadyInitialized);
+    }
+    let (subscriber, guard) = match builder.build() {
+        Ok(pair) => pair,
+        Err(e) => {
+            INSTALLED.store(false, Ordering::Release);
+            return Err(e);
+        }
+    };
+    if tracing_core::dispatcher::set_global_default(tracing_core::Dispatch::new(subscriber))
+        .is_err()
+    {
+        return Err(Error::AlreadyInitialized);
+    }
+    // The interest cache may hold answers from before the install.
+    tracing_core::callsite::rebuild_interest_cache();
+    Ok(guard)
+}
+
+fn config_check(config: &TracingConfig) -> Result<(), Error> {
+    config.validate()
+}
+
+pub(crate) struct Shared {
+    pub(crate) core: Arc<Core>,
+    publisher: Arc<Publisher<SnapshotData>>,
+    control: Sender<Control>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) config: TracingConfig,
+}
+
+/// Controls a subscriber: query, flush, switch, re-sample. Dropping it flushes
+/// every ring, stops the aggregator thread and switches the subscriber off; no
+/// record of a span closed before the drop is lost.
+pub struct TracingGuard {
+    pub(crate) shared: Arc<Shared>,
+    /// Integrations that live as long as the guard (console server, exporters).
+    pub(crate) extras: Vec<Box<dyn std::any::Any + Send>>,
+}
+
+impl std::fmt::Debug for TracingGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracingGuard")
+            .field("enabled", &self.is_enabled())
+            .field("sampling_rate", &self.sampling_rate())
+            .finish()
+    }
+}
+
+impl TracingGuard {
+    /// Drains every ring into the histograms and publishes a snapshot before it
+    /// returns: every span closed before the call is counted in `snapshot()`.
+    pub fn flush(&self) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if self.shared.control.send(Control::Flush(tx)).is_ok() {
+            if let Ok(version) = rx.recv() {
+                // The aggregator published `version` before replying; the
+                // epoch's acquire load makes `snapshot()` see at least it.
+                debug_assert!(self.shared.publisher.epoch() >= version);
+            }
+        }
+    }
+
+    /// The latest published snapshot (call [`flush`](Self::flush) first for one
+    /// that includes everything closed so far).
+    pub fn snapshot(&self) -> LatencySnapshot {
+        LatencySnapshot(self.shared.publisher.load())
+    }
+
+    /// Flushes, then returns the snapshot.
+    pub fn flushed_snapshot(&self) -> LatencySnapshot {
+        self.flush();
+        self.snapshot()
+    }
+
+    /// Changes the head-sampling rate at run time (0.0 to 1.0).
+    pub fn set_sampling_rate(&self, rate: f32) -> Result<(), Error> {
+        if !rate.is_finite() || !(0.0..=1.0).contains(&rate) {
+            return Err(Error::config(
+                "sampling_rate",
+                format!("must be a number from 0.0 to 1.0, got {rate}"),
+            ));
+        }
+        self.shared.core.sampler.set_rate(rate);
+        Ok(())
+    }
+
+    /// The head-sampling rate in force.
+    pub fn sampling_rate(&self) -> f32 {
+        self.shared.core.sampler.rate()
+    }
+
+    /// Switches recording on or off at run time. Off, every instrumented site
+    /// costs one relaxed atomic load (the callsite interest cache is rebuilt).
+    pub fn set_enabled(&self, on: bool) {
+        if self.shared.core.switch.set(on) != on {
+            tracing_core::callsite::rebuild_interest_cache();
+        }
+    }
+
+    /// Whether recording is on.
+    pub fn is_enabled(&self) -> bool {
+        self.shared.core.switch.is_on()
+    }
+
+    /// The config this subscriber was built with.
+    pub fn config(&self) -> &TracingConfig {
+        &self.shared.config
+    }
+
+    /// The number of span slots (open spans at once).
+    pub fn slot_capacity(&self) -> usize {
+        self.shared.core.slot_capacity()
+    }
+}
+
+impl Drop for TracingGuard {
+    fn drop(&mut self) {
+        // Integrations first (they may still be sending spans), then the core.
+        self.extras.clear();
+        let handle = self
+            .shared
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let _ = self.shared.control.send(Control::Stop);
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+        self.shared.core.retire();
+        tracing_core::callsite::rebuild_interest_cache();
+    }
+}

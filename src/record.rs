@@ -1,0 +1,221 @@
+//! The fixed-size record a thread writes into its ring when a span closes (or,
+//! for sampled requests, when an event fires). It is `Copy`, holds no pointer
+//! to heap memory, and is the only thing that crosses from the hot path to the
+//! aggregator.
+
+use tracing_core::Metadata;
+
+/// How many numeric fields a record carries inline.
+pub const INLINE_FIELDS: usize = 4;
+/// How many bytes of text (a model name, an event message) a record carries inline.
+pub const INLINE_TEXT: usize = 40;
+
+/// What a record describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RecordKind {
+    /// A closed span.
+    Span = 0,
+    /// An event inside a sampled request.
+    Event = 1,
+}
+
+/// How a span's classification was decided at its callsite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum SpanClass {
+    /// The root of a request (`embed_pipeline` in the spec, or any span with a
+    /// `request_id` field).
+    Request = 0,
+    /// A pipeline stage, keyed by span name.
+    Stage = 1,
+    /// A model span (it has a `model_id` field), keyed by that field's value.
+    Model = 2,
+}
+
+/// The outcome a span closed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(u8)]
+pub enum Status {
+    /// No error or timeout was reported inside the span.
+    #[default]
+    Ok = 0,
+    /// An `ERROR`-level event fired inside the span.
+    Error = 1,
+    /// An event with a `timeout` field fired inside the span.
+    Timeout = 2,
+}
+
+impl Status {
+    pub(crate) fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Status::Error,
+            2 => Status::Timeout,
+            _ => Status::Ok,
+        }
+    }
+}
+
+/// A numeric field value, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldValue {
+    /// An unsigned integer.
+    U64(u64),
+    /// A signed integer.
+    I64(i64),
+    /// A float.
+    F64(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl FieldValue {
+    pub(crate) fn encode(self) -> (u8, u64) {
+        match self {
+            FieldValue::U64(v) => (1, v),
+            FieldValue::I64(v) => (2, v as u64),
+            FieldValue::F64(v) => (3, v.to_bits()),
+            FieldValue::Bool(v) => (4, v as u64),
+        }
+    }
+
+    pub(crate) fn decode(tag: u8, bits: u64) -> Option<Self> {
+        Some(match tag {
+            1 => FieldValue::U64(bits),
+            2 => FieldValue::I64(bits as i64),
+            3 => FieldValue::F64(f64::from_bits(bits)),
+            4 => FieldValue::Bool(bits != 0),
+            _ => return None,
+        })
+    }
+}
+
+/// Up to [`INLINE_FIELDS`] numeric fields: `(field index in the callsite's
+/// FieldSet, type tag, bits)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct InlineFields {
+    pub(crate) len: u8,
+    pub(crate) index: [u8; INLINE_FIELDS],
+    pub(crate) tag: [u8; INLINE_FIELDS],
+    pub(crate) bits: [u64; INLINE_FIELDS],
+}
+
+impl InlineFields {
+    /// Adds a field; a field beyond the inline capacity is not kept.
+    #[inline]
+    pub(crate) fn push(&mut self, index: usize, value: FieldValue) {
+        let n = self.len as usize;
+        if n < INLINE_FIELDS && index < u8::MAX as usize {
+            let (tag, bits) = value.encode();
+            self.index[n] = index as u8;
+            self.tag[n] = tag;
+            self.bits[n] = bits;
+            self.len += 1;
+        }
+    }
+
+    /// The kept fields as `(field index, value)`.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, FieldValue)> + '_ {
+        (0..self.len as usize).filter_map(|i| {
+            FieldValue::decode(self.tag[i], self.bits[i]).map(|v| (self.index[i] as usize, v))
+        })
+    }
+}
+
+/// Short text kept inline (truncated at a UTF-8 boundary).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InlineText {
+    pub(crate) len: u8,
+    pub(crate) bytes: [u8; INLINE_TEXT],
+}
+
+impl Default for InlineText {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            bytes: [0; INLINE_TEXT],
+        }
+    }
+}
+
+impl InlineText {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // The writer only ever cuts at a char boundary, so this never fails; an
+        // empty string is the safe answer if it somehow did.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+
+    /// True when nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Builds one from a string (truncating at a char boundary).
+    pub fn from_str_truncated(s: &str) -> Self {
+        let mut t = Self::default();
+        std::fmt::Write::write_str(&mut t, s).ok();
+        t
+    }
+}
+
+impl std::fmt::Write for InlineText {
+    /// Appends what fits; never fails, so formatting into it never panics.
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let used = self.len as usize;
+        let room = INLINE_TEXT - used;
+        let mut take = s.len().min(room);
+        while take > 0 && !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.bytes[used..used + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take as u8;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for InlineText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// One closed span or one event, as the hot path wrote it.
+#[derive(Debug, Clone, Copy)]
+pub struct Record {
+    /// Span or event.
+    pub kind: RecordKind,
+    /// The span's class (for events: the class of the span they fired in).
+    pub class: SpanClass,
+    /// Error / timeout / ok.
+    pub status: Status,
+    /// Whether the request this record belongs to was head-sampled.
+    pub sampled: bool,
+    /// The callsite's static metadata (name, target, level, field names).
+    pub metadata: &'static Metadata<'static>,
+    /// This span's ID (for an event: the span it fired in, or 0).
+    pub span: u64,
+    /// The parent span's ID, or 0 for a root.
+    pub parent: u64,
+    /// The ID of the request's root span, or 0 outside any request.
+    pub request_span: u64,
+    /// The request's numeric id (its `request_id` field, or one the subscriber
+    /// made up), or 0 outside any request.
+    pub request_id: u64,
+    /// Clock ticks at creation (for an event: when it fired).
+    pub start: u64,
+    /// Clock ticks at close.
+    pub end: u64,
+    /// Clock ticks spent entered (polled), summed over every enter / exit.
+    pub busy: u64,
+    /// For a request root: how many descendant spans were created under it.
+    pub descendants: u32,
+    /// The model key for model spans; the message for events.
+    pub text: InlineText,
+    /// Numeric fields.
+    pub fields: InlineFields,
+}

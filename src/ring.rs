@@ -1,0 +1,179 @@
+//! The lock-free single-producer / single-consumer ring buffer.
+//!
+//! Each thread that closes spans owns one [`Producer`]; the aggregator thread owns
+//! the matching [`Consumer`]. A push is two loads, one copy and one release
+//! store; it never blocks and never allocates. A full ring hands the value back
+//! (`Err`) so the caller counts the drop.
+//!
+//! Indices are free-running `usize` counters (wrapping), reduced with a mask: the
+//! capacity is a power of two, `tail - head` is the fill level even across
+//! wrap-around, and a full ring is told from an empty one without a spare slot.
+
+use crate::sync::{Arc, AtomicU64, AtomicUsize, CachePadded, Ordering, UnsafeCell};
+use std::mem::MaybeUninit;
+
+struct Ring<T> {
+    /// Next index the consumer reads. Written only by the consumer.
+    head: CachePadded<AtomicUsize>,
+    /// Next index the producer writes. Written only by the producer.
+    tail: CachePadded<AtomicUsize>,
+    /// Values the producer could not push because the ring was full.
+    dropped: CachePadded<AtomicU64>,
+    buf: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    mask: usize,
+}
+
+// SAFETY: the ring hands `T` values from one thread to another, so it is Send
+// and Sync when `T: Send`. Each slot is written only by the producer while it
+// lies outside `head..tail` and read only by the consumer while it lies inside;
+// the release/acquire pairs on `tail` and `head` order those accesses.
+unsafe impl<T: Send> Send for Ring<T> {}
+// SAFETY: see `Send` above: no slot is ever accessed by both sides at once.
+unsafe impl<T: Send> Sync for Ring<T> {}
+
+/// The writing end: owned by exactly one thread (it is `Send` but not `Clone`,
+/// and `push` takes `&mut self`).
+pub struct Producer<T> {
+    ring: Arc<Ring<T>>,
+    /// Producer-local copy of `head`, refreshed only when the ring looks full,
+    /// so a push does not touch the consumer's cache line.
+    cached_head: usize,
+}
+
+/// The reading end: owned by the aggregator.
+pub struct Consumer<T> {
+    ring: Arc<Ring<T>>,
+    /// Consumer-local copy of `tail`, refreshed only when the ring looks empty.
+    cached_tail: usize,
+}
+
+/// Creates a ring that holds `capacity` values (rounded up to a power of two,
+/// at least 2).
+pub fn channel<T: Copy + Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    let capacity = capacity.max(2).next_power_of_two();
+    let buf = (0..capacity)
+        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        .collect::<Vec<_>>()
+        .into_boxed_slice();
+    let ring = Arc::new(Ring {
+        head: CachePadded(AtomicUsize::new(0)),
+        tail: CachePadded(AtomicUsize::new(0)),
+        dropped: CachePadded(AtomicU64::new(0)),
+        buf,
+        mask: capacity - 1,
+    });
+    (
+        Producer {
+            ring: ring.clone(),
+            cached_head: 0,
+        },
+        Consumer {
+            ring,
+            cached_tail: 0,
+        },
+    )
+}
+
+impl<T: Copy + Send> Producer<T> {
+    /// Appends `value`, or returns it when the ring is full (the caller decides
+    /// whether to count it with [`Producer::count_drop`]).
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<(), T> {
+        let ring = &*self.ring;
+        // Relaxed: only this producer ever stores `tail`.
+        let tail = ring.tail.load(Ordering::Relaxed);
+        if tail.wrapping_sub(self.cached_head) > ring.mask {
+            // Acquire: pairs with the consumer's release store of `head`, so its
+            // reads of the slots it freed happen before we overwrite them.
+            self.cached_head = ring.head.load(Ordering::Acquire);
+            if tail.wrapping_sub(self.cached_head) > ring.mask {
+                return Err(value);
+            }
+        }
+        ring.buf[tail & ring.mask].with_mut(|slot| {
+            // SAFETY: `tail - head <= mask`, so slot `tail` is outside the
+            // consumer's readable range `head..tail`; only this producer writes
+            // it, and the consumer cannot read it until the release store below.
+            unsafe { slot.write(MaybeUninit::new(value)) }
+        });
+        // Release: publishes the slot write above to the consumer's acquire
+        // load of `tail`.
+        ring.tail.store(tail.wrapping_add(1), Ordering::Release);
+        Ok(())
+    }
+
+    /// Counts one value lost to a full ring.
+    #[inline]
+    pub fn count_drop(&self) {
+        // Relaxed: a statistic; the aggregator reads it after it has drained, and
+        // exactness at the end is given by the thread join / flush handshake.
+        self.ring.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// True when the ring is more than three quarters full, so the consumer
+    /// should drain it soon. Reads the consumer's index only when the cached
+    /// view already looks that full.
+    #[inline]
+    pub fn needs_drain(&mut self) -> bool {
+        // Relaxed: `tail` is only ever stored by this producer.
+        let tail = self.ring.tail.load(Ordering::Relaxed);
+        let high = (self.ring.mask + 1) / 4 * 3;
+        if tail.wrapping_sub(self.cached_head) <= high {
+            return false;
+        }
+        // Acquire: as in `push`.
+        self.cached_head = self.ring.head.load(Ordering::Acquire);
+        tail.wrapping_sub(self.cached_head) > high
+    }
+
+    /// The ring's capacity.
+    pub fn capacity(&self) -> usize {
+        self.ring.mask + 1
+    }
+}
+
+impl<T: Copy + Send> Consumer<T> {
+    /// Takes the oldest value, if any.
+    #[inline]
+    pub fn pop(&mut self) -> Option<T> {
+        let ring = &*self.ring;
+        // Relaxed: only this consumer ever stores `head`.
+        let head = ring.head.load(Ordering::Relaxed);
+        if head == self.cached_tail {
+            // Acquire: pairs with the producer's release store of `tail`, so the
+            // slot writes before it are visible to the read below.
+            self.cached_tail = ring.tail.load(Ordering::Acquire);
+            if head == self.cached_tail {
+                return None;
+            }
+        }
+        let value = ring.buf[head & ring.mask].with(|slot| {
+            // SAFETY: `head != tail`, so slot `head` was fully written by the
+            // producer before its release store of a `tail` beyond it, which our
+            // acquire load observed; the producer will not overwrite it until we
+            // move `head` past it below.
+            unsafe { (*slot).assume_init_read() }
+        });
+        // Release: our read of the slot happens before the producer's acquire
+        // load of `head` lets it reuse the slot.
+        ring.head.store(head.wrapping_add(1), Ordering::Release);
+        Some(value)
+    }
+
+    /// Values lost to a full ring so far.
+    pub fn dropped(&self) -> u64 {
+        // Relaxed: a monotonic statistic (see `Producer::count_drop`).
+        self.ring.dropped.load(Ordering::Relaxed)
+    }
+
+    /// True once the producer has been dropped (its thread ended): after a last
+    /// drain this consumer can be discarded.
+    pub fn is_orphaned(&self) -> bool {
+        Arc::strong_count(&self.ring) == 1
+    }
+
+    /// The ring's capacity.
+    pub fn capacity(&self) -> usize {
+        self.ring.mask + 1
+    }
+}

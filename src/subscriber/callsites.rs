@@ -1,0 +1,191 @@
+//! Classification, done once per callsite in `register_callsite` and cached in a
+//! fixed-size lock-free map keyed by the callsite's `&'static Metadata` address,
+//! so the hot path reads one word instead of scanning field names.
+
+use crate::config::TracingLevel;
+use crate::record::{SpanClass, Status};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use tracing_core::{Level, Metadata};
+
+/// The field that makes a span a model span, keyed by its value.
+pub const MODEL_FIELD: &str = "model_id";
+/// The field that carries a request's numeric id (and makes a span a request).
+pub const REQUEST_FIELD: &str = "request_id";
+/// An event with this field marks the span it fires in as timed out.
+pub const TIMEOUT_FIELD: &str = "timeout";
+/// Span names that are requests even without a `request_id` field.
+pub const REQUEST_SPAN_NAMES: &[&str] = &["embed_pipeline"];
+
+const NONE: u8 = u8::MAX;
+
+/// What register_callsite decided about one callsite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CallsiteInfo {
+    pub(crate) class: SpanClass,
+    pub(crate) is_span: bool,
+    /// Within the configured `TracingLevel`.
+    pub(crate) in_level: bool,
+    /// Index of `model_id` in the callsite's FieldSet, or `u8::MAX`.
+    pub(crate) model_field: u8,
+    /// Index of `request_id`, or `u8::MAX`.
+    pub(crate) request_field: u8,
+    /// For events: the status it marks its span with.
+    pub(crate) event_status: Status,
+}
+
+impl CallsiteInfo {
+    pub(crate) fn classify(meta: &Metadata<'_>, level: TracingLevel) -> Self {
+        let fields = meta.fields();
+        let index_of = |name: &str| {
+            fields
+                .field(name)
+                .map(|f| f.index())
+                .filter(|&i| i < NONE as usize)
+                .map_or(NONE, |i| i as u8)
+        };
+        let model_field = index_of(MODEL_FIELD);
+        let request_field = index_of(REQUEST_FIELD);
+        let is_span = meta.is_span();
+        let class =
+            if is_span && (request_field != NONE || REQUEST_SPAN_NAMES.contains(&meta.name())) {
+                SpanClass::Request
+            } else if model_field != NONE {
+                SpanClass::Model
+            } else {
+                SpanClass::Stage
+            };
+        let event_status = if is_span {
+            Status::Ok
+        } else if fields.field(TIMEOUT_FIELD).is_some() {
+            Status::Timeout
+        } else if *meta.level() == Level::ERROR {
+            Status::Error
+        } else {
+            Status::Ok
+        };
+        let in_level = level.admits(is_span, class, *meta.level());
+        Self {
+            class,
+            is_span,
+            in_level,
+            model_field,
+            request_field,
+            event_status,
+        }
+    }
+
+    fn pack(self) -> u64 {
+        1 << 63
+            | (self.class as u64)
+            | (self.is_span as u64) << 2
+            | (self.in_level as u64) << 3
+            | (self.event_status as u64) << 4
+            | (self.model_field as u64) << 8
+            | (self.request_field as u64) << 16
+    }
+
+    fn unpack(v: u64) -> Option<Self> {
+        if v >> 63 == 0 {
+            return None;
+        }
+        Some(Self {
+            class: match v & 3 {
+                0 => SpanClass::Request,
+                1 => SpanClass::Stage,
+                _ => SpanClass::Model,
+            },
+            is_span: v >> 2 & 1 == 1,
+            in_level: v >> 3 & 1 == 1,
+            event_status: Status::from_u8((v >> 4 & 0xF) as u8),
+            model_field: (v >> 8) as u8,
+            request_field: (v >> 16) as u8,
+        })
+    }
+
+    pub(crate) fn model_field(&self) -> Option<usize> {
+        (self.model_field != NONE).then_some(self.model_field as usize)
+    }
+
+    pub(crate) fn request_field(&self) -> Option<usize> {
+        (self.request_field != NONE).then_some(self.request_field as usize)
+    }
+}
+
+/// An open-addressed table of `(metadata address, packed CallsiteInfo)`.
+pub(crate) struct CallsiteMap {
+    keys: Box<[AtomicUsize]>,
+    values: Box<[AtomicU64]>,
+    level: TracingLevel,
+}
+
+const MAP_SIZE: usize = 4096;
+
+#[inline]
+fn addr(meta: &Metadata<'_>) -> usize {
+    meta as *const Metadata<'_> as usize
+}
+
+#[inline]
+fn home(key: usize) -> usize {
+    ((key >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) % MAP_SIZE
+}
+
+impl CallsiteMap {
+    pub(crate) fn new(level: TracingLevel) -> Self {
+        Self {
+            keys: (0..MAP_SIZE).map(|_| AtomicUsize::new(0)).collect(),
+            values: (0..MAP_SIZE).map(|_| AtomicU64::new(0)).collect(),
+            level,
+        }
+    }
+
+    /// Classifies and caches a callsite (cold: called from `register_callsite`).
+    pub(crate) fn register(&self, meta: &'static Metadata<'static>) -> CallsiteInfo {
+        let info = CallsiteInfo::classify(meta, self.level);
+        let key = addr(meta);
+        let start = home(key);
+        for probe in 0..MAP_SIZE {
+            let i = (start + probe) % MAP_SIZE;
+            // Acquire on failure: the key we see was published by a racing
+            // register; either way we only compare it.
+            match self.keys[i].compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    // Release: pairs with the acquire load in `get`, which then
+                    // sees a complete packed value (or 0 and classifies itself).
+                    self.values[i].store(info.pack(), Ordering::Release);
+                    return info;
+                }
+                Err(k) if k == key => return info,
+                Err(_) => continue,
+            }
+        }
+        // The table is full: `get` will classify this callsite on the fly (no
+        // allocation, just a field-name scan) every time.
+        info
+    }
+
+    /// The cached classification (hot path); classifies on the fly if the
+    /// callsite was never registered here or the table was full.
+    #[inline]
+    pub(crate) fn get(&self, meta: &Metadata<'_>) -> CallsiteInfo {
+        let key = addr(meta);
+        let start = home(key);
+        for probe in 0..MAP_SIZE {
+            let i = (start + probe) % MAP_SIZE;
+            // Relaxed: we only compare the key; the value's acquire load below
+            // orders what we read of it.
+            let k = self.keys[i].load(Ordering::Relaxed);
+            if k == key {
+                // Acquire: pairs with the release store in `register`.
+                if let Some(info) = CallsiteInfo::unpack(self.values[i].load(Ordering::Acquire)) {
+                    return info;
+                }
+                break;
+            }
+            if k == 0 {
+                break;
+            }
+        }
+        CallsiteInfo::classify(meta, self.level)
+    }
+}

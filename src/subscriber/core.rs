@@ -1,0 +1,305 @@
+//! The recording core: every hot-path operation, shared by the hand-written
+//! `Subscriber` (and by any other front end) so there is one copy of the logic.
+
+use crate::clock::Clock;
+use crate::config::{TracingConfig, TracingLevel};
+use crate::record::{Record, RecordKind, SpanClass, Status};
+use crate::ring::{self, Consumer};
+use crate::sampling::{Sampler, Switch};
+use crate::subscriber::callsites::{CallsiteInfo, CallsiteMap};
+use crate::subscriber::local::{with_local, Local};
+use crate::subscriber::slots::SlotTable;
+use crate::subscriber::span::{FieldVisitor, RequestCtx, SpanSlot};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tracing_core::span::{Attributes, Id, Record as Values};
+use tracing_core::{Event, Metadata};
+
+/// The ID of a span that could not be tracked (slot table full, or the
+/// subscriber switched off): every operation on it is a no-op.
+pub(crate) const UNTRACKED: u64 = u64::MAX;
+
+static NEXT_CORE_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) struct Core {
+    id: u64,
+    pub(crate) switch: Switch,
+    pub(crate) sampler: Sampler,
+    pub(crate) level: TracingLevel,
+    pub(crate) callsites: CallsiteMap,
+    slots: SlotTable<SpanSlot>,
+    pub(crate) clock: Clock,
+    ring_capacity: usize,
+    /// Consumers of rings registered since the aggregator last looked.
+    pub(crate) new_rings: Mutex<Vec<Consumer<Record>>>,
+    /// Spans not tracked because every slot was in use.
+    pub(crate) dropped_spans: AtomicU64,
+    /// Records lost outside any ring (a span closed during thread teardown).
+    pub(crate) orphan_drops: AtomicU64,
+    threads: AtomicU64,
+    alive: Arc<AtomicBool>,
+    wake: crossbeam_channel::Sender<()>,
+}
+
+impl Core {
+    pub(crate) fn new(config: &TracingConfig, wake: crossbeam_channel::Sender<()>) -> Self {
+        let shards = std::thread::available_parallelism()
+            .map_or(4, |n| n.get())
+            .clamp(2, 64)
+            * 2;
+        Self {
+            id: NEXT_CORE_ID.fetch_add(1, Ordering::Relaxed),
+            switch: Switch::new(config.enabled),
+            sampler: Sampler::new(config.sampling_rate),
+            level: config.level,
+            callsites: CallsiteMap::new(config.level),
+            slots: SlotTable::new(config.slot_capacity, shards, SpanSlot::default),
+            clock: Clock::new(),
+            ring_capacity: config.ring_capacity,
+            new_rings: Mutex::new(Vec::new()),
+            dropped_spans: AtomicU64::new(0),
+            orphan_drops: AtomicU64::new(0),
+            threads: AtomicU64::new(0),
+            alive: Arc::new(AtomicBool::new(true)),
+            wake,
+        }
+    }
+
+    /// Marks the core as shut down: threads drop their state for it lazily.
+    pub(crate) fn retire(&self) {
+        self.switch.set(false);
+        // Relaxed: see `with_local`'s use of it.
+        self.alive.store(false, Ordering::Relaxed);
+    }
+
+    pub(crate) fn slot_capacity(&self) -> usize {
+        self.slots.capacity()
+    }
+
+    /// Cold: this thread's first span for this core.
+    fn make_local(&self) -> Local {
+        let (producer, consumer) = ring::channel(self.ring_capacity);
+        self.new_rings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(consumer);
+        // Relaxed: only uniqueness matters.
+        let ordinal = self.threads.fetch_add(1, Ordering::Relaxed);
+        Local::new(
+            self.id,
+            self.alive.clone(),
+            producer,
+            ordinal as usize % self.slots.shard_count(),
+            ordinal,
+        )
+    }
+
+    #[inline]
+    fn local<R>(&self, f: impl FnOnce(&mut Local) -> R) -> Option<R> {
+        with_local(self.id, || self.make_local(), f)
+    }
+
+    #[inline]
+    pub(crate) fn register_callsite(&self, meta: &'static Metadata<'static>) -> CallsiteInfo {
+        self.callsites.register(meta)
+    }
+
+    #[inline]
+    pub(crate) fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        self.switch.is_on() && self.callsites.get(meta).in_level
+    }
+
+    #[inline]
+    pub(crate) fn new_span(&self, attrs: &Attributes<'_>) -> u64 {
+        if !self.switch.is_on() {
+            return UNTRACKED;
+        }
+        let meta = attrs.metadata();
+        let info = self.callsites.get(meta);
+        let start = self.clock.now();
+        let mut fields = FieldVisitor::new(info, false);
+        attrs.record(&mut fields);
+        self.local(|local| {
+            let parent = match attrs.parent() {
+                Some(p) => p.into_u64(),
+                None if attrs.is_contextual() => local.current(),
+                None => 0,
+            };
+            let Some((id, slot)) = self.slots.alloc(local.home) else {
+                // Relaxed: a statistic.
+                self.dropped_spans.fetch_add(1, Ordering::Relaxed);
+                return UNTRACKED;
+            };
+            let parent_slot = self.slots.get(parent);
+            let ctx = if info.class == SpanClass::Request {
+                let request_id = fields.request_id.unwrap_or_else(|| local.next_request_id());
+                RequestCtx {
+                    request_span: id,
+                    request_id,
+                    sampled: self.sampler.decide(request_id),
+                }
+            } else {
+                let ctx = parent_slot.map(SpanSlot::ctx).unwrap_or_default();
+                if let Some(root) = self.slots.get(ctx.request_span) {
+                    // Relaxed: a counter read when the root closes; a child made
+                    // concurrently with that close arrives as a late record.
+                    root.descendants.fetch_add(1, Ordering::Relaxed);
+                }
+                ctx
+            };
+            let parent = if parent_slot.is_some() { parent } else { 0 };
+            slot.open(
+                meta,
+                info.class,
+                parent,
+                ctx,
+                start,
+                &fields.text,
+                &fields.fields,
+            );
+            id
+        })
+        .unwrap_or_else(|| {
+            // Relaxed: a statistic.
+            self.dropped_spans.fetch_add(1, Ordering::Relaxed);
+            UNTRACKED
+        })
+    }
+
+    #[inline]
+    pub(crate) fn record(&self, id: u64, values: &Values<'_>) {
+        if let Some(slot) = self.slots.get(id) {
+            if let Some(meta) = slot.metadata() {
+                let mut fields = FieldVisitor::new(self.callsites.get(meta), false);
+                values.record(&mut fields);
+                slot.update(&fields.text, &fields.fields);
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn enter(&self, id: u64) {
+        let now = self.clock.now();
+        self.local(|local| local.push(id, now));
+    }
+
+    #[inline]
+    pub(crate) fn exit(&self, id: u64) {
+        let now = self.clock.now();
+        if let Some(Some(entered)) = self.local(|local| local.pop(id)) {
+            if let Some(slot) = self.slots.get(id) {
+                // Relaxed: a sum read by the closing thread after the refcount's
+                // acquire fence, which every exit before the last close precedes.
+                slot.busy
+                    .fetch_add(now.saturating_sub(entered), Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn clone_span(&self, id: u64) {
+        if let Some(slot) = self.slots.get(id) {
+            // Relaxed: as `Arc::clone`: a new reference is made from an existing
+            // one, which keeps the slot alive meanwhile.
+            slot.refs.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops one reference; on the last, records the span and frees its slot.
+    #[inline]
+    pub(crate) fn try_close(&self, id: u64) -> bool {
+        let Some(slot) = self.slots.get(id) else {
+            return false;
+        };
+        // Release: as `Arc::drop`: this holder's writes to the slot (busy time,
+        // status, fields) happen before the last holder reads them.
+        if slot.refs.fetch_sub(1, Ordering::Release) != 1 {
+            return false;
+        }
+        // Acquire: pairs with every other holder's release decrement above.
+        fence(Ordering::Acquire);
+        let end = self.clock.now();
+        if let Some(record) = slot.close(id, end) {
+            self.emit(record);
+        }
+        self.slots.free(id);
+        true
+    }
+
+    #[inline]
+    pub(crate) fn event(&self, event: &Event<'_>) {
+        if !self.switch.is_on() {
+            return;
+        }
+        let meta = event.metadata();
+        let info = self.callsites.get(meta);
+        let Some(parent) = (match event.parent() {
+            Some(p) => Some(p.into_u64()),
+            None if event.is_contextual() => self.local(|l| l.current()),
+            None => None,
+        }) else {
+            return;
+        };
+        let Some(slot) = self.slots.get(parent) else {
+            return;
+        };
+        slot.mark(info.event_status);
+        let ctx = slot.ctx();
+        // Events are kept for sampled requests, and always when they report a
+        // failure (so tail capture shows them); others cost only the lookup.
+        if !ctx.sampled && info.event_status == Status::Ok {
+            return;
+        }
+        let mut fields = FieldVisitor::new(info, true);
+        event.record(&mut fields);
+        let now = self.clock.now();
+        self.emit(Record {
+            kind: RecordKind::Event,
+            class: slot.class(),
+            status: info.event_status,
+            sampled: ctx.sampled,
+            metadata: meta,
+            span: parent,
+            parent,
+            request_span: ctx.request_span,
+            request_id: ctx.request_id,
+            start: now,
+            end: now,
+            busy: 0,
+            descendants: 0,
+            text: fields.text,
+            fields: fields.fields,
+        });
+    }
+
+    #[inline]
+    fn emit(&self, record: Record) {
+        let wake = self.local(|local| {
+            if local.producer.push(record).is_err() {
+                local.producer.count_drop();
+            }
+            // Past three quarters full: ask the aggregator to drain now rather
+            // than at its next tick.
+            local.producer.needs_drain()
+        });
+        match wake {
+            Some(true) => {
+                // Never blocks: a bounded channel of one; a full one means a
+                // wake-up is already pending.
+                let _ = self.wake.try_send(());
+            }
+            Some(false) => {}
+            None => {
+                // Relaxed: a statistic.
+                self.orphan_drops.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn current(&self) -> Option<(Id, &'static Metadata<'static>)> {
+        let id = self.local(|l| l.current())?;
+        let meta = self.slots.get(id)?.metadata()?;
+        Some((Id::from_u64(id), meta))
+    }
+}

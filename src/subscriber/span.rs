@@ -1,0 +1,307 @@
+//! What a slot holds while its span is open, and the field visitor that fills it.
+//!
+//! Every field is an atomic written with `Relaxed`: a span's ID reaches another
+//! thread only through whatever moved its `Span` handle there (a task queue, a
+//! join, a channel), and that transfer already orders the creator's writes before
+//! the other thread's reads. Atomics (rather than plain cells) keep concurrent
+//! `Span::record` calls on clones of one span free of data races.
+
+use crate::record::{
+    FieldValue, InlineFields, InlineText, Record, RecordKind, SpanClass, Status, INLINE_TEXT,
+};
+use crate::sampling::mix;
+use crate::subscriber::callsites::CallsiteInfo;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use tracing_core::field::{Field, Visit};
+use tracing_core::Metadata;
+
+const TEXT_WORDS: usize = INLINE_TEXT / 8;
+
+#[derive(Default)]
+pub(crate) struct SpanSlot {
+    pub(crate) refs: AtomicUsize,
+    meta: AtomicUsize,
+    /// class | status << 8 | sampled << 16 | text len << 24
+    flags: AtomicU32,
+    pub(crate) descendants: AtomicU32,
+    parent: AtomicU64,
+    request_span: AtomicU64,
+    request_id: AtomicU64,
+    start: AtomicU64,
+    pub(crate) busy: AtomicU64,
+    text: [AtomicU64; TEXT_WORDS],
+    field_meta: AtomicU64,
+    field_bits: [AtomicU64; 4],
+}
+
+/// What a new span inherits from its request.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct RequestCtx {
+    pub(crate) request_span: u64,
+    pub(crate) request_id: u64,
+    pub(crate) sampled: bool,
+}
+
+impl SpanSlot {
+    /// Fills a freshly allocated slot (the caller owns it exclusively).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn open(
+        &self,
+        meta: &'static Metadata<'static>,
+        class: SpanClass,
+        parent: u64,
+        ctx: RequestCtx,
+        start: u64,
+        text: &InlineText,
+        fields: &InlineFields,
+    ) {
+        self.refs.store(1, Relaxed);
+        self.meta
+            .store(meta as *const Metadata<'static> as usize, Relaxed);
+        self.flags.store(
+            class as u32 | (ctx.sampled as u32) << 16 | (text.len as u32) << 24,
+            Relaxed,
+        );
+        self.descendants.store(0, Relaxed);
+        self.parent.store(parent, Relaxed);
+        self.request_span.store(ctx.request_span, Relaxed);
+        self.request_id.store(ctx.request_id, Relaxed);
+        self.start.store(start, Relaxed);
+        self.busy.store(0, Relaxed);
+        self.store_text(text);
+        self.store_fields(fields);
+    }
+
+    fn store_text(&self, text: &InlineText) {
+        for (i, w) in self.text.iter().enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&text.bytes[i * 8..i * 8 + 8]);
+            w.store(u64::from_le_bytes(b), Relaxed);
+        }
+    }
+
+    fn load_text(&self, len: u8) -> InlineText {
+        let mut t = InlineText::default();
+        for (i, w) in self.text.iter().enumerate() {
+            t.bytes[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_le_bytes());
+        }
+        t.len = len.min(INLINE_TEXT as u8);
+        t
+    }
+
+    fn store_fields(&self, f: &InlineFields) {
+        let mut meta = f.len as u64;
+        for i in 0..4 {
+            meta |= (f.index[i] as u64) << (8 + 8 * i) | (f.tag[i] as u64) << (40 + 4 * i);
+            self.field_bits[i].store(f.bits[i], Relaxed);
+        }
+        self.field_meta.store(meta, Relaxed);
+    }
+
+    fn load_fields(&self) -> InlineFields {
+        let meta = self.field_meta.load(Relaxed);
+        let mut f = InlineFields {
+            len: (meta & 0xFF) as u8,
+            ..Default::default()
+        };
+        for i in 0..4 {
+            f.index[i] = (meta >> (8 + 8 * i)) as u8;
+            f.tag[i] = (meta >> (40 + 4 * i) & 0xF) as u8;
+            f.bits[i] = self.field_bits[i].load(Relaxed);
+        }
+        f
+    }
+
+    #[inline]
+    pub(crate) fn metadata(&self) -> Option<&'static Metadata<'static>> {
+        let p = self.meta.load(Relaxed) as *const Metadata<'static>;
+        // SAFETY: `meta` only ever holds 0 or the address of a `&'static
+        // Metadata<'static>` stored by `open`, so a non-null value is valid for
+        // the program's whole life.
+        unsafe { p.as_ref() }
+    }
+
+    #[inline]
+    pub(crate) fn ctx(&self) -> RequestCtx {
+        RequestCtx {
+            request_span: self.request_span.load(Relaxed),
+            request_id: self.request_id.load(Relaxed),
+            sampled: self.flags.load(Relaxed) >> 16 & 1 == 1,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn class(&self) -> SpanClass {
+        match self.flags.load(Relaxed) & 0xFF {
+            0 => SpanClass::Request,
+            1 => SpanClass::Stage,
+            _ => SpanClass::Model,
+        }
+    }
+
+    /// Raises the span's status (an error never downgrades a timeout).
+    #[inline]
+    pub(crate) fn mark(&self, status: Status) {
+        if status != Status::Ok {
+            // Relaxed: a self-contained flag read at close by the thread that
+            // drops the last reference (ordered by the refcount's AcqRel).
+            self.flags.fetch_or((status as u32) << 8, Relaxed);
+        }
+    }
+
+    /// Merges fields recorded after creation (`Span::record`).
+    pub(crate) fn update(&self, text: &InlineText, fields: &InlineFields) {
+        if !text.is_empty() {
+            self.store_text(text);
+            let flags = self.flags.load(Relaxed);
+            self.flags
+                .store(flags & 0x00FF_FFFF | (text.len as u32) << 24, Relaxed);
+        }
+        if fields.len > 0 {
+            let mut merged = self.load_fields();
+            for (idx, v) in fields.iter() {
+                merged.push(idx, v);
+            }
+            self.store_fields(&merged);
+        }
+    }
+
+    /// The record this span closes with.
+    #[inline]
+    pub(crate) fn close(&self, id: u64, end: u64) -> Option<Record> {
+        let meta = self.metadata()?;
+        let flags = self.flags.load(Relaxed);
+        let status_bits = (flags >> 8 & 0xFF) as u8;
+        let status = if status_bits & Status::Timeout as u8 != 0 {
+            Status::Timeout
+        } else if status_bits & Status::Error as u8 != 0 {
+            Status::Error
+        } else {
+            Status::Ok
+        };
+        let ctx = self.ctx();
+        Some(Record {
+            kind: RecordKind::Span,
+            class: self.class(),
+            status,
+            sampled: ctx.sampled,
+            metadata: meta,
+            span: id,
+            parent: self.parent.load(Relaxed),
+            request_span: ctx.request_span,
+            request_id: ctx.request_id,
+            start: self.start.load(Relaxed),
+            end,
+            busy: self.busy.load(Relaxed),
+            descendants: self.descendants.load(Relaxed),
+            text: self.load_text((flags >> 24) as u8),
+            fields: self.load_fields(),
+        })
+    }
+}
+
+/// Collects a span's (or event's) fields without allocating: the model key and
+/// the message go into inline text, numbers into inline fields, a request id of
+/// any type into a number.
+pub(crate) struct FieldVisitor {
+    info: CallsiteInfo,
+    pub(crate) text: InlineText,
+    pub(crate) fields: InlineFields,
+    pub(crate) request_id: Option<u64>,
+    /// For events: copy the `message` field into `text`.
+    want_message: bool,
+}
+
+impl FieldVisitor {
+    pub(crate) fn new(info: CallsiteInfo, want_message: bool) -> Self {
+        Self {
+            info,
+            text: InlineText::default(),
+            fields: InlineFields::default(),
+            request_id: None,
+            want_message,
+        }
+    }
+
+    #[inline]
+    fn is_model(&self, f: &Field) -> bool {
+        self.info.model_field() == Some(f.index())
+    }
+
+    #[inline]
+    fn is_request(&self, f: &Field) -> bool {
+        self.info.request_field() == Some(f.index())
+    }
+
+    #[inline]
+    fn number(&mut self, field: &Field, v: FieldValue, as_u64: u64) {
+        if self.is_model(field) {
+            self.text.clear();
+            let _ = write!(self.text, "{as_u64}");
+        } else if self.is_request(field) {
+            self.request_id = Some(as_u64);
+        } else {
+            self.fields.push(field.index(), v);
+        }
+    }
+}
+
+/// FNV-1a over the bytes a Display/Debug value formats to: a numeric request id
+/// for ids given as strings or UUIDs, computed without allocating.
+struct HashWriter(u64);
+
+impl std::fmt::Write for HashWriter {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for b in s.bytes() {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3);
+        }
+        Ok(())
+    }
+}
+
+impl Visit for FieldVisitor {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.number(field, FieldValue::U64(value), value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.number(field, FieldValue::I64(value), value as u64);
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if !self.is_model(field) && !self.is_request(field) {
+            self.fields.push(field.index(), FieldValue::F64(value));
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if !self.is_model(field) && !self.is_request(field) {
+            self.fields.push(field.index(), FieldValue::Bool(value));
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.is_model(field) || (self.want_message && field.name() == "message") {
+            self.text.clear();
+            let _ = self.text.write_str(value);
+        } else if self.is_request(field) {
+            let mut h = HashWriter(0xCBF2_9CE4_8422_2325);
+            let _ = h.write_str(value);
+            self.request_id = Some(mix(h.0));
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if self.is_model(field) || (self.want_message && field.name() == "message") {
+            // `%x` fields arrive here as DisplayValue, whose Debug is Display.
+            self.text.clear();
+            let _ = write!(self.text, "{value:?}");
+        } else if self.is_request(field) {
+            let mut h = HashWriter(0xCBF2_9CE4_8422_2325);
+            let _ = write!(h, "{value:?}");
+            self.request_id = Some(mix(h.0));
+        }
+    }
+}
