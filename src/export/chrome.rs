@@ -1,0 +1,1 @@
+//! Chrome trace / Perfetto JSON export of captured requests.

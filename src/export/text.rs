@@ -1,0 +1,1 @@
+//! Text rendering of a captured request (the spec's "debugging slow requests" tree).

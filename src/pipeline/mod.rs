@@ -1,0 +1,1 @@
+//! The instrumented 12-model embedding pipeline (the spec's `EmbeddingPipeline`).
