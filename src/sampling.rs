@@ -93,3 +93,39 @@ pub(crate) fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn sampled_fraction_is_within_a_binomial_bound(rate in 0.0f32..=1.0, base in any::<u64>()) {
+            let s = Sampler::new(rate);
+            let n = 20_000u64;
+            let kept = (0..n).filter(|i| s.decide(base.wrapping_add(*i))).count() as f64;
+            let p = rate as f64;
+            let sigma = (n as f64 * p * (1.0 - p)).sqrt();
+            prop_assert!((kept - n as f64 * p).abs() <= 5.0 * sigma + 1.0,
+                "rate {rate}: kept {kept} of {n}");
+        }
+
+        #[test]
+        fn decisions_are_deterministic_per_request(rate in 0.0f32..=1.0, id in any::<u64>()) {
+            let a = Sampler::new(rate);
+            let b = Sampler::new(rate);
+            prop_assert_eq!(a.decide(id), b.decide(id));
+        }
+    }
+
+    #[test]
+    fn the_extremes_are_exact() {
+        let none = Sampler::new(0.0);
+        let all = Sampler::new(1.0);
+        assert!((0..10_000).all(|i| !none.decide(i) && all.decide(i)));
+        assert_eq!(all.rate(), 1.0);
+        none.set_rate(1.0);
+        assert!(none.decide(3));
+    }
+}

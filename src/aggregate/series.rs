@@ -105,3 +105,57 @@ impl Series {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The rank HdrHistogram reports for quantile `q` over sorted samples.
+    fn exact(sorted: &[u64], q: f64) -> u64 {
+        let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+        sorted[rank.min(sorted.len()) - 1]
+    }
+
+    proptest! {
+        #[test]
+        fn quantiles_agree_with_exact_within_hdr_precision(
+            samples in prop::collection::vec(1u64..HIGHEST_NS, 1..2000),
+            q in 0.0f64..=1.0,
+        ) {
+            let mut w = Windowed::new();
+            for &s in &samples {
+                w.record(s, 0);
+            }
+            let mut sorted = samples.clone();
+            sorted.sort_unstable();
+            let want = exact(&sorted, q);
+            let got = w.total.value_at_quantile(q);
+            // 3 significant figures: values in one bucket differ by < 1/1024.
+            let tolerance = want / 1000 + 1;
+            prop_assert!(got.abs_diff(want) <= tolerance, "q={q} got {got} want {want}");
+            prop_assert_eq!(w.total.len(), samples.len() as u64);
+        }
+
+        #[test]
+        fn the_window_holds_exactly_the_last_slices(
+            per_slice in prop::collection::vec(0u64..20, 1..30),
+        ) {
+            let mut w = Windowed::new();
+            for (slice, &n) in per_slice.iter().enumerate() {
+                for k in 0..n {
+                    w.record(1000 + k, slice as u64);
+                }
+            }
+            let now = per_slice.len() as u64 - 1;
+            let expected: u64 = per_slice
+                .iter()
+                .enumerate()
+                .filter(|(s, _)| *s as u64 + SLICES > now)
+                .map(|(_, n)| n)
+                .sum();
+            prop_assert_eq!(w.window(now).len(), expected);
+            prop_assert_eq!(w.total.len(), per_slice.iter().sum::<u64>());
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The hot path allocates nothing: a counting global allocator counts the
+//! allocations made by measured threads while they run span lifecycles, after
+//! each thread's warm-up (its first span creates its ring), on plain threads and
+//! in tokio JoinSet tasks, with the subscriber enabled and disabled.
+
+use hdrtrace::{TracingConfig, TracingLevel};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static MEASURED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn measured() -> bool {
+    MEASURED.try_with(|m| m.get()).unwrap_or(false)
+}
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if measured() {
+            // Relaxed: a counter read after the measured threads are joined.
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if measured() {
+            // Relaxed: as in `alloc`.
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+struct Name(&'static str);
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+static EVENTS: AtomicU64 = AtomicU64::new(0);
+
+const MODELS: [&str; 4] = ["Semantic", "Causal", "Code", "Sparse"];
+
+/// One request: root, tokenize, model_execution and four model spans (7 span
+/// lifecycles),
+/// with numeric, &str and Display fields, and one event.
+fn request(i: u64) {
+    let root = tracing::info_span!("embed_pipeline", request_id = i, content_len = 64u64);
+    let _r = root.enter();
+    tracing::debug_span!("tokenize", tokens = 12u64).in_scope(|| std::hint::black_box(i));
+    let exec = tracing::info_span!("model_execution", model_count = 4u64);
+    let _e = exec.enter();
+    for (k, m) in MODELS.iter().enumerate() {
+        let span = if k % 2 == 0 {
+            tracing::debug_span!(parent: &exec, "model", model_id = *m, input_tokens = 12u64)
+        } else {
+            tracing::debug_span!(parent: &exec, "model", model_id = %Name(m), input_tokens = 12u64)
+        };
+        span.in_scope(|| {
+            if i % 1000 == 0 && k == 1 {
+                // Relaxed: a counter read after the threads are joined.
+                EVENTS.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(code = 7u64, "model failed");
+            }
+        });
+    }
+}
+
+/// Runs `n` requests on this thread with allocation counting on, after one
+/// request of warm-up; returns the allocations counted.
+fn measure(n: u64, base: u64) -> u64 {
+    request(base);
+    let before = ALLOCS.load(Ordering::Relaxed);
+    MEASURED.with(|m| m.set(true));
+    for i in 1..=n {
+        request(base + i);
+    }
+    MEASURED.with(|m| m.set(false));
+    ALLOCS.load(Ordering::Relaxed) - before
+}
+
+/// Over 100 000 span lifecycles per phase: 2 threads x 10 000 requests x 7 spans,
+/// and 24 JoinSet tasks x 1 000 requests x 7 spans (168 000).
+fn run_phase(rt: &tokio::runtime::Runtime, label: &str) {
+    ALLOCS.store(0, Ordering::Relaxed);
+    let threads: Vec<_> = (0..2u64)
+        .map(|t| std::thread::spawn(move || measure(10_000, t << 32)))
+        .collect();
+    let thread_allocs: u64 = threads.into_iter().map(|h| h.join().unwrap()).sum();
+    let task_allocs: u64 = rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for t in 0..24u64 {
+            set.spawn(async move { measure(1_000, (t + 8) << 32) });
+        }
+        let mut total = 0;
+        while let Some(r) = set.join_next().await {
+            total += r.unwrap();
+        }
+        total
+    });
+    assert_eq!(
+        thread_allocs, 0,
+        "{label}: threads allocated on the hot path"
+    );
+    assert_eq!(
+        task_allocs, 0,
+        "{label}: JoinSet tasks allocated on the hot path"
+    );
+}
+
+#[test]
+fn hot_path_allocates_nothing_enabled_and_disabled() {
+    let guard = hdrtrace::init_tracing(&TracingConfig {
+        level: TracingLevel::Verbose,
+        sampling_rate: 0.5,
+        ring_capacity: 1 << 16,
+        ..TracingConfig::default()
+    })
+    .expect("first init");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+
+    run_phase(&rt, "enabled");
+    guard.flush();
+    let snap = guard.snapshot();
+    let recorded = snap.model("Causal").map_or(0, |m| m.count());
+    let c = snap.counters();
+    // 2 x 10 001 + 24 x 1 001 requests (warm-up included), 7 spans each, plus
+    // the error events emitted: every one recorded or counted as dropped.
+    let requests = 2 * 10_001 + 24 * 1_001;
+    assert_eq!(
+        c.spans + c.events + c.dropped_records + c.dropped_spans,
+        requests * 7 + EVENTS.load(Ordering::Relaxed),
+        "every span and event was recorded or counted as dropped: {c:?}"
+    );
+    assert!(recorded > 0);
+    assert!(
+        snap.model("Causal").unwrap().errors() > 0,
+        "error events marked spans"
+    );
+
+    guard.set_enabled(false);
+    run_phase(&rt, "disabled");
+    guard.flush();
+    let after = guard.snapshot();
+    assert_eq!(
+        after.model("Causal").map_or(0, |m| m.count()),
+        recorded,
+        "nothing is recorded while disabled"
+    );
+}
