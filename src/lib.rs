@@ -47,10 +47,12 @@ pub use aggregate::requests::{Attribution, CaptureReason, EventTrace, RequestTra
 pub use aggregate::snapshot::{
     Counters, Latencies, Latency, LatencySnapshot, ModelLatency, StageLatency,
 };
+pub use aggregate::source::{LatestSnapshot, SnapshotSource};
 pub use aggregate::{RequestSink, GPU_FIELD};
 pub use clock::Clock;
 pub use config::{TracingConfig, TracingLevel};
 pub use error::{EmbeddingResult, Error};
 pub use guard::{build, init_tracing, init_with, Builder, TracingGuard};
+pub use record::{SpanClass, Status};
 pub use subscriber::callsites::{MODEL_FIELD, REQUEST_FIELD, REQUEST_SPAN_NAMES, TIMEOUT_FIELD};
 pub use subscriber::HdrSubscriber;
