@@ -1,1 +1,151 @@
+//! Loom model checks of hdrtrace's concurrent core, on the real source.
+//!
+//! The files below are the main crate's own (`#[path]` includes, not copies);
+//! `build.rs` compiles this crate with `--cfg loom`, so `sync.rs` hands them
+//! loom's atomics, `Arc`, `UnsafeCell` and a loom-mutex `ArcCell`. The models
+//! live in `tests/` (one file per structure).
+//!
+//! The included items other than the ring are `pub(crate)` in the main crate,
+//! so integration tests cannot name them; the thin wrappers at the end of this
+//! file forward every call unchanged (no logic of their own) to make them
+//! reachable from `tests/`.
 
+#[path = "../../src/sync.rs"]
+mod sync;
+
+#[path = "../../src/ring.rs"]
+pub mod ring;
+
+#[path = "../../src/subscriber/slots.rs"]
+pub mod slots;
+
+#[path = "../../src/sampling.rs"]
+pub mod sampling;
+
+#[path = "../../src/aggregate/publish.rs"]
+pub mod publish;
+
+pub use loom::sync::Arc;
+
+/// The span slot table (`src/subscriber/slots.rs`), forwarded.
+pub struct SlotTable<S>(slots::SlotTable<S>);
+
+impl<S> SlotTable<S> {
+    /// `slots::SlotTable::new`.
+    pub fn new(capacity: usize, shards: usize, init: impl FnMut() -> S) -> Self {
+        Self(slots::SlotTable::new(capacity, shards, init))
+    }
+
+    /// `slots::SlotTable::alloc`.
+    pub fn alloc(&self, home: usize) -> Option<(u64, &S)> {
+        self.0.alloc(home)
+    }
+
+    /// `slots::SlotTable::get`.
+    pub fn get(&self, id: u64) -> Option<&S> {
+        self.0.get(id)
+    }
+
+    /// `slots::SlotTable::free`.
+    pub fn free(&self, id: u64) {
+        self.0.free(id)
+    }
+
+    /// `slots::SlotTable::capacity`.
+    pub fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+
+    /// `slots::SlotTable::shard_count`.
+    pub fn shard_count(&self) -> usize {
+        self.0.shard_count()
+    }
+}
+
+/// Splits an ID into (slot index, generation): `slots::unpack_id`.
+pub fn unpack_id(id: u64) -> (usize, u32) {
+    slots::unpack_id(id)
+}
+
+/// The enable flag (`src/sampling.rs`), forwarded.
+pub struct Switch(sampling::Switch);
+
+impl Switch {
+    /// `sampling::Switch::new`.
+    pub fn new(on: bool) -> Self {
+        Self(sampling::Switch::new(on))
+    }
+
+    /// `sampling::Switch::is_on`.
+    pub fn is_on(&self) -> bool {
+        self.0.is_on()
+    }
+
+    /// `sampling::Switch::set`: returns the previous value.
+    pub fn set(&self, on: bool) -> bool {
+        self.0.set(on)
+    }
+}
+
+/// The head sampler (`src/sampling.rs`), forwarded.
+pub struct Sampler(sampling::Sampler);
+
+impl Sampler {
+    /// `sampling::Sampler::new`.
+    pub fn new(rate: f32) -> Self {
+        Self(sampling::Sampler::new(rate))
+    }
+
+    /// `sampling::Sampler::set_rate`.
+    pub fn set_rate(&self, rate: f32) {
+        self.0.set_rate(rate)
+    }
+
+    /// `sampling::Sampler::rate`.
+    pub fn rate(&self) -> f32 {
+        self.0.rate()
+    }
+
+    /// `sampling::Sampler::decide`.
+    pub fn decide(&self, request_id: u64) -> bool {
+        self.0.decide(request_id)
+    }
+}
+
+/// A stand-in snapshot: only its version matters to the publication protocol.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The version the aggregator gave it.
+    pub version: u64,
+}
+
+impl publish::Versioned for Snapshot {
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+/// The snapshot publisher (`src/aggregate/publish.rs`), forwarded.
+pub struct Publisher(publish::Publisher<Snapshot>);
+
+impl Publisher {
+    /// `publish::Publisher::new` with the snapshot of version `initial`.
+    pub fn new(initial: u64) -> Self {
+        Self(publish::Publisher::new(Snapshot { version: initial }))
+    }
+
+    /// `publish::Publisher::publish` of the snapshot of version `version`.
+    pub fn publish(&self, version: u64) {
+        self.0.publish(Snapshot { version })
+    }
+
+    /// `publish::Publisher::epoch`.
+    pub fn epoch(&self) -> u64 {
+        self.0.epoch()
+    }
+
+    /// `publish::Publisher::load`.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.0.load()
+    }
+}

@@ -1,0 +1,168 @@
+//! Loom models of the SPSC ring (`src/ring.rs`): push, pop, full, empty,
+//! wrap-around and the drop counter, with the producer and the consumer on
+//! different threads.
+
+use hdrtrace_loom_tests::ring::channel;
+use loom::thread;
+
+/// The producer pushes 0..3 while the consumer makes three pop attempts; the
+/// main thread then drains what is left. Every value arrives exactly once, in
+/// order, and the consumer's `None` (if any) came before the values it missed.
+#[test]
+fn values_arrive_once_in_order() {
+    loom::model(|| {
+        let (mut tx, mut rx) = channel::<u64>(4);
+        let producer = thread::spawn(move || {
+            for v in 0..3 {
+                assert_eq!(
+                    tx.push(v),
+                    Ok(()),
+                    "a ring of 4 holding at most 3 refused {v}"
+                );
+            }
+        });
+        let consumer = thread::spawn(move || {
+            let got: Vec<u64> = (0..3).filter_map(|_| rx.pop()).collect();
+            (rx, got)
+        });
+        producer.join().unwrap();
+        let (mut rx, mut got) = consumer.join().unwrap();
+        while let Some(v) = rx.pop() {
+            got.push(v);
+        }
+        assert_eq!(got, vec![0, 1, 2]);
+        assert_eq!(rx.pop(), None, "drained ring must be empty");
+        assert_eq!(rx.dropped(), 0);
+    });
+}
+
+/// A consumer popping an empty ring while one value is pushed sees either
+/// nothing or exactly that value; whatever it missed is there after the join.
+#[test]
+fn empty_ring_pops_none() {
+    loom::model(|| {
+        let (mut tx, mut rx) = channel::<u64>(2);
+        assert_eq!(rx.pop(), None, "a new ring is empty");
+        let producer = thread::spawn(move || {
+            tx.push(7).unwrap();
+            tx
+        });
+        let first = rx.pop();
+        assert!(matches!(first, None | Some(7)), "popped {first:?}");
+        let _tx = producer.join().unwrap();
+        let rest = rx.pop();
+        assert_eq!(
+            first.or(rest),
+            Some(7),
+            "the value must arrive exactly once"
+        );
+        assert!(first.is_none() || rest.is_none(), "the value arrived twice");
+        assert_eq!(rx.pop(), None);
+    });
+}
+
+/// A ring of 2 with a consumer popping once concurrently: the producer's
+/// third push succeeds only if the pop freed a slot; a refused push hands the
+/// same value back, is counted, and nothing accepted is lost.
+#[test]
+fn full_ring_returns_value_and_counts_drop() {
+    loom::model(|| {
+        let (mut tx, mut rx) = channel::<u64>(2);
+        assert_eq!(tx.capacity(), 2);
+        let producer = thread::spawn(move || {
+            let mut accepted = Vec::new();
+            let mut refused = Vec::new();
+            for v in 10..13 {
+                match tx.push(v) {
+                    Ok(()) => accepted.push(v),
+                    Err(back) => {
+                        assert_eq!(back, v, "a full ring must hand back the pushed value");
+                        tx.count_drop();
+                        refused.push(v);
+                    }
+                }
+            }
+            (tx, accepted, refused)
+        });
+        let popped = rx.pop();
+        let (_tx, accepted, refused) = producer.join().unwrap();
+        // Two always fit; the third only when the concurrent pop came first.
+        assert!(accepted.len() >= 2, "accepted {accepted:?}");
+        assert_eq!(accepted.len() + refused.len(), 3);
+        let mut got: Vec<u64> = popped.into_iter().collect();
+        while let Some(v) = rx.pop() {
+            got.push(v);
+        }
+        assert_eq!(
+            got, accepted,
+            "accepted values lost, duplicated or reordered"
+        );
+        assert_eq!(rx.dropped(), refused.len() as u64);
+    });
+}
+
+/// Capacity 2, four values: the ring starts full, the consumer pops three
+/// times while the producer pushes two more (waiting for room), so indices 2
+/// and 3 wrap onto slots 0 and 1. All four arrive once, in order.
+#[test]
+fn wrap_around_across_threads() {
+    loom::model(|| {
+        let (mut tx, mut rx) = channel::<u64>(2);
+        tx.push(0).unwrap();
+        tx.push(1).unwrap();
+        assert_eq!(tx.push(2), Err(2), "a full ring refused nothing");
+        let producer = thread::spawn(move || {
+            for v in 2..4 {
+                let mut value = v;
+                while let Err(back) = tx.push(value) {
+                    assert_eq!(back, v);
+                    value = back;
+                    thread::yield_now();
+                }
+            }
+        });
+        let consumer = thread::spawn(move || {
+            let got: Vec<u64> = (0..3).filter_map(|_| rx.pop()).collect();
+            (rx, got)
+        });
+        producer.join().unwrap();
+        let (mut rx, mut got) = consumer.join().unwrap();
+        // The ring starts full, so the first two pops always succeed.
+        assert!(got.len() >= 2, "got {got:?}");
+        while let Some(v) = rx.pop() {
+            got.push(v);
+        }
+        assert_eq!(got, vec![0, 1, 2, 3]);
+        assert_eq!(rx.dropped(), 0);
+    });
+}
+
+/// Drops counted on the producer's thread are never over-reported while it
+/// runs, are all visible once the consumer has joined that thread, and
+/// `is_orphaned` then reports the producer gone.
+#[test]
+fn drop_counter_is_exact_after_join() {
+    loom::model(|| {
+        let (mut tx, rx) = channel::<u64>(2);
+        let producer = thread::spawn(move || {
+            let mut drops = 0u64;
+            for v in 0..4 {
+                if tx.push(v).is_err() {
+                    tx.count_drop();
+                    drops += 1;
+                }
+            }
+            drops
+        });
+        // Read while the producer may be counting: never more than will be.
+        let seen = rx.dropped();
+        assert!(seen <= 2, "counted {seen} drops of at most 2");
+        let drops = producer.join().unwrap();
+        assert_eq!(drops, 2, "a ring of 2 without a consumer takes exactly 2");
+        assert_eq!(rx.dropped(), 2);
+        assert!(
+            rx.is_orphaned(),
+            "the producer's end was dropped with its thread"
+        );
+    });
+}
