@@ -38,6 +38,17 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A pipeline model failed, panicked, or returned an unusable embedding.
+    #[error("model {model} failed: {reason}")]
+    Model {
+        /// The model's stable name.
+        model: &'static str,
+        /// What went wrong.
+        reason: Cow<'static, str>,
+    },
+    /// The pipeline refused its input or had nothing to return.
+    #[error("pipeline: {0}")]
+    Pipeline(Cow<'static, str>),
     /// An I/O error (writing an export file, binding a port).
     #[error("{context}: {source}")]
     Io {

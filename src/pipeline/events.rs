@@ -1,0 +1,347 @@
+//! [`TraceEvent`]s: a captured request's story (models started, completed,
+//! timed out or failed; fusion), derived from its span tree on the aggregator
+//! thread and delivered through a bounded channel, never blocking the
+//! aggregator.
+
+use super::model::ModelId;
+use crate::aggregate::requests::RequestTrace;
+use crate::aggregate::RequestSink;
+use crate::record::{FieldValue, SpanClass, Status};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Trace event types for debugging (the spec's enum).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TraceEvent {
+    /// A model call began.
+    ModelStarted {
+        /// The model.
+        model_id: ModelId,
+        /// When its span was created: estimated from the request's close time
+        /// and its span offsets (early or late by the aggregator's delay in
+        /// finalizing the request, usually a few milliseconds).
+        timestamp: Instant,
+    },
+    /// A model answered.
+    ModelCompleted {
+        /// The model.
+        model_id: ModelId,
+        /// Its span's wall time.
+        duration_ms: f64,
+    },
+    /// A model was still running at the deadline.
+    ModelTimeout {
+        /// The model.
+        model_id: ModelId,
+        /// When the deadline fired, from the start of `model_execution`.
+        after_ms: f64,
+    },
+    /// A model failed or panicked.
+    ModelError {
+        /// The model.
+        model_id: ModelId,
+        /// The error message (as recorded inline by the subscriber: at most 40
+        /// bytes).
+        error: String,
+    },
+    /// Fusion began.
+    FusionStarted {
+        /// How many model vectors were fused.
+        embedding_count: usize,
+    },
+    /// Fusion ended.
+    FusionCompleted {
+        /// The fused vector's width.
+        output_dim: usize,
+        /// The fusion span's wall time.
+        duration_ms: f64,
+    },
+}
+
+impl TraceEvent {
+    /// The events of one captured request, in time order.
+    pub fn from_trace(trace: &RequestTrace) -> Vec<TraceEvent> {
+        let started = request_start(trace);
+        let mut timed: Vec<(Duration, TraceEvent)> = Vec::new();
+        for s in trace.spans.iter() {
+            if s.class == SpanClass::Model {
+                let Some(model_id) = s.model.as_deref().and_then(|m| m.parse::<ModelId>().ok())
+                else {
+                    continue;
+                };
+                timed.push((
+                    s.start,
+                    TraceEvent::ModelStarted {
+                        model_id,
+                        timestamp: started + s.start,
+                    },
+                ));
+                let end = s.start + s.wall;
+                let in_span = |status: Status| {
+                    trace
+                        .events
+                        .iter()
+                        .find(move |e| e.span == s.id && e.status == status)
+                };
+                let event = match s.status {
+                    Status::Ok => TraceEvent::ModelCompleted {
+                        model_id,
+                        duration_ms: ms(s.wall),
+                    },
+                    Status::Timeout => {
+                        let e = in_span(Status::Timeout);
+                        let after_ms = e
+                            .and_then(|e| {
+                                e.fields.iter().find_map(|(n, v)| match (*n, v) {
+                                    ("after_ms", FieldValue::F64(x)) => Some(*x),
+                                    _ => None,
+                                })
+                            })
+                            .unwrap_or_else(|| ms(s.wall));
+                        let at = e.map_or(end, |e| e.at);
+                        timed.push((at, TraceEvent::ModelTimeout { model_id, after_ms }));
+                        continue;
+                    }
+                    Status::Error => TraceEvent::ModelError {
+                        model_id,
+                        error: in_span(Status::Error)
+                            .map_or_else(|| "failed".to_string(), |e| e.message.clone()),
+                    },
+                };
+                timed.push((end, event));
+            } else if s.name == "fusion" {
+                let field = |name: &str| match s.field(name) {
+                    Some(FieldValue::U64(n)) => n as usize,
+                    Some(FieldValue::I64(n)) => n.max(0) as usize,
+                    _ => 0,
+                };
+                timed.push((
+                    s.start,
+                    TraceEvent::FusionStarted {
+                        embedding_count: field("embedding_count"),
+                    },
+                ));
+                timed.push((
+                    s.start + s.wall,
+                    TraceEvent::FusionCompleted {
+                        output_dim: field("output_dim"),
+                        duration_ms: ms(s.wall),
+                    },
+                ));
+            }
+        }
+        // Stable: a start sorts before the end it shares a time with.
+        timed.sort_by_key(|(at, _)| *at);
+        timed.into_iter().map(|(_, e)| e).collect()
+    }
+
+    /// The model the event is about, if any.
+    pub fn model_id(&self) -> Option<ModelId> {
+        match self {
+            TraceEvent::ModelStarted { model_id, .. }
+            | TraceEvent::ModelCompleted { model_id, .. }
+            | TraceEvent::ModelTimeout { model_id, .. }
+            | TraceEvent::ModelError { model_id, .. } => Some(*model_id),
+            _ => None,
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The request's start, on this process's `Instant` clock.
+fn request_start(trace: &RequestTrace) -> Instant {
+    let now = Instant::now();
+    let since_close = SystemTime::now()
+        .duration_since(trace.closed_at)
+        .unwrap_or_default();
+    now.checked_sub(since_close + trace.total).unwrap_or(now)
+}
+
+/// One event and the request it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestEvent {
+    /// The request's id.
+    pub request_id: u64,
+    /// The event.
+    pub event: TraceEvent,
+}
+
+/// Which captured requests become events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Select {
+    Sampled,
+    Captured,
+}
+
+impl Select {
+    fn wants(self, trace: &RequestTrace) -> bool {
+        self == Select::Captured || trace.reason.sampled
+    }
+}
+
+/// A [`RequestSink`] that turns every head-sampled captured request into
+/// [`TraceEvent`]s and offers them to a bounded channel with `try_send`: when
+/// the consumer falls behind, events are dropped and counted, never waited
+/// for. Make one with [`trace_events`].
+pub struct TraceEventSink {
+    tx: Sender<RequestEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// The consumer's end of [`trace_events`].
+#[derive(Clone)]
+pub struct TraceEventReceiver {
+    rx: Receiver<RequestEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// A channel of up to `capacity` (at least 1) events of head-sampled requests:
+/// pass the sink to [`Builder::sink`](crate::Builder::sink) and read the
+/// receiver.
+pub fn trace_events(capacity: usize) -> (TraceEventSink, TraceEventReceiver) {
+    let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+    let dropped = Arc::new(AtomicU64::new(0));
+    (
+        TraceEventSink {
+            tx,
+            dropped: dropped.clone(),
+        },
+        TraceEventReceiver { rx, dropped },
+    )
+}
+
+impl RequestSink for TraceEventSink {
+    fn captured(&mut self, trace: &Arc<RequestTrace>) {
+        if !trace.reason.sampled {
+            return;
+        }
+        for event in TraceEvent::from_trace(trace) {
+            let e = RequestEvent {
+                request_id: trace.request_id,
+                event,
+            };
+            match self.tx.try_send(e) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                    // Relaxed: a statistic, read on its own.
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+impl TraceEventReceiver {
+    /// The next event, waiting for one; `None` once the subscriber is gone and
+    /// the channel is empty.
+    pub fn recv(&self) -> Option<RequestEvent> {
+        self.rx.recv().ok()
+    }
+
+    /// The next event, if one is waiting.
+    pub fn try_recv(&self) -> Option<RequestEvent> {
+        self.rx.try_recv().ok()
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<RequestEvent> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    /// Every event waiting now.
+    pub fn drain(&self) -> Vec<RequestEvent> {
+        self.rx.try_iter().collect()
+    }
+
+    /// Events dropped because the channel was full.
+    pub fn dropped(&self) -> u64 {
+        // Relaxed: a statistic.
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Debug trace collector for tests: a [`RequestSink`] that keeps every event
+/// of head-sampled requests (or of every captured request, with
+/// [`TraceCollector::all_captured`]) in memory. Clones share the events.
+#[derive(Clone)]
+pub struct TraceCollector {
+    events: Arc<Mutex<Vec<RequestEvent>>>,
+    select: Select,
+}
+
+impl Default for TraceCollector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TraceCollector {
+    /// Collects the events of head-sampled requests.
+    pub fn new() -> Self {
+        Self {
+            events: Arc::default(),
+            select: Select::Sampled,
+        }
+    }
+
+    /// Collects the events of every captured request (sampled, over budget,
+    /// failed or timed out).
+    pub fn all_captured() -> Self {
+        Self {
+            select: Select::Captured,
+            ..Self::new()
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<RequestEvent>> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every event so far, in arrival order.
+    pub fn events(&self) -> Vec<RequestEvent> {
+        self.lock().clone()
+    }
+
+    /// One request's events, in time order.
+    pub fn for_request(&self, request_id: u64) -> Vec<TraceEvent> {
+        self.lock()
+            .iter()
+            .filter(|e| e.request_id == request_id)
+            .map(|e| e.event.clone())
+            .collect()
+    }
+
+    /// How many events were collected.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none were.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Takes every event collected so far.
+    pub fn take(&self) -> Vec<RequestEvent> {
+        std::mem::take(&mut *self.lock())
+    }
+}
+
+impl RequestSink for TraceCollector {
+    fn captured(&mut self, trace: &Arc<RequestTrace>) {
+        if !self.select.wants(trace) {
+            return;
+        }
+        let events = TraceEvent::from_trace(trace);
+        self.lock()
+            .extend(events.into_iter().map(|event| RequestEvent {
+                request_id: trace.request_id,
+                event,
+            }));
+    }
+}

@@ -1,0 +1,273 @@
+//! Runs every model in parallel in a tokio `JoinSet` under a per-request
+//! deadline, and turns errors, panics and timeouts into records instead of
+//! failures: whatever answered in time is returned.
+
+use super::model::{EmbeddingModel, ModelEmbedding, ModelId, ModelSet, PreparedInput};
+use super::span_ctx::model_span;
+use crate::error::{EmbeddingResult, Error};
+use std::any::Any;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+/// The default per-request deadline for the models.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(150);
+
+/// What the models produced for one request.
+#[derive(Debug, Clone, Default)]
+pub struct ModelOutputs {
+    /// The embeddings that arrived before the deadline, in arrival order.
+    pub embeddings: Vec<ModelEmbedding>,
+    /// The models that answered in time.
+    pub completed: ModelSet,
+    /// The models that returned an error, an unusable embedding, or panicked.
+    pub failed: ModelSet,
+    /// The models still running at the deadline (their tasks were aborted).
+    pub timed_out: ModelSet,
+}
+
+/// Runs a fixed set of models (at most one per [`ModelId`]) in parallel.
+#[derive(Clone)]
+pub struct AsyncOrchestrator {
+    models: Vec<Arc<dyn EmbeddingModel>>,
+    deadline: Duration,
+}
+
+impl std::fmt::Debug for AsyncOrchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncOrchestrator")
+            .field("models", &self.model_ids().collect::<Vec<_>>())
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+impl AsyncOrchestrator {
+    /// An orchestrator over `models` with the [`DEFAULT_DEADLINE`]. Refuses an
+    /// empty list and two models with the same [`ModelId`].
+    pub fn new(models: Vec<Arc<dyn EmbeddingModel>>) -> EmbeddingResult<Self> {
+        Self::with_deadline(models, DEFAULT_DEADLINE)
+    }
+
+    /// An orchestrator with its own deadline (longer than zero).
+    pub fn with_deadline(
+        models: Vec<Arc<dyn EmbeddingModel>>,
+        deadline: Duration,
+    ) -> EmbeddingResult<Self> {
+        if models.is_empty() {
+            return Err(Error::Pipeline("no models to run".into()));
+        }
+        let mut seen = ModelSet::new();
+        for m in &models {
+            if !seen.insert(m.model_id()) {
+                return Err(Error::Pipeline(
+                    format!("model {} is given twice", m.model_id()).into(),
+                ));
+            }
+        }
+        if deadline.is_zero() {
+            return Err(Error::Pipeline(
+                "the deadline must be longer than zero".into(),
+            ));
+        }
+        Ok(Self { models, deadline })
+    }
+
+    /// The per-request deadline.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// The models it runs, in the order given.
+    pub fn model_ids(&self) -> impl Iterator<Item = ModelId> + '_ {
+        self.models.iter().map(|m| m.model_id())
+    }
+
+    /// Runs every model on `input` as its own `JoinSet` task, each in a `model`
+    /// span (fields `model_id`, `input_tokens`) whose parent is this call's
+    /// `model_execution` span (field `model_count`), and collects what arrives
+    /// before the deadline.
+    ///
+    /// A model that errs or panics records an `ERROR` event in its span and is
+    /// listed in [`ModelOutputs::failed`]. A model still running at the deadline
+    /// gets a `WARN` event with `timeout = true` and `after_ms` in its span
+    /// (the subscriber marks the span timed out) while the request is still
+    /// open; then its task is aborted. Must be called within a tokio runtime.
+    pub async fn execute_all_models(&self, input: &PreparedInput) -> EmbeddingResult<ModelOutputs> {
+        let span = tracing::info_span!("model_execution", model_count = self.models.len() as u64);
+        self.run(input, &span).instrument(span.clone()).await
+    }
+
+    async fn run(
+        &self,
+        input: &PreparedInput,
+        parent: &tracing::Span,
+    ) -> EmbeddingResult<ModelOutputs> {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::from_std(started + self.deadline);
+        let mut set = JoinSet::new();
+        // Per model (by index): its task, and its span's ID. The ID, not a
+        // handle, so the span closes when the task ends (its wall time is the
+        // model's, not the time this loop took to notice); a stale ID is
+        // harmless, the subscriber checks generations.
+        let mut tasks: Tasks = Default::default();
+        for model in &self.models {
+            let id = model.model_id();
+            let span = model_span(parent, id, input.token_count());
+            let span_id = span.id();
+            let task = run_model(model.clone(), input.clone()).instrument(span);
+            // Named after its model for tokio-console, where task names exist
+            // (`--cfg tokio_unstable` with tokio's `tracing` feature, which the
+            // `tokio-console` feature turns on). Naming cannot fail on a live
+            // runtime.
+            #[cfg(all(tokio_unstable, feature = "tokio-console"))]
+            let handle = set
+                .build_task()
+                .name(id.as_str())
+                .spawn(task)
+                .map_err(|e| {
+                    Error::Pipeline(format!("cannot spawn the {} task: {e}", id.as_str()).into())
+                })?;
+            #[cfg(not(all(tokio_unstable, feature = "tokio-console")))]
+            let handle = set.spawn(task);
+            tasks[id.index()] = Some((handle.id(), span_id));
+        }
+        let mut out = ModelOutputs {
+            embeddings: Vec::with_capacity(self.models.len()),
+            ..ModelOutputs::default()
+        };
+        let sleep = tokio::time::sleep_until(deadline);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                biased;
+                joined = set.join_next_with_id() => {
+                    let Some(joined) = joined else { break };
+                    let (task, outcome) = match joined {
+                        Ok((task, result)) => (task, Ok(result.ok())),
+                        Err(e) => (e.id(), Err(e)),
+                    };
+                    let Some((model, span_id)) = take_task(&mut tasks, task) else { continue };
+                    match outcome {
+                        Ok(Some(embedding)) => {
+                            out.completed.insert(model);
+                            out.embeddings.push(embedding);
+                        }
+                        // The task recorded its error in its span already.
+                        Ok(None) => {
+                            out.failed.insert(model);
+                        }
+                        // Ended outside `run_model`'s guard: record it here (an
+                        // already closed span ignores the event).
+                        Err(e) => {
+                            tracing::error!(parent: span_id, model = model.as_str(), "model task failed: {e}");
+                            out.failed.insert(model);
+                        }
+                    }
+                }
+                () = &mut sleep => {
+                    let after_ms = started.elapsed().as_secs_f64() * 1e3;
+                    for (i, task) in tasks.iter_mut().enumerate() {
+                        let (Some(model), Some((_, span_id))) = (ModelId::from_index(i), task.take()) else {
+                            continue;
+                        };
+                        tracing::warn!(
+                            parent: span_id,
+                            timeout = true,
+                            after_ms,
+                            model = model.as_str(),
+                            "model timed out"
+                        );
+                        out.timed_out.insert(model);
+                    }
+                    set.abort_all();
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+type Tasks = [Option<(tokio::task::Id, Option<tracing::Id>)>; ModelId::COUNT];
+
+/// Finds and forgets the model a finished task ran, with its span's ID.
+fn take_task(tasks: &mut Tasks, task: tokio::task::Id) -> Option<(ModelId, Option<tracing::Id>)> {
+    let i = tasks
+        .iter()
+        .position(|t| t.as_ref().is_some_and(|(id, _)| *id == task))?;
+    let (_, span_id) = tasks[i].take()?;
+    Some((ModelId::from_index(i)?, span_id))
+}
+
+/// One model call inside its span: panics are caught (so the span records the
+/// failure before it closes), bad outputs refused, failures logged at `ERROR`.
+async fn run_model(
+    model: Arc<dyn EmbeddingModel>,
+    input: PreparedInput,
+) -> EmbeddingResult<ModelEmbedding> {
+    let id = model.model_id();
+    let result = match (CatchPanic {
+        inner: model.embed(&input),
+    })
+    .await
+    {
+        Ok(result) => result.and_then(|e| check(id, e)),
+        Err(payload) => Err(Error::Model {
+            model: id.as_str(),
+            reason: format!("panicked: {}", panic_message(&*payload)).into(),
+        }),
+    };
+    if let Err(e) = &result {
+        tracing::error!("{e}");
+    }
+    result
+}
+
+/// Refuses an embedding the fusion could not use.
+fn check(id: ModelId, e: ModelEmbedding) -> EmbeddingResult<ModelEmbedding> {
+    let reason = if e.model_id != id {
+        format!("returned an embedding labelled {}", e.model_id)
+    } else if e.vector.is_empty() {
+        "returned an empty vector".to_string()
+    } else if !e.vector.iter().all(|v| v.is_finite()) {
+        "returned a vector with NaN or infinite values".to_string()
+    } else {
+        return Ok(e);
+    };
+    Err(Error::Model {
+        model: id.as_str(),
+        reason: reason.into(),
+    })
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string panic payload")
+}
+
+/// Polls a boxed future, turning a panic into an `Err` with its payload.
+struct CatchPanic<F> {
+    inner: F,
+}
+
+impl<F: Future + Unpin> Future for CatchPanic<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.inner;
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}
