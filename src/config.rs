@@ -85,6 +85,8 @@ pub struct TracingConfig {
     pub flush_interval: Duration,
     /// Captured requests kept: the N most recent and the N slowest.
     pub capture_capacity: usize,
+    /// Where the tokio-console server listens when `tokio_console` is on.
+    pub console_addr: std::net::SocketAddr,
 }
 
 impl Default for TracingConfig {
@@ -101,6 +103,7 @@ impl Default for TracingConfig {
             window: Duration::from_secs(10),
             flush_interval: Duration::from_millis(100),
             capture_capacity: 64,
+            console_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 6669)),
         }
     }
 }
@@ -159,7 +162,7 @@ impl TracingConfig {
     /// `HDRTRACE_OTEL_ENDPOINT`, `HDRTRACE_SAMPLING_RATE`, `HDRTRACE_SLOT_CAPACITY`,
     /// `HDRTRACE_RING_CAPACITY`, `HDRTRACE_LATENCY_TARGET_MS`,
     /// `HDRTRACE_WINDOW_SECS`, `HDRTRACE_FLUSH_INTERVAL_MS`,
-    /// `HDRTRACE_CAPTURE_CAPACITY`.
+    /// `HDRTRACE_CAPTURE_CAPACITY`, `HDRTRACE_CONSOLE_ADDR`.
     pub fn from_env() -> Result<Self, Error> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -256,7 +259,7 @@ fn env_name(field: &str) -> &'static str {
 }
 
 /// Accepts `http://host:port` or `https://host:port` (an optional path after).
-fn validate_endpoint(endpoint: &str) -> Result<(), String> {
+pub(crate) fn validate_endpoint(endpoint: &str) -> Result<(), String> {
     let rest = endpoint
         .strip_prefix("http://")
         .or_else(|| endpoint.strip_prefix("https://"))

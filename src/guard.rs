@@ -36,6 +36,20 @@ impl Builder {
     /// Validates the config, preallocates the slot table and starts the
     /// aggregator thread. The subscriber is not installed anywhere.
     pub fn build(self) -> Result<(HdrSubscriber, TracingGuard), Error> {
+        let (core, guard) = self.start()?;
+        Ok((HdrSubscriber { core }, guard))
+    }
+
+    /// Like [`Builder::build`], but the recording core comes as a
+    /// `tracing_subscriber::Layer` for a `Registry` stack (same core, same
+    /// histograms; the Registry allocates per span, see docs/performance.md).
+    #[cfg(feature = "layer")]
+    pub fn build_layer(self) -> Result<(crate::HdrLayer, TracingGuard), Error> {
+        let (core, guard) = self.start()?;
+        Ok((crate::HdrLayer { core }, guard))
+    }
+
+    fn start(self) -> Result<(Arc<Core>, TracingGuard), Error> {
         let config = self.config;
         config.validate()?;
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
@@ -69,7 +83,7 @@ impl Builder {
             }),
             extras: Vec::new(),
         };
-        Ok((HdrSubscriber { core }, guard))
+        Ok((core, guard))
     }
 }
 
@@ -95,16 +109,21 @@ pub fn init_with(builder: Builder) -> Result<TracingGuard, Error> {
     if INSTALLED.swap(true, Ordering::AcqRel) {
         return Err(Error::AlreadyInitialized);
     }
-    let (subscriber, guard) = match builder.build() {
+    let installed = if builder.config.tokio_console {
+        install_registry(builder)
+    } else {
+        builder
+            .build()
+            .map(|(subscriber, guard)| (tracing_core::Dispatch::new(subscriber), guard))
+    };
+    let (dispatch, guard) = match installed {
         Ok(pair) => pair,
         Err(e) => {
             INSTALLED.store(false, Ordering::Release);
             return Err(e);
         }
     };
-    if tracing_core::dispatcher::set_global_default(tracing_core::Dispatch::new(subscriber))
-        .is_err()
-    {
+    if tracing_core::dispatcher::set_global_default(dispatch).is_err() {
         return Err(Error::AlreadyInitialized);
     }
     // The interest cache may hold answers from before the install.
@@ -113,7 +132,42 @@ pub fn init_with(builder: Builder) -> Result<TracingGuard, Error> {
 }
 
 fn config_check(config: &TracingConfig) -> Result<(), Error> {
-    config.validate()
+    config.validate()?;
+    if config.tokio_console && !cfg!(feature = "tokio-console") {
+        return Err(Error::config(
+            "tokio_console",
+            "needs the `tokio-console` cargo feature: build with --features tokio-console",
+        ));
+    }
+    Ok(())
+}
+
+/// tokio-console's layer needs a Registry: the core runs as a Layer beside it.
+#[cfg(feature = "tokio-console")]
+fn install_registry(builder: Builder) -> Result<(tracing_core::Dispatch, TracingGuard), Error> {
+    use tracing_subscriber::layer::SubscriberExt;
+    let addr = builder.config.console_addr;
+    // Fail early, with the address, rather than in the console's server thread.
+    drop(
+        std::net::TcpListener::bind(addr).map_err(|source| Error::Io {
+            context: format!("tokio-console cannot listen on {addr}"),
+            source,
+        })?,
+    );
+    let (layer, guard) = builder.build_layer()?;
+    let console = console_subscriber::ConsoleLayer::builder()
+        .server_addr(addr)
+        .spawn();
+    let stack = tracing_subscriber::registry().with(console).with(layer);
+    Ok((tracing_core::Dispatch::new(stack), guard))
+}
+
+#[cfg(not(feature = "tokio-console"))]
+fn install_registry(_builder: Builder) -> Result<(tracing_core::Dispatch, TracingGuard), Error> {
+    Err(Error::config(
+        "tokio_console",
+        "needs the `tokio-console` cargo feature: build with --features tokio-console",
+    ))
 }
 
 pub(crate) struct Shared {

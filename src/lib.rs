@@ -55,4 +55,6 @@ pub use error::{EmbeddingResult, Error};
 pub use guard::{build, init_tracing, init_with, Builder, TracingGuard};
 pub use record::{SpanClass, Status};
 pub use subscriber::callsites::{MODEL_FIELD, REQUEST_FIELD, REQUEST_SPAN_NAMES, TIMEOUT_FIELD};
+#[cfg(feature = "layer")]
+pub use subscriber::layer::HdrLayer;
 pub use subscriber::HdrSubscriber;

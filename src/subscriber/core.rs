@@ -19,6 +19,17 @@ use tracing_core::{Event, Metadata};
 /// subscriber switched off): every operation on it is a no-op.
 pub(crate) const UNTRACKED: u64 = u64::MAX;
 
+/// Where a new span or event belongs, in our ID space.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Parent {
+    /// This span (0 or an unknown ID means none).
+    Explicit(u64),
+    /// The innermost span this thread is in.
+    Current,
+    /// No parent.
+    Root,
+}
+
 static NEXT_CORE_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct Core {
@@ -109,8 +120,21 @@ impl Core {
         self.switch.is_on() && self.callsites.get(meta).in_level
     }
 
+    /// `new_span` for the hand-written subscriber, whose span IDs are ours.
     #[inline]
     pub(crate) fn new_span(&self, attrs: &Attributes<'_>) -> u64 {
+        let parent = match attrs.parent() {
+            Some(p) => Parent::Explicit(p.into_u64()),
+            None if attrs.is_contextual() => Parent::Current,
+            None => Parent::Root,
+        };
+        self.open_span(attrs, parent)
+    }
+
+    /// Opens a span whose parent the front end has already resolved to one of
+    /// our IDs (the `Layer` front end maps Registry IDs to ours).
+    #[inline]
+    pub(crate) fn open_span(&self, attrs: &Attributes<'_>, parent: Parent) -> u64 {
         if !self.switch.is_on() {
             return UNTRACKED;
         }
@@ -120,10 +144,10 @@ impl Core {
         let mut fields = FieldVisitor::new(info, false);
         attrs.record(&mut fields);
         self.local(|local| {
-            let parent = match attrs.parent() {
-                Some(p) => p.into_u64(),
-                None if attrs.is_contextual() => local.current(),
-                None => 0,
+            let parent = match parent {
+                Parent::Explicit(p) => p,
+                Parent::Current => local.current(),
+                Parent::Root => 0,
             };
             let Some((id, slot)) = self.slots.alloc(local.home) else {
                 // Relaxed: a statistic.
@@ -226,17 +250,29 @@ impl Core {
         true
     }
 
+    /// `event` for the hand-written subscriber.
     #[inline]
     pub(crate) fn event(&self, event: &Event<'_>) {
+        let parent = match event.parent() {
+            Some(p) => Parent::Explicit(p.into_u64()),
+            None if event.is_contextual() => Parent::Current,
+            None => Parent::Root,
+        };
+        self.record_event(event, parent);
+    }
+
+    /// Records an event in the span the front end resolved.
+    #[inline]
+    pub(crate) fn record_event(&self, event: &Event<'_>, parent: Parent) {
         if !self.switch.is_on() {
             return;
         }
         let meta = event.metadata();
         let info = self.callsites.get(meta);
-        let Some(parent) = (match event.parent() {
-            Some(p) => Some(p.into_u64()),
-            None if event.is_contextual() => self.local(|l| l.current()),
-            None => None,
+        let Some(parent) = (match parent {
+            Parent::Explicit(p) => Some(p),
+            Parent::Current => self.local(|l| l.current()),
+            Parent::Root => None,
         }) else {
             return;
         };

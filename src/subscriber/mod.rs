@@ -10,6 +10,8 @@
 
 pub(crate) mod callsites;
 pub(crate) mod core;
+#[cfg(feature = "layer")]
+pub(crate) mod layer;
 pub(crate) mod local;
 pub(crate) mod slots;
 pub(crate) mod span;

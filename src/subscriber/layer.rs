@@ -1,0 +1,110 @@
+//! The second front end: the same recording core as a `tracing_subscriber::Layer`
+//! on a `Registry` stack, for users who must share the stack with other layers
+//! (tokio-console's `ConsoleLayer` needs a Registry).
+//!
+//! Every operation calls the one [`Core`] the hand-written subscriber calls; the
+//! only thing this front end adds is the mapping from the Registry's span IDs to
+//! ours, kept in each span's extensions. That map entry is the cost of this mode:
+//! the Registry allocates span extensions, so the zero-allocation guarantee holds
+//! only for the hand-written subscriber (docs/performance.md measures both).
+
+use crate::subscriber::core::{Core, Parent, UNTRACKED};
+use std::sync::Arc;
+use tracing_core::span::{Attributes, Id, Record as Values};
+use tracing_core::subscriber::{Interest, Subscriber};
+use tracing_core::{Event, Metadata};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Our ID for a Registry span, stored in its extensions.
+struct HdrId(u64);
+
+/// The recording core as a `Layer`. Get one from [`crate::Builder::build_layer`].
+#[derive(Clone)]
+pub struct HdrLayer {
+    pub(crate) core: Arc<Core>,
+}
+
+impl std::fmt::Debug for HdrLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HdrLayer").finish_non_exhaustive()
+    }
+}
+
+impl HdrLayer {
+    fn ours<S>(ctx: &Context<'_, S>, id: &Id) -> Option<u64>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        ctx.span(id)?.extensions().get::<HdrId>().map(|h| h.0)
+    }
+}
+
+impl<S> Layer<S> for HdrLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    /// Classifies the callsite once. A layer's "never" would disable the
+    /// callsite for every other layer too (tokio-console needs tokio's TRACE task
+    /// spans), so callsites outside our level are skipped in `on_new_span`
+    /// instead, from the cached classification.
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        self.core.register_callsite(meta);
+        Interest::always()
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if !self.core.callsites.get(attrs.metadata()).in_level {
+            return;
+        }
+        let parent = match attrs.parent() {
+            Some(p) => Self::ours(&ctx, p).map_or(Parent::Root, Parent::Explicit),
+            None if attrs.is_contextual() => Parent::Current,
+            None => Parent::Root,
+        };
+        let ours = self.core.open_span(attrs, parent);
+        if ours != UNTRACKED {
+            if let Some(span) = ctx.span(id) {
+                span.extensions_mut().insert(HdrId(ours));
+            }
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Values<'_>, ctx: Context<'_, S>) {
+        if let Some(ours) = Self::ours(&ctx, id) {
+            self.core.record(ours, values);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if !self.core.callsites.get(event.metadata()).in_level {
+            return;
+        }
+        let parent = match event.parent() {
+            Some(p) => Self::ours(&ctx, p).map_or(Parent::Root, Parent::Explicit),
+            None if event.is_contextual() => Parent::Current,
+            None => Parent::Root,
+        };
+        self.core.record_event(event, parent);
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if let Some(ours) = Self::ours(&ctx, id) {
+            self.core.enter(ours);
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        if let Some(ours) = Self::ours(&ctx, id) {
+            self.core.exit(ours);
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        // The Registry counts references; it calls this once, at the last close,
+        // and we hold exactly one reference to our slot.
+        if let Some(ours) = Self::ours(&ctx, &id) {
+            self.core.try_close(ours);
+        }
+    }
+}
