@@ -216,6 +216,13 @@ impl TracingGuard {
         LatencySnapshot(self.shared.publisher.load())
     }
 
+    /// A cheap, cloneable handle that yields the latest published snapshot, for
+    /// a metrics server or exporter thread. It stays valid after the guard is
+    /// dropped, and then yields the final snapshot.
+    pub fn snapshot_source(&self) -> crate::aggregate::source::SnapshotSource {
+        crate::aggregate::source::SnapshotSource(self.shared.publisher.clone())
+    }
+
     /// Flushes, then returns the snapshot.
     pub fn flushed_snapshot(&self) -> LatencySnapshot {
         self.flush();

@@ -3,10 +3,12 @@
 //! immutable snapshots. It is the only part of the crate that allocates while
 //! tracing runs (a new model name, a snapshot, a captured request).
 
+pub(crate) mod portable;
 pub(crate) mod publish;
 pub(crate) mod requests;
 pub(crate) mod series;
 pub(crate) mod snapshot;
+pub(crate) mod source;
 
 use crate::record::{FieldValue, InlineText, Record, RecordKind, SpanClass, Status};
 use crate::ring::Consumer;

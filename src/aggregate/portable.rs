@@ -1,0 +1,482 @@
+//! Histograms that travel: a [`LatencySnapshot`] as bytes, and snapshots from
+//! several processes merged into one, so that a fleet's percentiles come from
+//! merged histograms, never from averaged percentiles.
+//!
+//! The byte format is documented on [`LatencySnapshot::to_bytes`].
+
+use crate::aggregate::snapshot::{
+    Counters, Latencies, Latency, LatencySnapshot, ModelLatency, SnapshotData,
+};
+use crate::error::Error;
+use flate2::read::ZlibDecoder;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+const MAGIC: &[u8; 8] = b"HDRTSNAP";
+const FORMAT: u16 = 1;
+const HAS_GPU: u8 = 1;
+/// HdrHistogram's V2 cookies (plain and deflate-compressed).
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_DEFLATE_COOKIE: u32 = 0x1c84_9314;
+/// cookie, payload length, normalizing offset, digits, low, high, ratio.
+const V2_HEADER_LEN: usize = 40;
+const MAX_INFLATED: u64 = 64 << 20;
+const MAX_SAMPLES: u64 = 1 << 56;
+
+impl LatencySnapshot {
+    /// The snapshot's cumulative latencies and counters as bytes, every
+    /// histogram in HdrHistogram's V2 deflate format; read them back with
+    /// [`from_bytes`](Self::from_bytes), merge them with
+    /// [`merged`](Self::merged).
+    ///
+    /// Fails only if a histogram holds a count HdrHistogram's format cannot
+    /// represent (above `i64::MAX`).
+    ///
+    /// # Format (version 1)
+    ///
+    /// A small length-prefixed binary container; every integer is little-endian,
+    /// every histogram is one HdrHistogram **V2 deflate** blob (the format every
+    /// HdrHistogram implementation reads: Java, C, Go, Python, Rust).
+    ///
+    /// ```text
+    /// magic        8 bytes   "HDRTSNAP"
+    /// format       u16       1
+    /// reserved     u16       0
+    /// version      u64       the snapshot's version
+    /// taken_at     u64       nanoseconds since the Unix epoch; u64::MAX = none
+    /// window       u64       the recent window's length, nanoseconds
+    /// counters     8 × u64   spans, events, requests, sampled_requests,
+    ///                        captured_requests, dropped_spans, dropped_records,
+    ///                        late_records
+    /// models       u32 count, then that many entries
+    /// stages       u32 count, then that many entries
+    ///
+    /// entry:
+    ///   name       u32 length, then that many bytes of UTF-8 (unique per table)
+    ///   errors     u64
+    ///   timeouts   u64
+    ///   blamed     u64
+    ///   flags      u8        bit 0: a GPU histogram follows; other bits 0
+    ///   wall       u32 length, then a V2 deflate histogram (nanoseconds)
+    ///   busy       u32 length, then a V2 deflate histogram (nanoseconds)
+    ///   gpu        (flag bit 0 only) u32 length, then a V2 deflate histogram
+    /// ```
+    ///
+    /// Nothing may follow the last entry. Only the cumulative latencies travel: a
+    /// decoded snapshot has an empty [`recent`](LatencySnapshot::recent) window
+    /// and no captured requests.
+    ///
+    /// Decoding checks every length against the input, inflates each histogram to
+    /// at most 64 MiB, and rejects a histogram that claims more than 2^56 samples
+    /// (so that sums over merged histograms cannot overflow); corrupt input is an
+    /// [`Error::Export`], never a panic.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
+        let d = &*self.0;
+        let mut out = Vec::with_capacity(1024);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        put_u64(&mut out, d.version);
+        let taken_at = d
+            .taken_at
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .and_then(|t| u64::try_from(t.as_nanos()).ok())
+            .unwrap_or(u64::MAX);
+        put_u64(&mut out, taken_at);
+        put_u64(&mut out, nanos(d.window));
+        for c in counter_values(&d.counters) {
+            put_u64(&mut out, c);
+        }
+        let mut ser = V2DeflateSerializer::new();
+        for table in [&d.all.models, &d.all.stages] {
+            put_len(&mut out, table.len())?;
+            for (name, m) in table {
+                put_len(&mut out, name.len())?;
+                out.extend_from_slice(name.as_bytes());
+                put_u64(&mut out, m.errors);
+                put_u64(&mut out, m.timeouts);
+                put_u64(&mut out, m.blamed);
+                out.push(if m.gpu.is_some() { HAS_GPU } else { 0 });
+                let hists = [Some(&m.wall), Some(&m.busy), m.gpu.as_ref()];
+                for latency in hists.into_iter().flatten() {
+                    put_histogram(&mut out, &mut ser, latency.histogram(), name)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads bytes written by [`to_bytes`](Self::to_bytes). Truncated,
+    /// corrupt or foreign input is an [`Error::Export`] that says what and
+    /// where.
+    pub fn from_bytes(bytes: &[u8]) -> Result<LatencySnapshot, Error> {
+        let mut r = Reader { bytes, pos: 0 };
+        if r.take(MAGIC.len(), "the magic bytes")? != MAGIC {
+            return Err(corrupt(
+                "not an hdrtrace snapshot (the first 8 bytes are not \"HDRTSNAP\")".into(),
+            ));
+        }
+        let format = u16::from_le_bytes(r.array("the format number")?);
+        if format != FORMAT {
+            return Err(corrupt(format!(
+                "format {format} is not supported (this build reads format {FORMAT})"
+            )));
+        }
+        if u16::from_le_bytes(r.array("the reserved field")?) != 0 {
+            return Err(corrupt("the reserved field is not zero".into()));
+        }
+        let version = r.u64("the version")?;
+        let taken_at = match r.u64("taken_at")? {
+            u64::MAX => None,
+            n => UNIX_EPOCH.checked_add(Duration::from_nanos(n)),
+        };
+        let window = Duration::from_nanos(r.u64("the window")?);
+        let mut counters = [0u64; 8];
+        for c in &mut counters {
+            *c = r.u64("the counters")?;
+        }
+        let mut all = Latencies::default();
+        for (kind, table) in [("model", &mut all.models), ("stage", &mut all.stages)] {
+            let count = r.u32(kind)?;
+            for _ in 0..count {
+                let (name, latency) = read_entry(&mut r, kind)?;
+                if table.contains_key(&name) {
+                    return Err(corrupt(format!("{kind} {name:?} appears twice")));
+                }
+                table.insert(name, Arc::new(latency));
+            }
+        }
+        if r.pos != bytes.len() {
+            return Err(corrupt(format!(
+                "{} unexpected bytes after the last entry (at byte {})",
+                bytes.len() - r.pos,
+                r.pos
+            )));
+        }
+        Ok(LatencySnapshot(Arc::new(SnapshotData {
+            version,
+            taken_at,
+            window,
+            all,
+            counters: counters_from(counters),
+            ..SnapshotData::default()
+        })))
+    }
+
+    /// One snapshot holding everything in `snapshots`: each model's and stage's
+    /// histograms added bucket by bucket (cumulative and recent), counts and
+    /// counters summed, captured requests interleaved (newest first and slowest
+    /// first, as many as the largest input kept). Percentiles read from the
+    /// result are the fleet's, to within HDR precision. Version, time taken and
+    /// window are the latest of the inputs.
+    pub fn merged(snapshots: &[LatencySnapshot]) -> LatencySnapshot {
+        let mut d = SnapshotData::default();
+        let mut keep = 0;
+        for s in snapshots {
+            let s = &*s.0;
+            d.version = d.version.max(s.version);
+            d.taken_at = d.taken_at.max(s.taken_at);
+            d.window = d.window.max(s.window);
+            merge_table(&mut d.all.models, &s.all.models);
+            merge_table(&mut d.all.stages, &s.all.stages);
+            merge_table(&mut d.recent.models, &s.recent.models);
+            merge_table(&mut d.recent.stages, &s.recent.stages);
+            let (a, b) = (counter_values(&d.counters), counter_values(&s.counters));
+            d.counters = counters_from(std::array::from_fn(|i| a[i].saturating_add(b[i])));
+            d.captured.extend(s.captured.iter().cloned());
+            d.slowest.extend(s.slowest.iter().cloned());
+            keep = keep.max(s.captured.len()).max(s.slowest.len());
+        }
+        d.captured.sort_by_key(|t| std::cmp::Reverse(t.closed_at));
+        d.captured.truncate(keep);
+        d.slowest.sort_by_key(|t| std::cmp::Reverse(t.total));
+        d.slowest.truncate(keep);
+        LatencySnapshot(Arc::new(d))
+    }
+
+    /// Adds `other` into this snapshot (see [`merged`](Self::merged)).
+    pub fn merge(&mut self, other: &LatencySnapshot) {
+        *self = Self::merged(&[self.clone(), other.clone()]);
+    }
+}
+
+/// The counters in the byte format's order (the one place that lists it).
+fn counter_values(c: &Counters) -> [u64; 8] {
+    [
+        c.spans,
+        c.events,
+        c.requests,
+        c.sampled_requests,
+        c.captured_requests,
+        c.dropped_spans,
+        c.dropped_records,
+        c.late_records,
+    ]
+}
+
+fn counters_from(v: [u64; 8]) -> Counters {
+    Counters {
+        spans: v[0],
+        events: v[1],
+        requests: v[2],
+        sampled_requests: v[3],
+        captured_requests: v[4],
+        dropped_spans: v[5],
+        dropped_records: v[6],
+        late_records: v[7],
+    }
+}
+
+fn merge_table(
+    into: &mut BTreeMap<String, Arc<ModelLatency>>,
+    from: &BTreeMap<String, Arc<ModelLatency>>,
+) {
+    for (name, m) in from {
+        match into.get_mut(name) {
+            None => {
+                into.insert(name.clone(), m.clone());
+            }
+            Some(acc) => *acc = Arc::new(add_latency(acc, m)),
+        }
+    }
+}
+
+fn add_latency(a: &ModelLatency, b: &ModelLatency) -> ModelLatency {
+    let sum = |x: &Latency, y: &Latency| Latency::new(add(x.histogram(), y.histogram()));
+    ModelLatency {
+        wall: sum(&a.wall, &b.wall),
+        busy: sum(&a.busy, &b.busy),
+        gpu: match (&a.gpu, &b.gpu) {
+            (Some(x), Some(y)) => Some(sum(x, y)),
+            (x, y) => x.clone().or_else(|| y.clone()),
+        },
+        errors: a.errors.saturating_add(b.errors),
+        timeouts: a.timeouts.saturating_add(b.timeouts),
+        blamed: a.blamed.saturating_add(b.blamed),
+    }
+}
+
+/// `a + b`, keeping `a`'s precision and growing its range when `b` reaches
+/// further.
+fn add(a: &Histogram<u64>, b: &Histogram<u64>) -> Histogram<u64> {
+    let mut sum = a.clone();
+    sum.auto(true);
+    if sum.add(b).is_err() {
+        // Only a resize beyond `usize` fails; keep every sample, saturating
+        // at the top of the range.
+        for v in b.iter_recorded() {
+            sum.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+        }
+    }
+    sum
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_len(out: &mut Vec<u8>, len: usize) -> Result<(), Error> {
+    let len = u32::try_from(len).map_err(|_| Error::Export {
+        what: "LatencySnapshot::to_bytes",
+        reason: format!("{len} does not fit the format's 32-bit lengths"),
+    })?;
+    out.extend_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+fn put_histogram(
+    out: &mut Vec<u8>,
+    ser: &mut V2DeflateSerializer,
+    h: &Histogram<u64>,
+    name: &str,
+) -> Result<(), Error> {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let len = ser.serialize(h, out).map_err(|e| Error::Export {
+        what: "LatencySnapshot::to_bytes",
+        reason: format!("histogram of {name:?}: {e}"),
+    })?;
+    let len = u32::try_from(len).map_err(|_| Error::Export {
+        what: "LatencySnapshot::to_bytes",
+        reason: format!("histogram of {name:?} is over 4 GiB"),
+    })?;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+fn corrupt(reason: String) -> Error {
+    Error::Export {
+        what: "LatencySnapshot::from_bytes",
+        reason,
+    }
+}
+
+/// A cursor whose every read names what it reads, for the error message.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], Error> {
+        let left = self.bytes.len() - self.pos;
+        if n > left {
+            return Err(corrupt(format!(
+                "truncated at byte {}: {what} needs {n} bytes, {left} left",
+                self.pos
+            )));
+        }
+        let s = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], Error> {
+        let mut a = [0; N];
+        a.copy_from_slice(self.take(N, what)?);
+        Ok(a)
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, Error> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, Error> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+
+    /// A u32 length, then that many bytes.
+    fn blob(&mut self, what: &str) -> Result<&'a [u8], Error> {
+        let len = self.u32(what)? as usize;
+        self.take(len, what)
+    }
+}
+
+fn read_entry(r: &mut Reader<'_>, kind: &str) -> Result<(String, ModelLatency), Error> {
+    let at = r.pos;
+    let name = std::str::from_utf8(r.blob(&format!("a {kind} name"))?)
+        .map_err(|e| corrupt(format!("the {kind} name at byte {at} is not UTF-8: {e}")))?
+        .to_string();
+    let what = |field: &str| format!("{kind} {name:?} {field}");
+    let errors = r.u64(&what("errors"))?;
+    let timeouts = r.u64(&what("timeouts"))?;
+    let blamed = r.u64(&what("blamed"))?;
+    let [flags] = r.array(&what("flags"))?;
+    if flags & !HAS_GPU != 0 {
+        return Err(corrupt(format!(
+            "{} {flags:#04x} are unknown",
+            what("flags")
+        )));
+    }
+    let mut hist = |field: &str| -> Result<Latency, Error> {
+        let what = what(field);
+        let blob = r.blob(&what)?;
+        decode_histogram(blob).map_err(|reason| corrupt(format!("{what}: {reason}")))
+    };
+    let wall = hist("wall histogram")?;
+    let busy = hist("busy histogram")?;
+    let gpu = match flags & HAS_GPU {
+        0 => None,
+        _ => Some(hist("gpu histogram")?),
+    };
+    Ok((
+        name,
+        ModelLatency {
+            wall,
+            busy,
+            gpu,
+            errors,
+            timeouts,
+            blamed,
+        },
+    ))
+}
+
+/// Inflates and checks a V2 deflate blob before handing it to HdrHistogram's
+/// deserializer, whose own checks trust the header's lengths.
+fn decode_histogram(blob: &[u8]) -> Result<Latency, String> {
+    let be32 = |b: &[u8], at: usize| {
+        b.get(at..at + 4)
+            .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    };
+    let cookie = be32(blob, 0).ok_or("shorter than a V2 deflate header")?;
+    if cookie != V2_DEFLATE_COOKIE {
+        return Err(format!(
+            "cookie {cookie:#010x} is not HdrHistogram's V2 deflate ({V2_DEFLATE_COOKIE:#010x})"
+        ));
+    }
+    let len = be32(blob, 4).ok_or("shorter than a V2 deflate header")? as usize;
+    if len != blob.len() - 8 {
+        return Err(format!(
+            "the header says {len} compressed bytes, {} follow",
+            blob.len() - 8
+        ));
+    }
+    let mut v2 = Vec::new();
+    ZlibDecoder::new(&blob[8..])
+        .take(MAX_INFLATED + 1)
+        .read_to_end(&mut v2)
+        .map_err(|e| format!("the deflate stream is corrupt: {e}"))?;
+    if v2.len() as u64 > MAX_INFLATED {
+        return Err(format!("inflates to more than {MAX_INFLATED} bytes"));
+    }
+    if be32(&v2, 0) != Some(V2_COOKIE) || v2.len() < V2_HEADER_LEN {
+        return Err("the inflated data is not a V2 histogram".into());
+    }
+    let payload = be32(&v2, 4).unwrap_or(0) as usize;
+    if payload != v2.len() - V2_HEADER_LEN {
+        return Err(format!(
+            "the header says {payload} bytes of counts, {} follow",
+            v2.len() - V2_HEADER_LEN
+        ));
+    }
+    check_counts(&v2[V2_HEADER_LEN..])?;
+    Deserializer::new()
+        .deserialize::<u64, _>(&mut &v2[..])
+        .map(Latency::new)
+        .map_err(|e| e.to_string())
+}
+
+/// Walks the zig-zag varint counts: each must be complete, no zero run may be
+/// `i64::MIN` long, and the counts must sum to at most `MAX_SAMPLES`.
+fn check_counts(mut p: &[u8]) -> Result<(), String> {
+    let mut total: u64 = 0;
+    while !p.is_empty() {
+        let (v, n) = varint(p).ok_or("a count is truncated")?;
+        p = &p[n..];
+        if v == u64::MAX {
+            return Err("a run of zero counts is out of range".into());
+        }
+        // Zig-zag: even values are counts (v / 2), odd ones runs of zeros.
+        if v & 1 == 0 {
+            total = total
+                .checked_add(v >> 1)
+                .filter(|t| *t <= MAX_SAMPLES)
+                .ok_or_else(|| format!("more than {MAX_SAMPLES} samples"))?;
+        }
+    }
+    Ok(())
+}
+
+/// HdrHistogram's LEB128 variant: up to 8 bytes of 7 bits, then one of 8.
+fn varint(p: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &b) in p.iter().enumerate().take(9) {
+        if i == 8 {
+            return Some((v | (u64::from(b) << 56), 9));
+        }
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
