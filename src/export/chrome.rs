@@ -1,1 +1,374 @@
 //! Chrome trace / Perfetto JSON export of captured requests.
+//!
+//! One file holds many requests, laid out on a common wall-clock time base, for
+//! `ui.perfetto.dev` or `chrome://tracing`.
+//!
+//! # Layout
+//!
+//! Each request is its own *process* (`pid` 1, 2, … in start order), named
+//! `request 42 (over budget, timeout)`, so the UI shows one collapsible group
+//! per request and sorts the groups by start time. Inside a request, spans
+//! become complete events (`"ph":"X"`) on *lanes* (`tid`s): the root and its
+//! stages share lane 1 (named after the root), and model spans go on model
+//! lanes, each named after the models it holds: the 12 models run in
+//! parallel, so they overlap and usually get one lane each, which reads as one
+//! row per model under the pipeline row. A span goes on its parent's lane when
+//! it nests there properly (a model's inner spans nest under it), otherwise on
+//! another lane of its kind where nothing is open, or a new one. Complete events
+//! on one lane therefore always nest, which both viewers require to draw them
+//! correctly. Events become thread-scoped instant events (`"ph":"i"`) on the
+//! lane of the span they fired in; metadata events (`"ph":"M"`) name the
+//! processes and lanes.
+//!
+//! Times are microseconds (`ts`, `dur`) as floats with nanosecond precision.
+//! Each request starts at `closed_at - total`, measured from the earliest
+//! request in the file; within a request, offsets are the recorded ones.
+
+use super::text::status_name;
+use crate::aggregate::requests::{RequestTrace, SpanTrace};
+use crate::error::Error;
+use crate::record::{FieldValue, SpanClass};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Lane changes are decided with this much room: importers convert `ts` and
+/// `dur` to integer nanoseconds separately, so an end that coincides with its
+/// parent's end (or a sibling's start) may move by a nanosecond or two.
+const SLACK_NS: u64 = 2;
+
+/// The largest integer a JavaScript viewer reads exactly (2^53 - 1).
+const JS_SAFE_INT: u64 = (1 << 53) - 1;
+
+/// Builds the Chrome trace event JSON (`{"traceEvents": [...]}`) of `traces`.
+///
+/// See the [module docs](self) for the layout. Per span the `args` hold
+/// `request_id`, `status`, `wall_ms`, `busy_ms`, `waiting_ms`, the numeric
+/// `fields`, and for model spans `model_id` (plus `bottleneck: true` on the
+/// attributed one). A `request_id` beyond 2^53 is written as a string, since
+/// JavaScript viewers would round the number.
+pub fn chrome_trace_json(traces: &[Arc<RequestTrace>]) -> Value {
+    let starts: Vec<Duration> = traces.iter().map(|t| request_start(t)).collect();
+    let base = starts.iter().min().copied().unwrap_or_default();
+    let mut order: Vec<usize> = (0..traces.len()).collect();
+    order.sort_by_key(|&i| starts[i]);
+
+    let mut events = Vec::new();
+    for (k, &i) in order.iter().enumerate() {
+        let offset = starts[i].saturating_sub(base);
+        request_events(&traces[i], k as u64 + 1, nanos(offset), &mut events);
+    }
+    json!({
+        "traceEvents": events,
+        "displayTimeUnit": "ms",
+        "otherData": {
+            "generator": "hdrtrace",
+            "requests": traces.len(),
+            "time_base_unix_us": base.as_micros().to_string(),
+        },
+    })
+}
+
+/// Writes [`chrome_trace_json`] of `traces` to `path` (created or truncated).
+///
+/// # Errors
+///
+/// [`Error::Io`] naming `path` when the file cannot be created or written.
+pub fn write_chrome_trace(path: &Path, traces: &[Arc<RequestTrace>]) -> Result<(), Error> {
+    let io = |source: std::io::Error| Error::Io {
+        context: format!("cannot write Chrome trace to {}", path.display()),
+        source,
+    };
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut w = std::io::BufWriter::new(file);
+    serde_json::to_writer(&mut w, &chrome_trace_json(traces)).map_err(|e| io(e.into()))?;
+    w.flush().map_err(io)
+}
+
+/// Wall-clock start of a request, since the Unix epoch.
+fn request_start(t: &RequestTrace) -> Duration {
+    t.closed_at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(t.total)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1e3
+}
+
+/// Milliseconds from whole nanoseconds, so that `1151105 ns` prints `1.151105`.
+fn ms(d: Duration) -> f64 {
+    nanos(d) as f64 / 1e6
+}
+
+fn request_id_value(id: u64) -> Value {
+    if id <= JS_SAFE_INT {
+        json!(id)
+    } else {
+        json!(id.to_string())
+    }
+}
+
+fn fields_value(fields: &[(&'static str, FieldValue)]) -> Value {
+    let map: Map<String, Value> = fields
+        .iter()
+        .map(|(k, v)| {
+            let v = match *v {
+                FieldValue::U64(v) => json!(v),
+                FieldValue::I64(v) => json!(v),
+                FieldValue::F64(v) => json!(v),
+                FieldValue::Bool(v) => json!(v),
+            };
+            (k.to_string(), v)
+        })
+        .collect();
+    Value::Object(map)
+}
+
+/// `request 42 (over budget, timeout)`.
+fn process_name(t: &RequestTrace) -> String {
+    let mut tags = Vec::new();
+    if t.reason.over_budget {
+        tags.push("over budget");
+    }
+    if t.reason.failed {
+        tags.push(status_name(t.status));
+    }
+    if tags.is_empty() && t.reason.sampled {
+        tags.push("sampled");
+    }
+    if !t.complete {
+        tags.push("incomplete");
+    }
+    if tags.is_empty() {
+        format!("request {}", t.request_id)
+    } else {
+        format!("request {} ({})", t.request_id, tags.join(", "))
+    }
+}
+
+/// One lane (`tid`) of a request: the spans open on it, innermost last.
+struct Lane {
+    /// Holds model spans and their descendants (else the pipeline's spans).
+    models: bool,
+    /// `(span index, end ns)`.
+    open: Vec<(usize, u64)>,
+    /// Labels of the spans placed on it with nothing open, for its name.
+    names: Vec<String>,
+}
+
+/// Assigns every span a lane so that the complete events on a lane nest.
+///
+/// Spans are placed in start order (longer first on ties, so parents precede
+/// their children). A span may go on a lane of its kind (model, or pipeline)
+/// when nothing is open there, or when the innermost open span is one of its
+/// ancestors and encloses it; the parent's lane is tried first, then the
+/// others, then a new lane.
+fn assign_lanes(spans: &[SpanTrace], offset: u64) -> (Vec<usize>, Vec<Lane>) {
+    let index: HashMap<u64, usize> = spans
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, s)| (s.id, i))
+        .collect();
+    let parent_of = |i: usize| -> Option<usize> {
+        index
+            .get(&spans[i].parent)
+            .copied()
+            .filter(|&p| p != i && i != 0)
+    };
+    // Bounded walks: a parent cycle cannot loop forever.
+    let is_ancestor = |a: usize, mut i: usize| -> bool {
+        for _ in 0..spans.len() {
+            match parent_of(i) {
+                Some(p) if p == a => return true,
+                Some(p) => i = p,
+                None => return false,
+            }
+        }
+        false
+    };
+    let in_model = |mut i: usize| -> bool {
+        for _ in 0..=spans.len() {
+            if spans[i].class == SpanClass::Model {
+                return true;
+            }
+            match parent_of(i) {
+                Some(p) => i = p,
+                None => return false,
+            }
+        }
+        false
+    };
+    let bounds = |i: usize| -> (u64, u64) {
+        let s = offset.saturating_add(nanos(spans[i].start));
+        (s, s.saturating_add(nanos(spans[i].wall)))
+    };
+
+    let mut order: Vec<usize> = (0..spans.len()).collect();
+    order.sort_by_key(|&i| {
+        let (s, e) = bounds(i);
+        (s, std::cmp::Reverse(e), i)
+    });
+    let mut lane_of = vec![0usize; spans.len()];
+    let mut lanes: Vec<Lane> = Vec::new();
+    for i in order {
+        let (s, e) = bounds(i);
+        let models = in_model(i);
+        let fits = |lane: &mut Lane| -> bool {
+            if lane.models != models {
+                return false;
+            }
+            while lane
+                .open
+                .last()
+                .is_some_and(|&(_, end)| end.saturating_add(SLACK_NS) <= s)
+            {
+                lane.open.pop();
+            }
+            match lane.open.last() {
+                None => true,
+                Some(&(top, end)) => {
+                    is_ancestor(top, i) && bounds(top).0 <= s && e.saturating_add(SLACK_NS) <= end
+                }
+            }
+        };
+        let preferred = parent_of(i).map_or(0, |p| lane_of[p]);
+        let chosen = if lanes.get_mut(preferred).is_some_and(&fits) {
+            preferred
+        } else if let Some(k) = (0..lanes.len()).find(|&k| k != preferred && fits(&mut lanes[k])) {
+            k
+        } else {
+            lanes.push(Lane {
+                models,
+                open: Vec::new(),
+                names: Vec::new(),
+            });
+            lanes.len() - 1
+        };
+        let lane = &mut lanes[chosen];
+        if lane.open.is_empty() {
+            let label = spans[i].label();
+            if !lane.names.iter().any(|n| n == label) {
+                lane.names.push(label.to_string());
+            }
+        }
+        lane.open.push((i, e));
+        lane_of[i] = chosen;
+    }
+    (lane_of, lanes)
+}
+
+fn lane_name(names: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let mut name = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        name.push_str(", …");
+    }
+    name
+}
+
+/// The metadata, complete and instant events of one request.
+fn request_events(t: &RequestTrace, pid: u64, offset: u64, out: &mut Vec<Value>) {
+    let (lane_of, lanes) = assign_lanes(&t.spans, offset);
+    let tid = |lane: usize| lane as u64 + 1;
+    let request_id = request_id_value(t.request_id);
+    let bottleneck = t.attribution.as_ref().map(|a| a.span);
+
+    out.push(
+        json!({"ph": "M", "name": "process_name", "pid": pid, "tid": 0,
+        "args": {"name": process_name(t)}}),
+    );
+    out.push(
+        json!({"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0,
+        "args": {"sort_index": pid}}),
+    );
+    for (k, lane) in lanes.iter().enumerate() {
+        out.push(
+            json!({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid(k),
+            "args": {"name": lane_name(&lane.names)}}),
+        );
+        out.push(
+            json!({"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid(k),
+            "args": {"sort_index": k}}),
+        );
+    }
+
+    for (i, s) in t.spans.iter().enumerate() {
+        let start = offset.saturating_add(nanos(s.start));
+        let mut args = json!({
+            "request_id": request_id,
+            "status": status_name(s.status),
+            "wall_ms": ms(s.wall),
+            "busy_ms": ms(s.busy),
+            "waiting_ms": ms(s.waiting()),
+            "fields": fields_value(&s.fields),
+        });
+        if let (SpanClass::Model, Some(m)) = (s.class, &s.model) {
+            args["model_id"] = json!(m);
+            if bottleneck == Some(s.id) {
+                args["bottleneck"] = json!(true);
+            }
+        }
+        out.push(json!({
+            "ph": "X",
+            "name": s.label(),
+            "cat": class_name(s.class),
+            "pid": pid,
+            "tid": tid(lane_of[i]),
+            "ts": us(start),
+            "dur": us(nanos(s.wall)),
+            "args": args,
+        }));
+    }
+
+    for ev in &t.events {
+        let lane = t
+            .spans
+            .iter()
+            .position(|s| s.id == ev.span)
+            .map_or(0, |i| lane_of[i]);
+        let name = if ev.message.is_empty() {
+            ev.level.as_str().to_string()
+        } else {
+            ev.message.clone()
+        };
+        out.push(json!({
+            "ph": "i",
+            "s": "t",
+            "name": name,
+            "cat": "event",
+            "pid": pid,
+            "tid": tid(lane),
+            "ts": us(offset.saturating_add(nanos(ev.at))),
+            "args": {
+                "request_id": request_id,
+                "level": ev.level.as_str(),
+                "message": ev.message,
+                "status": status_name(ev.status),
+                "fields": fields_value(&ev.fields),
+            },
+        }));
+    }
+}
+
+fn class_name(c: SpanClass) -> &'static str {
+    match c {
+        SpanClass::Request => "request",
+        SpanClass::Stage => "stage",
+        SpanClass::Model => "model",
+    }
+}

@@ -4,3 +4,6 @@ pub mod chrome;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 pub mod text;
+
+pub use chrome::{chrome_trace_json, write_chrome_trace};
+pub use text::render_text;

@@ -1,1 +1,373 @@
 //! Text rendering of a captured request (the spec's "debugging slow requests" tree).
+//!
+//! ```text
+//! embed_pipeline{request_id=42 content_len=1500}: 205.0ms
+//!   tokenize: 2.00ms
+//!   model_execution{model_count=12}: 180.3ms
+//!     model{model_id=Semantic input_tokens=300}: 45.0ms (busy 44.1ms)
+//!     model{model_id=Causal input_tokens=300}: 180.0ms (busy 179.2ms) ← BOTTLENECK
+//!   fusion: 3.00ms
+//! Total: 205.0ms (exceeded 200ms target due to Causal model)
+//! Bottleneck: Causal took 180.0ms, 87.8% of the total: slow while running (busy 179.2ms, waiting 0.80ms)
+//! ```
+
+use crate::aggregate::requests::{EventTrace, RequestTrace, SpanTrace};
+use crate::aggregate::GPU_FIELD;
+use crate::record::{FieldValue, SpanClass, Status};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Renders a captured request as an indented tree, one span a line.
+///
+/// Spans are nested by their parent links, children ordered by start time, and
+/// each line reads `name{fields}: <wall time>`. Model spans show their
+/// `model_id` and their busy (polled) time, plus the waiting time when they
+/// waited longer than they ran; `TIMEOUT` / `ERROR` mark failed spans; the
+/// model named by the trace's attribution is marked `← BOTTLENECK`. Events are
+/// listed under the span they fired in, in time order among its children.
+/// The last lines give the total against the latency target and the
+/// bottleneck's share of it, and whether it was slow while running or starved
+/// (waiting to be polled).
+///
+/// Any `RequestTrace` renders, also a malformed one: spans whose parent is not
+/// in the trace (an incomplete trace) are shown under the root marked
+/// `(parent missing)`, never dropped, and the function never panics.
+pub fn render_text(trace: &RequestTrace) -> String {
+    let mut out = String::new();
+    Tree::new(trace).render(&mut out);
+    total_lines(trace, &mut out);
+    out
+}
+
+/// Milliseconds with a precision that suits the size: `205.0ms`, `2.50ms`, `0.042ms`.
+pub(crate) fn fmt_ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms >= 10.0 {
+        format!("{ms:.1}ms")
+    } else if ms >= 1.0 {
+        format!("{ms:.2}ms")
+    } else {
+        format!("{ms:.3}ms")
+    }
+}
+
+/// A latency target as people write it: `200ms`, or `2.50ms` when not whole.
+fn fmt_target(d: Duration) -> String {
+    if d.subsec_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        fmt_ms(d)
+    }
+}
+
+/// The lower-case name of a status, as exported.
+pub(crate) fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Ok => "ok",
+        Status::Error => "error",
+        Status::Timeout => "timeout",
+    }
+}
+
+/// The mark a failed span gets in the text tree.
+fn status_mark(s: Status) -> &'static str {
+    match s {
+        Status::Ok => "",
+        Status::Error => " ERROR",
+        Status::Timeout => " TIMEOUT",
+    }
+}
+
+fn write_value(out: &mut String, v: FieldValue) {
+    let _ = match v {
+        FieldValue::U64(v) => write!(out, "{v}"),
+        FieldValue::I64(v) => write!(out, "{v}"),
+        FieldValue::F64(v) => write!(out, "{v}"),
+        FieldValue::Bool(v) => write!(out, "{v}"),
+    };
+}
+
+/// `{a=1 b=2}`, or nothing when there is nothing to show.
+fn write_fields<'a>(
+    out: &mut String,
+    lead: Option<(&str, &str)>,
+    fields: impl Iterator<Item = &'a (&'static str, FieldValue)>,
+) {
+    let mut first = true;
+    let mut sep = |out: &mut String| {
+        out.push_str(if first { "{" } else { " " });
+        first = false;
+    };
+    if let Some((k, v)) = lead {
+        sep(out);
+        let _ = write!(out, "{k}={v}");
+    }
+    for (k, v) in fields {
+        sep(out);
+        let _ = write!(out, "{k}=");
+        write_value(out, *v);
+    }
+    if !first {
+        out.push('}');
+    }
+}
+
+/// A line of the tree: a span or an event, by index.
+#[derive(Clone, Copy)]
+enum Node {
+    Span(usize),
+    Event(usize),
+}
+
+/// The parent/child structure of a trace, built from indices so that duplicate
+/// or cyclic IDs cannot lose or repeat a span.
+struct Tree<'a> {
+    trace: &'a RequestTrace,
+    /// Per span: its child spans and events, in time order.
+    below: Vec<Vec<Node>>,
+    /// Spans hung under the root because their parent is not in the trace.
+    orphan: Vec<bool>,
+    bottleneck: Option<u64>,
+}
+
+impl<'a> Tree<'a> {
+    fn new(trace: &'a RequestTrace) -> Self {
+        let spans = &trace.spans;
+        let mut index: HashMap<u64, usize> = HashMap::with_capacity(spans.len());
+        for (i, s) in spans.iter().enumerate() {
+            index.entry(s.id).or_insert(i);
+        }
+        let mut below: Vec<Vec<(Duration, Node)>> = vec![Vec::new(); spans.len()];
+        let mut orphan = vec![false; spans.len()];
+        for (i, s) in spans.iter().enumerate().skip(1) {
+            let parent = match index.get(&s.parent) {
+                Some(&p) if p != i => p,
+                _ => {
+                    orphan[i] = true;
+                    0
+                }
+            };
+            below[parent].push((s.start, Node::Span(i)));
+        }
+        if !spans.is_empty() {
+            for (e, ev) in trace.events.iter().enumerate() {
+                let at = index.get(&ev.span).copied().unwrap_or(0);
+                below[at].push((ev.at, Node::Event(e)));
+            }
+        }
+        let below = below
+            .into_iter()
+            .map(|mut v| {
+                // Stable: equal times keep the trace's own order.
+                v.sort_by_key(|(t, _)| *t);
+                v.into_iter().map(|(_, n)| n).collect()
+            })
+            .collect();
+        Self {
+            trace,
+            below,
+            orphan,
+            bottleneck: trace.attribution.as_ref().map(|a| a.span),
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        let spans = &self.trace.spans;
+        if spans.is_empty() {
+            let _ = writeln!(
+                out,
+                "{}{{request_id={}}}: {} (no spans recorded)",
+                self.trace.name,
+                self.trace.request_id,
+                fmt_ms(self.trace.total)
+            );
+            return;
+        }
+        let mut seen = vec![false; spans.len()];
+        self.walk(0, 0, &mut seen, out);
+        // Spans on a parent cycle are reachable from nowhere: show them too.
+        for i in 1..spans.len() {
+            if !seen[i] {
+                self.walk(i, 1, &mut seen, out);
+            }
+        }
+    }
+
+    /// Depth-first from `start`, with an explicit stack (no recursion limit).
+    fn walk(&self, start: usize, depth: usize, seen: &mut [bool], out: &mut String) {
+        let mut stack = vec![(Node::Span(start), depth)];
+        while let Some((node, depth)) = stack.pop() {
+            match node {
+                Node::Event(e) => {
+                    if let Some(ev) = self.trace.events.get(e) {
+                        event_line(out, depth, ev);
+                    }
+                }
+                Node::Span(i) => {
+                    if std::mem::replace(&mut seen[i], true) {
+                        continue;
+                    }
+                    self.span_line(out, depth, i);
+                    for n in self.below[i].iter().rev() {
+                        stack.push((*n, depth + 1));
+                    }
+                }
+            }
+        }
+    }
+
+    fn span_line(&self, out: &mut String, depth: usize, i: usize) {
+        let s: &SpanTrace = &self.trace.spans[i];
+        indent(out, depth);
+        out.push_str(s.name);
+        let request_id = self.trace.request_id.to_string();
+        let lead = match (i, s.class, s.model.as_deref()) {
+            (_, SpanClass::Model, Some(m)) => Some(("model_id", m)),
+            (0, _, _) => Some(("request_id", request_id.as_str())),
+            _ => None,
+        };
+        let shown = s.fields.iter().filter(|(k, _)| *k != GPU_FIELD);
+        write_fields(out, lead, shown);
+        let _ = write!(out, ": {}", fmt_ms(s.wall));
+        if s.class == SpanClass::Model {
+            let _ = write!(out, " (busy {}", fmt_ms(s.busy));
+            if s.waiting() > s.busy {
+                let _ = write!(out, ", waiting {}", fmt_ms(s.waiting()));
+            }
+            if let Some(FieldValue::U64(ns)) = s.field(GPU_FIELD) {
+                let _ = write!(out, ", gpu {}", fmt_ms(Duration::from_nanos(ns)));
+            }
+            out.push(')');
+        }
+        out.push_str(status_mark(s.status));
+        if s.class == SpanClass::Model && self.bottleneck == Some(s.id) {
+            out.push_str(" ← BOTTLENECK");
+        }
+        if self.orphan[i] {
+            out.push_str(" (parent missing)");
+        }
+        out.push('\n');
+    }
+}
+
+fn indent(out: &mut String, depth: usize) {
+    for _ in 0..depth {
+        out.push_str("  ");
+    }
+}
+
+fn event_line(out: &mut String, depth: usize, ev: &EventTrace) {
+    indent(out, depth);
+    let _ = write!(out, "[{} @{}]", ev.level, fmt_ms(ev.at));
+    if !ev.message.is_empty() {
+        let _ = write!(out, " {}", ev.message);
+    }
+    if !ev.fields.is_empty() {
+        out.push(' ');
+        write_fields(out, None, ev.fields.iter());
+    }
+    // An ERROR event marks its span Error; the level already says so.
+    if !(ev.status == Status::Error && ev.level == tracing_core::Level::ERROR) {
+        out.push_str(status_mark(ev.status));
+    }
+    out.push('\n');
+}
+
+/// What the Total line blames.
+enum Culprit<'a> {
+    Model(&'a str),
+    Stage(&'a str),
+}
+
+/// The attributed model, unless the root's longest direct child is a stage
+/// that does not contain it (say, a 190 ms tokenize): then that stage.
+fn culprit(trace: &RequestTrace) -> Option<Culprit<'_>> {
+    let root = trace.spans.first()?;
+    let longest = trace
+        .spans
+        .iter()
+        .skip(1)
+        .filter(|s| s.parent == root.id)
+        .max_by_key(|s| s.wall);
+    let Some(a) = &trace.attribution else {
+        return longest.map(|s| Culprit::Stage(s.label()));
+    };
+    match longest {
+        Some(l) if l.class != SpanClass::Model && !contains(trace, l.id, a.span) => {
+            Some(Culprit::Stage(l.label()))
+        }
+        _ => Some(Culprit::Model(&a.model)),
+    }
+}
+
+/// Whether span `inner` is `outer` or lies below it (bounded walk up).
+fn contains(trace: &RequestTrace, outer: u64, mut inner: u64) -> bool {
+    for _ in 0..=trace.spans.len() {
+        if inner == outer {
+            return true;
+        }
+        match trace.span(inner) {
+            Some(s) if s.parent != inner => inner = s.parent,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The verdict: total against the target, the bottleneck, failures, gaps.
+fn total_lines(trace: &RequestTrace, out: &mut String) {
+    let target = fmt_target(trace.target);
+    let _ = write!(out, "Total: {} (", fmt_ms(trace.total));
+    if trace.total > trace.target {
+        let _ = write!(out, "exceeded {target} target");
+        match culprit(trace) {
+            Some(Culprit::Model(m)) => {
+                let _ = write!(out, " due to {m} model");
+            }
+            Some(Culprit::Stage(s)) => {
+                let _ = write!(out, " due to {s} stage");
+            }
+            None => {}
+        }
+    } else {
+        let _ = write!(out, "within {target} target");
+    }
+    out.push_str(")\n");
+
+    if let Some(a) = &trace.attribution {
+        let verb = match a.status {
+            Status::Ok => "took",
+            Status::Error => "failed after",
+            Status::Timeout => "timed out after",
+        };
+        let waiting = a.wall.saturating_sub(a.busy);
+        let how = if a.starved {
+            "starved, waiting to be polled"
+        } else {
+            "slow while running"
+        };
+        let _ = writeln!(
+            out,
+            "Bottleneck: {} {verb} {}, {:.1}% of the total: {how} (busy {}, waiting {})",
+            a.model,
+            fmt_ms(a.wall),
+            a.share * 100.0,
+            fmt_ms(a.busy),
+            fmt_ms(waiting),
+        );
+    }
+
+    let failed: Vec<String> = trace
+        .spans
+        .iter()
+        .filter(|s| s.status != Status::Ok)
+        .map(|s| format!("{}{}", s.label(), status_mark(s.status)))
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(out, "Failed: {}", failed.join(", "));
+    }
+    if !trace.complete {
+        out.push_str("Incomplete: some span records never arrived; the tree lacks them\n");
+    }
+}
