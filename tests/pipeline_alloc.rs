@@ -8,7 +8,7 @@
 
 mod pipeline_support;
 
-use hdrtrace::pipeline::EmbeddingPipeline;
+use hdrtrace::pipeline::{EmbeddingPipeline, PipelineConfig};
 use hdrtrace::TracingConfig;
 use pipeline_support::fast_models;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -86,7 +86,13 @@ fn subscriber_adds_no_allocation_per_request() {
         .enable_all()
         .build()
         .unwrap();
-    let p = EmbeddingPipeline::new(fast_models()).unwrap();
+    // No deadline can fire, however loaded the machine: every run does the
+    // same work.
+    let config = PipelineConfig {
+        deadline: Duration::from_secs(600),
+        ..PipelineConfig::default()
+    };
+    let p = EmbeddingPipeline::with_config(fast_models(), config).unwrap();
 
     let none = allocations_per_run(&rt, &p);
     assert!(

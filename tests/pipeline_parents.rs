@@ -6,8 +6,8 @@
 mod pipeline_support;
 
 use hdrtrace::pipeline::{
-    EmbeddingModel, EmbeddingPipeline, ModelEmbedding, ModelFuture, ModelId, PreparedInput,
-    TraceCollector, TraceEvent,
+    EmbeddingModel, EmbeddingPipeline, ModelEmbedding, ModelFuture, ModelId, PipelineConfig,
+    PreparedInput, TraceCollector, TraceEvent,
 };
 use hdrtrace::record::SpanClass;
 use hdrtrace::TracingConfig;
@@ -67,7 +67,13 @@ fn model_spans_are_children_of_their_own_requests_model_execution() {
         .iter()
         .map(|&m| Arc::new(Hopping(Fast(m))) as Arc<dyn EmbeddingModel>)
         .collect();
-    let p = Arc::new(EmbeddingPipeline::new(models).unwrap());
+    // A deadline no loaded machine misses: this test is about parents, and
+    // every model must answer for its span to be checked.
+    let config = PipelineConfig {
+        deadline: Duration::from_secs(30),
+        ..PipelineConfig::default()
+    };
+    let p = Arc::new(EmbeddingPipeline::with_config(models, config).unwrap());
 
     // Every request is spawned before any is awaited: all in flight at once.
     let ids: Vec<u64> = rt.block_on(async {
