@@ -1,6 +1,8 @@
 //! Ways out of the process for captured requests and histograms.
 
 pub mod chrome;
+#[cfg(feature = "otel")]
+pub mod otel;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 pub mod text;
