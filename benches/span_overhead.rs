@@ -1,1 +1,277 @@
-fn main() {}
+//! What one full span lifecycle costs (new, enter, exit, close of a model span
+//! with a `model_id` and an `input_tokens` field), side by side in one group:
+//!
+//! - `no_subscriber`: no dispatcher at all (tracing's `NoSubscriber`);
+//! - `hdrtrace_disabled`: ours, built with `enabled: false`;
+//! - `hdrtrace_enabled`: ours, default config, every record pushed to the ring
+//!   while the aggregator thread runs;
+//! - `registry_hdr_layer`: `tracing_subscriber::registry()` with the HDR layer
+//!   users write today (start time in the span's extensions, the duration into a
+//!   `Mutex<HashMap<String, Histogram<u64>>>` keyed by model on close);
+//! - `tracing_timing`: the `tracing-timing` subscriber, timing span closes.
+//!
+//! tracing caches each callsite's interest and the max level over every live
+//! dispatcher, so each variant makes its own dispatcher, sets it as this
+//! thread's default, rebuilds the interest cache, and drops it (rebuilding
+//! again) before the next variant runs: no variant pays for another's
+//! dispatcher. `no_subscriber` runs first, before any dispatcher exists (see
+//! its doc). Figures and the command: docs/performance.md.
+
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use hdrhistogram::Histogram;
+use hdrtrace::TracingConfig;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hint::black_box;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tracing::dispatcher::{self, Dispatch};
+use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
+use tracing::span::{Attributes, Id};
+use tracing::Subscriber;
+use tracing_core::callsite::rebuild_interest_cache;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+const MODEL: &str = "Causal";
+const TOKENS: u64 = 128;
+/// Histograms in every variant cover 1 ns to 60 s at 3 significant figures.
+const MAX_NS: u64 = 60_000_000_000;
+
+/// The measured unit, identical for every variant: one model span from
+/// creation to close, entered once.
+#[inline(never)]
+fn lifecycle(model: &str, tokens: u64) {
+    let span = tracing::info_span!("model", model_id = model, input_tokens = tokens);
+    let entered = span.enter();
+    black_box(&entered);
+    drop(entered);
+    drop(span);
+}
+
+/// Runs `f` with `dispatch` as this thread's default, the interest cache
+/// rebuilt on the way in and again once the dispatcher is dropped.
+fn scoped<R>(dispatch: Dispatch, f: impl FnOnce(&Dispatch) -> R) -> R {
+    let default = dispatcher::set_default(&dispatch);
+    // Inside the scope: with one registered dispatcher tracing rebuilds from
+    // this thread's current default.
+    rebuild_interest_cache();
+    let out = f(&dispatch);
+    drop(default);
+    drop(dispatch);
+    rebuild_interest_cache();
+    out
+}
+
+/// Must run first: only a process that has never had a dispatcher is in the
+/// state of an application with no subscriber (max level `OFF`). Once the last
+/// dispatcher is gone, tracing-core rebuilds from `NoSubscriber`, which gives no
+/// level hint, so the max level becomes `TRACE` and each site is turned away
+/// by its `Interest::never()` instead, a few loads later.
+fn no_subscriber(group: &mut BenchmarkGroup<'_, WallTime>) {
+    assert_eq!(
+        LevelFilter::current(),
+        LevelFilter::OFF,
+        "no_subscriber must run before any dispatcher is created"
+    );
+    group.bench_function("no_subscriber", |b| {
+        b.iter(|| lifecycle(black_box(MODEL), black_box(TOKENS)))
+    });
+}
+
+fn hdrtrace_disabled(group: &mut BenchmarkGroup<'_, WallTime>) {
+    let config = TracingConfig {
+        enabled: false,
+        ..TracingConfig::default()
+    };
+    let (subscriber, guard) = hdrtrace::build(&config).expect("default config is valid");
+    let mut ran = false;
+    scoped(Dispatch::new(subscriber), |_| {
+        // Our `max_level_hint` (OFF when switched off), not another's.
+        assert_eq!(
+            LevelFilter::current(),
+            LevelFilter::OFF,
+            "a dispatcher leaked in"
+        );
+        group.bench_function("hdrtrace_disabled", |b| {
+            ran = true;
+            b.iter(|| lifecycle(black_box(MODEL), black_box(TOKENS)))
+        });
+    });
+    if ran {
+        let snapshot = guard.flushed_snapshot();
+        assert_eq!(
+            snapshot.counters().spans,
+            0,
+            "a disabled subscriber recorded"
+        );
+    }
+}
+
+fn hdrtrace_enabled(group: &mut BenchmarkGroup<'_, WallTime>) {
+    let config = TracingConfig::default();
+    // Half a ring between flushes: every record is pushed, none dropped, and the
+    // aggregator (ticking every few ms) drains concurrently as it does in use.
+    let batch = (config.ring_capacity.next_power_of_two() / 2) as u64;
+    let (subscriber, guard) = hdrtrace::build(&config).expect("default config is valid");
+    let mut ran = false;
+    scoped(Dispatch::new(subscriber), |_| {
+        group.bench_function("hdrtrace_enabled", |b| {
+            ran = true;
+            b.iter_custom(|iters| {
+                let mut measured = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(batch);
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        lifecycle(black_box(MODEL), black_box(TOKENS));
+                    }
+                    measured += start.elapsed();
+                    guard.flush();
+                    left -= n;
+                }
+                measured
+            })
+        });
+    });
+    if ran {
+        let snapshot = guard.flushed_snapshot();
+        let recorded = snapshot.model(MODEL).map_or(0, |m| m.count());
+        assert!(recorded > 0, "the enabled subscriber recorded nothing");
+        assert_eq!(snapshot.dropped_records(), 0, "records were dropped");
+        assert_eq!(snapshot.dropped_spans(), 0, "spans went untracked");
+    }
+}
+
+/// Per-model histograms, as a user keeps them behind a lock.
+type Histograms = Arc<Mutex<HashMap<String, Histogram<u64>>>>;
+
+/// The HDR layer users write today on top of `Registry`.
+struct HdrLayer {
+    histograms: Histograms,
+}
+
+/// Stored in the span's extensions by `on_new_span`.
+struct Started {
+    at: Instant,
+    model: String,
+}
+
+/// Finds the `model_id` field, whatever its type.
+#[derive(Default)]
+struct ModelVisitor(Option<String>);
+
+impl Visit for ModelVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "model_id" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        if field.name() == "model_id" {
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
+
+impl<S> Layer<S> for HdrLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut visitor = ModelVisitor::default();
+        attrs.record(&mut visitor);
+        let model = visitor
+            .0
+            .unwrap_or_else(|| attrs.metadata().name().to_owned());
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(Started {
+                at: Instant::now(),
+                model,
+            });
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else {
+            return;
+        };
+        let extensions = span.extensions();
+        let Some(started) = extensions.get::<Started>() else {
+            return;
+        };
+        let ns = u64::try_from(started.at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let mut histograms = self
+            .histograms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(h) = histograms.get_mut(&started.model) {
+            h.saturating_record(ns);
+        } else if let Ok(mut h) = Histogram::new_with_bounds(1, MAX_NS, 3) {
+            h.saturating_record(ns);
+            histograms.insert(started.model.clone(), h);
+        }
+    }
+}
+
+fn registry_hdr_layer(group: &mut BenchmarkGroup<'_, WallTime>) {
+    let histograms = Histograms::default();
+    let subscriber = tracing_subscriber::registry().with(HdrLayer {
+        histograms: histograms.clone(),
+    });
+    let mut ran = false;
+    scoped(Dispatch::new(subscriber), |_| {
+        group.bench_function("registry_hdr_layer", |b| {
+            ran = true;
+            b.iter(|| lifecycle(black_box(MODEL), black_box(TOKENS)))
+        });
+    });
+    let histograms = histograms.lock().unwrap_or_else(PoisonError::into_inner);
+    let recorded = histograms.get(MODEL).map_or(0, |h| h.len());
+    assert!(!ran || recorded > 0, "the registry layer recorded nothing");
+}
+
+fn tracing_timing(group: &mut BenchmarkGroup<'_, WallTime>) {
+    // `span_close_events` makes a span's close a timed event (creation to
+    // close); without it a span with no events records nothing.
+    let subscriber = tracing_timing::Builder::default()
+        .span_close_events()
+        .build(|| Histogram::new_with_bounds(1, MAX_NS, 3).expect("valid bounds"));
+    let downcaster = subscriber.downcaster();
+    let mut ran = false;
+    let recorded = scoped(Dispatch::new(subscriber), |dispatch| {
+        group.bench_function("tracing_timing", |b| {
+            ran = true;
+            b.iter(|| lifecycle(black_box(MODEL), black_box(TOKENS)))
+        });
+        let timing = downcaster
+            .downcast(dispatch)
+            .expect("the dispatcher holds the tracing-timing subscriber");
+        timing.force_synchronize();
+        timing.with_histograms(|spans| {
+            spans
+                .values_mut()
+                .flat_map(|events| events.values_mut())
+                .map(|h| h.len())
+                .sum::<u64>()
+        })
+    });
+    assert!(!ran || recorded > 0, "tracing-timing recorded nothing");
+}
+
+fn span_lifecycle(c: &mut Criterion) {
+    let mut group = c.benchmark_group("span_lifecycle");
+    no_subscriber(&mut group);
+    hdrtrace_disabled(&mut group);
+    hdrtrace_enabled(&mut group);
+    registry_hdr_layer(&mut group);
+    tracing_timing(&mut group);
+    group.finish();
+}
+
+criterion_group!(benches, span_lifecycle);
+criterion_main!(benches);
