@@ -51,7 +51,20 @@ impl Builder {
 
     fn start(self) -> Result<(Arc<Core>, TracingGuard), Error> {
         let config = self.config;
-        config.validate()?;
+        config_check(&config)?;
+        #[allow(unused_mut)]
+        let mut sinks = self.sinks;
+        // OTLP export is fed by the aggregator like any sink, so it works with
+        // either front end and never touches the hot path.
+        #[cfg(feature = "otel")]
+        let otel = match &config.otel_endpoint {
+            Some(endpoint) => {
+                let (sink, stats) = crate::export::otel::OtlpSink::builder(endpoint).build()?;
+                sinks.push(Box::new(sink));
+                Some(stats)
+            }
+            None => None,
+        };
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let (control_tx, control_rx) = crossbeam_channel::bounded(16);
         let core = Arc::new(Core::new(&config, wake_tx));
@@ -70,7 +83,7 @@ impl Builder {
                 publish_every: config.flush_interval,
                 capture_capacity: config.capture_capacity,
             },
-            self.sinks,
+            sinks,
         )
         .map_err(|e| Error::Aggregator(format!("cannot start the aggregator thread: {e}")))?;
         let guard = TracingGuard {
@@ -81,7 +94,8 @@ impl Builder {
                 thread: Mutex::new(Some(thread)),
                 config,
             }),
-            extras: Vec::new(),
+            #[cfg(feature = "otel")]
+            otel,
         };
         Ok((core, guard))
     }
@@ -133,6 +147,12 @@ pub fn init_with(builder: Builder) -> Result<TracingGuard, Error> {
 
 fn config_check(config: &TracingConfig) -> Result<(), Error> {
     config.validate()?;
+    if config.otel_endpoint.is_some() && !cfg!(feature = "otel") {
+        return Err(Error::config(
+            "otel_endpoint",
+            "needs the `otel` cargo feature: build with --features otel",
+        ));
+    }
     if config.tokio_console && !cfg!(feature = "tokio-console") {
         return Err(Error::config(
             "tokio_console",
@@ -183,8 +203,9 @@ pub(crate) struct Shared {
 /// record of a span closed before the drop is lost.
 pub struct TracingGuard {
     pub(crate) shared: Arc<Shared>,
-    /// Integrations that live as long as the guard (console server, exporters).
-    pub(crate) extras: Vec<Box<dyn std::any::Any + Send>>,
+    /// The OTLP exporter's statistics, when `otel_endpoint` was set.
+    #[cfg(feature = "otel")]
+    otel: Option<crate::export::otel::OtlpStats>,
 }
 
 impl std::fmt::Debug for TracingGuard {
@@ -221,6 +242,13 @@ impl TracingGuard {
     /// dropped, and then yields the final snapshot.
     pub fn snapshot_source(&self) -> crate::aggregate::source::SnapshotSource {
         crate::aggregate::source::SnapshotSource(self.shared.publisher.clone())
+    }
+
+    /// What the OTLP exporter sent, dropped and failed at (`None` without an
+    /// `otel_endpoint`).
+    #[cfg(feature = "otel")]
+    pub fn otel_stats(&self) -> Option<&crate::export::otel::OtlpStats> {
+        self.otel.as_ref()
     }
 
     /// Flushes, then returns the snapshot.
@@ -272,8 +300,6 @@ impl TracingGuard {
 
 impl Drop for TracingGuard {
     fn drop(&mut self) {
-        // Integrations first (they may still be sending spans), then the core.
-        self.extras.clear();
         let handle = self
             .shared
             .thread

@@ -147,10 +147,18 @@ fn config() -> TracingConfig {
 #[test]
 fn collector_receives_request_trees() {
     let (addr, received, stop) = start_collector();
-    let (sink, stats) = OtlpSink::new(&format!("http://{addr}"), "otel-test").unwrap();
-    // Global, so that the exporter's own spans would reach it if the export
-    // thread did not silence them.
-    let guard = hdrtrace::init_with(Builder::new(&config()).sink(sink)).unwrap();
+    // The user's path: `otel_endpoint` in the config. Global, so that the
+    // exporter's own spans would reach the subscriber if the export thread did
+    // not silence them.
+    let guard = hdrtrace::init_tracing(&TracingConfig {
+        otel_endpoint: Some(format!("http://{addr}")),
+        ..config()
+    })
+    .unwrap();
+    let stats = guard
+        .otel_stats()
+        .expect("otel_endpoint starts the exporter")
+        .clone();
     run_requests();
     guard.flush();
 
@@ -160,7 +168,8 @@ fn collector_receives_request_trees() {
     assert_eq!(stats.spans_exported(), spans.len() as u64);
     assert_eq!(stats.export_errors(), 0, "{stats:?}");
     assert_eq!(stats.spans_dropped(), 0, "{stats:?}");
-    assert!(spans.iter().all(|(service, _)| service == "otel-test"));
+    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "hdrtrace".into());
+    assert!(spans.iter().all(|(s, _)| *s == service));
 
     for (i, &request_id) in REQUESTS.iter().enumerate() {
         let trace_id = u128::from(request_id).to_be_bytes().to_vec();
