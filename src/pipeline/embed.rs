@@ -123,3 +123,117 @@ impl EmbeddingPipeline {
         fusion.in_scope(|| fuse(request_id, &outputs))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{ModelEmbedding, ModelFuture, ModelSet, PreparedInput};
+
+    /// Answers with `vector`, labelled `label`.
+    struct Fixed {
+        id: ModelId,
+        label: ModelId,
+        vector: Vec<f32>,
+    }
+
+    impl EmbeddingModel for Fixed {
+        fn model_id(&self) -> ModelId {
+            self.id
+        }
+        fn embed<'a>(&'a self, _input: &'a PreparedInput) -> ModelFuture<'a> {
+            Box::pin(async move {
+                Ok(ModelEmbedding {
+                    model_id: self.label,
+                    vector: self.vector.clone(),
+                })
+            })
+        }
+    }
+
+    fn good(id: ModelId) -> Arc<dyn EmbeddingModel> {
+        Arc::new(Fixed {
+            id,
+            label: id,
+            vector: vec![1.0, 2.0],
+        })
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn bad_setups_are_refused_with_a_reason() {
+        let err = |r: EmbeddingResult<EmbeddingPipeline>| r.unwrap_err().to_string();
+        assert!(err(EmbeddingPipeline::new(Vec::new())).contains("no models"));
+        let twice = vec![good(ModelId::Code), good(ModelId::Code)];
+        assert!(err(EmbeddingPipeline::new(twice)).contains("Code is given twice"));
+        let zero = PipelineConfig {
+            deadline: Duration::ZERO,
+            ..PipelineConfig::default()
+        };
+        assert!(err(EmbeddingPipeline::with_config(
+            vec![good(ModelId::Code)],
+            zero
+        ))
+        .contains("deadline"));
+        let tiny = PipelineConfig {
+            max_tokens: 1,
+            ..PipelineConfig::default()
+        };
+        assert!(err(EmbeddingPipeline::with_config(
+            vec![good(ModelId::Code)],
+            tiny
+        ))
+        .contains("max_tokens"));
+    }
+
+    #[test]
+    fn empty_content_is_an_error_and_bad_outputs_are_failures() {
+        let models = vec![
+            good(ModelId::Semantic),
+            Arc::new(Fixed {
+                id: ModelId::Causal,
+                label: ModelId::Code,
+                vector: vec![1.0],
+            }) as Arc<dyn EmbeddingModel>,
+            Arc::new(Fixed {
+                id: ModelId::Sparse,
+                label: ModelId::Sparse,
+                vector: vec![f32::NAN],
+            }),
+            Arc::new(Fixed {
+                id: ModelId::Graph,
+                label: ModelId::Graph,
+                vector: Vec::new(),
+            }),
+        ];
+        let p = EmbeddingPipeline::new(models).unwrap();
+        let rt = rt();
+        let err = rt.block_on(p.embed(" \n")).unwrap_err().to_string();
+        assert!(err.contains("no tokens"), "{err}");
+        let fused = rt.block_on(p.embed("some text")).unwrap();
+        assert_eq!(fused.models, ModelSet::from_iter([ModelId::Semantic]));
+        assert_eq!(
+            fused.failed,
+            ModelSet::from_iter([ModelId::Causal, ModelId::Sparse, ModelId::Graph])
+        );
+        assert!(fused.vector.iter().all(|v| v.is_finite()));
+        assert!(!fused.is_complete());
+    }
+
+    #[test]
+    fn request_ids_are_unique_and_reference_models_are_deterministic() {
+        let p = EmbeddingPipeline::reference(3);
+        let rt = rt();
+        let a = rt.block_on(p.embed("same words")).unwrap();
+        let b = rt.block_on(p.embed("same words")).unwrap();
+        assert_ne!(a.request_id, b.request_id);
+        assert_eq!(a.vector, b.vector);
+        assert_eq!(a.models.len(), 12);
+        assert!(a.is_complete());
+    }
+}

@@ -345,3 +345,165 @@ impl RequestSink for TraceCollector {
             }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::requests::{CaptureReason, EventTrace, SpanTrace};
+    use tracing_core::Level;
+
+    fn span(
+        id: u64,
+        parent: u64,
+        name: &'static str,
+        model: Option<&str>,
+        at: u64,
+        wall: u64,
+    ) -> SpanTrace {
+        SpanTrace {
+            id,
+            parent,
+            name,
+            class: if model.is_some() {
+                SpanClass::Model
+            } else if parent == 0 {
+                SpanClass::Request
+            } else {
+                SpanClass::Stage
+            },
+            model: model.map(str::to_string),
+            start: Duration::from_millis(at),
+            wall: Duration::from_millis(wall),
+            busy: Duration::from_millis(wall),
+            status: Status::Ok,
+            fields: Vec::new(),
+        }
+    }
+
+    fn trace(sampled: bool) -> RequestTrace {
+        let mut timed_out = span(4, 2, "model", Some("Semantic"), 1, 200);
+        timed_out.status = Status::Timeout;
+        let mut failed = span(5, 2, "model", Some("Code"), 1, 3);
+        failed.status = Status::Error;
+        let mut fusion = span(6, 1, "fusion", None, 152, 1);
+        fusion.fields = vec![
+            ("embedding_count", FieldValue::U64(1)),
+            ("output_dim", FieldValue::U64(256)),
+        ];
+        RequestTrace {
+            request_id: 9,
+            name: "embed_pipeline",
+            total: Duration::from_millis(153),
+            target: Duration::from_millis(200),
+            reason: CaptureReason {
+                sampled,
+                over_budget: false,
+                failed: true,
+            },
+            status: Status::Timeout,
+            complete: true,
+            spans: vec![
+                span(1, 0, "embed_pipeline", None, 0, 153),
+                span(2, 1, "model_execution", None, 1, 151),
+                span(3, 2, "model", Some("Causal"), 1, 40),
+                timed_out,
+                failed,
+                fusion,
+            ],
+            events: vec![
+                EventTrace {
+                    span: 5,
+                    at: Duration::from_millis(4),
+                    level: Level::ERROR,
+                    message: "model Code failed: injected error".into(),
+                    status: Status::Error,
+                    fields: Vec::new(),
+                },
+                EventTrace {
+                    span: 4,
+                    at: Duration::from_millis(151),
+                    level: Level::WARN,
+                    message: "model timed out".into(),
+                    status: Status::Timeout,
+                    fields: vec![
+                        ("timeout", FieldValue::Bool(true)),
+                        ("after_ms", FieldValue::F64(150.5)),
+                    ],
+                },
+            ],
+            attribution: None,
+            closed_at: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn a_trace_becomes_its_events_in_time_order() {
+        let ev = TraceEvent::from_trace(&trace(true));
+        let kinds: Vec<_> = ev
+            .iter()
+            .map(|e| match e {
+                TraceEvent::ModelStarted { model_id, .. } => format!("start {model_id}"),
+                TraceEvent::ModelCompleted {
+                    model_id,
+                    duration_ms,
+                } => {
+                    format!("done {model_id} {duration_ms}")
+                }
+                TraceEvent::ModelTimeout { model_id, after_ms } => {
+                    format!("timeout {model_id} {after_ms}")
+                }
+                TraceEvent::ModelError { model_id, error } => format!("error {model_id} {error}"),
+                TraceEvent::FusionStarted { embedding_count } => format!("fuse {embedding_count}"),
+                TraceEvent::FusionCompleted { output_dim, .. } => format!("fused {output_dim}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "start Causal",
+                "start Semantic",
+                "start Code",
+                "error Code model Code failed: injected error",
+                "done Causal 40",
+                "timeout Semantic 150.5",
+                "fuse 1",
+                "fused 256",
+            ]
+        );
+        let starts: Vec<Instant> = ev
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::ModelStarted { timestamp, .. } => Some(*timestamp),
+                _ => None,
+            })
+            .collect();
+        assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+        assert!(starts[0] <= Instant::now());
+    }
+
+    #[test]
+    fn the_channel_takes_sampled_requests_and_counts_what_it_drops() {
+        let (mut sink, rx) = trace_events(3);
+        sink.captured(&Arc::new(trace(false)));
+        assert!(rx.try_recv().is_none(), "an unsampled request is not sent");
+        sink.captured(&Arc::new(trace(true)));
+        let got = rx.drain();
+        assert_eq!(got.len(), 3);
+        assert!(got.iter().all(|e| e.request_id == 9));
+        assert_eq!(rx.dropped(), 8 - 3);
+    }
+
+    #[test]
+    fn the_collector_keeps_sampled_or_all_captured() {
+        let mut sampled = TraceCollector::new();
+        let mut all = TraceCollector::all_captured();
+        for sink in [&mut sampled, &mut all] {
+            sink.captured(&Arc::new(trace(false)));
+        }
+        assert!(sampled.is_empty());
+        assert_eq!(all.len(), 8);
+        assert_eq!(all.for_request(9).len(), 8);
+        assert_eq!(all.take().len(), 8);
+        assert!(all.is_empty());
+    }
+}
