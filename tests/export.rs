@@ -166,6 +166,35 @@ fn text_total_blames_a_slow_stage_over_the_gating_model() {
 }
 
 #[test]
+fn text_verdict_names_timeouts_and_starvation() {
+    let (slow, _) = captured();
+    let mut t = (*slow).clone();
+    let causal = t.spans.iter().position(|s| s.label() == "Causal").unwrap();
+    t.spans[causal].status = hdrtrace::Status::Timeout;
+    t.spans[causal].busy = t.spans[causal].wall / 10;
+    let a = t.attribution.as_mut().unwrap();
+    a.status = hdrtrace::Status::Timeout;
+    a.starved = true;
+    let text = render_text(&t);
+    let line = text
+        .lines()
+        .find(|l| l.contains("model_id=Causal"))
+        .unwrap();
+    assert!(line.ends_with(") TIMEOUT ← BOTTLENECK"), "{line}");
+    assert!(line.contains(", waiting "), "{line}");
+    assert!(
+        text.contains("Bottleneck: Causal timed out (span open "),
+        "{text}"
+    );
+    assert!(text.contains("starved, waiting to be polled"), "{text}");
+    let failed = text.lines().find(|l| l.starts_with("Failed: ")).unwrap();
+    assert!(
+        failed.contains("Causal TIMEOUT") && failed.contains("Code ERROR"),
+        "{failed}"
+    );
+}
+
+#[test]
 fn text_tree_keeps_orphans_and_survives_malformed_traces() {
     let (slow, _) = captured();
     let mut t = (*slow).clone();
