@@ -93,6 +93,7 @@ impl Builder {
                 control: control_tx,
                 thread: Mutex::new(Some(thread)),
                 config,
+                global: AtomicBool::new(false),
             }),
             #[cfg(feature = "otel")]
             otel,
@@ -140,6 +141,9 @@ pub fn init_with(builder: Builder) -> Result<TracingGuard, Error> {
     if tracing_core::dispatcher::set_global_default(dispatch).is_err() {
         return Err(Error::AlreadyInitialized);
     }
+    // Relaxed: read only by this guard's own drop, on a thread that got the
+    // guard through ordinary ownership transfer.
+    guard.shared.global.store(true, Ordering::Relaxed);
     // The interest cache may hold answers from before the install.
     tracing_core::callsite::rebuild_interest_cache();
     Ok(guard)
@@ -196,6 +200,8 @@ pub(crate) struct Shared {
     control: Sender<Control>,
     thread: Mutex<Option<JoinHandle<()>>>,
     pub(crate) config: TracingConfig,
+    /// Installed with `init_tracing` (not scoped).
+    global: AtomicBool,
 }
 
 /// Controls a subscriber: query, flush, switch, re-sample. Dropping it flushes
@@ -311,6 +317,13 @@ impl Drop for TracingGuard {
             let _ = h.join();
         }
         self.shared.core.retire();
-        tracing_core::callsite::rebuild_interest_cache();
+        // A global subscriber stays installed: rebuilding makes every site cost
+        // one relaxed load again. A scoped one is simply dropped; rebuilding
+        // while other threads register dispatchers races in tracing-core
+        // (tokio-rs/tracing#2743) and could disable a callsite for a moment.
+        // Relaxed: see where it is stored.
+        if self.shared.global.load(Ordering::Relaxed) {
+            tracing_core::callsite::rebuild_interest_cache();
+        }
     }
 }

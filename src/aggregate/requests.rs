@@ -308,7 +308,13 @@ pub(crate) fn judge(f: Finished, clock: &Clock, target: Duration) -> Option<Requ
         spans,
         events,
         attribution,
-        closed_at: std::time::SystemTime::now(),
+        // The root closed `now - end` ticks ago (it may have waited in a ring
+        // and for stragglers before being judged).
+        closed_at: std::time::SystemTime::now()
+            .checked_sub(Duration::from_nanos(
+                clock.nanos_between(root.end, clock.now()),
+            ))
+            .unwrap_or_else(std::time::SystemTime::now),
     })
 }
 
