@@ -69,6 +69,21 @@ struct Args {
     /// Seed for the model weights and the generated documents.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Serve Prometheus / OpenMetrics text at http://ADDR/metrics while the run
+    /// lasts (needs `--features prometheus`), e.g. `--metrics 127.0.0.1:9464`.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// Keep serving `--metrics` this many seconds after the run, so a scraper
+    /// sees the final figures.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    linger: u64,
+    /// Serve tokio-console on 127.0.0.1:6669 (needs `--features tokio-console`).
+    #[arg(long)]
+    tokio_console: bool,
+    /// Export sampled and captured requests over OTLP/gRPC to this collector,
+    /// e.g. http://127.0.0.1:4317 (needs `--features otel`).
+    #[arg(long, value_name = "URL")]
+    otel_endpoint: Option<String>,
 }
 
 fn parse_rate(s: &str) -> Result<f32, String> {
@@ -114,6 +129,33 @@ impl Args {
     }
 }
 
+/// Starts the Prometheus endpoint when `--metrics` asks for it.
+#[cfg(feature = "prometheus")]
+fn serve_metrics(
+    args: &Args,
+    guard: &hdrtrace::TracingGuard,
+) -> Result<Option<hdrtrace::export::prometheus::MetricsServer>, Box<dyn std::error::Error>> {
+    let Some(addr) = &args.metrics else {
+        return Ok(None);
+    };
+    let server = hdrtrace::export::prometheus::serve(addr.as_str(), guard.snapshot_source())?;
+    println!("metrics: {}", server.url());
+    Ok(Some(server))
+}
+
+#[cfg(not(feature = "prometheus"))]
+fn serve_metrics(
+    args: &Args,
+    _guard: &hdrtrace::TracingGuard,
+) -> Result<Option<()>, Box<dyn std::error::Error>> {
+    match &args.metrics {
+        Some(_) => Err("--metrics needs the `prometheus` feature: \
+             cargo run --release --features prometheus --example pipeline -- --metrics ADDR"
+            .into()),
+        None => Ok(None),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args) {
@@ -131,9 +173,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         sampling_rate: args.sampling_rate,
         level: args.level,
         latency_target: target,
+        tokio_console: args.tokio_console,
+        otel_endpoint: args.otel_endpoint.clone(),
         ..TracingConfig::default()
     };
     let guard = hdrtrace::init_tracing(&config)?;
+    let metrics = serve_metrics(args, &guard)?;
     quiet_injected_panics();
 
     let faults = args.faults();
@@ -197,6 +242,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         traces.len(),
         args.out.display()
     );
+    if metrics.is_some() && args.linger > 0 {
+        println!("Serving metrics for {} more seconds", args.linger);
+        std::thread::sleep(Duration::from_secs(args.linger));
+    }
+    // The metrics server (if any) stops when `metrics` goes out of scope.
     Ok(())
 }
 
