@@ -38,11 +38,14 @@
 //! assert_eq!(snapshot.model("LongContext").unwrap().count(), 1);
 //! ```
 
+mod backend;
 mod cpu;
 mod embed;
 mod events;
 mod faults;
 mod fuse;
+#[cfg(feature = "cuda")]
+pub mod gpu;
 pub mod math;
 mod model;
 mod orchestrator;
@@ -50,6 +53,7 @@ mod span_ctx;
 mod tokenize;
 mod weights;
 
+pub use backend::{Backend, BackendError, BackendModels, UnknownBackend};
 pub use cpu::{reference_models, ComputePool, ReferenceModel};
 pub use embed::{EmbeddingPipeline, PipelineConfig};
 pub use events::{

@@ -12,7 +12,9 @@ pub fn model_span(parent: &Span, model_id: ModelId, input_tokens: usize) -> Span
         parent: parent,
         "model",
         model_id = model_id.as_str(),
-        input_tokens = input_tokens as u64
+        input_tokens = input_tokens as u64,
+        // Device time, recorded later by GPU models (`Span::record`).
+        gpu_ns = tracing::field::Empty
     )
 }
 

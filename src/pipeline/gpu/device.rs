@@ -1,0 +1,149 @@
+//! [`GpuBackend`]: one CUDA device with the model kernels loaded.
+
+use super::error::GpuError;
+use super::guard;
+use super::kernels::{compile_kernels, EMPTY_KERNEL, POOL_KERNEL, ROWS_KERNEL};
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig};
+use std::fmt;
+use std::sync::Arc;
+
+/// A CUDA device with the model kernels compiled (NVRTC) and loaded. Cheap to
+/// clone; every model made from it shares the context and the kernels, and
+/// gets its own stream.
+#[derive(Clone)]
+pub struct GpuBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ctx: Arc<CudaContext>,
+    rows: CudaFunction,
+    pool: CudaFunction,
+    empty: CudaFunction,
+    name: String,
+    capability: (i32, i32),
+}
+
+impl fmt::Debug for GpuBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GpuBackend")
+            .field("device", &self.inner.name)
+            .field("ordinal", &self.inner.ctx.ordinal())
+            .field("compute_capability", &self.inner.capability)
+            .finish()
+    }
+}
+
+impl GpuBackend {
+    /// The first CUDA device, or why there is none.
+    ///
+    /// Checks, in order and before any other CUDA call, that the driver
+    /// library loads ([`GpuError::NoDriver`]), that NVRTC loads
+    /// ([`GpuError::NoNvrtc`]) and that the driver sees a device
+    /// ([`GpuError::NoDevice`]); then compiles and loads the kernels. Never
+    /// panics: a panic inside the CUDA bindings becomes [`GpuError::Panicked`].
+    pub fn try_new() -> Result<Self, GpuError> {
+        Self::try_with_device(0)
+    }
+
+    /// The CUDA device with this ordinal (see [`GpuBackend::try_new`]).
+    pub fn try_with_device(ordinal: usize) -> Result<Self, GpuError> {
+        guard::require_driver()?;
+        guard::require_nvrtc()?;
+        guard::catch("CUDA initialisation", || Self::open(ordinal))
+    }
+
+    fn open(ordinal: usize) -> Result<Self, GpuError> {
+        cudarc::driver::result::init().map_err(|e| {
+            GpuError::NoDevice(format!("the CUDA driver did not initialise: {e}").into())
+        })?;
+        let count = CudaContext::device_count()
+            .map_err(|e| GpuError::NoDevice(format!("cannot count CUDA devices: {e}").into()))?;
+        let count = usize::try_from(count).unwrap_or(0);
+        if ordinal >= count {
+            return Err(GpuError::NoDevice(
+                if count == 0 {
+                    "the CUDA driver sees no device".to_string()
+                } else {
+                    format!("device {ordinal} asked for, the driver sees {count}")
+                }
+                .into(),
+            ));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(GpuError::driver("context create"))?;
+        // SAFETY: every device buffer the models allocate through this context
+        // is allocated on, used on and freed on its own model's stream only
+        // (see `GpuModel`), so stream order alone keeps each use after its
+        // allocation and before its free, and no buffer is written by two
+        // streams: cudarc's cross-stream event tracking has nothing to add but
+        // extra event records inside the timed region.
+        unsafe { ctx.disable_event_tracking() };
+        let name = ctx.name().map_err(GpuError::driver("device name"))?;
+        let capability = ctx
+            .compute_capability()
+            .map_err(GpuError::driver("compute capability"))?;
+        let ptx = compile_kernels()?;
+        let module = ctx.load_module(ptx).map_err(GpuError::driver(
+            "module load (the driver may be older than NVRTC's PTX version)",
+        ))?;
+        let rows = module
+            .load_function(ROWS_KERNEL)
+            .map_err(GpuError::driver("kernel lookup"))?;
+        let pool = module
+            .load_function(POOL_KERNEL)
+            .map_err(GpuError::driver("kernel lookup"))?;
+        let empty = module
+            .load_function(EMPTY_KERNEL)
+            .map_err(GpuError::driver("kernel lookup"))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                ctx,
+                rows,
+                pool,
+                empty,
+                name,
+                capability,
+            }),
+        })
+    }
+
+    /// The device's name, as the driver reports it.
+    pub fn device_name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The device's compute capability (major, minor).
+    pub fn compute_capability(&self) -> (i32, i32) {
+        self.inner.capability
+    }
+
+    /// The CUDA context (for launching your own work beside the models, as
+    /// the GPU benchmark does). Its cross-stream event tracking is off: keep
+    /// each buffer you allocate on the one stream that allocated it.
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.inner.ctx
+    }
+
+    /// Launches a kernel that does nothing (one thread) on `stream`: what a
+    /// launch costs, for measuring the timing overhead beside it.
+    pub fn launch_empty(&self, stream: &CudaStream) -> Result<(), GpuError> {
+        let cfg = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (1, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut launch = stream.launch_builder(&self.inner.empty);
+        // SAFETY: `empty_kernel` takes no arguments and touches no memory.
+        unsafe { launch.launch(cfg) }
+            .map(drop)
+            .map_err(GpuError::driver("kernel launch"))
+    }
+
+    pub(crate) fn rows_kernel(&self) -> &CudaFunction {
+        &self.inner.rows
+    }
+
+    pub(crate) fn pool_kernel(&self) -> &CudaFunction {
+        &self.inner.pool
+    }
+}
