@@ -79,6 +79,18 @@ impl<T: Copy + Send> Producer<T> {
     /// whether to count it with [`Producer::count_drop`]).
     #[inline]
     pub fn push(&mut self, value: T) -> Result<(), T> {
+        let mut value = Some(value);
+        match self.push_with(|| value.take().expect("called once")) {
+            true => Ok(()),
+            false => Err(value.take().expect("not taken when full")),
+        }
+    }
+
+    /// Appends the value `make` builds, writing it straight into the ring's slot
+    /// (no intermediate copy of a large record); returns false, without calling
+    /// `make`, when the ring is full.
+    #[inline(always)]
+    pub fn push_with(&mut self, make: impl FnOnce() -> T) -> bool {
         let ring = &*self.ring;
         // Relaxed: only this producer ever stores `tail`.
         let tail = ring.tail.load(Ordering::Relaxed);
@@ -87,19 +99,19 @@ impl<T: Copy + Send> Producer<T> {
             // reads of the slots it freed happen before we overwrite them.
             self.cached_head = ring.head.load(Ordering::Acquire);
             if tail.wrapping_sub(self.cached_head) > ring.mask {
-                return Err(value);
+                return false;
             }
         }
         ring.buf[tail & ring.mask].with_mut(|slot| {
             // SAFETY: `tail - head <= mask`, so slot `tail` is outside the
             // consumer's readable range `head..tail`; only this producer writes
             // it, and the consumer cannot read it until the release store below.
-            unsafe { slot.write(MaybeUninit::new(value)) }
+            unsafe { (*slot).write(make()) };
         });
         // Release: publishes the slot write above to the consumer's acquire
         // load of `tail`.
         ring.tail.store(tail.wrapping_add(1), Ordering::Release);
-        Ok(())
+        true
     }
 
     /// Counts one value lost to a full ring.

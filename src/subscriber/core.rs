@@ -243,8 +243,8 @@ impl Core {
         // Acquire: pairs with every other holder's release decrement above.
         fence(Ordering::Acquire);
         let end = self.clock.now();
-        if let Some(record) = slot.close(id, end) {
-            self.emit(record);
+        if let Some(meta) = slot.metadata() {
+            self.emit_with(|| slot.close(id, meta, end));
         }
         self.slots.free(id);
         true
@@ -289,7 +289,7 @@ impl Core {
         let mut fields = FieldVisitor::new(info, true);
         event.record(&mut fields);
         let now = self.clock.now();
-        self.emit(Record {
+        self.emit_with(|| Record {
             kind: RecordKind::Event,
             class: slot.class(),
             status: info.event_status,
@@ -308,10 +308,11 @@ impl Core {
         });
     }
 
+    /// Pushes the record `make` builds into this thread's ring, built in place.
     #[inline]
-    fn emit(&self, record: Record) {
+    fn emit_with(&self, make: impl FnOnce() -> Record) {
         let wake = self.local(|local| {
-            if local.producer.push(record).is_err() {
+            if !local.producer.push_with(make) {
                 local.producer.count_drop();
             }
             // Past three quarters full: ask the aggregator to drain now rather

@@ -169,9 +169,8 @@ impl SpanSlot {
     }
 
     /// The record this span closes with.
-    #[inline]
-    pub(crate) fn close(&self, id: u64, end: u64) -> Option<Record> {
-        let meta = self.metadata()?;
+    #[inline(always)]
+    pub(crate) fn close(&self, id: u64, meta: &'static Metadata<'static>, end: u64) -> Record {
         let flags = self.flags.load(Relaxed);
         let status_bits = (flags >> 8 & 0xFF) as u8;
         let status = if status_bits & Status::Timeout as u8 != 0 {
@@ -182,7 +181,7 @@ impl SpanSlot {
             Status::Ok
         };
         let ctx = self.ctx();
-        Some(Record {
+        Record {
             kind: RecordKind::Span,
             class: self.class(),
             status,
@@ -198,7 +197,7 @@ impl SpanSlot {
             descendants: self.descendants.load(Relaxed),
             text: self.load_text((flags >> 24) as u8),
             fields: self.load_fields(),
-        })
+        }
     }
 }
 
