@@ -15,8 +15,7 @@
 use clap::Parser;
 use hdrtrace::export::{render_text, write_chrome_trace};
 use hdrtrace::pipeline::{
-    reference_models, ComputePool, EmbeddingPipeline, Fault, FaultPlan, FaultSpec, ModelId,
-    PipelineConfig,
+    Backend, ComputePool, EmbeddingPipeline, Fault, FaultPlan, FaultSpec, ModelId, PipelineConfig,
 };
 use hdrtrace::{LatencySnapshot, ModelLatency, RequestTrace, TracingConfig, TracingLevel};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -66,6 +65,10 @@ struct Args {
     /// Where to write the captured requests as Perfetto / Chrome trace JSON.
     #[arg(long, default_value = "target/pipeline.perfetto.json")]
     out: PathBuf,
+    /// Where the models run: cuda, cpu, or auto (CUDA when a GPU and the `cuda`
+    /// feature are there, else the CPU, saying why).
+    #[arg(long, default_value = "auto")]
+    backend: Backend,
     /// Seed for the model weights and the generated documents.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -182,7 +185,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     quiet_injected_panics();
 
     let faults = args.faults();
-    let models = faults.apply(reference_models(args.seed, &ComputePool::default()));
+    let chosen = args
+        .backend
+        .reference_models(args.seed, &ComputePool::default())?;
+    println!("{}", chosen.describe());
+    let models = faults.apply(chosen.models);
     let pipeline = Arc::new(EmbeddingPipeline::with_config(
         models,
         PipelineConfig {
@@ -434,8 +441,9 @@ fn report(args: &Args, snap: &LatencySnapshot, elapsed: Duration, failed: u64, t
             "errors",
             "blamed"
         );
+        let on_gpu = models.iter().any(|(_, m)| m.gpu().is_some());
         for (name, m) in &models {
-            println!(
+            print!(
                 "{:<16} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7} {:>7}",
                 name,
                 m.count(),
@@ -448,6 +456,16 @@ fn report(args: &Args, snap: &LatencySnapshot, elapsed: Duration, failed: u64, t
                 m.errors(),
                 m.blamed()
             );
+            // Device time beside host time, when the models ran on a GPU.
+            match m.gpu() {
+                Some(g) => println!(
+                    "  gpu p50 {} p95 {}",
+                    ms(g.quantile(0.5)),
+                    ms(g.quantile(0.95))
+                ),
+                None if on_gpu => println!("  gpu -"),
+                None => println!(),
+            }
         }
     }
     println!(
