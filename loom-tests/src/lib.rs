@@ -60,6 +60,37 @@ impl<S> SlotTable<S> {
     pub fn shard_count(&self) -> usize {
         self.0.shard_count()
     }
+
+    /// `slots::SlotTable::alloc_cached`.
+    pub fn alloc_cached(&self, cache: &mut SlotCache, home: usize) -> Option<(u64, &S)> {
+        self.0.alloc_cached(&mut cache.0, home)
+    }
+
+    /// `slots::SlotTable::free_cached`.
+    pub fn free_cached(&self, id: u64, cache: &mut SlotCache) {
+        self.0.free_cached(id, &mut cache.0)
+    }
+
+    /// `slots::SlotTable::release`.
+    pub fn release(&self, cache: &mut SlotCache) {
+        self.0.release(&mut cache.0)
+    }
+}
+
+/// A thread's private free-slot cache (`slots::SlotCache`), forwarded.
+pub struct SlotCache(slots::SlotCache);
+
+impl SlotCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self(slots::SlotCache::new())
+    }
+}
+
+impl Default for SlotCache {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Splits an ID into (slot index, generation): `slots::unpack_id`.

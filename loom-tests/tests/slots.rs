@@ -2,7 +2,7 @@
 //! alloc/free on the lock-free free stacks, generation reuse, exhaustion and
 //! double free.
 
-use hdrtrace_loom_tests::{unpack_id, Arc, SlotTable};
+use hdrtrace_loom_tests::{unpack_id, Arc, SlotCache, SlotTable};
 use loom::sync::atomic::{AtomicU64, Ordering};
 use loom::thread;
 
@@ -188,5 +188,39 @@ fn double_free_pushes_once() {
         t.free(id);
         assert!(t.get(new).is_some(), "a stale free evicted the new tenant");
         assert!(t.alloc(0).is_none(), "a stale free pushed a live slot");
+    });
+}
+
+/// A thread allocating and freeing through its private cache (refilled from
+/// and released to the shared stacks) races a thread using the stacks
+/// directly: no slot is ever held by both, and after the cache is released
+/// every slot is free exactly once.
+#[test]
+fn cached_and_shared_allocation_are_exclusive() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.check(|| {
+        // 8 slots in one shard: each cache may keep 2.
+        let t = table(8, 1);
+        let t2 = t.clone();
+        let other = thread::spawn(move || {
+            assert!(hold_and_check(&t2, 2, 0));
+        });
+        let mut cache = SlotCache::new();
+        for _ in 0..2 {
+            let (id, value) = t.alloc_cached(&mut cache, 0).expect("slots are free");
+            value.store(1, Ordering::Relaxed);
+            thread::yield_now();
+            assert_eq!(value.load(Ordering::Relaxed), 1, "slot shared");
+            t.free_cached(id, &mut cache);
+            assert!(t.get(id).is_none(), "a freed ID no longer resolves");
+        }
+        t.release(&mut cache);
+        other.join().unwrap();
+        let mut held = std::collections::HashSet::new();
+        while let Some((id, _)) = t.alloc(0) {
+            assert!(held.insert(unpack_id(id).0), "slot listed twice");
+        }
+        assert_eq!(held.len(), 8, "every slot came back");
     });
 }

@@ -38,7 +38,7 @@ pub(crate) struct Core {
     pub(crate) sampler: Sampler,
     pub(crate) level: TracingLevel,
     pub(crate) callsites: CallsiteMap,
-    slots: SlotTable<SpanSlot>,
+    slots: Arc<SlotTable<SpanSlot>>,
     pub(crate) clock: Clock,
     ring_capacity: usize,
     /// Consumers of rings registered since the aggregator last looked.
@@ -64,7 +64,11 @@ impl Core {
             sampler: Sampler::new(config.sampling_rate),
             level: config.level,
             callsites: CallsiteMap::new(config.level),
-            slots: SlotTable::new(config.slot_capacity, shards, SpanSlot::default),
+            slots: Arc::new(SlotTable::new(
+                config.slot_capacity,
+                shards,
+                SpanSlot::default,
+            )),
             clock: Clock::new(),
             ring_capacity: config.ring_capacity,
             new_rings: Mutex::new(Vec::new()),
@@ -100,6 +104,7 @@ impl Core {
             self.id,
             self.alive.clone(),
             producer,
+            self.slots.clone(),
             ordinal as usize % self.slots.shard_count(),
             ordinal,
         )
@@ -149,7 +154,8 @@ impl Core {
                 Parent::Current => local.current(),
                 Parent::Root => 0,
             };
-            let Some((id, slot)) = self.slots.alloc(local.home) else {
+            let home = local.home;
+            let Some((id, slot)) = self.slots.alloc_cached(&mut local.slot_cache, home) else {
                 // Relaxed: a statistic.
                 self.dropped_spans.fetch_add(1, Ordering::Relaxed);
                 return UNTRACKED;
@@ -243,14 +249,21 @@ impl Core {
         // Acquire: pairs with every other holder's release decrement above.
         fence(Ordering::Acquire);
         let end = self.clock.now();
-        if let Some(meta) = slot.metadata() {
-            self.emit_with(|| slot.close(id, meta, end));
+        let meta = slot.metadata();
+        let wake = self.local(|local| {
+            if let Some(meta) = meta {
+                Self::push_record(local, || slot.close(id, meta, end));
+            }
+            self.slots.free_cached(id, &mut local.slot_cache);
+            local.producer.needs_drain()
+        });
+        self.after_push(wake);
+        if wake.is_none() {
+            self.slots.free(id);
         }
-        self.slots.free(id);
         true
     }
 
-    /// `event` for the hand-written subscriber.
     #[inline]
     pub(crate) fn event(&self, event: &Event<'_>) {
         let parent = match event.parent() {
@@ -312,13 +325,24 @@ impl Core {
     #[inline]
     fn emit_with(&self, make: impl FnOnce() -> Record) {
         let wake = self.local(|local| {
-            if !local.producer.push_with(make) {
-                local.producer.count_drop();
-            }
-            // Past three quarters full: ask the aggregator to drain now rather
-            // than at its next tick.
+            Self::push_record(local, make);
             local.producer.needs_drain()
         });
+        self.after_push(wake);
+    }
+
+    #[inline(always)]
+    fn push_record(local: &mut Local, make: impl FnOnce() -> Record) {
+        if !local.producer.push_with(make) {
+            local.producer.count_drop();
+        }
+    }
+
+    /// `wake`: whether the ring is past three quarters full (then the aggregator
+    /// is asked to drain now rather than at its next tick), or `None` when this
+    /// thread had no ring (it is being torn down) and the record was lost.
+    #[inline]
+    fn after_push(&self, wake: Option<bool>) {
         match wake {
             Some(true) => {
                 // Never blocks: a bounded channel of one; a full one means a

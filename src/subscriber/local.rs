@@ -6,6 +6,8 @@
 
 use crate::record::Record;
 use crate::ring::Producer;
+use crate::subscriber::slots::{SlotCache, SlotTable};
+use crate::subscriber::span::SpanSlot;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,12 +20,22 @@ pub(crate) struct Local {
     core_id: u64,
     core_alive: Arc<AtomicBool>,
     pub(crate) producer: Producer<Record>,
+    /// Free slots this thread keeps for itself, and the table they belong to
+    /// (to give them back when the thread ends).
+    pub(crate) slot_cache: SlotCache,
+    slots: Arc<SlotTable<SpanSlot>>,
     stack: [(u64, u64); STACK_DEPTH],
     depth: usize,
     overflow: usize,
     pub(crate) home: usize,
     ordinal: u64,
     seq: u64,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        self.slots.release(&mut self.slot_cache);
+    }
 }
 
 thread_local! {
@@ -35,6 +47,7 @@ impl Local {
         core_id: u64,
         core_alive: Arc<AtomicBool>,
         producer: Producer<Record>,
+        slots: Arc<SlotTable<SpanSlot>>,
         home: usize,
         ordinal: u64,
     ) -> Self {
@@ -42,6 +55,8 @@ impl Local {
             core_id,
             core_alive,
             producer,
+            slot_cache: SlotCache::new(),
+            slots,
             stack: [(0, 0); STACK_DEPTH],
             depth: 0,
             overflow: 0,

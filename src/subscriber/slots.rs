@@ -32,6 +32,30 @@ pub(crate) struct SlotTable<S> {
     entries: Box<[Entry<S>]>,
     shards: Box<[Shard]>,
     shard_len: usize,
+    /// How many free slots one thread may keep in its [`SlotCache`].
+    cache_limit: usize,
+}
+
+/// The most free slots a thread keeps for itself.
+pub(crate) const CACHE_MAX: usize = 32;
+
+/// A thread's private stack of free slot indices. A thread that opens and
+/// closes its own spans allocates and frees from here without touching any
+/// shared cache line; it refills from (and spills to) the shard stacks in
+/// batches. The owner must give its slots back with [`SlotTable::release`]
+/// before dropping it.
+pub(crate) struct SlotCache {
+    len: usize,
+    index: [u32; CACHE_MAX],
+}
+
+impl SlotCache {
+    pub(crate) const fn new() -> Self {
+        Self {
+            len: 0,
+            index: [0; CACHE_MAX],
+        }
+    }
 }
 
 /// The most slots a table may have (IDs keep index + 1 in 32 bits).
@@ -69,7 +93,7 @@ impl<S> SlotTable<S> {
                 }
             })
             .collect();
-        let shards = (0..shards)
+        let shards: Box<[Shard]> = (0..shards)
             .map(|s| {
                 let first = s * shard_len;
                 Shard {
@@ -81,10 +105,83 @@ impl<S> SlotTable<S> {
                 }
             })
             .collect();
+        // Caches hold at most a quarter of each shard's share, so tiny tables
+        // (tests, or a deliberately small capacity) keep every slot shared.
+        let cache_limit = (capacity / (4 * shards.len())).min(CACHE_MAX);
         Self {
             entries,
             shards,
             shard_len,
+            cache_limit,
+        }
+    }
+
+    /// `alloc` through this thread's cache: pops a cached index, refilling half
+    /// the cache from the shards (home first) when it is empty.
+    #[inline]
+    pub(crate) fn alloc_cached(&self, cache: &mut SlotCache, home: usize) -> Option<(u64, &S)> {
+        if cache.len == 0 {
+            let want = self.cache_limit.div_ceil(2);
+            let n = self.shards.len();
+            'refill: for k in 0..n {
+                let shard = &self.shards[(home + k) % n];
+                while cache.len < want {
+                    match self.pop(shard) {
+                        Some(index) => {
+                            cache.index[cache.len] = index as u32;
+                            cache.len += 1;
+                        }
+                        None => continue 'refill,
+                    }
+                }
+                break;
+            }
+            if cache.len == 0 {
+                return self.alloc(home);
+            }
+        }
+        cache.len -= 1;
+        let index = cache.index[cache.len] as usize;
+        let entry = &self.entries[index];
+        // Relaxed: this thread bumped the generation itself (`free_cached`) or
+        // took the slot with an acquiring pop.
+        let gen = entry.generation.load(Ordering::Relaxed);
+        Some((pack_id(index, gen), &entry.value))
+    }
+
+    /// `free` into this thread's cache (or, when it is full, onto the shard).
+    #[inline]
+    pub(crate) fn free_cached(&self, id: u64, cache: &mut SlotCache) {
+        let (index, gen) = unpack_id(id);
+        let Some(entry) = self.entries.get(index) else {
+            return;
+        };
+        // As in `free`: the CAS makes a double free of a stale ID a no-op.
+        if entry
+            .generation
+            .compare_exchange(
+                gen,
+                gen.wrapping_add(1),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return;
+        }
+        if cache.len < self.cache_limit {
+            cache.index[cache.len] = index as u32;
+            cache.len += 1;
+        } else {
+            self.push(index);
+        }
+    }
+
+    /// Gives every cached slot back to its shard (a thread is ending).
+    pub(crate) fn release(&self, cache: &mut SlotCache) {
+        while cache.len > 0 {
+            cache.len -= 1;
+            self.push(cache.index[cache.len] as usize);
         }
     }
 
@@ -180,6 +277,13 @@ impl<S> SlotTable<S> {
         {
             return;
         }
+        self.push(index);
+    }
+
+    /// Pushes a free slot (its generation already bumped) onto its shard.
+    #[inline]
+    fn push(&self, index: usize) {
+        let entry = &self.entries[index];
         let shard = &self.shards[index / self.shard_len];
         // Relaxed: the CAS below re-validates `head`.
         let mut head = shard.head.load(Ordering::Relaxed);
