@@ -235,6 +235,46 @@ fn registry_hdr_layer(group: &mut BenchmarkGroup<'_, WallTime>) {
     assert!(!ran || recorded > 0, "the registry layer recorded nothing");
 }
 
+/// Our core as a `Layer` on a `Registry` (the mode `init_tracing` uses when
+/// tokio-console is on): what the Registry stack costs on top of the core.
+#[cfg(feature = "layer")]
+fn hdrtrace_layer_registry(group: &mut BenchmarkGroup<'_, WallTime>) {
+    let config = TracingConfig::default();
+    let batch = (config.ring_capacity.next_power_of_two() / 2) as u64;
+    let (layer, guard) = hdrtrace::Builder::new(&config)
+        .build_layer()
+        .expect("default config is valid");
+    let mut ran = false;
+    scoped(
+        Dispatch::new(tracing_subscriber::registry().with(layer)),
+        |_| {
+            group.bench_function("hdrtrace_layer_on_registry", |b| {
+                ran = true;
+                b.iter_custom(|iters| {
+                    let mut measured = Duration::ZERO;
+                    let mut left = iters;
+                    while left > 0 {
+                        let n = left.min(batch);
+                        let start = Instant::now();
+                        for _ in 0..n {
+                            lifecycle(black_box(MODEL), black_box(TOKENS));
+                        }
+                        measured += start.elapsed();
+                        guard.flush();
+                        left -= n;
+                    }
+                    measured
+                })
+            });
+        },
+    );
+    if ran {
+        let snapshot = guard.flushed_snapshot();
+        assert!(snapshot.model(MODEL).is_some_and(|m| m.count() > 0));
+        assert_eq!(snapshot.dropped_records(), 0, "records were dropped");
+    }
+}
+
 fn tracing_timing(group: &mut BenchmarkGroup<'_, WallTime>) {
     // `span_close_events` makes a span's close a timed event (creation to
     // close); without it a span with no events records nothing.
@@ -269,6 +309,8 @@ fn span_lifecycle(c: &mut Criterion) {
     hdrtrace_disabled(&mut group);
     hdrtrace_enabled(&mut group);
     registry_hdr_layer(&mut group);
+    #[cfg(feature = "layer")]
+    hdrtrace_layer_registry(&mut group);
     tracing_timing(&mut group);
     group.finish();
 }
