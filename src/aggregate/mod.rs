@@ -16,9 +16,9 @@ use crate::subscriber::core::Core;
 use crossbeam_channel::{Receiver, Sender};
 use publish::{Publisher, Versioned};
 use requests::{judge, Assembler, Captures, Finished, RequestTrace};
+use rustc_hash::FxHashMap;
 use series::Series;
 use snapshot::{Counters, Latencies, Latency, ModelLatency, SnapshotData};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -51,8 +51,11 @@ struct Aggregator {
     core: Arc<Core>,
     publisher: Arc<Publisher<SnapshotData>>,
     consumers: Vec<Consumer<Record>>,
-    models: HashMap<InlineText, Series>,
-    stages: HashMap<&'static str, Series>,
+    // Fx hashing: these maps are hit once per record, with short trusted keys.
+    models: FxHashMap<InlineText, Series>,
+    stages: FxHashMap<&'static str, Series>,
+    /// Per callsite (metadata address): the index of its `gpu_ns` field.
+    gpu_fields: FxHashMap<usize, Option<usize>>,
     assembler: Assembler,
     captures: Captures,
     sinks: Vec<Box<dyn RequestSink>>,
@@ -88,8 +91,9 @@ pub(crate) fn spawn(
         core,
         publisher,
         consumers: Vec::new(),
-        models: HashMap::new(),
-        stages: HashMap::new(),
+        models: FxHashMap::default(),
+        stages: FxHashMap::default(),
+        gpu_fields: FxHashMap::default(),
         assembler: Assembler::new(),
         captures: Captures::new(settings.capture_capacity),
         sinks,
@@ -210,9 +214,19 @@ impl Aggregator {
             Status::Error => series.errors += 1,
             Status::Timeout => series.timeouts += 1,
         }
-        let fields = r.metadata.fields();
+        if r.fields.len == 0 {
+            return;
+        }
+        let meta = r.metadata;
+        let gpu_field = *self
+            .gpu_fields
+            .entry(meta as *const _ as usize)
+            .or_insert_with(|| meta.fields().field(GPU_FIELD).map(|f| f.index()));
+        let Some(gpu_field) = gpu_field else {
+            return;
+        };
         for (i, v) in r.fields.iter() {
-            if fields.iter().nth(i).is_some_and(|f| f.name() == GPU_FIELD) {
+            if i == gpu_field {
                 let ns = match v {
                     FieldValue::U64(n) => n,
                     FieldValue::I64(n) => n.max(0) as u64,

@@ -9,7 +9,8 @@
 
 use crate::clock::Clock;
 use crate::record::{FieldValue, Record, RecordKind, SpanClass, Status};
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing_core::Level;
@@ -173,7 +174,7 @@ const GRACE: Duration = Duration::from_secs(2);
 const ORPHAN: Duration = Duration::from_secs(30);
 
 pub(crate) struct Assembler {
-    pending: HashMap<u64, Pending>,
+    pending: FxHashMap<u64, Pending>,
     pub(crate) late_records: u64,
 }
 
@@ -187,7 +188,7 @@ pub(crate) struct Finished {
 impl Assembler {
     pub(crate) fn new() -> Self {
         Self {
-            pending: HashMap::new(),
+            pending: FxHashMap::default(),
             late_records: 0,
         }
     }
