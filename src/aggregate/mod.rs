@@ -344,7 +344,7 @@ fn view(s: &mut Series, slice: u64) -> (Arc<ModelLatency>, Arc<ModelLatency>) {
         make(
             s.wall.window(slice),
             s.busy.window(slice),
-            s.gpu.as_ref().map(|g| g.window(slice)),
+            s.gpu.as_mut().map(|g| g.window(slice)),
         ),
     );
     s.cache = Some((views.0.clone(), views.1.clone(), slice));

@@ -23,29 +23,30 @@ pub(crate) fn new_histogram() -> Histogram<u64> {
 /// A histogram kept since start and over the last `SLICES` slices.
 pub(crate) struct Windowed {
     pub(crate) total: Histogram<u64>,
+    /// The sum of the live slices, kept up to date: a record adds to it, an
+    /// expiring slice is subtracted from it, so reading the window is one clone.
+    window: Histogram<u64>,
     slices: VecDeque<(u64, Histogram<u64>)>,
+    /// An expired slice's histogram, kept for reuse.
+    spare: Option<Histogram<u64>>,
 }
 
 impl Windowed {
     pub(crate) fn new() -> Self {
         Self {
             total: new_histogram(),
+            window: new_histogram(),
             slices: VecDeque::new(),
+            spare: None,
         }
     }
 
     pub(crate) fn record(&mut self, value: u64, slice: u64) {
         self.total.saturating_record(value);
+        self.window.saturating_record(value);
         if self.slices.back().map(|s| s.0) != Some(slice) {
             self.expire(slice);
-            let h = match self.slices.len() as u64 >= SLICES {
-                true => {
-                    let (_, mut h) = self.slices.pop_front().expect("len checked");
-                    h.reset();
-                    h
-                }
-                false => new_histogram(),
-            };
+            let h = self.spare.take().unwrap_or_else(new_histogram);
             self.slices.push_back((slice, h));
         }
         if let Some((_, h)) = self.slices.back_mut() {
@@ -59,20 +60,20 @@ impl Windowed {
             .front()
             .is_some_and(|s| s.0 + SLICES <= now_slice)
         {
-            self.slices.pop_front();
+            if let Some((_, mut h)) = self.slices.pop_front() {
+                // Every sample of `h` was also added to `window`, with the same
+                // bounds, so the subtraction cannot fail.
+                let _ = self.window.subtract(&h);
+                h.reset();
+                self.spare = Some(h);
+            }
         }
     }
 
     /// The samples of the last `SLICES` slices (the current one included).
-    pub(crate) fn window(&self, now_slice: u64) -> Histogram<u64> {
-        let mut h = new_histogram();
-        for (i, s) in &self.slices {
-            if i + SLICES > now_slice {
-                // Same bounds on both sides, so `add` cannot fail.
-                let _ = h.add(s);
-            }
-        }
-        h
+    pub(crate) fn window(&mut self, now_slice: u64) -> Histogram<u64> {
+        self.expire(now_slice);
+        self.window.clone()
     }
 }
 
@@ -154,7 +155,17 @@ mod tests {
                 .filter(|(s, _)| *s as u64 + SLICES > now)
                 .map(|(_, n)| n)
                 .sum();
-            prop_assert_eq!(w.window(now).len(), expected);
+            let window = w.window(now);
+            prop_assert_eq!(window.len(), expected);
+            let live_max = per_slice
+                .iter()
+                .enumerate()
+                .filter(|(s, n)| *s as u64 + SLICES > now && **n > 0)
+                .map(|(_, n)| 1000 + n - 1)
+                .max();
+            if let Some(m) = live_max {
+                prop_assert_eq!(window.max(), m, "expired slices leave the max");
+            }
             prop_assert_eq!(w.total.len(), per_slice.iter().sum::<u64>());
         }
     }
