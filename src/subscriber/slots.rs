@@ -156,19 +156,13 @@ impl<S> SlotTable<S> {
         let Some(entry) = self.entries.get(index) else {
             return;
         };
-        // As in `free`: the CAS makes a double free of a stale ID a no-op.
-        if entry
+        // The caller holds the span's last reference (its count just reached
+        // zero), so nobody else can free this ID: unlike `free`, a plain store
+        // of the next generation suffices. Release: the tenant's last writes
+        // happen before any reader that acquires the new generation.
+        entry
             .generation
-            .compare_exchange(
-                gen,
-                gen.wrapping_add(1),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
-            return;
-        }
+            .store(gen.wrapping_add(1), Ordering::Release);
         if cache.len < self.cache_limit {
             cache.index[cache.len] = index as u32;
             cache.len += 1;
