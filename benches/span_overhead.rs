@@ -122,6 +122,24 @@ fn bench_config() -> TracingConfig {
     }
 }
 
+/// Times `iters` lifecycles in batches, flushing (untimed) between batches so
+/// every record is pushed and none dropped.
+fn timed_batches(iters: u64, batch: u64, guard: &hdrtrace::TracingGuard) -> Duration {
+    let mut measured = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(batch);
+        let start = Instant::now();
+        for _ in 0..n {
+            lifecycle(black_box(MODEL), black_box(TOKENS));
+        }
+        measured += start.elapsed();
+        guard.flush();
+        left -= n;
+    }
+    measured
+}
+
 fn hdrtrace_enabled(group: &mut BenchmarkGroup<'_, WallTime>) {
     let config = bench_config();
     // Half a ring between flushes: every record is pushed, none dropped, and the
@@ -132,21 +150,7 @@ fn hdrtrace_enabled(group: &mut BenchmarkGroup<'_, WallTime>) {
     scoped(Dispatch::new(subscriber), |_| {
         group.bench_function("hdrtrace_enabled", |b| {
             ran = true;
-            b.iter_custom(|iters| {
-                let mut measured = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let n = left.min(batch);
-                    let start = Instant::now();
-                    for _ in 0..n {
-                        lifecycle(black_box(MODEL), black_box(TOKENS));
-                    }
-                    measured += start.elapsed();
-                    guard.flush();
-                    left -= n;
-                }
-                measured
-            })
+            b.iter_custom(|iters| timed_batches(iters, batch, &guard))
         });
     });
     if ran {
@@ -262,21 +266,7 @@ fn hdrtrace_layer_registry(group: &mut BenchmarkGroup<'_, WallTime>) {
         |_| {
             group.bench_function("hdrtrace_layer_on_registry", |b| {
                 ran = true;
-                b.iter_custom(|iters| {
-                    let mut measured = Duration::ZERO;
-                    let mut left = iters;
-                    while left > 0 {
-                        let n = left.min(batch);
-                        let start = Instant::now();
-                        for _ in 0..n {
-                            lifecycle(black_box(MODEL), black_box(TOKENS));
-                        }
-                        measured += start.elapsed();
-                        guard.flush();
-                        left -= n;
-                    }
-                    measured
-                })
+                b.iter_custom(|iters| timed_batches(iters, batch, &guard))
             });
         },
     );
