@@ -337,9 +337,9 @@ fn view(s: &mut Series, slice: u64) -> (Arc<ModelLatency>, Arc<ModelLatency>) {
     };
     let views = (
         make(
-            s.wall.total.clone(),
-            s.busy.total.clone(),
-            s.gpu.as_ref().map(|g| g.total.clone()),
+            s.wall.total(),
+            s.busy.total(),
+            s.gpu.as_ref().map(|g| g.total()),
         ),
         make(
             s.wall.window(slice),

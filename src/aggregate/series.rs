@@ -21,12 +21,20 @@ pub(crate) fn new_histogram() -> Histogram<u64> {
 }
 
 /// A histogram kept since start and over the last `SLICES` slices.
+///
+/// A sample is recorded once, into the current slice. When the slice ends it is
+/// added to the cumulative histogram and to the running window, and it is
+/// subtracted from the window when it falls out of it, so the per-record cost is
+/// one HDR record and a snapshot is a clone plus the current slice.
 pub(crate) struct Windowed {
-    pub(crate) total: Histogram<u64>,
-    /// The sum of the live slices, kept up to date: a record adds to it, an
-    /// expiring slice is subtracted from it, so reading the window is one clone.
+    /// Every closed slice, summed.
+    total: Histogram<u64>,
+    /// The closed slices still inside the window, summed.
     window: Histogram<u64>,
-    slices: VecDeque<(u64, Histogram<u64>)>,
+    /// The slice being recorded into, and its index.
+    current: (u64, Histogram<u64>),
+    /// Closed slices still inside the window, oldest first.
+    closed: VecDeque<(u64, Histogram<u64>)>,
     /// An expired slice's histogram, kept for reuse.
     spare: Option<Histogram<u64>>,
 }
@@ -36,33 +44,40 @@ impl Windowed {
         Self {
             total: new_histogram(),
             window: new_histogram(),
-            slices: VecDeque::new(),
+            current: (0, new_histogram()),
+            closed: VecDeque::new(),
             spare: None,
         }
     }
 
     pub(crate) fn record(&mut self, value: u64, slice: u64) {
-        self.total.saturating_record(value);
-        self.window.saturating_record(value);
-        if self.slices.back().map(|s| s.0) != Some(slice) {
-            self.expire(slice);
-            let h = self.spare.take().unwrap_or_else(new_histogram);
-            self.slices.push_back((slice, h));
+        if self.current.0 != slice {
+            self.roll(slice);
         }
-        if let Some((_, h)) = self.slices.back_mut() {
-            h.saturating_record(value);
-        }
+        self.current.1.saturating_record(value);
     }
 
-    fn expire(&mut self, now_slice: u64) {
+    /// Closes the current slice (if it is older than `now_slice`) and expires
+    /// closed slices that left the window. All histograms share one set of
+    /// bounds, so `add` and `subtract` cannot fail.
+    fn roll(&mut self, now_slice: u64) {
+        if self.current.0 < now_slice {
+            let fresh = self.spare.take().unwrap_or_else(new_histogram);
+            let (idx, h) = std::mem::replace(&mut self.current, (now_slice, fresh));
+            if !h.is_empty() {
+                let _ = self.total.add(&h);
+                let _ = self.window.add(&h);
+                self.closed.push_back((idx, h));
+            } else {
+                self.spare = Some(h);
+            }
+        }
         while self
-            .slices
+            .closed
             .front()
             .is_some_and(|s| s.0 + SLICES <= now_slice)
         {
-            if let Some((_, mut h)) = self.slices.pop_front() {
-                // Every sample of `h` was also added to `window`, with the same
-                // bounds, so the subtraction cannot fail.
+            if let Some((_, mut h)) = self.closed.pop_front() {
                 let _ = self.window.subtract(&h);
                 h.reset();
                 self.spare = Some(h);
@@ -70,10 +85,21 @@ impl Windowed {
         }
     }
 
+    /// Every sample since start.
+    pub(crate) fn total(&self) -> Histogram<u64> {
+        let mut h = self.total.clone();
+        let _ = h.add(&self.current.1);
+        h
+    }
+
     /// The samples of the last `SLICES` slices (the current one included).
     pub(crate) fn window(&mut self, now_slice: u64) -> Histogram<u64> {
-        self.expire(now_slice);
-        self.window.clone()
+        self.roll(now_slice);
+        let mut h = self.window.clone();
+        if self.current.0 + SLICES > now_slice {
+            let _ = h.add(&self.current.1);
+        }
+        h
     }
 }
 
@@ -131,11 +157,12 @@ mod tests {
             let mut sorted = samples.clone();
             sorted.sort_unstable();
             let want = exact(&sorted, q);
-            let got = w.total.value_at_quantile(q);
+            let total = w.total();
+            let got = total.value_at_quantile(q);
             // 3 significant figures: values in one bucket differ by < 1/1024.
             let tolerance = want / 1000 + 1;
             prop_assert!(got.abs_diff(want) <= tolerance, "q={q} got {got} want {want}");
-            prop_assert_eq!(w.total.len(), samples.len() as u64);
+            prop_assert_eq!(total.len(), samples.len() as u64);
         }
 
         #[test]
@@ -166,7 +193,7 @@ mod tests {
             if let Some(m) = live_max {
                 prop_assert_eq!(window.max(), m, "expired slices leave the max");
             }
-            prop_assert_eq!(w.total.len(), per_slice.iter().sum::<u64>());
+            prop_assert_eq!(w.total().len(), per_slice.iter().sum::<u64>());
         }
     }
 }
