@@ -18,20 +18,20 @@
 //! cargo bench --bench pipeline
 //! ```
 
+mod common;
 #[path = "../tests/pipeline_support/mod.rs"]
 mod pipeline_support;
 
+use common::{scoped, timed_batches};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use hdrtrace::pipeline::EmbeddingPipeline;
 use hdrtrace::TracingConfig;
 use pipeline_support::fast_models;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
-use tracing::dispatcher::{self, Dispatch};
+use tracing::dispatcher::Dispatch;
 use tracing::level_filters::LevelFilter;
-use tracing_core::callsite::rebuild_interest_cache;
 
 const TEXT: &str = "Which of the twelve models made this request slow? The trace says.";
 
@@ -58,18 +58,6 @@ impl Setup {
     }
 }
 
-/// Runs `f` with `dispatch` as this thread's default, the interest cache
-/// rebuilt on the way in and once the dispatcher is dropped.
-fn scoped<R>(dispatch: Dispatch, f: impl FnOnce() -> R) -> R {
-    let default = dispatcher::set_default(&dispatch);
-    rebuild_interest_cache();
-    let out = f();
-    drop(default);
-    drop(dispatch);
-    rebuild_interest_cache();
-    out
-}
-
 fn no_subscriber(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setup) {
     assert_eq!(
         LevelFilter::current(),
@@ -85,7 +73,7 @@ fn hdrtrace_disabled(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setup) {
         ..TracingConfig::default()
     };
     let (subscriber, guard) = hdrtrace::build(&config).expect("a valid config");
-    scoped(Dispatch::new(subscriber), || {
+    scoped(Dispatch::new(subscriber), |_| {
         group.bench_function("hdrtrace_disabled", |b| b.iter(|| s.embed()));
     });
     assert_eq!(guard.flushed_snapshot().counters().spans, 0);
@@ -102,24 +90,10 @@ fn hdrtrace_enabled(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setup) {
     let batch = (config.ring_capacity / 4 / 16) as u64;
     let (subscriber, guard) = hdrtrace::build(&config).expect("a valid config");
     let mut ran = false;
-    scoped(Dispatch::new(subscriber), || {
+    scoped(Dispatch::new(subscriber), |_| {
         group.bench_function("hdrtrace_enabled", |b| {
             ran = true;
-            b.iter_custom(|iters| {
-                let mut measured = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let n = left.min(batch);
-                    let start = Instant::now();
-                    for _ in 0..n {
-                        s.embed();
-                    }
-                    measured += start.elapsed();
-                    left -= n;
-                    guard.flush();
-                }
-                measured
-            })
+            b.iter_custom(|iters| timed_batches(iters, batch, &guard, || s.embed()))
         });
     });
     if ran {

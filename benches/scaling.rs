@@ -26,6 +26,9 @@
 //! `scoped` runs first and is torn down before `global` installs the global
 //! default (which cannot be uninstalled: it is switched off at the end).
 
+mod common;
+
+use common::lifecycle;
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
 use hdrtrace::{TracingConfig, TracingGuard};
@@ -45,16 +48,6 @@ fn config() -> TracingConfig {
         ring_capacity: 2 * BATCH as usize,
         ..TracingConfig::default()
     }
-}
-
-/// One span lifecycle: new, enter, exit, close of a model span.
-#[inline(never)]
-fn lifecycle(model: &str, tokens: u64) {
-    let span = tracing::info_span!("model", model_id = model, input_tokens = tokens);
-    let entered = span.enter();
-    black_box(&entered);
-    drop(entered);
-    drop(span);
 }
 
 /// The control: about as much arithmetic as a span lifecycle takes, touching no

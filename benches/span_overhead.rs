@@ -17,6 +17,9 @@
 //! dispatcher. `no_subscriber` runs first, before any dispatcher exists (see
 //! its doc). Figures and the command: docs/performance.md.
 
+mod common;
+
+use common::{lifecycle, scoped, timed_batches};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use hdrhistogram::Histogram;
@@ -25,13 +28,12 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hint::black_box;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
-use tracing::dispatcher::{self, Dispatch};
+use std::time::Instant;
+use tracing::dispatcher::Dispatch;
 use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id};
 use tracing::Subscriber;
-use tracing_core::callsite::rebuild_interest_cache;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -39,31 +41,6 @@ const MODEL: &str = "Causal";
 const TOKENS: u64 = 128;
 /// Histograms in every variant cover 1 ns to 60 s at 3 significant figures.
 const MAX_NS: u64 = 60_000_000_000;
-
-/// The measured unit, identical for every variant: one model span from
-/// creation to close, entered once.
-#[inline(never)]
-fn lifecycle(model: &str, tokens: u64) {
-    let span = tracing::info_span!("model", model_id = model, input_tokens = tokens);
-    let entered = span.enter();
-    black_box(&entered);
-    drop(entered);
-    drop(span);
-}
-
-/// Runs `f` with `dispatch` as this thread's default, the interest cache
-/// rebuilt on the way in and again once the dispatcher is dropped.
-fn scoped<R>(dispatch: Dispatch, f: impl FnOnce(&Dispatch) -> R) -> R {
-    let default = dispatcher::set_default(&dispatch);
-    // Inside the scope: with one registered dispatcher tracing rebuilds from
-    // this thread's current default.
-    rebuild_interest_cache();
-    let out = f(&dispatch);
-    drop(default);
-    drop(dispatch);
-    rebuild_interest_cache();
-    out
-}
 
 /// Must run first: only a process that has never had a dispatcher is in the
 /// state of an application with no subscriber (max level `OFF`). Once the last
@@ -122,24 +99,6 @@ fn bench_config() -> TracingConfig {
     }
 }
 
-/// Times `iters` lifecycles in batches, flushing (untimed) between batches so
-/// every record is pushed and none dropped.
-fn timed_batches(iters: u64, batch: u64, guard: &hdrtrace::TracingGuard) -> Duration {
-    let mut measured = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let n = left.min(batch);
-        let start = Instant::now();
-        for _ in 0..n {
-            lifecycle(black_box(MODEL), black_box(TOKENS));
-        }
-        measured += start.elapsed();
-        guard.flush();
-        left -= n;
-    }
-    measured
-}
-
 fn hdrtrace_enabled(group: &mut BenchmarkGroup<'_, WallTime>) {
     let config = bench_config();
     // Half a ring between flushes: every record is pushed, none dropped, and the
@@ -150,7 +109,11 @@ fn hdrtrace_enabled(group: &mut BenchmarkGroup<'_, WallTime>) {
     scoped(Dispatch::new(subscriber), |_| {
         group.bench_function("hdrtrace_enabled", |b| {
             ran = true;
-            b.iter_custom(|iters| timed_batches(iters, batch, &guard))
+            b.iter_custom(|iters| {
+                timed_batches(iters, batch, &guard, || {
+                    lifecycle(black_box(MODEL), black_box(TOKENS))
+                })
+            })
         });
     });
     if ran {
@@ -266,7 +229,11 @@ fn hdrtrace_layer_registry(group: &mut BenchmarkGroup<'_, WallTime>) {
         |_| {
             group.bench_function("hdrtrace_layer_on_registry", |b| {
                 ran = true;
-                b.iter_custom(|iters| timed_batches(iters, batch, &guard))
+                b.iter_custom(|iters| {
+                    timed_batches(iters, batch, &guard, || {
+                        lifecycle(black_box(MODEL), black_box(TOKENS))
+                    })
+                })
             });
         },
     );

@@ -1,0 +1,57 @@
+//! Pieces every bench shares: the measured span lifecycle, a scoped dispatcher
+//! that leaves tracing's interest cache clean, and the batched timing loop.
+//! Each bench uses a subset of them.
+#![allow(dead_code)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+use tracing::dispatcher::{self, Dispatch};
+use tracing_core::callsite::rebuild_interest_cache;
+
+/// The measured unit, identical for every variant: one model span from
+/// creation to close, entered once.
+#[inline(never)]
+pub fn lifecycle(model: &str, tokens: u64) {
+    let span = tracing::info_span!("model", model_id = model, input_tokens = tokens);
+    let entered = span.enter();
+    black_box(&entered);
+    drop(entered);
+    drop(span);
+}
+
+/// Runs `f` with `dispatch` as this thread's default, the interest cache
+/// rebuilt on the way in and again once the dispatcher is dropped.
+pub fn scoped<R>(dispatch: Dispatch, f: impl FnOnce(&Dispatch) -> R) -> R {
+    let default = dispatcher::set_default(&dispatch);
+    // Inside the scope: with one registered dispatcher tracing rebuilds from
+    // this thread's current default.
+    rebuild_interest_cache();
+    let out = f(&dispatch);
+    drop(default);
+    drop(dispatch);
+    rebuild_interest_cache();
+    out
+}
+
+/// Times `iters` runs of `unit` in batches of `batch`, flushing `guard`
+/// (untimed) between batches so every record is pushed and none dropped.
+pub fn timed_batches(
+    iters: u64,
+    batch: u64,
+    guard: &hdrtrace::TracingGuard,
+    mut unit: impl FnMut(),
+) -> Duration {
+    let mut measured = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(batch);
+        let start = Instant::now();
+        for _ in 0..n {
+            unit();
+        }
+        measured += start.elapsed();
+        guard.flush();
+        left -= n;
+    }
+    measured
+}
