@@ -133,18 +133,23 @@ impl Core {
             None if attrs.is_contextual() => Parent::Current,
             None => Parent::Root,
         };
-        self.open_span(attrs, parent)
+        self.open_span(attrs, self.callsites.get(attrs.metadata()), parent)
     }
 
-    /// Opens a span whose parent the front end has already resolved to one of
-    /// our IDs (the `Layer` front end maps Registry IDs to ours).
+    /// Opens a span whose callsite the front end has looked up and whose
+    /// parent it has resolved to one of our IDs (the `Layer` front end maps
+    /// Registry IDs to ours).
     #[inline]
-    pub(crate) fn open_span(&self, attrs: &Attributes<'_>, parent: Parent) -> u64 {
+    pub(crate) fn open_span(
+        &self,
+        attrs: &Attributes<'_>,
+        info: CallsiteInfo,
+        parent: Parent,
+    ) -> u64 {
         if !self.switch.is_on() {
             return UNTRACKED;
         }
         let meta = attrs.metadata();
-        let info = self.callsites.get(meta);
         let start = self.clock.now();
         let mut fields = FieldVisitor::new(info, false);
         attrs.record(&mut fields);
@@ -271,17 +276,17 @@ impl Core {
             None if event.is_contextual() => Parent::Current,
             None => Parent::Root,
         };
-        self.record_event(event, parent);
+        self.record_event(event, self.callsites.get(event.metadata()), parent);
     }
 
-    /// Records an event in the span the front end resolved.
+    /// Records an event (whose callsite the front end looked up) in the span
+    /// the front end resolved.
     #[inline]
-    pub(crate) fn record_event(&self, event: &Event<'_>, parent: Parent) {
+    pub(crate) fn record_event(&self, event: &Event<'_>, info: CallsiteInfo, parent: Parent) {
         if !self.switch.is_on() {
             return;
         }
         let meta = event.metadata();
-        let info = self.callsites.get(meta);
         let Some(parent) = (match parent {
             Parent::Explicit(p) => Some(p),
             Parent::Current => self.local(|l| l.current()),

@@ -54,7 +54,8 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if !self.core.callsites.get(attrs.metadata()).in_level {
+        let info = self.core.callsites.get(attrs.metadata());
+        if !info.in_level {
             return;
         }
         let parent = match attrs.parent() {
@@ -62,7 +63,7 @@ where
             None if attrs.is_contextual() => Parent::Current,
             None => Parent::Root,
         };
-        let ours = self.core.open_span(attrs, parent);
+        let ours = self.core.open_span(attrs, info, parent);
         if ours != UNTRACKED {
             if let Some(span) = ctx.span(id) {
                 span.extensions_mut().insert(HdrId(ours));
@@ -77,7 +78,8 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if !self.core.callsites.get(event.metadata()).in_level {
+        let info = self.core.callsites.get(event.metadata());
+        if !info.in_level {
             return;
         }
         let parent = match event.parent() {
@@ -85,7 +87,7 @@ where
             None if event.is_contextual() => Parent::Current,
             None => Parent::Root,
         };
-        self.core.record_event(event, parent);
+        self.core.record_event(event, info, parent);
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
