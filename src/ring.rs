@@ -79,10 +79,12 @@ impl<T: Copy + Send> Producer<T> {
     /// whether to count it with [`Producer::count_drop`]).
     #[inline]
     pub fn push(&mut self, value: T) -> Result<(), T> {
-        let mut value = Some(value);
-        match self.push_with(|| value.take().expect("called once")) {
-            true => Ok(()),
-            false => Err(value.take().expect("not taken when full")),
+        // `T: Copy`: the closure copies `value`, so it is still ours to hand
+        // back when the ring is full.
+        if self.push_with(|| value) {
+            Ok(())
+        } else {
+            Err(value)
         }
     }
 
