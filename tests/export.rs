@@ -186,7 +186,10 @@ fn text_verdict_names_timeouts_and_starvation() {
         text.contains("Bottleneck: Causal timed out (span open "),
         "{text}"
     );
-    assert!(text.contains("starved, waiting to be polled"), "{text}");
+    assert!(
+        text.contains("starved: waiting, not running (queued for a worker or the compute pool)"),
+        "{text}"
+    );
     let failed = text.lines().find(|l| l.starts_with("Failed: ")).unwrap();
     assert!(
         failed.contains("Causal TIMEOUT") && failed.contains("Code ERROR"),

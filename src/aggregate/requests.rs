@@ -90,8 +90,9 @@ pub struct Attribution {
     pub busy: Duration,
     /// Its wall time as a fraction of the request's.
     pub share: f64,
-    /// True when it spent longer waiting to be polled than running (executor
-    /// starvation), false when it was slow while running.
+    /// True when it spent longer open but not running (`wall - busy`: queued
+    /// for an executor worker or a compute pool, or not polled) than running;
+    /// false when it was slow while running.
     pub starved: bool,
     /// How it ended.
     pub status: Status,

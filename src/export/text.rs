@@ -28,7 +28,7 @@ use std::time::Duration;
 /// listed under the span they fired in, in time order among its children.
 /// The last lines give the total against the latency target and the
 /// bottleneck's share of it, and whether it was slow while running or starved
-/// (waiting to be polled).
+/// (waiting, not running: queued for a worker thread or a compute pool).
 ///
 /// Any `RequestTrace` renders, also a malformed one: spans whose parent is not
 /// in the trace (an incomplete trace) are shown under the root marked
@@ -345,7 +345,7 @@ fn total_lines(trace: &RequestTrace, out: &mut String) {
         };
         let waiting = a.wall.saturating_sub(a.busy);
         let how = if a.starved {
-            "starved, waiting to be polled"
+            "starved: waiting, not running (queued for a worker or the compute pool)"
         } else {
             "slow while running"
         };
