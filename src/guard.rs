@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 /// Builds a subscriber step by step (for extra [`RequestSink`]s).
 pub struct Builder {
     config: TracingConfig,
-    sinks: Vec<Box<dyn RequestSink>>,
+    sinks: Sinks,
 }
 
 impl Builder {
@@ -52,19 +52,9 @@ impl Builder {
     fn start(self) -> Result<(Arc<Core>, TracingGuard), Error> {
         let config = self.config;
         config_check(&config)?;
-        #[allow(unused_mut)]
-        let mut sinks = self.sinks;
-        // OTLP export is fed by the aggregator like any sink, so it works with
-        // either front end and never touches the hot path.
+        let sinks = self.sinks;
         #[cfg(feature = "otel")]
-        let otel = match &config.otel_endpoint {
-            Some(endpoint) => {
-                let (sink, stats) = crate::export::otel::OtlpSink::builder(endpoint).build()?;
-                sinks.push(Box::new(sink));
-                Some(stats)
-            }
-            None => None,
-        };
+        let (sinks, otel) = with_otel(sinks, &config)?;
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let (control_tx, control_rx) = crossbeam_channel::bounded(16);
         let core = Arc::new(Core::new(&config, wake_tx));
@@ -100,6 +90,25 @@ impl Builder {
         };
         Ok((core, guard))
     }
+}
+
+/// Adds the OTLP exporter when `otel_endpoint` is set. It is fed by the
+/// aggregator like any sink, so it works with either front end and never
+/// touches the hot path.
+/// The sinks a subscriber feeds.
+type Sinks = Vec<Box<dyn RequestSink>>;
+
+#[cfg(feature = "otel")]
+fn with_otel(
+    mut sinks: Sinks,
+    config: &TracingConfig,
+) -> Result<(Sinks, Option<crate::export::otel::OtlpStats>), Error> {
+    let Some(endpoint) = &config.otel_endpoint else {
+        return Ok((sinks, None));
+    };
+    let (sink, stats) = crate::export::otel::OtlpSink::builder(endpoint).build()?;
+    sinks.push(Box::new(sink));
+    Ok((sinks, Some(stats)))
 }
 
 /// Builds a subscriber without installing it: use it with
