@@ -30,6 +30,24 @@ pub(crate) enum Parent {
     Root,
 }
 
+impl Parent {
+    /// From what `Attributes` / `Event` say: an explicit parent (already mapped
+    /// to our ID space by `ours`; `None` from it means it is not one of ours),
+    /// else the contextual current span, else none.
+    #[inline]
+    pub(crate) fn resolve(
+        explicit: Option<&Id>,
+        contextual: bool,
+        ours: impl FnOnce(&Id) -> Option<u64>,
+    ) -> Self {
+        match explicit {
+            Some(p) => ours(p).map_or(Parent::Root, Parent::Explicit),
+            None if contextual => Parent::Current,
+            None => Parent::Root,
+        }
+    }
+}
+
 static NEXT_CORE_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct Core {
@@ -128,11 +146,9 @@ impl Core {
     /// `new_span` for the hand-written subscriber, whose span IDs are ours.
     #[inline]
     pub(crate) fn new_span(&self, attrs: &Attributes<'_>) -> u64 {
-        let parent = match attrs.parent() {
-            Some(p) => Parent::Explicit(p.into_u64()),
-            None if attrs.is_contextual() => Parent::Current,
-            None => Parent::Root,
-        };
+        let parent = Parent::resolve(attrs.parent(), attrs.is_contextual(), |p| {
+            Some(p.into_u64())
+        });
         self.open_span(attrs, self.callsites.get(attrs.metadata()), parent)
     }
 
@@ -271,11 +287,9 @@ impl Core {
 
     #[inline]
     pub(crate) fn event(&self, event: &Event<'_>) {
-        let parent = match event.parent() {
-            Some(p) => Parent::Explicit(p.into_u64()),
-            None if event.is_contextual() => Parent::Current,
-            None => Parent::Root,
-        };
+        let parent = Parent::resolve(event.parent(), event.is_contextual(), |p| {
+            Some(p.into_u64())
+        });
         self.record_event(event, self.callsites.get(event.metadata()), parent);
     }
 

@@ -58,11 +58,9 @@ where
         if !info.in_level {
             return;
         }
-        let parent = match attrs.parent() {
-            Some(p) => Self::ours(&ctx, p).map_or(Parent::Root, Parent::Explicit),
-            None if attrs.is_contextual() => Parent::Current,
-            None => Parent::Root,
-        };
+        let parent = Parent::resolve(attrs.parent(), attrs.is_contextual(), |p| {
+            Self::ours(&ctx, p)
+        });
         let ours = self.core.open_span(attrs, info, parent);
         if ours != UNTRACKED {
             if let Some(span) = ctx.span(id) {
@@ -82,11 +80,9 @@ where
         if !info.in_level {
             return;
         }
-        let parent = match event.parent() {
-            Some(p) => Self::ours(&ctx, p).map_or(Parent::Root, Parent::Explicit),
-            None if event.is_contextual() => Parent::Current,
-            None => Parent::Root,
-        };
+        let parent = Parent::resolve(event.parent(), event.is_contextual(), |p| {
+            Self::ours(&ctx, p)
+        });
         self.core.record_event(event, info, parent);
     }
 
