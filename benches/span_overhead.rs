@@ -100,14 +100,23 @@ fn bench_config() -> TracingConfig {
 }
 
 fn hdrtrace_enabled(group: &mut BenchmarkGroup<'_, WallTime>) {
-    let config = bench_config();
-    // Half a ring between flushes: every record is pushed, none dropped, and the
-    // aggregator (ticking every few ms) drains concurrently as it does in use.
-    let batch = (config.ring_capacity.next_power_of_two() / 2) as u64;
-    let (subscriber, guard) = hdrtrace::build(&config).expect("default config is valid");
+    let (subscriber, guard) = hdrtrace::build(&bench_config()).expect("default config is valid");
+    bench_ours(group, "hdrtrace_enabled", Dispatch::new(subscriber), guard);
+}
+
+/// Times one of our front ends. Half a ring between flushes: every record is
+/// pushed, none dropped (asserted), and the aggregator (ticking every few ms)
+/// drains concurrently as it does in use.
+fn bench_ours(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    dispatch: Dispatch,
+    guard: hdrtrace::TracingGuard,
+) {
+    let batch = (bench_config().ring_capacity.next_power_of_two() / 2) as u64;
     let mut ran = false;
-    scoped(Dispatch::new(subscriber), |_| {
-        group.bench_function("hdrtrace_enabled", |b| {
+    scoped(dispatch, |_| {
+        group.bench_function(name, |b| {
             ran = true;
             b.iter_custom(|iters| {
                 timed_batches(iters, batch, &guard, || {
@@ -119,7 +128,7 @@ fn hdrtrace_enabled(group: &mut BenchmarkGroup<'_, WallTime>) {
     if ran {
         let snapshot = guard.flushed_snapshot();
         let recorded = snapshot.model(MODEL).map_or(0, |m| m.count());
-        assert!(recorded > 0, "the enabled subscriber recorded nothing");
+        assert!(recorded > 0, "{name} recorded nothing");
         assert_eq!(snapshot.dropped_records(), 0, "records were dropped");
         assert_eq!(snapshot.dropped_spans(), 0, "spans went untracked");
     }
@@ -219,29 +228,11 @@ fn registry_hdr_layer(group: &mut BenchmarkGroup<'_, WallTime>) {
 #[cfg(feature = "layer")]
 fn hdrtrace_layer_registry(group: &mut BenchmarkGroup<'_, WallTime>) {
     let config = bench_config();
-    let batch = (config.ring_capacity.next_power_of_two() / 2) as u64;
     let (layer, guard) = hdrtrace::Builder::new(&config)
         .build_layer()
         .expect("default config is valid");
-    let mut ran = false;
-    scoped(
-        Dispatch::new(tracing_subscriber::registry().with(layer)),
-        |_| {
-            group.bench_function("hdrtrace_layer_on_registry", |b| {
-                ran = true;
-                b.iter_custom(|iters| {
-                    timed_batches(iters, batch, &guard, || {
-                        lifecycle(black_box(MODEL), black_box(TOKENS))
-                    })
-                })
-            });
-        },
-    );
-    if ran {
-        let snapshot = guard.flushed_snapshot();
-        assert!(snapshot.model(MODEL).is_some_and(|m| m.count() > 0));
-        assert_eq!(snapshot.dropped_records(), 0, "records were dropped");
-    }
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    bench_ours(group, "hdrtrace_layer_on_registry", dispatch, guard);
 }
 
 fn tracing_timing(group: &mut BenchmarkGroup<'_, WallTime>) {
