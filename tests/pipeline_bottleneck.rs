@@ -11,10 +11,9 @@ use hdrtrace::pipeline::{
 };
 use hdrtrace::record::{SpanClass, Status};
 use hdrtrace::TracingConfig;
-use pipeline_support::{runtime, wait_for, Keep};
+use pipeline_support::{start, wait_for, Keep};
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::Dispatch;
 
 const TEXT: &str = "Causal chains in long documents: the outage began when the cache expired.";
 
@@ -37,12 +36,7 @@ fn slow_model_is_named_for_every_over_budget_request() {
         latency_target: Duration::from_millis(200),
         ..TracingConfig::default()
     };
-    let (subscriber, guard) = hdrtrace::Builder::new(&config)
-        .sink(keep.clone())
-        .build()
-        .unwrap();
-    let dispatch = Dispatch::new(subscriber);
-    let rt = runtime(&dispatch, 2);
+    let (guard, _dispatch, rt) = start(hdrtrace::Builder::new(&config).sink(keep.clone()), 2);
     // A deadline far past the delay: the slow model answers, late.
     let p = pipeline(
         FaultPlan::new().with(ModelId::Causal, Fault::Delay(SLOW)),
@@ -116,13 +110,12 @@ fn hung_model_times_out_and_the_other_eleven_fuse() {
         sampling_rate: 1.0,
         ..TracingConfig::default()
     };
-    let (subscriber, guard) = hdrtrace::Builder::new(&config)
-        .sink(keep.clone())
-        .sink(events.clone())
-        .build()
-        .unwrap();
-    let dispatch = Dispatch::new(subscriber);
-    let rt = runtime(&dispatch, 2);
+    let (guard, dispatch, rt) = start(
+        hdrtrace::Builder::new(&config)
+            .sink(keep.clone())
+            .sink(events.clone()),
+        2,
+    );
     let deadline = Duration::from_millis(400);
     let p = pipeline(
         FaultPlan::new().with(ModelId::Semantic, Fault::Hang),
@@ -217,12 +210,7 @@ fn failing_and_panicking_models_become_errors() {
         sampling_rate: 0.0,
         ..TracingConfig::default()
     };
-    let (subscriber, guard) = hdrtrace::Builder::new(&config)
-        .sink(events.clone())
-        .build()
-        .unwrap();
-    let dispatch = Dispatch::new(subscriber);
-    let rt = runtime(&dispatch, 2);
+    let (guard, dispatch, rt) = start(hdrtrace::Builder::new(&config).sink(events.clone()), 2);
     let plan: FaultPlan = "Code=error,Sparse=panic".parse().unwrap();
     let p = pipeline(plan, Duration::from_secs(2));
     let mut ids = Vec::new();

@@ -11,11 +11,10 @@ use hdrtrace::pipeline::{
 };
 use hdrtrace::record::SpanClass;
 use hdrtrace::TracingConfig;
-use pipeline_support::{runtime, wait_for, Fast, Keep};
+use pipeline_support::{start, wait_for, Fast, Keep};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::Dispatch;
 
 /// A model that hops threads: it yields to the scheduler, then computes on a
 /// blocking thread inside its span, as the reference models do.
@@ -56,13 +55,12 @@ fn model_spans_are_children_of_their_own_requests_model_execution() {
         ring_capacity: 1 << 16,
         ..TracingConfig::default()
     };
-    let (subscriber, guard) = hdrtrace::Builder::new(&config)
-        .sink(keep.clone())
-        .sink(events.clone())
-        .build()
-        .unwrap();
-    let dispatch = Dispatch::new(subscriber);
-    let rt = runtime(&dispatch, 4);
+    let (guard, _dispatch, rt) = start(
+        hdrtrace::Builder::new(&config)
+            .sink(keep.clone())
+            .sink(events.clone()),
+        4,
+    );
     let models: Vec<Arc<dyn EmbeddingModel>> = ModelId::ALL
         .iter()
         .map(|&m| Arc::new(Hopping(Fast(m))) as Arc<dyn EmbeddingModel>)

@@ -10,11 +10,10 @@ use hdrtrace::pipeline::{
     PreparedInput, Tokenizer,
 };
 use hdrtrace::TracingConfig;
-use pipeline_support::{fast_models, runtime, wait_for, Fast, Keep};
+use pipeline_support::{fast_models, start, wait_for, Fast, Keep};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::Dispatch;
 
 const REQUESTS: usize = 10_000;
 const RATE: f64 = 0.01;
@@ -54,12 +53,7 @@ fn sampling_keeps_about_one_percent_and_histograms_count_everything() {
         ring_capacity: 1 << 16,
         ..TracingConfig::default()
     };
-    let (subscriber, guard) = hdrtrace::Builder::new(&config)
-        .sink(keep.clone())
-        .build()
-        .unwrap();
-    let dispatch = Dispatch::new(subscriber);
-    let rt = runtime(&dispatch, 2);
+    let (guard, _dispatch, rt) = start(hdrtrace::Builder::new(&config).sink(keep.clone()), 2);
 
     let marker = Tokenizer::default().tokenize("slow").unwrap()[1];
     let mut models = fast_models();

@@ -83,6 +83,18 @@ pub fn runtime(dispatch: &Dispatch, workers: usize) -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
+/// Builds the subscriber, and a multi-thread runtime of `workers` workers
+/// recording into it (see [`runtime`]).
+pub fn start(
+    builder: hdrtrace::Builder,
+    workers: usize,
+) -> (hdrtrace::TracingGuard, Dispatch, tokio::runtime::Runtime) {
+    let (subscriber, guard) = builder.build().expect("a valid config");
+    let dispatch = Dispatch::new(subscriber);
+    let rt = runtime(&dispatch, workers);
+    (guard, dispatch, rt)
+}
+
 /// Polls `done` until it is true or `limit` passes; returns whether it became
 /// true.
 pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
