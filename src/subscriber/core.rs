@@ -262,13 +262,21 @@ impl Core {
         let Some(slot) = self.slots.get(id) else {
             return false;
         };
-        // Release: as `Arc::drop`: this holder's writes to the slot (busy time,
-        // status, fields) happen before the last holder reads them.
-        if slot.refs.fetch_sub(1, Ordering::Release) != 1 {
-            return false;
+        // The common case is a span with one handle: a count of 1 seen by a
+        // holder means it is the only one (a new reference is only ever made
+        // from an existing one), so no decrement is needed: the slot is freed
+        // and `open` resets the count for its next tenant. Acquire: as the
+        // fence below, pairs with the release decrement of every holder that
+        // dropped its reference before.
+        if slot.refs.load(Ordering::Acquire) != 1 {
+            // Release: as `Arc::drop`: this holder's writes to the slot (busy
+            // time, status, fields) happen before the last holder reads them.
+            if slot.refs.fetch_sub(1, Ordering::Release) != 1 {
+                return false;
+            }
+            // Acquire: pairs with every other holder's release decrement above.
+            fence(Ordering::Acquire);
         }
-        // Acquire: pairs with every other holder's release decrement above.
-        fence(Ordering::Acquire);
         let end = self.clock.now();
         let meta = slot.metadata();
         let wake = self.local(|local| {
