@@ -93,6 +93,24 @@ impl<T: Copy + Send> Producer<T> {
     /// `make`, when the ring is full.
     #[inline(always)]
     pub fn push_with(&mut self, make: impl FnOnce() -> T) -> bool {
+        // SAFETY: `MaybeUninit::write` initializes the whole value.
+        unsafe {
+            self.push_init(|slot| {
+                slot.write(make());
+            })
+        }
+    }
+
+    /// Appends the value `init` writes into the ring's slot field by field (so
+    /// a large record is never assembled elsewhere and copied); returns false,
+    /// without calling `init`, when the ring is full.
+    ///
+    /// # Safety
+    ///
+    /// `init` must initialize the whole value before it returns: the consumer
+    /// reads the slot as a `T`.
+    #[inline(always)]
+    pub unsafe fn push_init(&mut self, init: impl FnOnce(&mut MaybeUninit<T>)) -> bool {
         let ring = &*self.ring;
         // Relaxed: only this producer ever stores `tail`.
         let tail = ring.tail.load(Ordering::Relaxed);
@@ -107,8 +125,9 @@ impl<T: Copy + Send> Producer<T> {
         ring.buf[tail & ring.mask].with_mut(|slot| {
             // SAFETY: `tail - head <= mask`, so slot `tail` is outside the
             // consumer's readable range `head..tail`; only this producer writes
-            // it, and the consumer cannot read it until the release store below.
-            unsafe { (*slot).write(make()) };
+            // it, and the consumer cannot read it until the release store below
+            // (the caller guarantees `init` initializes all of it).
+            init(unsafe { &mut *slot });
         });
         // Release: publishes the slot write above to the consumer's acquire
         // load of `tail`.

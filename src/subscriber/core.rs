@@ -281,7 +281,15 @@ impl Core {
         let meta = slot.metadata();
         let wake = self.local(|local| {
             if let Some(meta) = meta {
-                Self::push_record(local, || slot.close(id, meta, end));
+                // SAFETY: `close_into` writes every field of the record.
+                let pushed = unsafe {
+                    local
+                        .producer
+                        .push_init(|dst| slot.close_into(id, meta, end, dst))
+                };
+                if !pushed {
+                    local.producer.count_drop();
+                }
             }
             self.slots.free_cached(id, &mut local.slot_cache);
             local.producer.needs_drain()

@@ -7,11 +7,14 @@
 //! `Span::record` calls on clones of one span free of data races.
 
 use crate::record::{
-    FieldValue, InlineFields, InlineText, Record, RecordKind, SpanClass, Status, INLINE_TEXT,
+    FieldValue, InlineFields, InlineText, Record, RecordKind, SpanClass, Status, INLINE_FIELDS,
+    INLINE_TEXT,
 };
 use crate::sampling::mix;
 use crate::subscriber::callsites::CallsiteInfo;
 use std::fmt::Write as _;
+use std::mem::MaybeUninit;
+use std::ptr::addr_of_mut;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
@@ -80,15 +83,6 @@ impl SpanSlot {
             b.copy_from_slice(&text.bytes[i * 8..i * 8 + 8]);
             w.store(u64::from_le_bytes(b), Relaxed);
         }
-    }
-
-    fn load_text(&self, len: u8) -> InlineText {
-        let mut t = InlineText::default();
-        for (i, w) in self.text.iter().enumerate() {
-            t.bytes[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_le_bytes());
-        }
-        t.len = len.min(INLINE_TEXT as u8);
-        t
     }
 
     fn store_fields(&self, f: &InlineFields) {
@@ -168,9 +162,17 @@ impl SpanSlot {
         }
     }
 
-    /// The record this span closes with.
+    /// Writes the record this span closes with straight into `dst` (a ring
+    /// slot), field by field, so it is never assembled elsewhere and copied.
+    /// Every field of the record is written.
     #[inline(always)]
-    pub(crate) fn close(&self, id: u64, meta: &'static Metadata<'static>, end: u64) -> Record {
+    pub(crate) fn close_into(
+        &self,
+        id: u64,
+        meta: &'static Metadata<'static>,
+        end: u64,
+        dst: &mut MaybeUninit<Record>,
+    ) {
         let flags = self.flags.load(Relaxed);
         let status_bits = (flags >> 8 & 0xFF) as u8;
         let status = if status_bits & Status::Timeout as u8 != 0 {
@@ -180,23 +182,49 @@ impl SpanSlot {
         } else {
             Status::Ok
         };
-        let ctx = self.ctx();
-        Record {
-            kind: RecordKind::Span,
-            class: self.class(),
-            status,
-            sampled: ctx.sampled,
-            metadata: meta,
-            span: id,
-            parent: self.parent.load(Relaxed),
-            request_span: ctx.request_span,
-            request_id: ctx.request_id,
-            start: self.start.load(Relaxed),
-            end,
-            busy: self.busy.load(Relaxed),
-            descendants: self.descendants.load(Relaxed),
-            text: self.load_text((flags >> 24) as u8),
-            fields: self.load_fields(),
+        let class = match flags & 0xFF {
+            0 => SpanClass::Request,
+            1 => SpanClass::Stage,
+            _ => SpanClass::Model,
+        };
+        let r = dst.as_mut_ptr();
+        // SAFETY: `r` comes from a `&mut MaybeUninit<Record>`, so it is valid
+        // and aligned for writes of a `Record`; `addr_of_mut!` takes each
+        // field's address without making a reference to uninitialized memory,
+        // and each write stores a value of that field's type. Every field
+        // (text and inline fields element by element) is written below, so the
+        // record is fully initialized when this returns.
+        unsafe {
+            addr_of_mut!((*r).kind).write(RecordKind::Span);
+            addr_of_mut!((*r).class).write(class);
+            addr_of_mut!((*r).status).write(status);
+            addr_of_mut!((*r).sampled).write(flags >> 16 & 1 == 1);
+            addr_of_mut!((*r).metadata).write(meta);
+            addr_of_mut!((*r).span).write(id);
+            addr_of_mut!((*r).parent).write(self.parent.load(Relaxed));
+            addr_of_mut!((*r).request_span).write(self.request_span.load(Relaxed));
+            addr_of_mut!((*r).request_id).write(self.request_id.load(Relaxed));
+            addr_of_mut!((*r).start).write(self.start.load(Relaxed));
+            addr_of_mut!((*r).end).write(end);
+            addr_of_mut!((*r).busy).write(self.busy.load(Relaxed));
+            addr_of_mut!((*r).descendants).write(self.descendants.load(Relaxed));
+            let text = addr_of_mut!((*r).text);
+            addr_of_mut!((*text).len).write(((flags >> 24) as u8).min(INLINE_TEXT as u8));
+            let bytes = addr_of_mut!((*text).bytes).cast::<[u8; 8]>();
+            for (i, w) in self.text.iter().enumerate() {
+                bytes.add(i).write(w.load(Relaxed).to_le_bytes());
+            }
+            let fields = addr_of_mut!((*r).fields);
+            let meta = self.field_meta.load(Relaxed);
+            addr_of_mut!((*fields).len).write((meta & 0xFF) as u8);
+            let index = addr_of_mut!((*fields).index).cast::<u8>();
+            let tag = addr_of_mut!((*fields).tag).cast::<u8>();
+            let bits = addr_of_mut!((*fields).bits).cast::<u64>();
+            for i in 0..INLINE_FIELDS {
+                index.add(i).write((meta >> (8 + 8 * i)) as u8);
+                tag.add(i).write((meta >> (40 + 4 * i) & 0xF) as u8);
+                bits.add(i).write(self.field_bits[i].load(Relaxed));
+            }
         }
     }
 }
