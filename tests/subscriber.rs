@@ -218,3 +218,49 @@ fn the_recent_window_forgets_old_samples() {
     );
     assert!(later.version() > snap.version());
 }
+
+/// One thread alternating between subscribers (each keeps its own per-thread
+/// state), nesting one inside another, and making a new one after an old one
+/// shut down: every span lands in its own subscriber, none is lost.
+#[test]
+fn one_thread_alternates_between_subscribers() {
+    let (a, guard_a) = hdrtrace::build(&config()).unwrap();
+    let (b, guard_b) = hdrtrace::build(&config()).unwrap();
+    let a = tracing::Dispatch::new(a);
+    let b = tracing::Dispatch::new(b);
+    for _ in 0..100 {
+        tracing::dispatcher::with_default(&a, || {
+            tracing::debug_span!("model", model_id = "A").in_scope(|| {
+                // A span of B opened, entered and closed while A's is entered.
+                tracing::dispatcher::with_default(&b, || {
+                    tracing::debug_span!("model", model_id = "B").in_scope(|| {})
+                });
+            })
+        });
+        tracing::dispatcher::with_default(&b, || {
+            tracing::debug_span!("model", model_id = "B").in_scope(|| {})
+        });
+    }
+    let snap_a = guard_a.flushed_snapshot();
+    assert_eq!(snap_a.model("A").unwrap().count(), 100);
+    assert!(snap_a.model("B").is_none());
+    drop(a);
+    drop(guard_a);
+    // A new subscriber on the same thread, after A shut down.
+    let (c, guard_c) = hdrtrace::build(&config()).unwrap();
+    let c = tracing::Dispatch::new(c);
+    for _ in 0..10 {
+        tracing::dispatcher::with_default(&c, || {
+            tracing::debug_span!("model", model_id = "C").in_scope(|| {})
+        });
+        tracing::dispatcher::with_default(&b, || {
+            tracing::debug_span!("model", model_id = "B").in_scope(|| {})
+        });
+    }
+    let snap_b = guard_b.flushed_snapshot();
+    assert_eq!(snap_b.model("B").unwrap().count(), 210);
+    assert!(snap_b.model("A").is_none());
+    assert_eq!(snap_b.dropped_records(), 0);
+    let snap_c = guard_c.flushed_snapshot();
+    assert_eq!(snap_c.model("C").unwrap().count(), 10);
+}

@@ -119,7 +119,6 @@ impl Core {
         // Relaxed: only uniqueness matters.
         let ordinal = self.threads.fetch_add(1, Ordering::Relaxed);
         Local::new(
-            self.id,
             self.alive.clone(),
             producer,
             self.slots.clone(),

@@ -1,14 +1,17 @@
 //! Per-thread state: this thread's ring producer and its stack of entered spans.
 //!
 //! One `Local` per (thread, subscriber) pair, created on the thread's first span
-//! (the only allocation a thread ever makes here: warm-up) and found by a scan of
-//! a tiny vector on every call after that.
+//! (the only allocation a thread ever makes here: warm-up). A call finds it
+//! through `LAST`, a one-entry cache of the state used last (one thread-local
+//! read, no lookup, no destructor-registration check), and only when that is
+//! another subscriber's by a scan of a tiny list.
 
 use crate::record::Record;
 use crate::ring::Producer;
 use crate::subscriber::slots::{SlotCache, SlotTable};
 use crate::subscriber::span::SpanSlot;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -17,7 +20,6 @@ use std::sync::Arc;
 pub(crate) const STACK_DEPTH: usize = 64;
 
 pub(crate) struct Local {
-    core_id: u64,
     core_alive: Arc<AtomicBool>,
     pub(crate) producer: Producer<Record>,
     /// Free slots this thread keeps for itself, and the table they belong to
@@ -38,13 +40,76 @@ impl Drop for Local {
     }
 }
 
+/// This thread's states, one per live subscriber, each boxed and owned through
+/// a raw pointer so [`LAST`] can keep a pointer to one while the list changes.
+/// The subscriber's id and liveness flag are kept beside the pointer, so a scan
+/// of the list never reads a `Local` (one may be lent out as `&mut` meanwhile).
+struct Locals(Vec<Owned>);
+
+struct Owned {
+    core_id: u64,
+    core_alive: Arc<AtomicBool>,
+    local: NonNull<Local>,
+}
+
+impl Owned {
+    fn free(self) {
+        // SAFETY: `local` came from `Box::into_raw` in `with_local_slow` and is
+        // freed only here, once: the entry is removed from the list as it is
+        // freed, and the caller made sure it is not lent out (nor cached in
+        // `LAST`, which it cleared when it pointed here).
+        drop(unsafe { Box::from_raw(self.local.as_ptr()) });
+    }
+}
+
+impl Drop for Locals {
+    fn drop(&mut self) {
+        // The thread is ending: nothing may find these states through the
+        // cache any more (a span closed by a later thread-local destructor
+        // finds no state and is counted as an orphan, as before).
+        LAST.set(Last::EMPTY);
+        for owned in self.0.drain(..) {
+            owned.free();
+        }
+    }
+}
+
+/// The state used last, so the common call (the same subscriber as the call
+/// before) costs one thread-local read and no lookup. `core` is the
+/// subscriber's id, with [`BUSY`] set while its state is lent out to a call (a
+/// re-entrant call for the same subscriber then gets `None`, as the `RefCell`
+/// gave before). Two words and no padding: copying it in and out of the cell is
+/// two plain moves each way.
+#[derive(Clone, Copy)]
+struct Last {
+    core: u64,
+    local: *mut Local,
+}
+
+/// Marks `Last::core` while the state is lent out (subscriber ids are counted
+/// from 1 and never reach it).
+const BUSY: u64 = 1 << 63;
+
+impl Last {
+    const EMPTY: Last = Last {
+        core: 0,
+        local: std::ptr::null_mut(),
+    };
+
+    fn busy(self) -> bool {
+        self.core & BUSY != 0
+    }
+}
+
 thread_local! {
-    static LOCALS: RefCell<Vec<Local>> = const { RefCell::new(Vec::new()) };
+    static LOCALS: RefCell<Locals> = const { RefCell::new(Locals(Vec::new())) };
+    // No destructor, so reading it is a plain thread-local load with no
+    // registration check.
+    static LAST: Cell<Last> = const { Cell::new(Last::EMPTY) };
 }
 
 impl Local {
     pub(crate) fn new(
-        core_id: u64,
         core_alive: Arc<AtomicBool>,
         producer: Producer<Record>,
         slots: Arc<SlotTable<SpanSlot>>,
@@ -52,7 +117,6 @@ impl Local {
         ordinal: u64,
     ) -> Self {
         Self {
-            core_id,
             core_alive,
             producer,
             slot_cache: SlotCache::new(),
@@ -122,21 +186,93 @@ pub(crate) fn with_local<R>(
     make: impl FnOnce() -> Local,
     f: impl FnOnce(&mut Local) -> R,
 ) -> Option<R> {
+    let last = LAST.get();
+    if last.core == core_id {
+        LAST.set(Last {
+            core: core_id | BUSY,
+            ..last
+        });
+        // SAFETY: `last.local` points to a live boxed `Local` owned by this
+        // thread's `Locals` (an entry is freed only after `LAST` stops pointing
+        // to it, and `LAST` is cleared before the list is destroyed). It is not
+        // lent out elsewhere: it was not marked busy, we marked it, and the only other
+        // way to a `Local` (`with_local_slow`) never hands out or frees the one
+        // `LAST` lends.
+        let r = f(unsafe { &mut *last.local });
+        LAST.set(last);
+        return Some(r);
+    }
+    if last.core == core_id | BUSY {
+        return None;
+    }
+    with_local_slow(core_id, make, f)
+}
+
+/// Cold path: another subscriber than last time (or the first call), found by a
+/// scan of this thread's list, created when missing; it becomes `LAST`.
+#[inline(never)]
+fn with_local_slow<R>(
+    core_id: u64,
+    make: impl FnOnce() -> Local,
+    f: impl FnOnce(&mut Local) -> R,
+) -> Option<R> {
     LOCALS
         .try_with(|cell| {
             let mut locals = cell.try_borrow_mut().ok()?;
-            let i = match locals.iter().position(|l| l.core_id == core_id) {
-                Some(i) => i,
+            let last = LAST.get();
+            let ptr = match locals.0.iter().find(|o| o.core_id == core_id) {
+                Some(o) => o.local,
                 None => {
                     // Cold: first span of this thread for this subscriber. Drop
-                    // the states of subscribers that have shut down meanwhile.
-                    // Relaxed: a hint; a stale `true` only keeps an entry longer.
-                    locals.retain(|l| l.core_alive.load(Ordering::Relaxed));
-                    locals.push(make());
-                    locals.len() - 1
+                    // the states of subscribers that have shut down meanwhile,
+                    // except one lent out right now.
+                    let mut i = 0;
+                    while i < locals.0.len() {
+                        let o = &locals.0[i];
+                        // Relaxed: a hint; a stale `true` only keeps an entry longer.
+                        let dead = !o.core_alive.load(Ordering::Relaxed);
+                        let cached = o.local.as_ptr() == last.local;
+                        if dead && !(cached && last.busy()) {
+                            if cached {
+                                LAST.set(Last::EMPTY);
+                            }
+                            locals.0.swap_remove(i).free();
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    let local = make();
+                    let owned = Owned {
+                        core_id,
+                        core_alive: local.core_alive.clone(),
+                        local: NonNull::from(Box::leak(Box::new(local))),
+                    };
+                    let ptr = owned.local;
+                    locals.0.push(owned);
+                    ptr
                 }
             };
-            Some(f(&mut locals[i]))
+            // Another call holds `LAST`'s state: leave the cache to it (it
+            // restores it when it returns).
+            let cache = !LAST.get().busy();
+            if cache {
+                LAST.set(Last {
+                    core: core_id | BUSY,
+                    local: ptr.as_ptr(),
+                });
+            }
+            // SAFETY: `ptr` is a live boxed `Local` owned by the list we hold
+            // borrowed. It is not lent out: `LAST` lends only its own state,
+            // and when `LAST` is busy it lends another subscriber's (a busy
+            // `LAST` for this `core_id` returned `None` in `with_local`).
+            let r = f(unsafe { &mut *ptr.as_ptr() });
+            if cache {
+                LAST.set(Last {
+                    core: core_id,
+                    local: ptr.as_ptr(),
+                });
+            }
+            Some(r)
         })
         .ok()
         .flatten()
