@@ -385,43 +385,55 @@ fn recorded_device_time_matches_events_read_directly() {
     let texts = texts();
     let guard = run_pipeline(dyn_models, &texts);
     let snapshot = guard.snapshot();
+    // Events fire when the stream reaches them; on an idle device that is
+    // as soon as the host queues them, so both pairs also time the host's
+    // queueing between their own calls (a few us, tens under contention from
+    // twelve launching threads). That share is small for long calls only:
+    // the 5 % comparison applies to models whose calls average 400 us or more.
+    const LONG_CALL_NS: f64 = 400_000.0;
+    let mut compared = 0;
     for model in &models {
         let m = model.model_id();
         let probes = model.take_probes();
         assert_eq!(probes.len(), texts.len(), "{m}");
         let gpu_hist = snapshot.model(m.as_str()).unwrap().gpu().unwrap();
         assert_eq!(gpu_hist.count(), probes.len() as u64, "{m}");
-        // Each call: the recorded time against a second pair of events around
-        // the same launches, to 5 % or the event clock's resolution (0.5 us
-        // per reading, two readings).
+        // Each call: our pair sits inside the direct pair and around the
+        // kernels' own pairs, so its time lies between theirs (to the event
+        // clock's resolution, about 0.5 us per reading).
         for p in &probes {
-            let tolerance = (p.outer_ns as f64 * 0.05).max(1_000.0);
-            assert!(
-                (p.gpu_ns as f64 - p.outer_ns as f64).abs() <= tolerance,
-                "{m}: recorded {} ns, direct {} ns",
-                p.gpu_ns,
-                p.outer_ns
-            );
-            // The recorded time covers the kernels themselves.
             let kernels: u64 = p.kernels_ns.iter().sum();
             assert!(p.gpu_ns + 1_000 >= kernels, "{m}: {p:?}");
+            assert!(p.gpu_ns <= p.outer_ns + 1_000, "{m}: {p:?}");
         }
-        // What the subscriber holds for the model is what the events said.
-        let recorded: f64 = gpu_hist.histogram().mean() * gpu_hist.count() as f64;
-        let direct: f64 = probes.iter().map(|p| p.outer_ns as f64).sum();
-        let tolerance = (direct * 0.05).max(1_000.0 * probes.len() as f64);
+        // What the subscriber holds for the model is what our events said
+        // (to the histogram's 3 significant figures).
+        let histogram: f64 = gpu_hist.histogram().mean() * gpu_hist.count() as f64;
+        let recorded: f64 = probes.iter().map(|p| p.gpu_ns as f64).sum();
         assert!(
-            (recorded - direct).abs() <= tolerance,
-            "{m}: histogram holds {recorded} ns, events read {direct} ns"
+            (histogram - recorded).abs() <= recorded * 0.002,
+            "{m}: histogram holds {histogram} ns, the events said {recorded} ns"
         );
+        let direct: f64 = probes.iter().map(|p| p.outer_ns as f64).sum();
         let kernels: u64 = probes.iter().flat_map(|p| p.kernels_ns).sum();
+        let deviation = (recorded - direct) / direct;
         println!(
-            "{m}: recorded {:.1} us, direct {:.1} us, kernels alone {:.1} us",
+            "{m}: {} calls, recorded {:.1} us, direct {:.1} us ({:+.1} %), kernels alone {:.1} us",
+            probes.len(),
             recorded / 1e3,
             direct / 1e3,
+            deviation * 100.0,
             kernels as f64 / 1e3
         );
+        if direct / probes.len() as f64 >= LONG_CALL_NS {
+            compared += 1;
+            assert!(
+                deviation.abs() <= 0.05,
+                "{m}: recorded {recorded} ns, direct {direct} ns"
+            );
+        }
     }
+    assert!(compared > 0, "no model's calls reached {LONG_CALL_NS} ns");
 }
 
 #[test]

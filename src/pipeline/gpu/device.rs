@@ -2,10 +2,10 @@
 
 use super::error::GpuError;
 use super::guard;
-use super::kernels::{compile_kernels, EMPTY_KERNEL, POOL_KERNEL, ROWS_KERNEL};
-use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig};
+use super::kernels::{compile_kernels, KernelShape, EMPTY_KERNEL, POOL_KERNEL, ROWS_KERNEL};
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// A CUDA device with the model kernels compiled (NVRTC) and loaded. Cheap to
 /// clone; every model made from it shares the context and the kernels, and
@@ -22,6 +22,8 @@ struct Inner {
     empty: CudaFunction,
     name: String,
     capability: (i32, i32),
+    /// Held while a model queues its timed region (see [`GpuBackend::queueing`]).
+    queue: Mutex<()>,
 }
 
 impl fmt::Debug for GpuBackend {
@@ -95,6 +97,7 @@ impl GpuBackend {
         let empty = module
             .load_function(EMPTY_KERNEL)
             .map_err(GpuError::driver("kernel lookup"))?;
+        warm_up(&ctx, &rows, &pool, &empty)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 ctx,
@@ -103,6 +106,7 @@ impl GpuBackend {
                 empty,
                 name,
                 capability,
+                queue: Mutex::new(()),
             }),
         })
     }
@@ -139,6 +143,16 @@ impl GpuBackend {
             .map_err(GpuError::driver("kernel launch"))
     }
 
+    /// Serialises the queueing of the models' timed regions (start event,
+    /// kernels, stop event: a few microseconds of host calls, nothing that
+    /// waits for the device). An event fires when its stream reaches it, on an
+    /// idle device as soon as it is queued, so a thread stalled between its
+    /// start event and its last launch (twelve models' threads contending for
+    /// the driver) would have the stall timed as device time.
+    pub(crate) fn queueing(&self) -> MutexGuard<'_, ()> {
+        self.inner.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub(crate) fn rows_kernel(&self) -> &CudaFunction {
         &self.inner.rows
     }
@@ -146,4 +160,67 @@ impl GpuBackend {
     pub(crate) fn pool_kernel(&self) -> &CudaFunction {
         &self.inner.pool
     }
+}
+
+/// Launches each kernel once, with no rows and no width (every thread returns
+/// before touching memory), and waits for them.
+///
+/// Since CUDA 12.2 the driver loads a kernel lazily, at its first launch, and
+/// that load may synchronise the whole context. Without this, a model's first
+/// call would pay for the load between its timing events (and wait for every
+/// other model's work), and its `gpu_ns` would say so.
+fn warm_up(
+    ctx: &Arc<CudaContext>,
+    rows: &CudaFunction,
+    pool: &CudaFunction,
+    empty: &CudaFunction,
+) -> Result<(), GpuError> {
+    let stream = ctx
+        .new_stream()
+        .map_err(GpuError::driver("stream create"))?;
+    let warm = GpuError::driver("kernel warm-up launch");
+    let one = LaunchConfig {
+        grid_dim: (1, 1, 1),
+        block_dim: (32, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let null: u64 = 0;
+    let zero: i32 = 0;
+    let shape = KernelShape {
+        buckets: 1,
+        n_layers: 0,
+        attention: 0,
+        window: 0,
+        widths: [0; super::MAX_LAYERS + 1],
+    };
+    let mut launch = stream.launch_builder(rows);
+    launch
+        .arg(&null)
+        .arg(&zero)
+        .arg(&null)
+        .arg(&null)
+        .arg(&shape)
+        .arg(&null);
+    // SAFETY: the arguments match `embed_rows` (u32*, int, float*, float*,
+    // ModelShape, float*); with `rows` 0 every thread returns at its first
+    // line, so the null pointers are never dereferenced.
+    unsafe { launch.launch(one) }.map_err(warm)?;
+    let mut launch = stream.launch_builder(pool);
+    launch
+        .arg(&null)
+        .arg(&zero)
+        .arg(&zero)
+        .arg(&zero)
+        .arg(&zero)
+        .arg(&null);
+    // SAFETY: the arguments match `pool_finish` (float*, int, int, int, int,
+    // float*); with `rows` and `width` 0 it reads and writes only its shared
+    // memory (every global access is guarded by `c < width` or `r < rows`).
+    unsafe { launch.launch(one) }.map_err(GpuError::driver("kernel warm-up launch"))?;
+    let mut launch = stream.launch_builder(empty);
+    // SAFETY: `empty_kernel` takes no arguments and touches no memory.
+    unsafe { launch.launch(one) }.map_err(GpuError::driver("kernel warm-up launch"))?;
+    stream
+        .synchronize()
+        .map_err(GpuError::driver("kernel warm-up"))
 }

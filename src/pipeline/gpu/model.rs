@@ -261,6 +261,7 @@ impl Shared {
         };
         let launch = GpuError::driver("kernel launch");
 
+        let queueing = self.backend.queueing();
         if let Some([outer, _, _]) = &work.probe {
             outer.start(stream)?;
         }
@@ -309,6 +310,7 @@ impl Shared {
         if let Some([outer, _, _]) = &work.probe {
             outer.stop(stream)?;
         }
+        drop(queueing);
 
         let mut vector = vec![0.0f32; p.out];
         stream
