@@ -150,7 +150,10 @@ impl GpuBackend {
     /// start event and its last launch (twelve models' threads contending for
     /// the driver) would have the stall timed as device time.
     pub(crate) fn queueing(&self) -> MutexGuard<'_, ()> {
-        self.inner.queue.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn rows_kernel(&self) -> &CudaFunction {
