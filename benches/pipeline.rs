@@ -6,7 +6,12 @@
 //! - `no_subscriber`: no dispatcher at all;
 //! - `hdrtrace_disabled`: ours, built with `enabled: false`;
 //! - `hdrtrace_enabled`: ours, default config (1 % head sampling), every span
-//!   recorded while the aggregator thread runs.
+//!   recorded while the aggregator thread runs, as this thread's scoped
+//!   default (`dispatcher::set_default`, as tests do);
+//! - `hdrtrace_enabled_global`: the same installed with `init_tracing`, as in
+//!   production. A scoped `Dispatch` is an `Arc` that every `Span` clones and
+//!   drops (two locked read-modify-writes per span); the global one is a
+//!   `&'static`. It runs last: a global default cannot be taken back.
 //!
 //! A request makes 16 spans (root, 3 stages, 12 models). The targets:
 //! enabled adds at most 1 µs per request over `no_subscriber`, disabled at most
@@ -79,33 +84,51 @@ fn hdrtrace_disabled(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setup) {
     assert_eq!(guard.flushed_snapshot().counters().spans, 0);
 }
 
-fn hdrtrace_enabled(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setup) {
-    let config = TracingConfig {
+fn enabled_config() -> TracingConfig {
+    TracingConfig {
         ring_capacity: 1 << 16,
         ..TracingConfig::default()
-    };
-    // A quarter of a ring between flushes (16 records a request): every record
-    // is pushed, none dropped, while the aggregator drains concurrently as it
-    // does in use. The flushes are not timed.
-    let batch = (config.ring_capacity / 4 / 16) as u64;
-    let (subscriber, guard) = hdrtrace::build(&config).expect("a valid config");
+    }
+}
+
+/// Times `embed` under `guard`'s subscriber (already installed), a quarter of
+/// a ring between flushes (16 records a request): every record is pushed,
+/// none dropped, while the aggregator drains concurrently as it does in use.
+/// The flushes are not timed.
+fn bench_enabled(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: &str,
+    s: &Setup,
+    guard: &hdrtrace::TracingGuard,
+) {
+    let batch = (enabled_config().ring_capacity / 4 / 16) as u64;
     let mut ran = false;
-    scoped(Dispatch::new(subscriber), |_| {
-        group.bench_function("hdrtrace_enabled", |b| {
-            ran = true;
-            b.iter_custom(|iters| timed_batches(iters, batch, &guard, || s.embed()))
-        });
+    group.bench_function(id, |b| {
+        ran = true;
+        b.iter_custom(|iters| timed_batches(iters, batch, guard, || s.embed()))
     });
     if ran {
         let snap = guard.flushed_snapshot();
         let c = snap.counters();
-        assert!(c.requests > 0, "the enabled subscriber recorded nothing");
+        assert!(c.requests > 0, "{id}: the enabled subscriber recorded nothing");
         assert_eq!(
             (c.dropped_spans, c.dropped_records),
             (0, 0),
-            "records were dropped: the figure would flatter us"
+            "{id}: records were dropped: the figure would flatter us"
         );
     }
+}
+
+fn hdrtrace_enabled(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setup) {
+    let (subscriber, guard) = hdrtrace::build(&enabled_config()).expect("a valid config");
+    scoped(Dispatch::new(subscriber), |_| {
+        bench_enabled(group, "hdrtrace_enabled", s, &guard);
+    });
+}
+
+fn hdrtrace_enabled_global(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setup) {
+    let guard = hdrtrace::init_tracing(&enabled_config()).expect("the first global install");
+    bench_enabled(group, "hdrtrace_enabled_global", s, &guard);
 }
 
 fn embed(c: &mut Criterion) {
@@ -114,6 +137,7 @@ fn embed(c: &mut Criterion) {
     no_subscriber(&mut group, &setup);
     hdrtrace_disabled(&mut group, &setup);
     hdrtrace_enabled(&mut group, &setup);
+    hdrtrace_enabled_global(&mut group, &setup);
     group.finish();
 }
 
