@@ -110,7 +110,10 @@ fn bench_enabled(
     if ran {
         let snap = guard.flushed_snapshot();
         let c = snap.counters();
-        assert!(c.requests > 0, "{id}: the enabled subscriber recorded nothing");
+        assert!(
+            c.requests > 0,
+            "{id}: the enabled subscriber recorded nothing"
+        );
         assert_eq!(
             (c.dropped_spans, c.dropped_records),
             (0, 0),
