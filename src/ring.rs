@@ -169,6 +169,14 @@ impl<T: Copy + Send> Consumer<T> {
     /// Takes the oldest value, if any.
     #[inline]
     pub fn pop(&mut self) -> Option<T> {
+        self.pop_with(|value| *value)
+    }
+
+    /// Hands the oldest value to `f` where it lies in the ring (no copy of a
+    /// large record), then frees its slot; `None`, without calling `f`, when
+    /// the ring is empty.
+    #[inline]
+    pub fn pop_with<R>(&mut self, f: impl FnOnce(&T) -> R) -> Option<R> {
         let ring = &*self.ring;
         // Relaxed: only this consumer ever stores `head`.
         let head = ring.head.load(Ordering::Relaxed);
@@ -180,17 +188,18 @@ impl<T: Copy + Send> Consumer<T> {
                 return None;
             }
         }
-        let value = ring.buf[head & ring.mask].with(|slot| {
+        let out = ring.buf[head & ring.mask].with(|slot| {
             // SAFETY: `head != tail`, so slot `head` was fully written by the
             // producer before its release store of a `tail` beyond it, which our
             // acquire load observed; the producer will not overwrite it until we
-            // move `head` past it below.
-            unsafe { (*slot).assume_init_read() }
+            // move `head` past it below, after `f` has returned (and `f` cannot
+            // keep the reference: it is only borrowed for the call).
+            f(unsafe { (*slot).assume_init_ref() })
         });
         // Release: our read of the slot happens before the producer's acquire
         // load of `head` lets it reuse the slot.
         ring.head.store(head.wrapping_add(1), Ordering::Release);
-        Some(value)
+        Some(out)
     }
 
     /// Values lost to a full ring so far.

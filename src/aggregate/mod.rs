@@ -162,14 +162,19 @@ impl Aggregator {
         }
         let slice = self.slice_of(now);
         let mut finished = Vec::new();
-        for i in 0..self.consumers.len() {
-            while let Some(r) = self.consumers[i].pop() {
-                self.aggregate(&r, slice);
-                if let Some(f) = self.assembler.add(r, now) {
-                    finished.push(f);
-                }
+        // Taken out for the loop, so each record is read where it lies in its
+        // ring while `self` is updated (a `Vec` moved out and back: no
+        // allocation).
+        let mut consumers = std::mem::take(&mut self.consumers);
+        for consumer in &mut consumers {
+            while let Some(done) = consumer.pop_with(|r| {
+                self.aggregate(r, slice);
+                self.assembler.add(r, now)
+            }) {
+                finished.extend(done);
             }
         }
+        self.consumers = consumers;
         // A ring whose thread has ended is dropped once empty (its drop count
         // is kept).
         let mut retired = 0;

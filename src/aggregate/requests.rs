@@ -195,7 +195,7 @@ impl Assembler {
     }
 
     /// Files one record; returns the request if this record completed it.
-    pub(crate) fn add(&mut self, r: Record, now: Instant) -> Option<Finished> {
+    pub(crate) fn add(&mut self, r: &Record, now: Instant) -> Option<Finished> {
         if r.request_span == 0 {
             return None;
         }
@@ -210,13 +210,13 @@ impl Assembler {
                 root_seen: None,
             });
         if r.kind == RecordKind::Span && r.span == r.request_span {
-            p.root = Some(r);
+            p.root = Some(*r);
             p.root_seen = Some(now);
         } else {
             if r.kind == RecordKind::Span {
                 p.children += 1;
             }
-            p.records.push(r);
+            p.records.push(*r);
         }
         let done = p.root.is_some_and(|root| p.children >= root.descendants);
         if done {
