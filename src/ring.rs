@@ -9,7 +9,7 @@
 //! capacity is a power of two, `tail - head` is the fill level even across
 //! wrap-around, and a full ring is told from an empty one without a spare slot.
 
-use crate::sync::{Arc, AtomicU64, AtomicUsize, CachePadded, Ordering, UnsafeCell};
+use crate::sync::{fence, Arc, AtomicU64, AtomicUsize, CachePadded, Ordering, UnsafeCell};
 use std::mem::MaybeUninit;
 
 struct Ring<T> {
@@ -208,10 +208,19 @@ impl<T: Copy + Send> Consumer<T> {
         self.ring.dropped.load(Ordering::Relaxed)
     }
 
-    /// True once the producer has been dropped (its thread ended): after a last
-    /// drain this consumer can be discarded.
+    /// True once the producer has been dropped (its thread ended). Every value
+    /// it pushed is then visible to the pops that follow, so a consumer that
+    /// saw this *before* draining the ring empty can be discarded (one that saw
+    /// it after may have missed the producer's last pushes).
     pub fn is_orphaned(&self) -> bool {
-        Arc::strong_count(&self.ring) == 1
+        let orphaned = Arc::strong_count(&self.ring) == 1;
+        if orphaned {
+            // Acquire: pairs with the release decrement of the producer's
+            // `Arc` as it was dropped, which its release stores of `tail` (and
+            // of the drop counter) precede.
+            fence(Ordering::Acquire);
+        }
+        orphaned
     }
 
     /// The ring's capacity.

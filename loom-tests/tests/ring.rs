@@ -166,3 +166,33 @@ fn drop_counter_is_exact_after_join() {
         );
     });
 }
+
+/// The aggregator's retirement rule: a consumer that saw its producer gone
+/// (`is_orphaned`) *before* draining has every value after that drain, so it
+/// can be discarded without losing any, however the producer's last pushes and
+/// its drop interleave with the consumer's checks.
+#[test]
+fn orphaned_before_a_drain_means_nothing_is_left() {
+    loom::model(|| {
+        let (mut tx, mut rx) = channel::<u64>(4);
+        let producer = thread::spawn(move || {
+            tx.push(1).unwrap();
+            tx.push(2).unwrap();
+            // `tx` is dropped here, as a thread's ring producer is at its end.
+        });
+        let mut got = Vec::new();
+        loop {
+            let orphaned = rx.is_orphaned();
+            while let Some(v) = rx.pop() {
+                got.push(v);
+            }
+            if orphaned {
+                break;
+            }
+            thread::yield_now();
+        }
+        assert_eq!(got, vec![1, 2], "a value was lost or duplicated");
+        assert_eq!(rx.pop(), None, "nothing is pushed after the producer went");
+        producer.join().unwrap();
+    });
+}

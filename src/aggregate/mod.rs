@@ -166,25 +166,25 @@ impl Aggregator {
         // ring while `self` is updated (a `Vec` moved out and back: no
         // allocation).
         let mut consumers = std::mem::take(&mut self.consumers);
-        for consumer in &mut consumers {
+        let mut retired = 0;
+        consumers.retain_mut(|consumer| {
+            // Asked before the drain: a ring whose thread had already ended
+            // then is empty after it, so it can go (its drop count is kept).
+            // Asked after, the thread could have pushed its last records and
+            // ended in between, and they would be lost uncounted.
+            let orphaned = consumer.is_orphaned();
             while let Some(done) = consumer.pop_with(|r| {
                 self.aggregate(r, slice);
                 self.assembler.add(r, now)
             }) {
                 finished.extend(done);
             }
-        }
-        self.consumers = consumers;
-        // A ring whose thread has ended is dropped once empty (its drop count
-        // is kept).
-        let mut retired = 0;
-        self.consumers.retain(|c| {
-            let keep = !c.is_orphaned();
-            if !keep {
-                retired += c.dropped();
+            if orphaned {
+                retired += consumer.dropped();
             }
-            keep
+            !orphaned
         });
+        self.consumers = consumers;
         self.retired_drops += retired;
         self.finish(finished);
     }
