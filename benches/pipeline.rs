@@ -4,7 +4,11 @@
 //! `embed`:
 //!
 //! - `no_subscriber`: no dispatcher at all;
-//! - `hdrtrace_disabled`: ours, built with `enabled: false`;
+//! - `no_subscriber_built`: still no dispatcher, but ours (`enabled: false`)
+//!   built beside it and not installed: the same process state (its
+//!   preallocated slot table and ring, its aggregator thread) without any
+//!   instrumented site reaching it. The control for the next one;
+//! - `hdrtrace_disabled`: that subscriber installed;
 //! - `hdrtrace_enabled`: ours, default config (1 % head sampling), every span
 //!   recorded while the aggregator thread runs, as this thread's scoped
 //!   default (`dispatcher::set_default`, as tests do);
@@ -78,6 +82,9 @@ fn hdrtrace_disabled(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setup) {
         ..TracingConfig::default()
     };
     let (subscriber, guard) = hdrtrace::build(&config).expect("a valid config");
+    // Built, not yet a dispatcher: tracing still has none.
+    assert_eq!(LevelFilter::current(), LevelFilter::OFF);
+    group.bench_function("no_subscriber_built", |b| b.iter(|| s.embed()));
     scoped(Dispatch::new(subscriber), |_| {
         group.bench_function("hdrtrace_disabled", |b| b.iter(|| s.embed()));
     });
