@@ -228,18 +228,18 @@ fn one_thread_alternates_between_subscribers() {
     let (b, guard_b) = hdrtrace::build(&config()).unwrap();
     let a = tracing::Dispatch::new(a);
     let b = tracing::Dispatch::new(b);
+    // One model span under `dispatch`, opened, entered and closed.
+    let model_span = |dispatch: &tracing::Dispatch, model: &'static str| {
+        tracing::dispatcher::with_default(dispatch, || {
+            tracing::debug_span!("model", model_id = model).in_scope(|| {})
+        })
+    };
     for _ in 0..100 {
         tracing::dispatcher::with_default(&a, || {
-            tracing::debug_span!("model", model_id = "A").in_scope(|| {
-                // A span of B opened, entered and closed while A's is entered.
-                tracing::dispatcher::with_default(&b, || {
-                    tracing::debug_span!("model", model_id = "B").in_scope(|| {})
-                });
-            })
+            // A span of B opened, entered and closed while A's is entered.
+            tracing::debug_span!("model", model_id = "A").in_scope(|| model_span(&b, "B"))
         });
-        tracing::dispatcher::with_default(&b, || {
-            tracing::debug_span!("model", model_id = "B").in_scope(|| {})
-        });
+        model_span(&b, "B");
     }
     let snap_a = guard_a.flushed_snapshot();
     assert_eq!(snap_a.model("A").unwrap().count(), 100);
@@ -250,12 +250,8 @@ fn one_thread_alternates_between_subscribers() {
     let (c, guard_c) = hdrtrace::build(&config()).unwrap();
     let c = tracing::Dispatch::new(c);
     for _ in 0..10 {
-        tracing::dispatcher::with_default(&c, || {
-            tracing::debug_span!("model", model_id = "C").in_scope(|| {})
-        });
-        tracing::dispatcher::with_default(&b, || {
-            tracing::debug_span!("model", model_id = "B").in_scope(|| {})
-        });
+        model_span(&c, "C");
+        model_span(&b, "B");
     }
     let snap_b = guard_b.flushed_snapshot();
     assert_eq!(snap_b.model("B").unwrap().count(), 210);
