@@ -382,6 +382,19 @@ fn document(seed: u64, i: u64) -> String {
     doc
 }
 
+/// A table row's first columns: name, count, wall p50, p95, p99, max.
+fn wall_cells(name: &str, l: &hdrtrace::ModelLatency) -> String {
+    format!(
+        "{:<16} {:>6} {:>8} {:>8} {:>8} {:>8}",
+        name,
+        l.count(),
+        ms(l.quantile(0.5)),
+        ms(l.quantile(0.95)),
+        ms(l.quantile(0.99)),
+        ms(l.max())
+    )
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e3)
 }
@@ -444,13 +457,8 @@ fn report(args: &Args, snap: &LatencySnapshot, elapsed: Duration, failed: u64, t
         let on_gpu = models.iter().any(|(_, m)| m.gpu().is_some());
         for (name, m) in &models {
             print!(
-                "{:<16} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7} {:>7}",
-                name,
-                m.count(),
-                ms(m.quantile(0.5)),
-                ms(m.quantile(0.95)),
-                ms(m.quantile(0.99)),
-                ms(m.max()),
+                "{} {:>9} {:>8} {:>7} {:>7}",
+                wall_cells(name, m),
                 ms(m.busy().quantile(0.95)),
                 m.timeouts(),
                 m.errors(),
@@ -473,15 +481,7 @@ fn report(args: &Args, snap: &LatencySnapshot, elapsed: Duration, failed: u64, t
         "stage (ms)", "count", "p50", "p95", "p99", "max"
     );
     for (name, s) in snap.stages() {
-        println!(
-            "{:<16} {:>6} {:>8} {:>8} {:>8} {:>8}",
-            name,
-            s.count(),
-            ms(s.quantile(0.5)),
-            ms(s.quantile(0.95)),
-            ms(s.quantile(0.99)),
-            ms(s.max())
-        );
+        println!("{}", wall_cells(name, s));
     }
 }
 

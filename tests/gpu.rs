@@ -46,16 +46,24 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Runs `requests` through `models` one at a time under our subscriber (all
-/// requests sampled), and returns the flushed guard.
-fn run_pipeline(models: Vec<Arc<dyn EmbeddingModel>>, texts: &[String]) -> TracingGuard {
+/// A pipeline of `models` and our subscriber (every request sampled), not
+/// installed: the dispatcher to run it under, and the subscriber's guard.
+fn traced(
+    models: Vec<Arc<dyn EmbeddingModel>>,
+) -> (EmbeddingPipeline, tracing::Dispatch, TracingGuard) {
     let config = TracingConfig {
         sampling_rate: 1.0,
         ..TracingConfig::default()
     };
     let (subscriber, guard) = hdrtrace::build(&config).unwrap();
-    let dispatch = tracing::Dispatch::new(subscriber);
     let pipeline = EmbeddingPipeline::new(models).unwrap();
+    (pipeline, tracing::Dispatch::new(subscriber), guard)
+}
+
+/// Runs `requests` through `models` one at a time under our subscriber (all
+/// requests sampled), and returns the flushed guard.
+fn run_pipeline(models: Vec<Arc<dyn EmbeddingModel>>, texts: &[String]) -> TracingGuard {
+    let (pipeline, dispatch, guard) = traced(models);
     let rt = runtime();
     for text in texts {
         let fused =
@@ -465,13 +473,7 @@ fn a_failing_kernel_becomes_the_models_error() {
     // In the pipeline: recorded as that model's error, the others still fuse.
     let mut models = gpu_reference_models(SEED, &gpu).unwrap();
     models[ModelId::Causal.index()] = Arc::new(broken);
-    let config = TracingConfig {
-        sampling_rate: 1.0,
-        ..TracingConfig::default()
-    };
-    let (subscriber, guard) = hdrtrace::build(&config).unwrap();
-    let dispatch = tracing::Dispatch::new(subscriber);
-    let pipeline = EmbeddingPipeline::new(models).unwrap();
+    let (pipeline, dispatch, guard) = traced(models);
     let fused = tracing::dispatcher::with_default(&dispatch, || {
         runtime().block_on(pipeline.embed("a kernel that cannot launch"))
     })

@@ -181,7 +181,7 @@ fn warm_up(
     let stream = ctx
         .new_stream()
         .map_err(GpuError::driver("stream create"))?;
-    let warm = GpuError::driver("kernel warm-up launch");
+    let warm = || GpuError::driver("kernel warm-up launch");
     let one = LaunchConfig {
         grid_dim: (1, 1, 1),
         block_dim: (32, 1, 1),
@@ -207,7 +207,7 @@ fn warm_up(
     // SAFETY: the arguments match `embed_rows` (u32*, int, float*, float*,
     // ModelShape, float*); with `rows` 0 every thread returns at its first
     // line, so the null pointers are never dereferenced.
-    unsafe { launch.launch(one) }.map_err(warm)?;
+    unsafe { launch.launch(one) }.map_err(warm())?;
     let mut launch = stream.launch_builder(pool);
     launch
         .arg(&null)
@@ -219,10 +219,10 @@ fn warm_up(
     // SAFETY: the arguments match `pool_finish` (float*, int, int, int, int,
     // float*); with `rows` and `width` 0 it reads and writes only its shared
     // memory (every global access is guarded by `c < width` or `r < rows`).
-    unsafe { launch.launch(one) }.map_err(GpuError::driver("kernel warm-up launch"))?;
+    unsafe { launch.launch(one) }.map_err(warm())?;
     let mut launch = stream.launch_builder(empty);
     // SAFETY: `empty_kernel` takes no arguments and touches no memory.
-    unsafe { launch.launch(one) }.map_err(GpuError::driver("kernel warm-up launch"))?;
+    unsafe { launch.launch(one) }.map_err(warm())?;
     stream
         .synchronize()
         .map_err(GpuError::driver("kernel warm-up"))
