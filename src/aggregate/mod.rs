@@ -3,6 +3,7 @@
 //! immutable snapshots. It is the only part of the crate that allocates while
 //! tracing runs (a new model name, a snapshot, a captured request).
 
+pub mod decode;
 pub(crate) mod portable;
 pub(crate) mod publish;
 pub(crate) mod requests;

@@ -8,24 +8,16 @@ use crate::aggregate::snapshot::{
     Counters, Latencies, Latency, LatencySnapshot, ModelLatency, SnapshotData,
 };
 use crate::error::Error;
-use flate2::read::ZlibDecoder;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use crate::aggregate::decode::{decode_histogram, Budget, DECODE_BUDGET};
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 const MAGIC: &[u8; 8] = b"HDRTSNAP";
 const FORMAT: u16 = 1;
 const HAS_GPU: u8 = 1;
-/// HdrHistogram's V2 cookies (plain and deflate-compressed).
-const V2_COOKIE: u32 = 0x1c84_9313;
-const V2_DEFLATE_COOKIE: u32 = 0x1c84_9314;
-/// cookie, payload length, normalizing offset, digits, low, high, ratio.
-const V2_HEADER_LEN: usize = 40;
-const MAX_INFLATED: u64 = 64 << 20;
-const MAX_SAMPLES: u64 = 1 << 56;
 
 impl LatencySnapshot {
     /// The snapshot's cumulative latencies and counters as bytes, every
@@ -70,10 +62,16 @@ impl LatencySnapshot {
     /// decoded snapshot has an empty [`recent`](LatencySnapshot::recent) window
     /// and no captured requests.
     ///
-    /// Decoding checks every length against the input, inflates each histogram to
-    /// at most 64 MiB, and rejects a histogram that claims more than 2^56 samples
-    /// (so that sums over merged histograms cannot overflow); corrupt input is an
-    /// [`Error::Export`], never a panic.
+    /// Decoding checks every length against the input; prices each histogram's
+    /// header (its range and significant figures) before anything is allocated
+    /// for it, refusing one that would take more than
+    /// [`MAX_HISTOGRAM_BYTES`](crate::aggregate::decode::MAX_HISTOGRAM_BYTES)
+    /// or more than what is left of the decode's budget
+    /// ([`DECODE_BUDGET`](crate::aggregate::decode::DECODE_BUDGET) for
+    /// [`from_bytes`](Self::from_bytes)); inflates no more counts than such a
+    /// histogram can hold; and rejects a histogram that claims more than 2^56
+    /// samples (so that sums over merged histograms cannot overflow). Corrupt
+    /// or oversized input is an [`Error::Export`], never a panic.
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         let d = &*self.0;
         let mut out = Vec::with_capacity(1024);
@@ -114,6 +112,14 @@ impl LatencySnapshot {
     /// corrupt or foreign input is an [`Error::Export`] that says what and
     /// where.
     pub fn from_bytes(bytes: &[u8]) -> Result<LatencySnapshot, Error> {
+        Self::from_bytes_with_budget(bytes, DECODE_BUDGET)
+    }
+
+    /// [`from_bytes`](Self::from_bytes) with another bound on what the decoded
+    /// histograms may take together, in bytes: input whose histograms would
+    /// need more is an [`Error::Export`] saying so.
+    pub fn from_bytes_with_budget(bytes: &[u8], budget: u64) -> Result<LatencySnapshot, Error> {
+        let mut budget = Budget::new(budget);
         let mut r = Reader { bytes, pos: 0 };
         if r.take(MAGIC.len(), "the magic bytes")? != MAGIC {
             return Err(corrupt(
@@ -143,7 +149,7 @@ impl LatencySnapshot {
         for (kind, table) in [("model", &mut all.models), ("stage", &mut all.stages)] {
             let count = r.u32(kind)?;
             for _ in 0..count {
-                let (name, latency) = read_entry(&mut r, kind)?;
+                let (name, latency) = read_entry(&mut r, kind, &mut budget)?;
                 if table.contains_key(&name) {
                     return Err(corrupt(format!("{kind} {name:?} appears twice")));
                 }
@@ -360,7 +366,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn read_entry(r: &mut Reader<'_>, kind: &str) -> Result<(String, ModelLatency), Error> {
+fn read_entry(
+    r: &mut Reader<'_>,
+    kind: &str,
+    budget: &mut Budget,
+) -> Result<(String, ModelLatency), Error> {
     let at = r.pos;
     let name = std::str::from_utf8(r.blob(&format!("a {kind} name"))?)
         .map_err(|e| corrupt(format!("the {kind} name at byte {at} is not UTF-8: {e}")))?
@@ -379,7 +389,7 @@ fn read_entry(r: &mut Reader<'_>, kind: &str) -> Result<(String, ModelLatency), 
     let mut hist = |field: &str| -> Result<Latency, Error> {
         let what = what(field);
         let blob = r.blob(&what)?;
-        decode_histogram(blob).map_err(|reason| corrupt(format!("{what}: {reason}")))
+        decode_histogram(blob, budget).map_err(|reason| corrupt(format!("{what}: {reason}")))
     };
     let wall = hist("wall histogram")?;
     let busy = hist("busy histogram")?;
@@ -398,85 +408,4 @@ fn read_entry(r: &mut Reader<'_>, kind: &str) -> Result<(String, ModelLatency), 
             blamed,
         },
     ))
-}
-
-/// Inflates and checks a V2 deflate blob before handing it to HdrHistogram's
-/// deserializer, whose own checks trust the header's lengths.
-fn decode_histogram(blob: &[u8]) -> Result<Latency, String> {
-    let be32 = |b: &[u8], at: usize| {
-        b.get(at..at + 4)
-            .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-    };
-    let cookie = be32(blob, 0).ok_or("shorter than a V2 deflate header")?;
-    if cookie != V2_DEFLATE_COOKIE {
-        return Err(format!(
-            "cookie {cookie:#010x} is not HdrHistogram's V2 deflate ({V2_DEFLATE_COOKIE:#010x})"
-        ));
-    }
-    let len = be32(blob, 4).ok_or("shorter than a V2 deflate header")? as usize;
-    if len != blob.len() - 8 {
-        return Err(format!(
-            "the header says {len} compressed bytes, {} follow",
-            blob.len() - 8
-        ));
-    }
-    let mut v2 = Vec::new();
-    ZlibDecoder::new(&blob[8..])
-        .take(MAX_INFLATED + 1)
-        .read_to_end(&mut v2)
-        .map_err(|e| format!("the deflate stream is corrupt: {e}"))?;
-    if v2.len() as u64 > MAX_INFLATED {
-        return Err(format!("inflates to more than {MAX_INFLATED} bytes"));
-    }
-    if be32(&v2, 0) != Some(V2_COOKIE) || v2.len() < V2_HEADER_LEN {
-        return Err("the inflated data is not a V2 histogram".into());
-    }
-    let payload = be32(&v2, 4).unwrap_or(0) as usize;
-    if payload != v2.len() - V2_HEADER_LEN {
-        return Err(format!(
-            "the header says {payload} bytes of counts, {} follow",
-            v2.len() - V2_HEADER_LEN
-        ));
-    }
-    check_counts(&v2[V2_HEADER_LEN..])?;
-    Deserializer::new()
-        .deserialize::<u64, _>(&mut &v2[..])
-        .map(Latency::new)
-        .map_err(|e| e.to_string())
-}
-
-/// Walks the zig-zag varint counts: each must be complete, no zero run may be
-/// `i64::MIN` long, and the counts must sum to at most `MAX_SAMPLES`.
-fn check_counts(mut p: &[u8]) -> Result<(), String> {
-    let mut total: u64 = 0;
-    while !p.is_empty() {
-        let (v, n) = varint(p).ok_or("a count is truncated")?;
-        p = &p[n..];
-        if v == u64::MAX {
-            return Err("a run of zero counts is out of range".into());
-        }
-        // Zig-zag: even values are counts (v / 2), odd ones runs of zeros.
-        if v & 1 == 0 {
-            total = total
-                .checked_add(v >> 1)
-                .filter(|t| *t <= MAX_SAMPLES)
-                .ok_or_else(|| format!("more than {MAX_SAMPLES} samples"))?;
-        }
-    }
-    Ok(())
-}
-
-/// HdrHistogram's LEB128 variant: up to 8 bytes of 7 bits, then one of 8.
-fn varint(p: &[u8]) -> Option<(u64, usize)> {
-    let mut v = 0u64;
-    for (i, &b) in p.iter().enumerate().take(9) {
-        if i == 8 {
-            return Some((v | (u64::from(b) << 56), 9));
-        }
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((v, i + 1));
-        }
-    }
-    None
 }
