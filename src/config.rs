@@ -108,12 +108,38 @@ impl Default for TracingConfig {
     }
 }
 
-/// Upper bounds that keep preallocation sane.
-const MAX_SLOTS: usize = 1 << 24;
-const MAX_RING: usize = 1 << 22;
+/// The bounds every field is checked against; each is far above what a real
+/// deployment needs, and low enough that the value cannot take the host (see
+/// docs/design.md, "Limits").
+pub mod limits {
+    use std::time::Duration;
+
+    /// `slot_capacity`: a million spans open at once (about 160 MB of slots).
+    pub const MAX_SLOTS: usize = 1 << 20;
+    /// `ring_capacity`: 65 536 records per thread (about 11 MB each).
+    pub const MAX_RING: usize = 1 << 16;
+    /// `capture_capacity`: the most recent and slowest captured requests kept.
+    pub const MAX_CAPTURES: usize = 4096;
+    /// `flush_interval`: at least 10 ms (an idle aggregator then wakes at most
+    /// 200 times a second), at most an hour.
+    pub const MIN_FLUSH_INTERVAL: Duration = Duration::from_millis(10);
+    /// See [`MIN_FLUSH_INTERVAL`].
+    pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(3600);
+    /// `window`: from 100 ms (ten slices of 10 ms) to a day.
+    pub const MIN_WINDOW: Duration = Duration::from_millis(100);
+    /// See [`MIN_WINDOW`].
+    pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
+    /// `latency_target`: above zero, at most an hour.
+    pub const MAX_LATENCY_TARGET: Duration = Duration::from_secs(3600);
+    /// `otel_endpoint`: the longest URL accepted.
+    pub const MAX_ENDPOINT_LEN: usize = 2048;
+}
+
+use limits::*;
 
 impl TracingConfig {
-    /// Checks every value; the error names the field and what it accepts.
+    /// Checks every value against its bound (see [`limits`]); the error names
+    /// the field, the value and what it accepts.
     pub fn validate(&self) -> Result<(), Error> {
         let r = self.sampling_rate;
         if !r.is_finite() || !(0.0..=1.0).contains(&r) {
@@ -122,34 +148,50 @@ impl TracingConfig {
                 format!("must be a number from 0.0 to 1.0, got {r}"),
             ));
         }
-        if self.slot_capacity == 0 || self.slot_capacity > MAX_SLOTS {
-            return Err(Error::config(
-                "slot_capacity",
-                format!("must be from 1 to {MAX_SLOTS}, got {}", self.slot_capacity),
-            ));
-        }
-        if self.ring_capacity == 0 || self.ring_capacity > MAX_RING {
-            return Err(Error::config(
-                "ring_capacity",
-                format!("must be from 1 to {MAX_RING}, got {}", self.ring_capacity),
-            ));
-        }
-        if self.capture_capacity == 0 {
-            return Err(Error::config("capture_capacity", "must be at least 1"));
-        }
-        for (field, d) in [
-            ("latency_target", self.latency_target),
-            ("window", self.window),
-            ("flush_interval", self.flush_interval),
+        for (field, value, max) in [
+            ("slot_capacity", self.slot_capacity, MAX_SLOTS),
+            ("ring_capacity", self.ring_capacity, MAX_RING),
+            ("capture_capacity", self.capture_capacity, MAX_CAPTURES),
         ] {
-            if d.is_zero() {
-                return Err(Error::config(field, "must be longer than zero"));
+            if value == 0 || value > max {
+                return Err(Error::config(
+                    field,
+                    format!("must be from 1 to {max}, got {value}"),
+                ));
             }
         }
-        if self.window > Duration::from_secs(24 * 3600) {
-            return Err(Error::config("window", "must be at most 24 hours"));
+        for (field, value, min, max) in [
+            (
+                "latency_target",
+                self.latency_target,
+                Duration::from_nanos(1),
+                MAX_LATENCY_TARGET,
+            ),
+            ("window", self.window, MIN_WINDOW, MAX_WINDOW),
+            (
+                "flush_interval",
+                self.flush_interval,
+                MIN_FLUSH_INTERVAL,
+                MAX_FLUSH_INTERVAL,
+            ),
+        ] {
+            if value < min || value > max {
+                return Err(Error::config(
+                    field,
+                    format!("must be from {min:?} to {max:?}, got {value:?}"),
+                ));
+            }
         }
         if let Some(endpoint) = &self.otel_endpoint {
+            if endpoint.len() > MAX_ENDPOINT_LEN {
+                return Err(Error::config(
+                    "otel_endpoint",
+                    format!(
+                        "must be at most {MAX_ENDPOINT_LEN} bytes, got {}",
+                        endpoint.len()
+                    ),
+                ));
+            }
             validate_endpoint(endpoint).map_err(|reason| Error::config("otel_endpoint", reason))?;
         }
         Ok(())
@@ -229,6 +271,11 @@ impl TracingConfig {
         var!("HDRTRACE_CAPTURE_CAPACITY", parse::<usize>, |v| c
             .capture_capacity =
             v);
+        var!(
+            "HDRTRACE_CONSOLE_ADDR",
+            parse::<std::net::SocketAddr>,
+            |v| c.console_addr = v
+        );
         c.validate().map_err(|e| match e {
             Error::InvalidConfig { field, reason } => {
                 let var = env_name(field);

@@ -50,7 +50,7 @@ pub use aggregate::snapshot::{
 pub use aggregate::source::{LatestSnapshot, SnapshotSource};
 pub use aggregate::{RequestSink, GPU_FIELD};
 pub use clock::Clock;
-pub use config::{TracingConfig, TracingLevel};
+pub use config::{limits, TracingConfig, TracingLevel};
 pub use error::{EmbeddingResult, Error};
 pub use guard::{build, init_tracing, init_with, Builder, TracingGuard};
 pub use record::{SpanClass, Status};

@@ -2,7 +2,7 @@
 //! nor reorders; every invalid config is rejected with an error naming the field.
 
 use hdrtrace::ring;
-use hdrtrace::{Error, TracingConfig};
+use hdrtrace::{limits, Error, TracingConfig};
 use proptest::prelude::*;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -93,12 +93,12 @@ proptest! {
 
     #[test]
     fn invalid_capacities_are_rejected(which in 0usize..3, huge in prop::bool::ANY, extra in 0usize..1000) {
-        let value = if huge { (1 << 24) + 1 + extra } else { 0 };
+        let over = |max: usize| if huge { max + 1 + extra } else { 0 };
         let mut config = TracingConfig::default();
         let field = match which {
-            0 => { config.slot_capacity = value; "slot_capacity" }
-            1 => { config.ring_capacity = if huge { (1 << 22) + 1 + extra } else { 0 }; "ring_capacity" }
-            _ => { config.capture_capacity = 0; "capture_capacity" }
+            0 => { config.slot_capacity = over(limits::MAX_SLOTS); "slot_capacity" }
+            1 => { config.ring_capacity = over(limits::MAX_RING); "ring_capacity" }
+            _ => { config.capture_capacity = over(limits::MAX_CAPTURES); "capture_capacity" }
         };
         assert_rejected(&config, field)?;
     }
