@@ -7,7 +7,7 @@ use crate::config::TracingConfig;
 use crate::error::Error;
 use crate::subscriber::core::Core;
 use crate::subscriber::HdrSubscriber;
-use crossbeam_channel::Sender;
+use crossbeam_channel::{RecvTimeoutError, Sender};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -235,15 +235,49 @@ impl std::fmt::Debug for TracingGuard {
 impl TracingGuard {
     /// Drains every ring into the histograms and publishes a snapshot before it
     /// returns: every span closed before the call is counted in `snapshot()`.
+    /// If the aggregator thread has died it returns at once, and the snapshot
+    /// says why ([`LatencySnapshot::aggregator_failure`]); [`try_flush`]
+    /// (Self::try_flush) returns that as an error.
     pub fn flush(&self) {
+        let _ = self.try_flush();
+    }
+
+    /// [`flush`](Self::flush), or [`Error::Aggregator`] when the aggregator
+    /// thread has died (nothing recorded since then is aggregated).
+    pub fn try_flush(&self) -> Result<(), Error> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         if self.shared.control.send(Control::Flush(tx)).is_ok() {
-            if let Ok(version) = rx.recv() {
-                // The aggregator published `version` before replying; the
-                // epoch's acquire load makes `snapshot()` see at least it.
-                debug_assert!(self.shared.publisher.epoch() >= version);
+            loop {
+                match rx.recv_timeout(std::time::Duration::from_millis(20)) {
+                    Ok(version) => {
+                        // The aggregator published `version` before replying;
+                        // the epoch's acquire load makes `snapshot()` see it.
+                        debug_assert!(self.shared.publisher.epoch() >= version);
+                        return Ok(());
+                    }
+                    // A request queued as the thread died is never answered
+                    // (nor dropped: the channel lives on with this sender).
+                    Err(RecvTimeoutError::Timeout) if !self.aggregator_running() => break,
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
             }
         }
+        Err(Error::Aggregator(
+            self.snapshot()
+                .aggregator_failure()
+                .unwrap_or("the aggregator thread has stopped")
+                .to_string(),
+        ))
+    }
+
+    fn aggregator_running(&self) -> bool {
+        self.shared
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|t| !t.is_finished())
     }
 
     /// The latest published snapshot (call [`flush`](Self::flush) first for one
@@ -334,5 +368,29 @@ impl Drop for TracingGuard {
         if self.shared.global.load(Ordering::Relaxed) {
             tracing_core::callsite::rebuild_interest_cache();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dead aggregator is reported by `try_flush`, by the snapshot and by
+    /// every snapshot source, and `flush` returns at once.
+    #[test]
+    fn a_dead_aggregator_is_reported_not_hidden() {
+        let (_subscriber, guard) = build(&TracingConfig::default()).unwrap();
+        let source = guard.snapshot_source();
+        guard.shared.control.send(Control::Panic).unwrap();
+        match guard.try_flush() {
+            Err(Error::Aggregator(why)) => {
+                assert!(why.contains("panicked (injected by a test)"), "{why}")
+            }
+            other => panic!("a dead aggregator flushed: {other:?}"),
+        }
+        guard.flush();
+        let failure = guard.snapshot().aggregator_failure().map(str::to_string);
+        assert!(failure.is_some_and(|f| f.contains("nothing is aggregated since")));
+        assert!(source.snapshot().aggregator_failure().is_some());
     }
 }

@@ -56,6 +56,16 @@ impl<S> SlotTable<S> {
         self.0.capacity()
     }
 
+    /// `slots::SlotTable::slot_count`.
+    pub fn slot_count(&self) -> usize {
+        self.0.slot_count()
+    }
+
+    /// `slots::SlotTable::new_cache`.
+    pub fn new_cache(&self) -> SlotCache {
+        SlotCache(self.0.new_cache())
+    }
+
     /// `slots::SlotTable::shard_count`.
     pub fn shard_count(&self) -> usize {
         self.0.shard_count()
@@ -81,15 +91,9 @@ impl<S> SlotTable<S> {
 pub struct SlotCache(slots::SlotCache);
 
 impl SlotCache {
-    /// An empty cache.
-    pub fn new() -> Self {
-        Self(slots::SlotCache::new())
-    }
-}
-
-impl Default for SlotCache {
-    fn default() -> Self {
-        Self::new()
+    /// `slots::SlotCache::limit`.
+    pub fn limit(&self) -> usize {
+        self.0.limit()
     }
 }
 

@@ -2,7 +2,7 @@
 //! alloc/free on the lock-free free stacks, generation reuse, exhaustion and
 //! double free.
 
-use hdrtrace_loom_tests::{unpack_id, Arc, SlotCache, SlotTable};
+use hdrtrace_loom_tests::{unpack_id, Arc, SlotTable};
 use loom::sync::atomic::{AtomicU64, Ordering};
 use loom::thread;
 
@@ -40,13 +40,13 @@ fn hold_and_check(t: &SlotTable<AtomicU64>, me: u64, home: usize) -> bool {
 /// slots and then fails (a slot pushed twice, or a corrupted free stack,
 /// shows up as a repeat).
 fn assert_all_free(t: &SlotTable<AtomicU64>) {
-    let mut indices: Vec<usize> = (0..t.capacity())
+    let mut indices: Vec<usize> = (0..t.slot_count())
         .map(|_| unpack_id(t.alloc(0).expect("a free slot is missing").0).0)
         .collect();
     assert!(t.alloc(0).is_none(), "the free stacks hold a slot twice");
     indices.sort_unstable();
     indices.dedup();
-    assert_eq!(indices.len(), t.capacity(), "a slot was handed out twice");
+    assert_eq!(indices.len(), t.slot_count(), "a slot was handed out twice");
 }
 
 /// Two threads allocate, stamp, check and free, twice each, on a table of 2
@@ -200,13 +200,14 @@ fn cached_and_shared_allocation_are_exclusive() {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(3);
     builder.check(|| {
-        // 8 slots in one shard: each cache may keep 2.
+        // 8 slots in one shard, and 2 more for the caches: each may keep 2.
         let t = table(8, 1);
         let t2 = t.clone();
         let other = thread::spawn(move || {
             assert!(hold_and_check(&t2, 2, 0));
         });
-        let mut cache = SlotCache::new();
+        let mut cache = t.new_cache();
+        assert_eq!(cache.limit(), 2);
         for _ in 0..2 {
             let (id, value) = t.alloc_cached(&mut cache, 0).expect("slots are free");
             value.store(1, Ordering::Relaxed);
@@ -221,6 +222,26 @@ fn cached_and_shared_allocation_are_exclusive() {
         while let Some((id, _)) = t.alloc(0) {
             assert!(held.insert(unpack_id(id).0), "slot listed twice");
         }
-        assert_eq!(held.len(), 8, "every slot came back");
+        assert_eq!(held.len(), 10, "every slot came back");
+    });
+}
+
+/// Two threads take caches from a reserve that holds one: exactly one gets
+/// it, the other allocates from the shards, and releasing gives it back.
+#[test]
+fn the_cache_reserve_is_never_overdrawn() {
+    loom::model(|| {
+        // 8 open slots in 2 shards: caches may keep 1 each, the reserve is 2.
+        let t = table(8, 2);
+        let first = t.new_cache();
+        assert_eq!(first.limit(), 1);
+        let t2 = t.clone();
+        let other = thread::spawn(move || t2.new_cache().limit());
+        let mine = t.new_cache();
+        let theirs = other.join().unwrap();
+        assert_eq!(mine.limit() + theirs, 1, "the reserve held one more cache");
+        let mut first = first;
+        t.release(&mut first);
+        assert_eq!(t.new_cache().limit(), 1, "a released share is reusable");
     });
 }

@@ -8,6 +8,7 @@ pub(crate) mod portable;
 pub(crate) mod publish;
 pub(crate) mod requests;
 pub(crate) mod series;
+pub(crate) mod sinks;
 pub(crate) mod snapshot;
 pub(crate) mod source;
 
@@ -19,6 +20,7 @@ use publish::{Publisher, Versioned};
 use requests::{judge, Assembler, Captures, Finished, RequestTrace};
 use rustc_hash::FxHashMap;
 use series::Series;
+use sinks::Sinks;
 use snapshot::{Counters, Latencies, Latency, ModelLatency, SnapshotData};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -45,6 +47,9 @@ impl Versioned for SnapshotData {
 pub(crate) enum Control {
     /// Drain, finalize and publish; the reply is the published version.
     Flush(Sender<u64>),
+    /// The aggregator panics, as a bug in it would (tests only).
+    #[cfg(test)]
+    Panic,
     Stop,
 }
 
@@ -59,7 +64,7 @@ struct Aggregator {
     gpu_fields: FxHashMap<usize, Option<usize>>,
     assembler: Assembler,
     captures: Captures,
-    sinks: Vec<Box<dyn RequestSink>>,
+    sinks: Sinks,
     counters: Counters,
     retired_drops: u64,
     start: Instant,
@@ -97,7 +102,7 @@ pub(crate) fn spawn(
         gpu_fields: FxHashMap::default(),
         assembler: Assembler::new(),
         captures: Captures::new(settings.capture_capacity),
-        sinks,
+        sinks: Sinks::new(sinks),
         counters: Counters::default(),
         retired_drops: 0,
         start: now,
@@ -111,11 +116,41 @@ pub(crate) fn spawn(
     let tick = settings.publish_every.min(Duration::from_millis(5));
     std::thread::Builder::new()
         .name("hdrtrace-aggregator".into())
-        .spawn(move || agg.run(control, wake, tick))
+        .spawn(move || {
+            let publisher = agg.publisher.clone();
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                agg.run(&control, &wake, tick)
+            }));
+            if let Err(panic) = run {
+                publish_failure(&publisher, &*panic);
+            }
+            // Only now: a `flush` waiting on the channel sees it close after
+            // the failure is published.
+            drop(control);
+        })
+}
+
+/// The aggregator thread panicked: its last snapshot is published again,
+/// saying so, so that `snapshot()` and every reader see it stopped (and
+/// `flush()`, whose channel is now closed, returns at once).
+fn publish_failure(publisher: &Publisher<SnapshotData>, panic: &(dyn std::any::Any + Send)) {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    let reason = format!("the aggregator thread panicked ({what}); nothing is aggregated since");
+    eprintln!("hdrtrace: {reason}");
+    let last = publisher.load();
+    publisher.publish(SnapshotData {
+        version: last.version + 1,
+        aggregator_failure: Some(reason.into()),
+        ..SnapshotData::clone(&last)
+    });
 }
 
 impl Aggregator {
-    fn run(&mut self, control: Receiver<Control>, wake: Receiver<()>, tick: Duration) {
+    fn run(&mut self, control: &Receiver<Control>, wake: &Receiver<()>, tick: Duration) {
         loop {
             let msg = crossbeam_channel::select! {
                 recv(control) -> m => Some(m.unwrap_or(Control::Stop)),
@@ -131,6 +166,8 @@ impl Aggregator {
                     self.publish(now);
                     let _ = done.send(self.version);
                 }
+                #[cfg(test)]
+                Some(Control::Panic) => panic!("injected by a test"),
                 Some(Control::Stop) => {
                     self.sweep(now, true);
                     self.flush_sinks();
@@ -263,9 +300,7 @@ impl Aggregator {
             }
             self.counters.captured_requests += 1;
             let trace = Arc::new(trace);
-            for sink in &mut self.sinks {
-                sink.captured(&trace);
-            }
+            self.sinks.captured(&trace);
             self.captures.keep(trace);
         }
     }
@@ -276,9 +311,7 @@ impl Aggregator {
     }
 
     fn flush_sinks(&mut self) {
-        for sink in &mut self.sinks {
-            sink.flush();
-        }
+        self.sinks.flush();
     }
 
     fn publish(&mut self, now: Instant) {
@@ -309,6 +342,11 @@ impl Aggregator {
                 .orphan_drops
                 .load(std::sync::atomic::Ordering::Relaxed);
         counters.late_records = self.assembler.late_records;
+        counters.unmatched_enters = self
+            .core
+            .unmatched_enters
+            .load(std::sync::atomic::Ordering::Relaxed);
+        counters.failed_sinks = self.sinks.failed;
         self.publisher.publish(SnapshotData {
             version: self.version,
             taken_at: Some(SystemTime::now()),
@@ -318,6 +356,7 @@ impl Aggregator {
             counters,
             captured: self.captures.recent.iter().cloned().collect(),
             slowest: self.captures.slowest.clone(),
+            aggregator_failure: None,
         });
         self.last_publish = now;
     }

@@ -167,9 +167,16 @@ pub struct Counters {
     pub dropped_records: u64,
     /// Records that arrived after their request had been finalized.
     pub late_records: u64,
+    /// Enters and exits no thread could match: a span exited on another
+    /// thread than it was entered on, an `Entered` guard forgotten, or the
+    /// outermost entries of a stack deeper than 64 spans. Their busy time is
+    /// not counted; parents stay exact.
+    pub unmatched_enters: u64,
+    /// Request sinks dropped because they panicked.
+    pub failed_sinks: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct SnapshotData {
     pub(crate) version: u64,
     pub(crate) taken_at: Option<SystemTime>,
@@ -179,6 +186,9 @@ pub(crate) struct SnapshotData {
     pub(crate) counters: Counters,
     pub(crate) captured: Vec<Arc<RequestTrace>>,
     pub(crate) slowest: Vec<Arc<RequestTrace>>,
+    /// Set when the aggregator thread has died: nothing after this snapshot
+    /// was aggregated.
+    pub(crate) aggregator_failure: Option<Arc<str>>,
 }
 
 /// An immutable view of every histogram at one moment. Cloning is cheap (it is a
@@ -227,6 +237,12 @@ impl LatencySnapshot {
     /// Records lost to full rings.
     pub fn dropped_records(&self) -> u64 {
         self.0.counters.dropped_records
+    }
+    /// Why the aggregator thread stopped, if it died: this snapshot is then
+    /// the last it published, and nothing recorded since is in it. `None`
+    /// while it runs (and after a normal shutdown).
+    pub fn aggregator_failure(&self) -> Option<&str> {
+        self.0.aggregator_failure.as_deref()
     }
     /// When the aggregator built this snapshot (`None` before the first one).
     pub fn taken_at(&self) -> Option<SystemTime> {

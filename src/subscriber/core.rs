@@ -65,6 +65,8 @@ pub(crate) struct Core {
     pub(crate) dropped_spans: AtomicU64,
     /// Records lost outside any ring (a span closed during thread teardown).
     pub(crate) orphan_drops: AtomicU64,
+    /// Enters and exits no thread's stack could match (see `Local::unmatched`).
+    pub(crate) unmatched_enters: Arc<AtomicU64>,
     threads: AtomicU64,
     alive: Arc<AtomicBool>,
     wake: crossbeam_channel::Sender<()>,
@@ -92,6 +94,7 @@ impl Core {
             new_rings: Mutex::new(Vec::new()),
             dropped_spans: AtomicU64::new(0),
             orphan_drops: AtomicU64::new(0),
+            unmatched_enters: Arc::new(AtomicU64::new(0)),
             threads: AtomicU64::new(0),
             alive: Arc::new(AtomicBool::new(true)),
             wake,
@@ -121,7 +124,8 @@ impl Core {
         Local::new(
             self.alive.clone(),
             producer,
-            self.slots.clone(),
+            &self.slots,
+            self.unmatched_enters.clone(),
             ordinal as usize % self.slots.shard_count(),
             ordinal,
         )
@@ -169,10 +173,13 @@ impl Core {
         let mut fields = FieldVisitor::new(info, false);
         attrs.record(&mut fields);
         self.local(|local| {
-            let parent = match parent {
-                Parent::Explicit(p) => p,
-                Parent::Current => local.current(),
-                Parent::Root => 0,
+            let (parent, parent_slot) = match parent {
+                Parent::Explicit(p) => (p, self.slots.get(p)),
+                Parent::Current => match local.current(|id| self.slots.get(id)) {
+                    Some((p, slot)) => (p, Some(slot)),
+                    None => (0, None),
+                },
+                Parent::Root => (0, None),
             };
             let home = local.home;
             let Some((id, slot)) = self.slots.alloc_cached(&mut local.slot_cache, home) else {
@@ -180,7 +187,6 @@ impl Core {
                 self.dropped_spans.fetch_add(1, Ordering::Relaxed);
                 return UNTRACKED;
             };
-            let parent_slot = self.slots.get(parent);
             let ctx = if info.class == SpanClass::Request {
                 let request_id = fields.request_id.unwrap_or_else(|| local.next_request_id());
                 RequestCtx {
@@ -223,14 +229,31 @@ impl Core {
                 let mut fields = FieldVisitor::new(self.callsites.get(meta), false);
                 values.record(&mut fields);
                 slot.update(&fields.text, &fields.fields);
+                if let Some(request_id) = fields.request_id {
+                    self.record_request_id(id, slot, request_id);
+                }
             }
         }
+    }
+
+    /// A request root's id recorded after creation: it becomes the request's
+    /// id for every export, and decides sampling anew while no descendant has
+    /// inherited the first decision.
+    #[cold]
+    fn record_request_id(&self, id: u64, slot: &SpanSlot, request_id: u64) {
+        if slot.class() != SpanClass::Request || slot.ctx().request_span != id {
+            return;
+        }
+        // Relaxed: `descendants` only grows; a child opened concurrently with
+        // this call on another thread may keep the earlier decision.
+        let undecided = slot.descendants.load(Ordering::Relaxed) == 0;
+        slot.set_request_id(request_id, undecided.then(|| self.sampler.decide(request_id)));
     }
 
     #[inline]
     pub(crate) fn enter(&self, id: u64) {
         let now = self.clock.now();
-        self.local(|local| local.push(id, now));
+        self.local(|local| local.push(id, now, |id| self.slots.get(id).is_some()));
     }
 
     #[inline]
@@ -316,14 +339,13 @@ impl Core {
             return;
         }
         let meta = event.metadata();
-        let Some(parent) = (match parent {
-            Parent::Explicit(p) => Some(p),
-            Parent::Current => self.local(|l| l.current()),
+        let Some((parent, slot)) = (match parent {
+            Parent::Explicit(p) => self.slots.get(p).map(|slot| (p, slot)),
+            Parent::Current => self
+                .local(|l| l.current(|id| self.slots.get(id)))
+                .flatten(),
             Parent::Root => None,
         }) else {
-            return;
-        };
-        let Some(slot) = self.slots.get(parent) else {
             return;
         };
         slot.mark(info.event_status);
@@ -393,8 +415,7 @@ impl Core {
 
     #[inline]
     pub(crate) fn current(&self) -> Option<(Id, &'static Metadata<'static>)> {
-        let id = self.local(|l| l.current())?;
-        let meta = self.slots.get(id)?.metadata()?;
-        Some((Id::from_u64(id), meta))
+        let (id, slot) = self.local(|l| l.current(|id| self.slots.get(id)))??;
+        Some((Id::from_u64(id), slot.metadata()?))
     }
 }

@@ -12,23 +12,30 @@ use crate::subscriber::slots::{SlotCache, SlotTable};
 use crate::subscriber::span::SpanSlot;
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
-/// How deep one thread's entered-span stack goes; deeper enters are counted
-/// (and matched on exit) but not tracked.
+/// How many entered spans one thread's stack tracks: the innermost ones. A
+/// deeper enter evicts the outermost entry (counted; that span's busy time
+/// for this enter is lost, and its exit is then an unmatched one).
 pub(crate) const STACK_DEPTH: usize = 64;
 
 pub(crate) struct Local {
     core_alive: Arc<AtomicBool>,
     pub(crate) producer: Producer<Record>,
     /// Free slots this thread keeps for itself, and the table they belong to
-    /// (to give them back when the thread ends).
+    /// (to give them back when the thread ends). Weak: a thread that outlives
+    /// its subscriber must not keep the subscriber's table alive.
     pub(crate) slot_cache: SlotCache,
-    slots: Arc<SlotTable<SpanSlot>>,
+    slots: Weak<SlotTable<SpanSlot>>,
+    /// Entered spans and when, innermost last.
     stack: [(u64, u64); STACK_DEPTH],
     depth: usize,
-    overflow: usize,
+    /// Enters and exits that could not be matched, counted for the whole
+    /// subscriber: entries evicted from a full stack, entries of spans that
+    /// closed while still entered here, and exits of spans this thread did not
+    /// enter (entered elsewhere).
+    unmatched: Arc<AtomicU64>,
     pub(crate) home: usize,
     ordinal: u64,
     seq: u64,
@@ -36,7 +43,9 @@ pub(crate) struct Local {
 
 impl Drop for Local {
     fn drop(&mut self) {
-        self.slots.release(&mut self.slot_cache);
+        if let Some(slots) = self.slots.upgrade() {
+            slots.release(&mut self.slot_cache);
+        }
     }
 }
 
@@ -112,46 +121,82 @@ impl Local {
     pub(crate) fn new(
         core_alive: Arc<AtomicBool>,
         producer: Producer<Record>,
-        slots: Arc<SlotTable<SpanSlot>>,
+        slots: &Arc<SlotTable<SpanSlot>>,
+        unmatched: Arc<AtomicU64>,
         home: usize,
         ordinal: u64,
     ) -> Self {
         Self {
             core_alive,
             producer,
-            slot_cache: SlotCache::new(),
-            slots,
+            slot_cache: slots.new_cache(),
+            slots: Arc::downgrade(slots),
             stack: [(0, 0); STACK_DEPTH],
             depth: 0,
-            overflow: 0,
+            unmatched,
             home,
             ordinal,
             seq: 0,
         }
     }
 
-    /// The innermost span this thread is in, or 0.
+    /// The innermost span this thread is in that is still open, with what
+    /// `lookup` finds for it (`None` for a span that has closed), or `None`.
+    /// Entries of spans that closed while entered here (an `Entered` guard
+    /// forgotten, or moved to another thread) are dropped on the way and
+    /// counted, so they never become parents.
     #[inline]
-    pub(crate) fn current(&self) -> u64 {
-        if self.depth == 0 {
-            0
-        } else {
-            self.stack[self.depth - 1].0
+    pub(crate) fn current<T>(&mut self, lookup: impl Fn(u64) -> Option<T>) -> Option<(u64, T)> {
+        while self.depth > 0 {
+            let id = self.stack[self.depth - 1].0;
+            if let Some(found) = lookup(id) {
+                return Some((id, found));
+            }
+            self.depth -= 1;
+            self.count_unmatched(1);
         }
+        None
     }
 
+    #[cold]
+    fn count_unmatched(&self, n: u64) {
+        // Relaxed: a statistic, read when a snapshot is published.
+        self.unmatched.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Enters `id` at `now`. A full stack first drops entries of spans that
+    /// have closed (`live`), then, if still full, evicts the outermost entry:
+    /// the innermost spans, which new spans and events belong to, stay exact.
     #[inline]
-    pub(crate) fn push(&mut self, id: u64, now: u64) {
-        if self.depth < STACK_DEPTH {
-            self.stack[self.depth] = (id, now);
-            self.depth += 1;
-        } else {
-            self.overflow += 1;
+    pub(crate) fn push(&mut self, id: u64, now: u64, live: impl Fn(u64) -> bool) {
+        if self.depth == STACK_DEPTH {
+            self.make_room(live);
         }
+        self.stack[self.depth] = (id, now);
+        self.depth += 1;
+    }
+
+    #[cold]
+    fn make_room(&mut self, live: impl Fn(u64) -> bool) {
+        let before = self.depth;
+        let mut kept = 0;
+        for i in 0..before {
+            if live(self.stack[i].0) {
+                self.stack[kept] = self.stack[i];
+                kept += 1;
+            }
+        }
+        self.depth = kept;
+        if kept == STACK_DEPTH {
+            self.stack.copy_within(1.., 0);
+            self.depth -= 1;
+        }
+        self.count_unmatched((before - self.depth) as u64);
     }
 
     /// Removes the innermost entry for `id` (exits may come out of order, as
-    /// with `Registry`) and returns when it was entered.
+    /// with `Registry`) and returns when it was entered; `None`, counted, for
+    /// a span this thread has no entry of.
     #[inline]
     pub(crate) fn pop(&mut self, id: u64) -> Option<u64> {
         let found = self.stack[..self.depth].iter().rposition(|e| e.0 == id);
@@ -163,7 +208,7 @@ impl Local {
                 Some(entered)
             }
             None => {
-                self.overflow = self.overflow.saturating_sub(1);
+                self.count_unmatched(1);
                 None
             }
         }

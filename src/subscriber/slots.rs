@@ -11,7 +11,7 @@
 //! slot goes back to the shard it belongs to. Each stack head carries a tag that
 //! every successful CAS increments, which rules out ABA.
 
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// The value behind a table entry: anything with interior mutability.
 pub(crate) struct Entry<S> {
@@ -32,8 +32,14 @@ pub(crate) struct SlotTable<S> {
     entries: Box<[Entry<S>]>,
     shards: Box<[Shard]>,
     shard_len: usize,
+    /// The spans that can always be open at once, whatever the caches hold.
+    capacity: usize,
     /// How many free slots one thread may keep in its [`SlotCache`].
     cache_limit: usize,
+    /// Slots not yet promised to any thread's cache. The table holds this
+    /// many slots beyond `capacity`, so slots idle in caches never eat into
+    /// what the other threads can open.
+    cache_reserve: AtomicUsize,
 }
 
 /// The most free slots a thread keeps for itself.
@@ -46,16 +52,26 @@ pub(crate) const CACHE_MAX: usize = 32;
 /// before dropping it.
 pub(crate) struct SlotCache {
     len: usize,
+    /// What this cache may hold: reserved from the table's `cache_reserve`
+    /// by [`SlotTable::new_cache`], 0 when the reserve ran out (the thread
+    /// then allocates from the shards directly).
+    limit: usize,
     index: [u32; CACHE_MAX],
 }
 
 impl SlotCache {
-    pub(crate) const fn new() -> Self {
-        Self {
-            len: 0,
-            index: [0; CACHE_MAX],
-        }
+    /// What this cache may hold (0: the thread allocates from the shards).
+    // Read by the loom models only.
+    #[cfg_attr(not(loom), allow(dead_code))]
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
     }
+}
+
+/// What all threads' caches may hold together: a quarter of the capacity, at
+/// most 64 full caches.
+pub(crate) fn cache_reserve(capacity: usize) -> usize {
+    (capacity / 4).min(64 * CACHE_MAX)
 }
 
 /// The most slots a table may have (IDs keep index + 1 in 32 bits).
@@ -72,9 +88,13 @@ pub(crate) fn unpack_id(id: u64) -> (usize, u32) {
 }
 
 impl<S> SlotTable<S> {
-    /// A table of `capacity` slots split into `shards` shards (both at least 1).
+    /// A table in which `capacity` spans can be open at once, split into
+    /// `shards` shards (both at least 1). It holds [`cache_reserve`] more
+    /// slots, for the threads' caches.
     pub(crate) fn new(capacity: usize, shards: usize, mut init: impl FnMut() -> S) -> Self {
-        let capacity = capacity.clamp(1, MAX_SLOTS);
+        let open = capacity.clamp(1, MAX_SLOTS);
+        let reserve = cache_reserve(open);
+        let capacity = (open + reserve).min(MAX_SLOTS);
         let shards = shards.clamp(1, capacity);
         let shard_len = capacity.div_ceil(shards);
         let entries: Box<[Entry<S>]> = (0..capacity)
@@ -107,12 +127,33 @@ impl<S> SlotTable<S> {
             .collect();
         // Caches hold at most a quarter of each shard's share, so tiny tables
         // (tests, or a deliberately small capacity) keep every slot shared.
-        let cache_limit = (capacity / (4 * shards.len())).min(CACHE_MAX);
+        let cache_limit = (open / (4 * shards.len())).min(CACHE_MAX);
         Self {
             entries,
             shards,
             shard_len,
+            capacity: open,
             cache_limit,
+            cache_reserve: AtomicUsize::new(capacity - open),
+        }
+    }
+
+    /// A thread's cache, with as much of the reserve as one cache may hold
+    /// (none once the reserve is spent). Cold: once per thread.
+    pub(crate) fn new_cache(&self) -> SlotCache {
+        // Relaxed: the reserve is a counter only; no memory is published
+        // through it (the slots themselves move through the shard stacks).
+        let limit = self
+            .cache_reserve
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                (left >= self.cache_limit && self.cache_limit > 0)
+                    .then(|| left - self.cache_limit)
+            })
+            .map_or(0, |_| self.cache_limit);
+        SlotCache {
+            len: 0,
+            limit,
+            index: [0; CACHE_MAX],
         }
     }
 
@@ -121,7 +162,7 @@ impl<S> SlotTable<S> {
     #[inline]
     pub(crate) fn alloc_cached(&self, cache: &mut SlotCache, home: usize) -> Option<(u64, &S)> {
         if cache.len == 0 {
-            let want = self.cache_limit.div_ceil(2);
+            let want = cache.limit.div_ceil(2);
             let n = self.shards.len();
             'refill: for k in 0..n {
                 let shard = &self.shards[(home + k) % n];
@@ -163,7 +204,7 @@ impl<S> SlotTable<S> {
         entry
             .generation
             .store(gen.wrapping_add(1), Ordering::Release);
-        if cache.len < self.cache_limit {
+        if cache.len < cache.limit {
             cache.index[cache.len] = index as u32;
             cache.len += 1;
         } else {
@@ -171,20 +212,33 @@ impl<S> SlotTable<S> {
         }
     }
 
-    /// Gives every cached slot back to its shard (a thread is ending).
+    /// Gives every cached slot back to its shard and the cache's share back
+    /// to the reserve (a thread is ending, or its subscriber shut down).
     pub(crate) fn release(&self, cache: &mut SlotCache) {
         while cache.len > 0 {
             cache.len -= 1;
             self.push(cache.index[cache.len] as usize);
         }
+        // Relaxed: a counter, as in `new_cache`.
+        self.cache_reserve.fetch_add(cache.limit, Ordering::Relaxed);
+        cache.limit = 0;
     }
 
     pub(crate) fn shard_count(&self) -> usize {
         self.shards.len()
     }
 
-    pub(crate) fn capacity(&self) -> usize {
+    /// Every slot, the caches' reserve included.
+    // Read by the loom models only.
+    #[cfg_attr(not(loom), allow(dead_code))]
+    pub(crate) fn slot_count(&self) -> usize {
         self.entries.len()
+    }
+
+    /// The spans that can always be open at once (the table holds the
+    /// caches' reserve beyond it).
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Takes a free slot, trying `home` first and then every other shard.

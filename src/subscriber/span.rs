@@ -145,6 +145,24 @@ impl SpanSlot {
         }
     }
 
+    /// A request id recorded after creation (`Span::record`) replaces the one
+    /// the root was opened with; `sampled`, when given, replaces the sampling
+    /// decision (the caller gives one only while nothing has inherited it).
+    pub(crate) fn set_request_id(&self, request_id: u64, sampled: Option<bool>) {
+        self.request_id.store(request_id, Relaxed);
+        // Relaxed (both): as every field here, read by threads that got the
+        // span through a transfer that orders this write before their reads.
+        match sampled {
+            Some(true) => {
+                self.flags.fetch_or(1 << 16, Relaxed);
+            }
+            Some(false) => {
+                self.flags.fetch_and(!(1 << 16), Relaxed);
+            }
+            None => {}
+        }
+    }
+
     /// Merges fields recorded after creation (`Span::record`).
     pub(crate) fn update(&self, text: &InlineText, fields: &InlineFields) {
         if !text.is_empty() {
