@@ -88,21 +88,29 @@ fn scrape(addr: SocketAddr) -> Result<String, String> {
     Ok(text)
 }
 
-#[test]
-fn huge_content_lengths_are_refused_and_the_server_keeps_serving() {
+/// A request declaring `length` body bytes (and sending none) is refused,
+/// and the server keeps serving.
+fn refuses_declared_length(length: &str) {
     let (server, _guard) = start(ServerLimits::default());
     let addr = server.local_addr();
-    for length in ["99999999999", "18446744073709551615"] {
-        let request =
-            format!("GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n");
-        let (code, got) = exchange(addr, request.as_bytes());
-        assert!(
-            matches!(code, Some(400 | 413 | 431)),
-            "Content-Length {length}: {:?}",
-            String::from_utf8_lossy(&got)
-        );
-        scrape(addr).unwrap_or_else(|e| panic!("scrape after Content-Length {length}: {e}"));
-    }
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n");
+    let (code, got) = exchange(addr, request.as_bytes());
+    assert!(
+        matches!(code, Some(400 | 413 | 431)),
+        "Content-Length {length}: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    scrape(addr).unwrap_or_else(|e| panic!("scrape after Content-Length {length}: {e}"));
+}
+
+#[test]
+fn a_content_length_too_big_to_allocate_is_refused() {
+    refuses_declared_length("99999999999");
+}
+
+#[test]
+fn a_content_length_of_u64_max_is_refused() {
+    refuses_declared_length("18446744073709551615");
 }
 
 #[test]
@@ -264,50 +272,65 @@ fn connections_past_the_limit_are_refused_at_once_and_scrapes_resume_when_they_g
     }
 }
 
-#[test]
-fn only_get_and_head_of_metrics_are_served_and_bodies_are_refused() {
-    let (server, _guard) = start(ServerLimits::default());
-    let addr = server.local_addr();
-    let cases: [(&[u8], u16); 9] = [
-        (b"GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
-        (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
-        (b"DELETE /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405),
-        (
-            b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            405,
-        ),
-        (
-            b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
-            413,
-        ),
-        (
-            b"POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-            413,
-        ),
-        (b"GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200),
-        (b"GET http://x/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200),
-        (b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200),
-    ];
-    for (request, expected) in cases {
+/// Sends each request on its own connection and checks the status (and, for
+/// `405`, the `Allow` header; for `HEAD`, that no body came).
+fn expect_statuses(addr: SocketAddr, cases: &[(&[u8], u16)]) {
+    for &(request, expected) in cases {
         let (code, got) = exchange(addr, request);
+        let text = String::from_utf8_lossy(&got);
         let shown = String::from_utf8_lossy(request);
-        assert_eq!(
-            code,
-            Some(expected),
-            "{shown:?} got {:?}",
-            String::from_utf8_lossy(&got)
-        );
-        if request.starts_with(b"DELETE")
-            || request.starts_with(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0")
-        {
-            let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
-            assert!(text.contains("allow: get, head"), "{text}");
+        assert_eq!(code, Some(expected), "{shown:?} got {text:?}");
+        if expected == 405 {
+            assert!(
+                text.to_ascii_lowercase().contains("allow: get, head"),
+                "{text}"
+            );
         }
         if request.starts_with(b"HEAD") {
-            let text = String::from_utf8_lossy(&got);
             assert!(!text.contains("# EOF"), "HEAD got a body: {text}");
         }
     }
+}
+
+#[test]
+fn a_request_with_a_body_is_refused_unread() {
+    let (server, _guard) = start(ServerLimits::default());
+    let addr = server.local_addr();
+    expect_statuses(
+        addr,
+        &[
+            (
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+                413,
+            ),
+            (
+                b"POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                413,
+            ),
+        ],
+    );
+    scrape(addr).unwrap_or_else(|e| panic!("scrape after the bodies: {e}"));
+}
+
+#[test]
+fn only_get_and_head_of_metrics_are_served() {
+    let (server, _guard) = start(ServerLimits::default());
+    let addr = server.local_addr();
+    expect_statuses(
+        addr,
+        &[
+            (b"GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+            (b"DELETE /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405),
+            (
+                b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                405,
+            ),
+            (b"GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200),
+            (b"GET http://x/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200),
+            (b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200),
+        ],
+    );
     scrape(addr).unwrap_or_else(|e| panic!("scrape after the refusals: {e}"));
 }
 
