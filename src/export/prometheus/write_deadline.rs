@@ -102,3 +102,48 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<T> {
         this.watch(result, cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::WriteDeadline;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_write_nobody_reads_times_out() {
+        runtime().block_on(async {
+            let (near, _far) = tokio::io::duplex(16);
+            let mut writer = WriteDeadline::new(near, Duration::from_millis(50));
+            let err = writer.write_all(&[0u8; 64]).await.unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+        });
+    }
+
+    #[test]
+    fn a_reader_that_keeps_up_resets_the_deadline() {
+        runtime().block_on(async {
+            let (near, mut far) = tokio::io::duplex(16);
+            let mut writer = WriteDeadline::new(near, Duration::from_millis(500));
+            let reader = tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 16];
+                // Slower in total than the deadline, never stalled that long.
+                while got.len() < 640 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let n = far.read(&mut buf).await.unwrap();
+                    got.extend_from_slice(&buf[..n]);
+                }
+                got
+            });
+            writer.write_all(&[7u8; 640]).await.unwrap();
+            assert_eq!(reader.await.unwrap(), vec![7u8; 640]);
+        });
+    }
+}
