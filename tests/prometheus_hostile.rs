@@ -401,3 +401,29 @@ fn limits_out_of_range_are_an_error_naming_the_field() {
         assert!(err.to_string().contains(field), "{err}");
     }
 }
+
+#[test]
+fn dropping_the_server_stops_it_even_with_a_client_mid_request() {
+    // Long enough that only the drop can close the held connection in time.
+    let (server, _guard) = start(with(|l| l.header_read_timeout = Duration::from_secs(60)));
+    let addr = server.local_addr();
+    scrape(addr).unwrap_or_else(|e| panic!("scrape before the drop: {e}"));
+    let mut holder = connect(addr);
+    holder.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
+    let (done, dropped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(server);
+        let _ = done.send(());
+    });
+    dropped
+        .recv_timeout(IO_TIMEOUT)
+        .expect("dropping the server returned within the time-out");
+    // The held connection was closed, not left to its time-out.
+    let (_, err) = read_all(&mut holder);
+    if let Some(e) = &err {
+        assert!(
+            !timed_out(e),
+            "the held connection outlived the server: {e}"
+        );
+    }
+}
