@@ -225,6 +225,52 @@ fn a_slowloris_client_is_cut_off_by_the_header_timeout() {
 }
 
 #[test]
+fn a_client_that_keeps_asking_is_closed_at_the_connection_age() {
+    let limits = with(|l| l.max_connection_age = Duration::from_secs(1));
+    let (server, _guard) = start(limits);
+    let addr = server.local_addr();
+    let mut stream = connect(addr);
+    let patience = limits.max_connection_age * 10;
+    let started = Instant::now();
+    let mut answered = 0;
+    // Valid kept-alive requests, each well within every other time-out.
+    'asking: loop {
+        assert!(
+            started.elapsed() < patience,
+            "{answered} requests kept the connection for {patience:?}"
+        );
+        if stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .is_err()
+        {
+            break;
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        while !got.ends_with(b"# EOF\n") {
+            match stream.read(&mut buf) {
+                Ok(0) => break 'asking,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    assert!(!timed_out(&e), "no answer: {e}");
+                    break 'asking;
+                }
+            }
+        }
+        assert_eq!(
+            status(&got),
+            Some(200),
+            "{:?}",
+            String::from_utf8_lossy(&got)
+        );
+        answered += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(answered > 0, "closed before answering anything");
+    scrape(addr).unwrap_or_else(|e| panic!("scrape after the aged connection: {e}"));
+}
+
+#[test]
 fn connections_past_the_limit_are_refused_at_once_and_scrapes_resume_when_they_go() {
     let limits = with(|l| {
         l.max_connections = 4;
