@@ -1,5 +1,6 @@
 //! Prometheus: a [`LatencySnapshot`] in the OpenMetrics text format, and a
-//! small HTTP server (tiny_http, one background thread) that serves it.
+//! small HTTP server (hyper on one background thread, under [`ServerLimits`])
+//! that serves it.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), hdrtrace::Error> {
@@ -33,15 +34,16 @@
 //! ([`LatencySnapshot::merged`]) rather than aggregate these quantiles: a
 //! quantile of quantiles is not a quantile.
 
+mod limits;
+mod server;
+mod write_deadline;
+
+pub use limits::ServerLimits;
+pub use server::{serve, serve_with, MetricsServer};
+
 use crate::aggregate::snapshot::{Latency, LatencySnapshot, ModelLatency};
-use crate::aggregate::source::LatestSnapshot;
-use crate::error::Error;
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 
 /// The `Content-Type` the server answers with.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -214,121 +216,4 @@ fn escape(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(e)
-}
-
-/// Serves `/metrics` on `addr` (port 0 picks a free one) from a background
-/// thread until the returned [`MetricsServer`] is dropped. Each scrape renders
-/// `source.latest()`; give it
-/// [`TracingGuard::snapshot_source`](crate::TracingGuard::snapshot_source)
-/// for live data. A port that cannot be bound is an [`Error::Io`] naming it.
-pub fn serve<A>(addr: A, source: impl LatestSnapshot) -> Result<MetricsServer, Error>
-where
-    A: ToSocketAddrs + std::fmt::Display,
-{
-    let io = |context: String| move |source| Error::Io { context, source };
-    let listener = TcpListener::bind(&addr)
-        .map_err(io(format!("cannot serve Prometheus metrics on {addr}")))?;
-    let local = listener
-        .local_addr()
-        .map_err(io(format!("cannot read the address bound for {addr}")))?;
-    let server = tiny_http::Server::from_listener(listener, None).map_err(|e| Error::Export {
-        what: "prometheus server",
-        reason: format!("cannot start on {local}: {e}"),
-    })?;
-    let content_type =
-        tiny_http::Header::from_bytes("Content-Type", CONTENT_TYPE).map_err(|()| {
-            Error::Export {
-                what: "prometheus server",
-                reason: "invalid Content-Type header".into(),
-            }
-        })?;
-    let server = Arc::new(server);
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread = {
-        let (server, stop) = (server.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("hdrtrace-metrics".into())
-            .spawn(move || answer(&server, &stop, &source, &content_type))
-            .map_err(io(format!("cannot start the metrics thread for {local}")))?
-    };
-    Ok(MetricsServer {
-        server,
-        addr: local,
-        stop,
-        thread: Some(thread),
-    })
-}
-
-fn answer(
-    server: &tiny_http::Server,
-    stop: &AtomicBool,
-    source: &impl LatestSnapshot,
-    content_type: &tiny_http::Header,
-) {
-    loop {
-        let request = match server.recv() {
-            Ok(r) => r,
-            // Acquire: pairs with the release store in `Drop`; the flag is the
-            // only thing it publishes.
-            Err(_) if stop.load(Ordering::Acquire) => return,
-            Err(_) => {
-                // A failed accept (out of descriptors, say): try again shortly.
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                continue;
-            }
-        };
-        let path = request.url().split('?').next().unwrap_or("");
-        let readable = matches!(
-            request.method(),
-            tiny_http::Method::Get | tiny_http::Method::Head
-        );
-        let response = if readable && path == "/metrics" {
-            tiny_http::Response::from_string(render(&source.latest()))
-                .with_header(content_type.clone())
-        } else {
-            tiny_http::Response::from_string("hdrtrace serves GET /metrics\n").with_status_code(404)
-        };
-        // The scraper may have gone away; nothing to do about it here.
-        let _ = request.respond(response);
-    }
-}
-
-/// A running metrics endpoint; dropping it stops the server and joins its
-/// thread.
-pub struct MetricsServer {
-    server: Arc<tiny_http::Server>,
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl MetricsServer {
-    /// The address actually bound (the real port when asked for port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The scrape URL, `http://ADDR/metrics`.
-    pub fn url(&self) -> String {
-        format!("http://{}/metrics", self.addr)
-    }
-}
-
-impl std::fmt::Debug for MetricsServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricsServer")
-            .field("addr", &self.addr)
-            .finish()
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        // Release: the answering thread's acquire load after `unblock` sees it.
-        self.stop.store(true, Ordering::Release);
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
