@@ -69,7 +69,7 @@ impl SlotCache {
 }
 
 /// What all threads' caches may hold together: a quarter of the capacity, at
-/// most 64 full caches.
+/// most 64 full caches (rounded down to whole caches).
 pub(crate) fn cache_reserve(capacity: usize) -> usize {
     (capacity / 4).min(64 * CACHE_MAX)
 }
@@ -93,9 +93,16 @@ impl<S> SlotTable<S> {
     /// slots, for the threads' caches.
     pub(crate) fn new(capacity: usize, shards: usize, mut init: impl FnMut() -> S) -> Self {
         let open = capacity.clamp(1, MAX_SLOTS);
-        let reserve = cache_reserve(open);
+        let shards = shards.clamp(1, open);
+        // Caches hold at most a quarter of each shard's share, so tiny tables
+        // (tests, or a deliberately small capacity) keep every slot shared,
+        // and hold no reserve.
+        let cache_limit = (open / (4 * shards)).min(CACHE_MAX);
+        let reserve = match cache_limit {
+            0 => 0,
+            n => cache_reserve(open) / n * n,
+        };
         let capacity = (open + reserve).min(MAX_SLOTS);
-        let shards = shards.clamp(1, capacity);
         let shard_len = capacity.div_ceil(shards);
         let entries: Box<[Entry<S>]> = (0..capacity)
             .map(|i| {
@@ -125,9 +132,6 @@ impl<S> SlotTable<S> {
                 }
             })
             .collect();
-        // Caches hold at most a quarter of each shard's share, so tiny tables
-        // (tests, or a deliberately small capacity) keep every slot shared.
-        let cache_limit = (open / (4 * shards.len())).min(CACHE_MAX);
         Self {
             entries,
             shards,
@@ -146,8 +150,7 @@ impl<S> SlotTable<S> {
         let limit = self
             .cache_reserve
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                (left >= self.cache_limit && self.cache_limit > 0)
-                    .then(|| left - self.cache_limit)
+                (left >= self.cache_limit && self.cache_limit > 0).then(|| left - self.cache_limit)
             })
             .map_or(0, |_| self.cache_limit);
         SlotCache {
