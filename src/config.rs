@@ -1,6 +1,8 @@
 //! `TracingConfig`, `TracingLevel`, their validation and `from_env`.
 
+use crate::conventions::Conventions;
 use crate::error::Error;
+use crate::filter::TargetFilter;
 use crate::record::SpanClass;
 use std::time::Duration;
 use tracing_core::Level;
@@ -87,6 +89,13 @@ pub struct TracingConfig {
     pub capture_capacity: usize,
     /// Where the tokio-console server listens when `tokio_console` is on.
     pub console_addr: std::net::SocketAddr,
+    /// The span and field names that make requests, models, timeouts and
+    /// device time (default: the embedding pipeline's).
+    pub conventions: Conventions,
+    /// Which targets are recorded, in the `RUST_LOG` shape
+    /// (`my_service=debug,hyper=off,info`), evaluated once per callsite and
+    /// on top of `level`; `None` records every target.
+    pub filter: Option<String>,
 }
 
 impl Default for TracingConfig {
@@ -104,6 +113,8 @@ impl Default for TracingConfig {
             flush_interval: Duration::from_millis(100),
             capture_capacity: 64,
             console_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 6669)),
+            conventions: Conventions::default(),
+            filter: None,
         }
     }
 }
@@ -181,6 +192,10 @@ impl TracingConfig {
                     format!("must be from {min:?} to {max:?}, got {value:?}"),
                 ));
             }
+        }
+        self.conventions.validate()?;
+        if let Some(filter) = &self.filter {
+            TargetFilter::parse(filter)?;
         }
         if let Some(endpoint) = &self.otel_endpoint {
             if endpoint.len() > MAX_ENDPOINT_LEN {
@@ -271,6 +286,26 @@ impl TracingConfig {
         var!("HDRTRACE_CAPTURE_CAPACITY", parse::<usize>, |v| c
             .capture_capacity =
             v);
+        let text = |s: &str| Ok::<_, String>(s.trim().to_string());
+        var!("HDRTRACE_REQUEST_SPANS", text, |v| {
+            c.conventions = c.conventions.request_spans(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(String::from),
+            )
+        });
+        var!("HDRTRACE_REQUEST_ID_FIELD", text, |v| {
+            c.conventions = c.conventions.request_id_field(v)
+        });
+        var!("HDRTRACE_MODEL_FIELD", text, |v| c.conventions =
+            c.conventions.model_field(v));
+        var!("HDRTRACE_TIMEOUT_FIELD", text, |v| c.conventions =
+            c.conventions.timeout_field(v));
+        var!("HDRTRACE_DEVICE_TIME_FIELD", text, |v| {
+            c.conventions = c.conventions.device_time_field(v)
+        });
+        var!("HDRTRACE_FILTER", text, |v| c.filter = Some(v));
         var!(
             "HDRTRACE_CONSOLE_ADDR",
             parse::<std::net::SocketAddr>,
@@ -301,6 +336,12 @@ fn env_name(field: &str) -> &'static str {
         "flush_interval" => "HDRTRACE_FLUSH_INTERVAL_MS",
         "capture_capacity" => "HDRTRACE_CAPTURE_CAPACITY",
         "otel_endpoint" => "HDRTRACE_OTEL_ENDPOINT",
+        "filter" => "HDRTRACE_FILTER",
+        "conventions.request_spans" => "HDRTRACE_REQUEST_SPANS",
+        "conventions.request_id_field" => "HDRTRACE_REQUEST_ID_FIELD",
+        "conventions.model_field" => "HDRTRACE_MODEL_FIELD",
+        "conventions.timeout_field" => "HDRTRACE_TIMEOUT_FIELD",
+        "conventions.device_time_field" => "HDRTRACE_DEVICE_TIME_FIELD",
         _ => "HDRTRACE_*",
     }
 }

@@ -33,8 +33,10 @@
 pub mod aggregate;
 mod clock;
 mod config;
+mod conventions;
 mod error;
 pub mod export;
+mod filter;
 mod guard;
 pub mod pipeline;
 pub mod record;
@@ -51,6 +53,7 @@ pub use aggregate::source::{LatestSnapshot, SnapshotSource};
 pub use aggregate::{RequestSink, GPU_FIELD};
 pub use clock::Clock;
 pub use config::{limits, TracingConfig, TracingLevel};
+pub use conventions::Conventions;
 pub use error::{EmbeddingResult, Error};
 pub use guard::{build, init_tracing, init_with, Builder, TracingGuard};
 pub use record::{SpanClass, Status};

@@ -131,7 +131,10 @@ fn many_allowed_histograms_share_one_budget() {
     let bytes = container(40, &v2(4, 1, 1 << 44, &[]));
     assert!(bytes.len() < 8192, "{} bytes", bytes.len());
     let (e, peak) = refused(&bytes);
-    assert!(e.contains("of the decode's budget of 268435456 bytes"), "{e}");
+    assert!(
+        e.contains("of the decode's budget of 268435456 bytes"),
+        "{e}"
+    );
     assert!(peak <= PEAK_BOUND, "peak {peak} bytes");
     // The same input fits a larger budget the caller chose.
     let ok = LatencySnapshot::from_bytes_with_budget(&bytes, 1 << 30).unwrap();
@@ -144,8 +147,14 @@ fn malformed_headers_name_what_is_wrong() {
     for (blob, want) in [
         (v2(3, 0, 1000, &[]), "lowest trackable value is 0"),
         (v2(3, 100, 150, &[]), "less than twice its lowest"),
-        (v2(9, 1, 1000, &[]), "claims 9 significant figures (at most 5)"),
-        (v2(3, 1 << 60, u64::MAX, &[]), "cannot be kept above a lowest value"),
+        (
+            v2(9, 1, 1000, &[]),
+            "claims 9 significant figures (at most 5)",
+        ),
+        (
+            v2(3, 1 << 60, u64::MAX, &[]),
+            "cannot be kept above a lowest value",
+        ),
         (v2(0, 1, 3, &[0; 64]), "more than its 3 counts can take"),
     ] {
         let (e, _) = refused(&container(1, &blob));

@@ -48,7 +48,11 @@ fn assert_whole(traces: &[Arc<RequestTrace>], id: u64) {
     for m in t.models() {
         assert_eq!(m.parent, root, "{} re-parented", m.label());
     }
-    assert!(t.root().busy >= Duration::from_micros(200), "root busy {:?}", t.root().busy);
+    assert!(
+        t.root().busy >= Duration::from_micros(200),
+        "root busy {:?}",
+        t.root().busy
+    );
 }
 
 fn names(spans: &[SpanTrace]) -> Vec<&str> {
@@ -71,7 +75,11 @@ fn forgotten_enter_guards_do_not_poison_the_thread() {
     let snap = guard.flushed_snapshot();
     assert_whole(snap.captured(), 1);
     assert_whole(snap.captured(), 2);
-    assert!(snap.counters().unmatched_enters >= 100, "{:?}", snap.counters());
+    assert!(
+        snap.counters().unmatched_enters >= 100,
+        "{:?}",
+        snap.counters()
+    );
 }
 
 #[test]
@@ -100,7 +108,11 @@ fn a_span_exited_on_another_thread_leaves_both_threads_exact() {
     let snap = guard.flushed_snapshot();
     assert_whole(snap.captured(), 3);
     assert_whole(snap.captured(), 4);
-    assert!(snap.counters().unmatched_enters >= 200, "{:?}", snap.counters());
+    assert!(
+        snap.counters().unmatched_enters >= 200,
+        "{:?}",
+        snap.counters()
+    );
 }
 
 fn recurse(depth: u64) {

@@ -44,7 +44,10 @@ fn dropping_the_subscriber_frees_its_slot_table_while_its_threads_live() {
         .collect();
     recorded.wait();
     let built = rss();
-    assert_eq!(guard.flushed_snapshot().model("M").unwrap().count(), THREADS as u64);
+    assert_eq!(
+        guard.flushed_snapshot().model("M").unwrap().count(),
+        THREADS as u64
+    );
     drop(dispatch);
     drop(guard);
     let after = rss();

@@ -226,7 +226,11 @@ mod tests {
         ] {
             let h = Histogram::<u64>::new_with_bounds(low, high, sigfigs as u8).unwrap();
             let want = h.distinct_values() as u64 * 8;
-            assert_eq!(counts_bytes(low, high, sigfigs), Ok(want), "{low} {high} {sigfigs}");
+            assert_eq!(
+                counts_bytes(low, high, sigfigs),
+                Ok(want),
+                "{low} {high} {sigfigs}"
+            );
         }
         assert!(counts_bytes(0, 10, 3).is_err());
         assert!(counts_bytes(10, 15, 3).is_err());

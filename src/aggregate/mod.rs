@@ -25,7 +25,8 @@ use snapshot::{Counters, Latencies, Latency, ModelLatency, SnapshotData};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-/// The span field a GPU model reports its device time in (nanoseconds).
+/// The default span field a GPU model reports its device time in
+/// (nanoseconds; [`Conventions::device_time_field`](crate::Conventions::device_time_field)).
 pub const GPU_FIELD: &str = "gpu_ns";
 
 /// Receives every captured request (sampled, over budget, failed) once it is
@@ -264,7 +265,10 @@ impl Aggregator {
         let gpu_field = *self
             .gpu_fields
             .entry(meta as *const _ as usize)
-            .or_insert_with(|| meta.fields().field(GPU_FIELD).map(|f| f.index()));
+            .or_insert_with(|| {
+                let name = &self.core.callsites.conventions().device_time_field;
+                meta.fields().field(name).map(|f| f.index())
+            });
         let Some(gpu_field) = gpu_field else {
             return;
         };

@@ -4,11 +4,11 @@
 //!
 //! The byte format is documented on [`LatencySnapshot::to_bytes`].
 
+use crate::aggregate::decode::{decode_histogram, Budget, DECODE_BUDGET};
 use crate::aggregate::snapshot::{
     Counters, Latencies, Latency, LatencySnapshot, ModelLatency, SnapshotData,
 };
 use crate::error::Error;
-use crate::aggregate::decode::{decode_histogram, Budget, DECODE_BUDGET};
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;

@@ -3,17 +3,19 @@
 //! so the hot path reads one word instead of scanning field names.
 
 use crate::config::TracingLevel;
+use crate::conventions::Conventions;
+use crate::filter::TargetFilter;
 use crate::record::{SpanClass, Status};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tracing_core::{Level, Metadata};
 
-/// The field that makes a span a model span, keyed by its value.
+/// The default model field ([`Conventions::model_field`]).
 pub const MODEL_FIELD: &str = "model_id";
-/// The field that carries a request's numeric id (and makes a span a request).
+/// The default request id field ([`Conventions::request_id_field`]).
 pub const REQUEST_FIELD: &str = "request_id";
-/// An event with this field marks the span it fires in as timed out.
+/// The default timeout field ([`Conventions::timeout_field`]).
 pub const TIMEOUT_FIELD: &str = "timeout";
-/// Span names that are requests even without a `request_id` field.
+/// The default request span names ([`Conventions::request_span`]).
 pub const REQUEST_SPAN_NAMES: &[&str] = &["embed_pipeline"];
 
 const NONE: u8 = u8::MAX;
@@ -34,7 +36,8 @@ pub(crate) struct CallsiteInfo {
 }
 
 impl CallsiteInfo {
-    pub(crate) fn classify(meta: &Metadata<'_>, level: TracingLevel) -> Self {
+    pub(crate) fn classify(meta: &Metadata<'_>, rules: &Rules) -> Self {
+        let (level, names) = (rules.level, &rules.conventions);
         let fields = meta.fields();
         let index_of = |name: &str| {
             fields
@@ -43,27 +46,32 @@ impl CallsiteInfo {
                 .filter(|&i| i < NONE as usize)
                 .map_or(NONE, |i| i as u8)
         };
-        let model_field = index_of(MODEL_FIELD);
-        let request_field = index_of(REQUEST_FIELD);
+        let model_field = index_of(&names.model_field);
+        let request_field = index_of(&names.request_id_field);
         let is_span = meta.is_span();
-        let class =
-            if is_span && (request_field != NONE || REQUEST_SPAN_NAMES.contains(&meta.name())) {
-                SpanClass::Request
-            } else if model_field != NONE {
-                SpanClass::Model
-            } else {
-                SpanClass::Stage
-            };
+        let class = if is_span
+            && (request_field != NONE || names.request_spans.iter().any(|n| **n == *meta.name()))
+        {
+            SpanClass::Request
+        } else if model_field != NONE {
+            SpanClass::Model
+        } else {
+            SpanClass::Stage
+        };
         let event_status = if is_span {
             Status::Ok
-        } else if fields.field(TIMEOUT_FIELD).is_some() {
+        } else if fields.field(&names.timeout_field).is_some() {
             Status::Timeout
         } else if *meta.level() == Level::ERROR {
             Status::Error
         } else {
             Status::Ok
         };
-        let in_level = level.admits(is_span, class, *meta.level());
+        let in_level = level.admits(is_span, class, *meta.level())
+            && rules
+                .filter
+                .as_ref()
+                .is_none_or(|f| f.admits(meta.target(), *meta.level()));
         Self {
             class,
             is_span,
@@ -111,11 +119,18 @@ impl CallsiteInfo {
     }
 }
 
+/// What a callsite is classified by: the level, the names, the filter.
+pub(crate) struct Rules {
+    pub(crate) level: TracingLevel,
+    pub(crate) conventions: Conventions,
+    pub(crate) filter: Option<TargetFilter>,
+}
+
 /// An open-addressed table of `(metadata address, packed CallsiteInfo)`.
 pub(crate) struct CallsiteMap {
     keys: Box<[AtomicUsize]>,
     values: Box<[AtomicU64]>,
-    level: TracingLevel,
+    rules: Rules,
 }
 
 const MAP_SIZE: usize = 4096;
@@ -131,17 +146,22 @@ fn home(key: usize) -> usize {
 }
 
 impl CallsiteMap {
-    pub(crate) fn new(level: TracingLevel) -> Self {
+    pub(crate) fn new(rules: Rules) -> Self {
         Self {
             keys: (0..MAP_SIZE).map(|_| AtomicUsize::new(0)).collect(),
             values: (0..MAP_SIZE).map(|_| AtomicU64::new(0)).collect(),
-            level,
+            rules,
         }
+    }
+
+    /// The names this subscriber classifies by.
+    pub(crate) fn conventions(&self) -> &Conventions {
+        &self.rules.conventions
     }
 
     /// Classifies and caches a callsite (cold: called from `register_callsite`).
     pub(crate) fn register(&self, meta: &'static Metadata<'static>) -> CallsiteInfo {
-        let info = CallsiteInfo::classify(meta, self.level);
+        let info = CallsiteInfo::classify(meta, &self.rules);
         let key = addr(meta);
         let start = home(key);
         for probe in 0..MAP_SIZE {
@@ -186,6 +206,6 @@ impl CallsiteMap {
                 break;
             }
         }
-        CallsiteInfo::classify(meta, self.level)
+        CallsiteInfo::classify(meta, &self.rules)
     }
 }

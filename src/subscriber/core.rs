@@ -3,10 +3,11 @@
 
 use crate::clock::Clock;
 use crate::config::{TracingConfig, TracingLevel};
+use crate::filter::TargetFilter;
 use crate::record::{Record, RecordKind, SpanClass, Status};
 use crate::ring::{self, Consumer};
 use crate::sampling::{Sampler, Switch};
-use crate::subscriber::callsites::{CallsiteInfo, CallsiteMap};
+use crate::subscriber::callsites::{CallsiteInfo, CallsiteMap, Rules};
 use crate::subscriber::local::{with_local, Local};
 use crate::subscriber::slots::SlotTable;
 use crate::subscriber::span::{FieldVisitor, RequestCtx, SpanSlot};
@@ -83,7 +84,15 @@ impl Core {
             switch: Switch::new(config.enabled),
             sampler: Sampler::new(config.sampling_rate),
             level: config.level,
-            callsites: CallsiteMap::new(config.level),
+            callsites: CallsiteMap::new(Rules {
+                level: config.level,
+                conventions: config.conventions.clone(),
+                // Validated by `TracingConfig::validate` before a core is made.
+                filter: config
+                    .filter
+                    .as_deref()
+                    .and_then(|f| TargetFilter::parse(f).ok()),
+            }),
             slots: Arc::new(SlotTable::new(
                 config.slot_capacity,
                 shards,
@@ -247,7 +256,10 @@ impl Core {
         // Relaxed: `descendants` only grows; a child opened concurrently with
         // this call on another thread may keep the earlier decision.
         let undecided = slot.descendants.load(Ordering::Relaxed) == 0;
-        slot.set_request_id(request_id, undecided.then(|| self.sampler.decide(request_id)));
+        slot.set_request_id(
+            request_id,
+            undecided.then(|| self.sampler.decide(request_id)),
+        );
     }
 
     #[inline]
@@ -341,9 +353,7 @@ impl Core {
         let meta = event.metadata();
         let Some((parent, slot)) = (match parent {
             Parent::Explicit(p) => self.slots.get(p).map(|slot| (p, slot)),
-            Parent::Current => self
-                .local(|l| l.current(|id| self.slots.get(id)))
-                .flatten(),
+            Parent::Current => self.local(|l| l.current(|id| self.slots.get(id))).flatten(),
             Parent::Root => None,
         }) else {
             return;

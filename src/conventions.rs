@@ -1,0 +1,166 @@
+//! The span and field names that give spans their meaning: which spans are
+//! requests, which field carries the request id, the model key, a timeout,
+//! device time. `Default` is the names the embedding pipeline uses; a service
+//! with its own names sets them here, and they are applied once per callsite
+//! (in `register_callsite`), so the hot path costs nothing more.
+
+use crate::error::Error;
+use std::sync::Arc;
+
+/// The names hdrtrace classifies spans and events by.
+///
+/// ```
+/// let conventions = hdrtrace::Conventions::default()
+///     .request_span("handle_request")
+///     .request_id_field("req")
+///     .model_field("model")
+///     .timeout_field("deadline_exceeded")
+///     .device_time_field("device_ns");
+/// let config = hdrtrace::TracingConfig { conventions, ..Default::default() };
+/// config.validate().unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conventions {
+    pub(crate) request_spans: Vec<Arc<str>>,
+    pub(crate) request_id_field: Arc<str>,
+    pub(crate) model_field: Arc<str>,
+    pub(crate) timeout_field: Arc<str>,
+    pub(crate) device_time_field: Arc<str>,
+}
+
+/// The longest name accepted (a field or span name longer than this is a
+/// mistake, not a convention).
+pub const MAX_NAME_LEN: usize = 128;
+/// The most request span names.
+pub const MAX_REQUEST_SPANS: usize = 64;
+
+impl Default for Conventions {
+    fn default() -> Self {
+        Self {
+            request_spans: vec!["embed_pipeline".into()],
+            request_id_field: "request_id".into(),
+            model_field: "model_id".into(),
+            timeout_field: "timeout".into(),
+            device_time_field: "gpu_ns".into(),
+        }
+    }
+}
+
+impl Conventions {
+    /// Adds a span name that makes a request (a root whose tree is assembled,
+    /// sampled and judged), besides any span with the request id field.
+    pub fn request_span(mut self, name: impl Into<String>) -> Self {
+        self.request_spans.push(name.into().into());
+        self
+    }
+
+    /// Replaces the request span names (none: only spans with the request id
+    /// field are requests).
+    pub fn request_spans<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        self.request_spans = names.into_iter().map(|n| n.into().into()).collect();
+        self
+    }
+
+    /// The field that carries a request's id (a number, or any string or
+    /// `Display` value, hashed); a span with it is a request.
+    pub fn request_id_field(mut self, name: impl Into<String>) -> Self {
+        self.request_id_field = name.into().into();
+        self
+    }
+
+    /// The field that makes a span a model span, keyed by its value.
+    pub fn model_field(mut self, name: impl Into<String>) -> Self {
+        self.model_field = name.into().into();
+        self
+    }
+
+    /// An event with this field marks the span it fires in as timed out.
+    pub fn timeout_field(mut self, name: impl Into<String>) -> Self {
+        self.timeout_field = name.into().into();
+        self
+    }
+
+    /// The span field a model reports its device time in, in nanoseconds.
+    pub fn device_time_field(mut self, name: impl Into<String>) -> Self {
+        self.device_time_field = name.into().into();
+        self
+    }
+
+    /// The span names that make a request.
+    pub fn request_span_names(&self) -> impl Iterator<Item = &str> {
+        self.request_spans.iter().map(|n| &**n)
+    }
+
+    /// The request id field's name.
+    pub fn request_id_name(&self) -> &str {
+        &self.request_id_field
+    }
+
+    /// The model field's name.
+    pub fn model_name(&self) -> &str {
+        &self.model_field
+    }
+
+    /// The timeout field's name.
+    pub fn timeout_name(&self) -> &str {
+        &self.timeout_field
+    }
+
+    /// The device time field's name.
+    pub fn device_time_name(&self) -> &str {
+        &self.device_time_field
+    }
+
+    /// Every name must be a plausible identifier: not empty, at most
+    /// [`MAX_NAME_LEN`] bytes, no whitespace; the fields must differ.
+    pub fn validate(&self) -> Result<(), Error> {
+        let check = |what: &'static str, name: &str| -> Result<(), Error> {
+            if name.is_empty() {
+                return Err(Error::config(what, "must not be empty"));
+            }
+            if name.len() > MAX_NAME_LEN {
+                return Err(Error::config(
+                    what,
+                    format!("must be at most {MAX_NAME_LEN} bytes, got {}", name.len()),
+                ));
+            }
+            if name.contains(char::is_whitespace) {
+                return Err(Error::config(
+                    what,
+                    format!("must not contain whitespace, got {name:?}"),
+                ));
+            }
+            Ok(())
+        };
+        if self.request_spans.len() > MAX_REQUEST_SPANS {
+            return Err(Error::config(
+                "conventions.request_spans",
+                format!(
+                    "may name at most {MAX_REQUEST_SPANS} spans, got {}",
+                    self.request_spans.len()
+                ),
+            ));
+        }
+        for name in &self.request_spans {
+            check("conventions.request_spans", name)?;
+        }
+        let fields = [
+            ("conventions.request_id_field", &self.request_id_field),
+            ("conventions.model_field", &self.model_field),
+            ("conventions.timeout_field", &self.timeout_field),
+            ("conventions.device_time_field", &self.device_time_field),
+        ];
+        for (what, name) in fields {
+            check(what, name)?;
+        }
+        for (i, (what, name)) in fields.iter().enumerate() {
+            if let Some((other, _)) = fields[i + 1..].iter().find(|(_, n)| n == name) {
+                return Err(Error::config(
+                    what,
+                    format!("is {name:?}, the same name as {other}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,181 @@
+//! A service with its own span and field names, and a target filter: the
+//! conventions are configuration, applied once per callsite.
+
+use hdrtrace::{Conventions, Error, Status, TracingConfig};
+use std::collections::HashMap;
+use std::time::Duration;
+use tracing::subscriber::with_default;
+
+fn service_conventions() -> Conventions {
+    Conventions::default()
+        .request_span("handle_request")
+        .request_id_field("req")
+        .model_field("model")
+        .timeout_field("deadline")
+        .device_time_field("device_ns")
+}
+
+/// One request of a service that names things its own way: a slow model,
+/// a fast one, and one that times out.
+fn serve(req: u64) {
+    let root = tracing::info_span!("handle_request", req);
+    let _r = root.enter();
+    tracing::info_span!("infer", model = "Bert", device_ns = 1_500u64)
+        .in_scope(|| std::thread::sleep(Duration::from_millis(8)));
+    tracing::info_span!("infer", model = "Tiny").in_scope(|| {});
+    tracing::info_span!("infer", model = "Late").in_scope(|| {
+        tracing::warn!(deadline = true, "model missed its deadline");
+    });
+}
+
+#[test]
+fn a_service_with_its_own_names_is_traced_like_the_demo() {
+    let config = TracingConfig {
+        conventions: service_conventions(),
+        latency_target: Duration::from_millis(5),
+        sampling_rate: 0.0,
+        ..TracingConfig::default()
+    };
+    let (sub, guard) = hdrtrace::build(&config).unwrap();
+    with_default(sub, || {
+        for req in 1..=3 {
+            serve(req);
+        }
+    });
+    let snap = guard.flushed_snapshot();
+    for model in ["Bert", "Tiny", "Late"] {
+        assert_eq!(snap.model(model).map(|m| m.count()), Some(3), "{model}");
+    }
+    assert_eq!(snap.model("Late").unwrap().timeouts(), 3);
+    let bert = snap.model("Bert").unwrap();
+    assert_eq!(bert.gpu().map(|g| g.count()), Some(3), "device time read");
+    assert_eq!(snap.counters().requests, 3);
+    assert!(snap.stage("infer").is_none(), "model spans are not stages");
+    let mut ids: Vec<u64> = snap.captured().iter().map(|t| t.request_id).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [1, 2, 3],
+        "every request captured (over budget, timed out)"
+    );
+    for t in snap.captured() {
+        assert_eq!(t.name, "handle_request");
+        assert!(t.reason.over_budget && t.reason.failed);
+        assert_eq!(t.status, Status::Timeout);
+        assert_eq!(t.models().count(), 3);
+        let a = t.attribution.as_ref().expect("attributed");
+        assert_eq!(a.model, "Late", "a timed-out model gates the request");
+    }
+    assert!(bert.blamed() == 0 && snap.model("Late").unwrap().blamed() == 3);
+}
+
+#[test]
+fn the_demos_names_mean_nothing_to_a_service_that_renamed_them() {
+    let config = TracingConfig {
+        conventions: Conventions::default()
+            .request_spans(["handle_request"])
+            .request_id_field("req")
+            .model_field("model"),
+        ..TracingConfig::default()
+    };
+    let (sub, guard) = hdrtrace::build(&config).unwrap();
+    with_default(sub, || {
+        tracing::info_span!("embed_pipeline", request_id = 1u64)
+            .in_scope(|| tracing::info_span!("model", model_id = "Causal").in_scope(|| {}));
+    });
+    let snap = guard.flushed_snapshot();
+    assert_eq!(snap.counters().requests, 0);
+    assert!(snap.model("Causal").is_none());
+    assert_eq!(snap.stage("model").map(|s| s.count()), Some(1));
+}
+
+#[test]
+fn a_filtered_target_costs_nothing_at_all() {
+    let config = TracingConfig {
+        filter: Some("noisy=off,chatty=warn,info".into()),
+        ..TracingConfig::default()
+    };
+    let (sub, guard) = hdrtrace::build(&config).unwrap();
+    with_default(sub, || {
+        let root = tracing::info_span!("embed_pipeline", request_id = 9u64);
+        let _r = root.enter();
+        for _ in 0..10 {
+            let noisy = tracing::info_span!(target: "noisy::h2", "poll");
+            assert!(noisy.is_disabled(), "a filtered span takes no slot");
+            noisy.in_scope(|| {});
+            tracing::info_span!(target: "chatty", "read").in_scope(|| {});
+            tracing::warn_span!(target: "chatty", "retry").in_scope(|| {});
+        }
+    });
+    let snap = guard.flushed_snapshot();
+    assert!(snap.stage("poll").is_none());
+    assert!(snap.stage("read").is_none());
+    assert_eq!(snap.stage("retry").map(|s| s.count()), Some(10));
+    assert_eq!(snap.counters().spans, 11);
+}
+
+#[test]
+fn invalid_filters_and_names_are_errors_naming_them() {
+    let bad = |config: TracingConfig, want: &str| match hdrtrace::build(&config) {
+        Err(e @ Error::InvalidConfig { .. }) => {
+            let m = e.to_string();
+            assert!(m.contains(want), "{m} (wanted {want:?})");
+        }
+        Err(other) => panic!("{want}: wrong error {other}"),
+        Ok(_) => panic!("{want}: accepted"),
+    };
+    let d = TracingConfig::default;
+    bad(
+        TracingConfig {
+            filter: Some("my_service=debug,hyper=loud".into()),
+            ..d()
+        },
+        "directive \"hyper=loud\"",
+    );
+    bad(
+        TracingConfig {
+            conventions: Conventions::default().model_field(""),
+            ..d()
+        },
+        "conventions.model_field` must not be empty",
+    );
+    bad(
+        TracingConfig {
+            conventions: Conventions::default().request_span("handle request"),
+            ..d()
+        },
+        "conventions.request_spans` must not contain whitespace",
+    );
+    bad(
+        TracingConfig {
+            conventions: Conventions::default().timeout_field("model_id"),
+            ..d()
+        },
+        "the same name as conventions.timeout_field",
+    );
+}
+
+#[test]
+fn conventions_and_filter_come_from_the_environment() {
+    let vars: HashMap<&str, &str> = [
+        ("HDRTRACE_REQUEST_SPANS", "handle_request, grpc_call"),
+        ("HDRTRACE_REQUEST_ID_FIELD", "req"),
+        ("HDRTRACE_MODEL_FIELD", "model"),
+        ("HDRTRACE_TIMEOUT_FIELD", "deadline"),
+        ("HDRTRACE_DEVICE_TIME_FIELD", "device_ns"),
+        ("HDRTRACE_FILTER", "hyper=off,info"),
+    ]
+    .into();
+    let c = TracingConfig::from_lookup(|k| vars.get(k).map(|v| v.to_string())).unwrap();
+    let names: Vec<&str> = c.conventions.request_span_names().collect();
+    assert_eq!(names, ["handle_request", "grpc_call"]);
+    assert_eq!(c.conventions.request_id_name(), "req");
+    assert_eq!(c.conventions.model_name(), "model");
+    assert_eq!(c.conventions.timeout_name(), "deadline");
+    assert_eq!(c.conventions.device_time_name(), "device_ns");
+    assert_eq!(c.filter.as_deref(), Some("hyper=off,info"));
+    let e = TracingConfig::from_lookup(|k| (k == "HDRTRACE_FILTER").then(|| "x=nope".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("HDRTRACE_FILTER") && e.contains("x=nope"), "{e}");
+}
