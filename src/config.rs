@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::filter::TargetFilter;
 use crate::record::SpanClass;
 use std::time::Duration;
-use tracing_core::Level;
+use tracing_core::{Level, LevelFilter};
 
 /// How much of the pipeline is traced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -96,6 +96,10 @@ pub struct TracingConfig {
     /// (`my_service=debug,hyper=off,info`), evaluated once per callsite and
     /// on top of `level`; `None` records every target.
     pub filter: Option<String>,
+    /// Events at or above this level are written as log lines (to stderr, or
+    /// to `Builder::log_writer`) by the hand-written subscriber; `OFF` writes
+    /// none. Default `INFO`.
+    pub log_level: LevelFilter,
 }
 
 impl Default for TracingConfig {
@@ -115,6 +119,7 @@ impl Default for TracingConfig {
             console_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 6669)),
             conventions: Conventions::default(),
             filter: None,
+            log_level: LevelFilter::INFO,
         }
     }
 }
@@ -306,6 +311,14 @@ impl TracingConfig {
             c.conventions = c.conventions.device_time_field(v)
         });
         var!("HDRTRACE_FILTER", text, |v| c.filter = Some(v));
+        var!(
+            "HDRTRACE_LOG_LEVEL",
+            |s: &str| s
+                .trim()
+                .parse::<LevelFilter>()
+                .map_err(|_| "expected off, error, warn, info, debug or trace".to_string()),
+            |v| c.log_level = v
+        );
         var!(
             "HDRTRACE_CONSOLE_ADDR",
             parse::<std::net::SocketAddr>,

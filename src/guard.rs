@@ -5,17 +5,20 @@ use crate::aggregate::snapshot::{LatencySnapshot, SnapshotData};
 use crate::aggregate::{self, Control, RequestSink, Settings};
 use crate::config::TracingConfig;
 use crate::error::Error;
+use crate::logs::{LogThread, LogWriter};
 use crate::subscriber::core::Core;
 use crate::subscriber::HdrSubscriber;
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use tracing_core::LevelFilter;
 
 /// Builds a subscriber step by step (for extra [`RequestSink`]s).
 pub struct Builder {
     config: TracingConfig,
     sinks: Sinks,
+    log_writer: Option<LogWriter>,
 }
 
 impl Builder {
@@ -24,7 +27,17 @@ impl Builder {
         Self {
             config: config.clone(),
             sinks: Vec::new(),
+            log_writer: None,
         }
+    }
+
+    /// Where log lines go (events at or above `log_level`); stderr when not
+    /// set. Only the `hdrtrace-logs` thread ever writes to it, so a writer
+    /// that blocks or fails never holds up a recording thread: lines that do
+    /// not fit their thread's ring meanwhile are dropped and counted.
+    pub fn log_writer(mut self, writer: impl std::io::Write + Send + 'static) -> Self {
+        self.log_writer = Some(Box::new(writer));
+        self
     }
 
     /// Adds a sink that receives every captured request on the aggregator thread.
@@ -36,28 +49,39 @@ impl Builder {
     /// Validates the config, preallocates the slot table and starts the
     /// aggregator thread. The subscriber is not installed anywhere.
     pub fn build(self) -> Result<(HdrSubscriber, TracingGuard), Error> {
-        let (core, guard) = self.start()?;
+        let (core, guard) = self.start(true)?;
         Ok((HdrSubscriber { core }, guard))
     }
 
     /// Like [`Builder::build`], but the recording core comes as a
     /// `tracing_subscriber::Layer` for a `Registry` stack (same core, same
     /// histograms; the Registry allocates per span, see docs/performance.md).
+    /// It writes no log lines: a Registry stack has its own (`fmt`).
     #[cfg(feature = "layer")]
     pub fn build_layer(self) -> Result<(crate::HdrLayer, TracingGuard), Error> {
-        let (core, guard) = self.start()?;
+        let (core, guard) = self.start(false)?;
         Ok((crate::HdrLayer { core }, guard))
     }
 
-    fn start(self) -> Result<(Arc<Core>, TracingGuard), Error> {
+    fn start(self, with_logs: bool) -> Result<(Arc<Core>, TracingGuard), Error> {
         let config = self.config;
         config_check(&config)?;
         let sinks = self.sinks;
+        let (hub, log_thread) = if with_logs && config.log_level != LevelFilter::OFF {
+            let out = self
+                .log_writer
+                .unwrap_or_else(|| Box::new(std::io::stderr()));
+            let (hub, thread) = LogThread::start(config.log_level, out)
+                .map_err(|e| Error::Aggregator(format!("cannot start the log thread: {e}")))?;
+            (Some(hub), Some(thread))
+        } else {
+            (None, None)
+        };
         #[cfg(feature = "otel")]
         let (sinks, otel) = with_otel(sinks, &config)?;
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let (control_tx, control_rx) = crossbeam_channel::bounded(16);
-        let core = Arc::new(Core::new(&config, wake_tx));
+        let core = Arc::new(Core::new(&config, wake_tx, hub));
         let publisher = Arc::new(Publisher::new(SnapshotData {
             window: config.window,
             ..SnapshotData::default()
@@ -82,6 +106,7 @@ impl Builder {
                 publisher,
                 control: control_tx,
                 thread: Mutex::new(Some(thread)),
+                log_thread: Mutex::new(log_thread),
                 config,
                 global: AtomicBool::new(false),
             }),
@@ -208,6 +233,8 @@ pub(crate) struct Shared {
     publisher: Arc<Publisher<SnapshotData>>,
     control: Sender<Control>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Writes the log lines; stopped (after a last drain) when the guard drops.
+    log_thread: Mutex<Option<LogThread>>,
     pub(crate) config: TracingConfig,
     /// Installed with `init_tracing` (not scoped).
     global: AtomicBool,
@@ -355,6 +382,15 @@ impl Drop for TracingGuard {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
+        // The log thread first: its last drain's count is then in the
+        // aggregator's final snapshot.
+        drop(
+            self.shared
+                .log_thread
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
         let _ = self.shared.control.send(Control::Stop);
         if let Some(h) = handle {
             let _ = h.join();

@@ -38,6 +38,7 @@ mod error;
 pub mod export;
 mod filter;
 mod guard;
+pub mod logs;
 pub mod pipeline;
 pub mod record;
 pub mod ring;

@@ -163,6 +163,17 @@ impl<T: Copy + Send> Producer<T> {
     pub fn capacity(&self) -> usize {
         self.ring.mask + 1
     }
+
+    /// How many values can be pushed now without one being refused (more may
+    /// be, if the consumer frees slots meanwhile; never fewer, as only this
+    /// producer fills them).
+    pub fn free_slots(&mut self) -> usize {
+        // Relaxed: `tail` is only ever stored by this producer.
+        let tail = self.ring.tail.load(Ordering::Relaxed);
+        // Acquire: as in `push`.
+        self.cached_head = self.ring.head.load(Ordering::Acquire);
+        self.ring.mask + 1 - tail.wrapping_sub(self.cached_head)
+    }
 }
 
 impl<T: Copy + Send> Consumer<T> {

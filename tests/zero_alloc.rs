@@ -47,6 +47,27 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Counts the log lines written to it.
+#[derive(Clone, Default)]
+struct LineCount(std::sync::Arc<AtomicU64>);
+impl std::io::Write for LineCount {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = b.iter().filter(|&&c| c == b'\n').count() as u64;
+        // Relaxed: read by the test after the log thread wrote.
+        self.0.fetch_add(n, Ordering::Relaxed);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+impl LineCount {
+    fn get(&self) -> u64 {
+        // Relaxed: see `write`.
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 struct Name(&'static str);
 impl std::fmt::Display for Name {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,16 +148,20 @@ fn run_phase(rt: &tokio::runtime::Runtime, label: &str) {
 
 #[test]
 fn hot_path_allocates_nothing_enabled_and_disabled() {
-    let guard = hdrtrace::init_tracing(&TracingConfig {
+    let config = TracingConfig {
         // Standard, not Verbose: with tokio's `tracing` feature (on under
         // `--all-features`) tokio opens TRACE-level task spans of its own,
         // which would be counted beside ours.
         level: TracingLevel::Standard,
         sampling_rate: 0.5,
         ring_capacity: 1 << 16,
+        // Logging on: every error event is also formatted as a log line.
+        log_level: tracing_core::LevelFilter::INFO,
         ..TracingConfig::default()
-    })
-    .expect("first init");
+    };
+    let lines = LineCount::default();
+    let guard = hdrtrace::init_with(hdrtrace::Builder::new(&config).log_writer(lines.clone()))
+        .expect("first init");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
@@ -159,6 +184,19 @@ fn hot_path_allocates_nothing_enabled_and_disabled() {
     assert!(
         snap.model("Causal").unwrap().errors() > 0,
         "error events marked spans"
+    );
+    // Every error event became a log line, written or counted as dropped
+    // (the log thread drains asynchronously: wait for what is still queued).
+    let logged = |c: hdrtrace::Counters| LineCount::get(&lines) + c.dropped_log_lines;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while logged(guard.flushed_snapshot().counters()) < EVENTS.load(Ordering::Relaxed)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        logged(guard.flushed_snapshot().counters()),
+        EVENTS.load(Ordering::Relaxed)
     );
 
     guard.set_enabled(false);

@@ -351,6 +351,12 @@ impl Aggregator {
             .unmatched_enters
             .load(std::sync::atomic::Ordering::Relaxed);
         counters.failed_sinks = self.sinks.failed;
+        // Relaxed: a statistic.
+        counters.dropped_log_lines = self
+            .core
+            .logs
+            .as_ref()
+            .map_or(0, |l| l.dropped.load(std::sync::atomic::Ordering::Relaxed));
         self.publisher.publish(SnapshotData {
             version: self.version,
             taken_at: Some(SystemTime::now()),

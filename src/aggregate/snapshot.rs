@@ -174,6 +174,9 @@ pub struct Counters {
     pub unmatched_enters: u64,
     /// Request sinks dropped because they panicked.
     pub failed_sinks: u64,
+    /// Log lines dropped because their thread's log ring was full (the
+    /// writer fell behind, or blocks).
+    pub dropped_log_lines: u64,
 }
 
 #[derive(Clone, Debug, Default)]

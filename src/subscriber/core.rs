@@ -4,6 +4,8 @@
 use crate::clock::Clock;
 use crate::config::{TracingConfig, TracingLevel};
 use crate::filter::TargetFilter;
+use crate::logs::line::Context as LineContext;
+use crate::logs::LogHub;
 use crate::record::{Record, RecordKind, SpanClass, Status};
 use crate::ring::{self, Consumer};
 use crate::sampling::{Sampler, Switch};
@@ -66,6 +68,8 @@ pub(crate) struct Core {
     pub(crate) dropped_spans: AtomicU64,
     /// Records lost outside any ring (a span closed during thread teardown).
     pub(crate) orphan_drops: AtomicU64,
+    /// Where log lines go, when logging is on.
+    pub(crate) logs: Option<Arc<LogHub>>,
     /// Enters and exits no thread's stack could match (see `Local::unmatched`).
     pub(crate) unmatched_enters: Arc<AtomicU64>,
     threads: AtomicU64,
@@ -74,7 +78,11 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(config: &TracingConfig, wake: crossbeam_channel::Sender<()>) -> Self {
+    pub(crate) fn new(
+        config: &TracingConfig,
+        wake: crossbeam_channel::Sender<()>,
+        logs: Option<Arc<LogHub>>,
+    ) -> Self {
         let shards = std::thread::available_parallelism()
             .map_or(4, |n| n.get())
             .clamp(2, 64)
@@ -104,6 +112,7 @@ impl Core {
             dropped_spans: AtomicU64::new(0),
             orphan_drops: AtomicU64::new(0),
             unmatched_enters: Arc::new(AtomicU64::new(0)),
+            logs,
             threads: AtomicU64::new(0),
             alive: Arc::new(AtomicBool::new(true)),
             wake,
@@ -133,6 +142,7 @@ impl Core {
         Local::new(
             self.alive.clone(),
             producer,
+            self.logs.as_ref().map(|hub| hub.thread_log()),
             &self.slots,
             self.unmatched_enters.clone(),
             ordinal as usize % self.slots.shard_count(),
@@ -351,11 +361,15 @@ impl Core {
             return;
         }
         let meta = event.metadata();
-        let Some((parent, slot)) = (match parent {
+        let found = match parent {
             Parent::Explicit(p) => self.slots.get(p).map(|slot| (p, slot)),
             Parent::Current => self.local(|l| l.current(|id| self.slots.get(id))).flatten(),
             Parent::Root => None,
-        }) else {
+        };
+        if let Some(hub) = self.logs.as_deref().filter(|hub| hub.wants(event)) {
+            self.log_event(hub, event, found.map(|(_, slot)| slot));
+        }
+        let Some((parent, slot)) = found else {
             return;
         };
         slot.mark(info.event_status);
@@ -384,6 +398,24 @@ impl Core {
             descendants: 0,
             text: fields.text,
             fields: fields.fields,
+        });
+    }
+
+    /// Writes `event` as a log line, with the request and model of the span
+    /// it fired in.
+    fn log_event(&self, hub: &LogHub, event: &Event<'_>, span: Option<&SpanSlot>) {
+        let ctx = span.map(SpanSlot::ctx).unwrap_or_default();
+        let model = span
+            .filter(|s| s.class() == SpanClass::Model)
+            .map(SpanSlot::text);
+        self.local(|local| {
+            if let Some(log) = &mut local.log {
+                let ctx = LineContext {
+                    request_id: (ctx.request_span != 0).then_some(ctx.request_id),
+                    model: model.as_ref().map(|m| m.as_str()),
+                };
+                hub.log(log, event, ctx);
+            }
         });
     }
 

@@ -6,6 +6,7 @@
 //! read, no lookup, no destructor-registration check), and only when that is
 //! another subscriber's by a scan of a tiny list.
 
+use crate::logs::ThreadLog;
 use crate::record::Record;
 use crate::ring::Producer;
 use crate::subscriber::slots::{SlotCache, SlotTable};
@@ -23,6 +24,8 @@ pub(crate) const STACK_DEPTH: usize = 64;
 pub(crate) struct Local {
     core_alive: Arc<AtomicBool>,
     pub(crate) producer: Producer<Record>,
+    /// This thread's log ring and line buffer, when logging is on.
+    pub(crate) log: Option<ThreadLog>,
     /// Free slots this thread keeps for itself, and the table they belong to
     /// (to give them back when the thread ends). Weak: a thread that outlives
     /// its subscriber must not keep the subscriber's table alive.
@@ -121,6 +124,7 @@ impl Local {
     pub(crate) fn new(
         core_alive: Arc<AtomicBool>,
         producer: Producer<Record>,
+        log: Option<ThreadLog>,
         slots: &Arc<SlotTable<SpanSlot>>,
         unmatched: Arc<AtomicU64>,
         home: usize,
@@ -129,6 +133,7 @@ impl Local {
         Self {
             core_alive,
             producer,
+            log,
             slot_cache: slots.new_cache(),
             slots: Arc::downgrade(slots),
             stack: [(0, 0); STACK_DEPTH],

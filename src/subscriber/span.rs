@@ -85,6 +85,16 @@ impl SpanSlot {
         }
     }
 
+    /// The model key (or other inline text) as it stands.
+    pub(crate) fn text(&self) -> InlineText {
+        let mut t = InlineText::default();
+        for (i, w) in self.text.iter().enumerate() {
+            t.bytes[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_le_bytes());
+        }
+        t.len = ((self.flags.load(Relaxed) >> 24) as usize).min(INLINE_TEXT) as u8;
+        t
+    }
+
     fn store_fields(&self, f: &InlineFields) {
         let mut meta = f.len as u64;
         for i in 0..4 {

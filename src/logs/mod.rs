@@ -1,0 +1,87 @@
+//! Log lines from the hand-written subscriber: events at or above the
+//! configured level are formatted on the recording thread into its
+//! preallocated line buffer, cut into chunks and pushed into that thread's
+//! log ring (the same lock-free ring as records); the `hdrtrace-logs` thread
+//! drains every ring and does the writing. The recording thread never blocks
+//! and never allocates; a line that does not fit its ring is dropped and
+//! counted ([`Counters::dropped_log_lines`](crate::Counters::dropped_log_lines)).
+
+pub(crate) mod line;
+mod writer;
+
+use crate::ring::{self, Consumer, Producer};
+use line::{Chunk, Context, LineBuf};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use tracing_core::{Event, LevelFilter};
+
+pub use line::{CUT_MARK, MAX_LINE};
+pub(crate) use writer::LogThread;
+
+/// Chunks one thread's log ring holds (about 60 KB): a burst of fifteen
+/// 4 KB lines, or hundreds of short ones, between two drains.
+const RING_CHUNKS: usize = 512;
+
+/// Where log lines go.
+pub(crate) type LogWriter = Box<dyn Write + Send>;
+
+/// The shared side of logging: the level, ring registration, the writing
+/// thread's wake-up, the drop count.
+pub(crate) struct LogHub {
+    pub(crate) level: LevelFilter,
+    new_rings: Mutex<Vec<Consumer<Chunk>>>,
+    wake: crossbeam_channel::Sender<()>,
+    /// Lines dropped because their thread's ring was full.
+    pub(crate) dropped: AtomicU64,
+}
+
+/// One thread's logging state: its ring and its line buffer.
+pub(crate) struct ThreadLog {
+    producer: Producer<Chunk>,
+    line: LineBuf,
+}
+
+impl LogHub {
+    /// Cold: once per thread, on its first span or event.
+    pub(crate) fn thread_log(&self) -> ThreadLog {
+        let (producer, consumer) = ring::channel(RING_CHUNKS);
+        self.new_rings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(consumer);
+        ThreadLog {
+            producer,
+            line: LineBuf::new(),
+        }
+    }
+
+    /// Whether an event at this level is logged.
+    #[inline]
+    pub(crate) fn wants(&self, event: &Event<'_>) -> bool {
+        self.level >= *event.metadata().level()
+    }
+
+    /// Formats `event` into this thread's buffer and queues it whole, or
+    /// drops and counts it when the ring has no room for all of it.
+    pub(crate) fn log(&self, log: &mut ThreadLog, event: &Event<'_>, ctx: Context<'_>) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        log.line.format(event, now, ctx);
+        if log.producer.free_slots() < log.line.chunk_count() {
+            // Relaxed: a statistic.
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            let _ = self.wake.try_send(());
+            return;
+        }
+        for chunk in log.line.chunks() {
+            // Cannot fail: only this thread pushes, and it saw room for all.
+            let _ = log.producer.push(chunk);
+        }
+        if log.producer.needs_drain() {
+            // Never blocks: a full channel means a wake-up is pending.
+            let _ = self.wake.try_send(());
+        }
+    }
+}
