@@ -206,6 +206,15 @@ where
     }
 }
 
+/// A bare `Registry`, no layer: the floor `HdrLayer` is measured against.
+fn bare_registry(group: &mut BenchmarkGroup<'_, WallTime>) {
+    scoped(Dispatch::new(tracing_subscriber::registry()), |_| {
+        group.bench_function("bare_registry", |b| {
+            b.iter(|| lifecycle(black_box(MODEL), black_box(TOKENS)))
+        });
+    });
+}
+
 fn registry_hdr_layer(group: &mut BenchmarkGroup<'_, WallTime>) {
     let histograms = Histograms::default();
     let subscriber = tracing_subscriber::registry().with(HdrLayer {
@@ -268,6 +277,7 @@ fn span_lifecycle(c: &mut Criterion) {
     no_subscriber(&mut group);
     hdrtrace_disabled(&mut group);
     hdrtrace_enabled(&mut group);
+    bare_registry(&mut group);
     registry_hdr_layer(&mut group);
     #[cfg(feature = "layer")]
     hdrtrace_layer_registry(&mut group);

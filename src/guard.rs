@@ -60,7 +60,10 @@ impl Builder {
     #[cfg(feature = "layer")]
     pub fn build_layer(self) -> Result<(crate::HdrLayer, TracingGuard), Error> {
         let (core, guard) = self.start(false)?;
-        Ok((crate::HdrLayer { core }, guard))
+        let ids = Arc::new(crate::subscriber::layer_ids::IdMap::new(
+            core.slot_capacity(),
+        ));
+        Ok((crate::HdrLayer { core, ids }, guard))
     }
 
     fn start(self, with_logs: bool) -> Result<(Arc<Core>, TracingGuard), Error> {

@@ -4,11 +4,14 @@
 //!
 //! Every operation calls the one [`Core`] the hand-written subscriber calls; the
 //! only thing this front end adds is the mapping from the Registry's span IDs to
-//! ours, kept in each span's extensions. That map entry is the cost of this mode:
-//! the Registry allocates span extensions, so the zero-allocation guarantee holds
-//! only for the hand-written subscriber (docs/performance.md measures both).
+//! ours, kept in a fixed table of its own ([`IdMap`]), so it allocates nothing
+//! per span itself (a span whose table entry is taken by a colliding live span
+//! falls back to the span's extensions, which allocate). The Registry itself
+//! allocates per span, so the zero-allocation guarantee holds only for the
+//! hand-written subscriber (docs/performance.md measures both).
 
 use crate::subscriber::core::{Core, Parent, UNTRACKED};
+use crate::subscriber::layer_ids::IdMap;
 use std::sync::Arc;
 use tracing_core::span::{Attributes, Id, Record as Values};
 use tracing_core::subscriber::{Interest, Subscriber};
@@ -16,13 +19,15 @@ use tracing_core::{Event, Metadata};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Our ID for a Registry span, stored in its extensions.
+/// Our ID for a Registry span whose `IdMap` entry was taken, stored in its
+/// extensions.
 struct HdrId(u64);
 
 /// The recording core as a `Layer`. Get one from [`crate::Builder::build_layer`].
 #[derive(Clone)]
 pub struct HdrLayer {
     pub(crate) core: Arc<Core>,
+    pub(crate) ids: Arc<IdMap>,
 }
 
 impl std::fmt::Debug for HdrLayer {
@@ -32,7 +37,18 @@ impl std::fmt::Debug for HdrLayer {
 }
 
 impl HdrLayer {
-    fn ours<S>(ctx: &Context<'_, S>, id: &Id) -> Option<u64>
+    #[inline]
+    fn ours<S>(&self, ctx: &Context<'_, S>, id: &Id) -> Option<u64>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        self.ids
+            .get(id.into_u64())
+            .or_else(|| Self::in_extensions(ctx, id))
+    }
+
+    #[cold]
+    fn in_extensions<S>(ctx: &Context<'_, S>, id: &Id) -> Option<u64>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -59,10 +75,10 @@ where
             return;
         }
         let parent = Parent::resolve(attrs.parent(), attrs.is_contextual(), |p| {
-            Self::ours(&ctx, p)
+            self.ours(&ctx, p)
         });
         let ours = self.core.open_span(attrs, info, parent);
-        if ours != UNTRACKED {
+        if ours != UNTRACKED && !self.ids.insert(id.into_u64(), ours) {
             if let Some(span) = ctx.span(id) {
                 span.extensions_mut().insert(HdrId(ours));
             }
@@ -70,7 +86,7 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &Values<'_>, ctx: Context<'_, S>) {
-        if let Some(ours) = Self::ours(&ctx, id) {
+        if let Some(ours) = self.ours(&ctx, id) {
             self.core.record(ours, values);
         }
     }
@@ -81,19 +97,19 @@ where
             return;
         }
         let parent = Parent::resolve(event.parent(), event.is_contextual(), |p| {
-            Self::ours(&ctx, p)
+            self.ours(&ctx, p)
         });
         self.core.record_event(event, info, parent);
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if let Some(ours) = Self::ours(&ctx, id) {
+        if let Some(ours) = self.ours(&ctx, id) {
             self.core.enter(ours);
         }
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        if let Some(ours) = Self::ours(&ctx, id) {
+        if let Some(ours) = self.ours(&ctx, id) {
             self.core.exit(ours);
         }
     }
@@ -101,7 +117,11 @@ where
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         // The Registry counts references; it calls this once, at the last close,
         // and we hold exactly one reference to our slot.
-        if let Some(ours) = Self::ours(&ctx, &id) {
+        let ours = self
+            .ids
+            .remove(id.into_u64())
+            .or_else(|| Self::in_extensions(&ctx, &id));
+        if let Some(ours) = ours {
             self.core.try_close(ours);
         }
     }

@@ -12,6 +12,8 @@ pub(crate) mod callsites;
 pub(crate) mod core;
 #[cfg(feature = "layer")]
 pub(crate) mod layer;
+#[cfg(feature = "layer")]
+pub(crate) mod layer_ids;
 pub(crate) mod local;
 pub(crate) mod slots;
 pub(crate) mod span;

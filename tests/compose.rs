@@ -1,0 +1,84 @@
+//! `HdrLayer` composed with tracing-subscriber's `fmt` layer and an
+//! `EnvFilter` on one Registry, as a service that already runs that stack
+//! would: fmt prints the lines, the histograms are right.
+
+use hdrtrace::{Builder, TracingConfig};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{fmt, EnvFilter, Registry};
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+impl Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn hdr_layer_beside_fmt_and_env_filter() {
+    let out = Shared::default();
+    let (hdr, guard) = Builder::new(&TracingConfig {
+        sampling_rate: 1.0,
+        ..TracingConfig::default()
+    })
+    .build_layer()
+    .unwrap();
+    let writer = out.clone();
+    let stack = Registry::default()
+        .with(EnvFilter::new("info,noisy=off"))
+        .with(
+            fmt::layer()
+                .with_ansi(false)
+                .without_time()
+                .with_writer(move || writer.clone()),
+        )
+        .with(hdr);
+    tracing::subscriber::with_default(stack, || {
+        for id in 0..50u64 {
+            let root = tracing::info_span!("embed_pipeline", request_id = id);
+            let _r = root.enter();
+            for model in ["Semantic", "Causal"] {
+                tracing::info_span!("model", model_id = model).in_scope(|| {
+                    if id == 7 && model == "Causal" {
+                        tracing::warn!("slow backend");
+                    }
+                });
+            }
+            tracing::info_span!(target: "noisy", "poll").in_scope(|| {});
+            tracing::debug_span!("below_the_filter").in_scope(|| {});
+        }
+    });
+    let snap = guard.flushed_snapshot();
+    for model in ["Semantic", "Causal"] {
+        assert_eq!(snap.model(model).unwrap().count(), 50, "{model}");
+    }
+    assert_eq!(snap.counters().requests, 50);
+    assert!(
+        snap.stage("poll").is_none(),
+        "EnvFilter's off reaches us too"
+    );
+    assert!(snap.stage("below_the_filter").is_none());
+    let trace = snap
+        .captured()
+        .iter()
+        .find(|t| t.request_id == 7)
+        .expect("request 7 captured");
+    assert_eq!(trace.models().count(), 2);
+    let printed = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let warns: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.contains("slow backend"))
+        .collect();
+    assert_eq!(warns.len(), 1, "{printed}");
+    assert!(
+        warns[0].contains("WARN") && warns[0].contains("model{model_id=\"Causal\"}"),
+        "{}",
+        warns[0]
+    );
+}
