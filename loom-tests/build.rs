@@ -1,5 +1,5 @@
 //! Compiles this crate, and only this crate, with `--cfg loom`, so the real
-//! source it includes from `../src` maps its atomics, `Arc`, `UnsafeCell` and
+//! source it includes from `../hdrtrace/src` maps its atomics, `Arc`, `UnsafeCell` and
 //! `ArcCell` to loom's (see `src/sync.rs` of the main crate).
 
 fn main() {

@@ -10,19 +10,19 @@
 //! file forward every call unchanged (no logic of their own) to make them
 //! reachable from `tests/`.
 
-#[path = "../../src/sync.rs"]
+#[path = "../../hdrtrace/src/sync.rs"]
 mod sync;
 
-#[path = "../../src/ring.rs"]
+#[path = "../../hdrtrace/src/ring.rs"]
 pub mod ring;
 
-#[path = "../../src/subscriber/slots.rs"]
+#[path = "../../hdrtrace/src/subscriber/slots.rs"]
 pub mod slots;
 
-#[path = "../../src/sampling.rs"]
+#[path = "../../hdrtrace/src/sampling.rs"]
 pub mod sampling;
 
-#[path = "../../src/aggregate/publish.rs"]
+#[path = "../../hdrtrace/src/aggregate/publish.rs"]
 pub mod publish;
 
 pub use loom::sync::Arc;

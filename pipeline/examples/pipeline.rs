@@ -1,0 +1,503 @@
+//! Runs requests through the 12-model embedding pipeline with the `hdrtrace`
+//! subscriber installed, then names the model behind the slow requests.
+//!
+//! ```text
+//! cargo run --release --example pipeline
+//! cargo run --release --example pipeline -- --slow Causal=180ms --target-ms 200
+//! cargo run --release --example pipeline -- --hang Semantic --fail Code --panic Sparse
+//! ```
+//!
+//! Prints a per-model latency table (count, p50, p95, p99, max, timeouts,
+//! errors, times blamed for an over-budget request), the slowest captured
+//! request as a tree with its bottleneck, and writes the captured requests as
+//! Chrome trace / Perfetto JSON (open it in ui.perfetto.dev).
+
+use clap::Parser;
+use hdrtrace::export::{render_text, write_chrome_trace};
+use hdrtrace::{LatencySnapshot, ModelLatency, RequestTrace, TracingConfig, TracingLevel};
+use hdrtrace_pipeline::{
+    Backend, ComputePool, EmbeddingPipeline, Fault, FaultPlan, FaultSpec, ModelId, PipelineConfig,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Run requests through the 12-model embedding pipeline and name the model
+/// that broke the latency budget.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// How many requests to run.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    requests: u64,
+    /// How many requests are in flight at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    concurrency: u64,
+    /// Fraction of requests whose full trace is kept (slow and failed requests
+    /// are kept whatever the rate).
+    #[arg(long, default_value_t = 0.01, value_parser = parse_rate)]
+    sampling_rate: f32,
+    /// minimal, standard or verbose.
+    #[arg(long, default_value = "standard")]
+    level: TracingLevel,
+    /// Make a model slower, e.g. `--slow Causal=180ms` (repeatable).
+    #[arg(long, value_name = "MODEL=DURATION", value_parser = parse_slow)]
+    slow: Vec<(ModelId, Duration)>,
+    /// Make a model return an error (repeatable).
+    #[arg(long, value_name = "MODEL")]
+    fail: Vec<ModelId>,
+    /// Make a model panic (repeatable).
+    #[arg(long, value_name = "MODEL")]
+    panic: Vec<ModelId>,
+    /// Make a model never answer (repeatable).
+    #[arg(long, value_name = "MODEL")]
+    hang: Vec<ModelId>,
+    /// Per-request deadline for the models, in milliseconds.
+    #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    deadline_ms: u64,
+    /// Per-request latency target, in milliseconds.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    target_ms: u64,
+    /// Where to write the captured requests as Perfetto / Chrome trace JSON.
+    #[arg(long, default_value = "target/pipeline.perfetto.json")]
+    out: PathBuf,
+    /// Where the models run: cuda, cpu, or auto (CUDA when a GPU and the `cuda`
+    /// feature are there, else the CPU, saying why).
+    #[arg(long, default_value = "auto")]
+    backend: Backend,
+    /// Seed for the model weights and the generated documents.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Serve Prometheus / OpenMetrics text at http://ADDR/metrics while the run
+    /// lasts (needs `--features prometheus`), e.g. `--metrics 127.0.0.1:9464`.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// Keep serving `--metrics` this many seconds after the run, so a scraper
+    /// sees the final figures.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    linger: u64,
+    /// Serve tokio-console on 127.0.0.1:6669 (needs `--features tokio-console`).
+    #[arg(long)]
+    tokio_console: bool,
+    /// Export sampled and captured requests over OTLP/gRPC to this collector,
+    /// e.g. http://127.0.0.1:4317 (needs `--features otel`).
+    #[arg(long, value_name = "URL")]
+    otel_endpoint: Option<String>,
+}
+
+fn parse_rate(s: &str) -> Result<f32, String> {
+    let r: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a number from 0.0 to 1.0, got {s:?}"))?;
+    if r.is_finite() && (0.0..=1.0).contains(&r) {
+        Ok(r)
+    } else {
+        Err(format!("expected a number from 0.0 to 1.0, got {s:?}"))
+    }
+}
+
+fn parse_slow(s: &str) -> Result<(ModelId, Duration), String> {
+    let expected = || format!("expected MODEL=DURATION, e.g. Causal=180ms, got {s:?}");
+    if !s.contains('=') {
+        return Err(expected());
+    }
+    let spec: FaultSpec = s.parse().map_err(|e| format!("{e}"))?;
+    match spec.fault {
+        Fault::Delay(d) => Ok((spec.model, d)),
+        _ => Err(expected()),
+    }
+}
+
+impl Args {
+    fn faults(&self) -> FaultPlan {
+        let mut plan = FaultPlan::new();
+        for &(m, d) in &self.slow {
+            plan.set(m, Fault::Delay(d));
+        }
+        for &m in &self.fail {
+            plan.set(m, Fault::Error);
+        }
+        for &m in &self.panic {
+            plan.set(m, Fault::Panic);
+        }
+        for &m in &self.hang {
+            plan.set(m, Fault::Hang);
+        }
+        plan
+    }
+}
+
+/// Starts the Prometheus endpoint when `--metrics` asks for it.
+#[cfg(feature = "prometheus")]
+fn serve_metrics(
+    args: &Args,
+    guard: &hdrtrace::TracingGuard,
+) -> Result<Option<hdrtrace::export::prometheus::MetricsServer>, Box<dyn std::error::Error>> {
+    let Some(addr) = &args.metrics else {
+        return Ok(None);
+    };
+    let server = hdrtrace::export::prometheus::serve(addr.as_str(), guard.snapshot_source())?;
+    println!("metrics: {}", server.url());
+    Ok(Some(server))
+}
+
+#[cfg(not(feature = "prometheus"))]
+fn serve_metrics(
+    args: &Args,
+    _guard: &hdrtrace::TracingGuard,
+) -> Result<Option<()>, Box<dyn std::error::Error>> {
+    match &args.metrics {
+        Some(_) => Err("--metrics needs the `prometheus` feature: \
+             cargo run --release --features prometheus --example pipeline -- --metrics ADDR"
+            .into()),
+        None => Ok(None),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let target = Duration::from_millis(args.target_ms);
+    let config = TracingConfig {
+        sampling_rate: args.sampling_rate,
+        level: args.level,
+        latency_target: target,
+        tokio_console: args.tokio_console,
+        otel_endpoint: args.otel_endpoint.clone(),
+        ..TracingConfig::default()
+    };
+    let guard = hdrtrace::init_tracing(&config)?;
+    let metrics = serve_metrics(args, &guard)?;
+    quiet_injected_panics();
+
+    let faults = args.faults();
+    let chosen = args
+        .backend
+        .reference_models(args.seed, &ComputePool::default())?;
+    println!("{}", chosen.describe());
+    let models = faults.apply(chosen.models);
+    let pipeline = Arc::new(EmbeddingPipeline::with_config(
+        models,
+        PipelineConfig {
+            deadline: Duration::from_millis(args.deadline_ms),
+            ..PipelineConfig::default()
+        },
+    )?);
+
+    println!(
+        "{} requests, {} in flight, 12 reference CPU models on {} compute threads; deadline {} ms, target {} ms, sampling {}",
+        args.requests,
+        args.concurrency,
+        ComputePool::default().size(),
+        args.deadline_ms,
+        args.target_ms,
+        args.sampling_rate
+    );
+    if faults.is_empty() {
+        println!("no injected faults: the models' own cost profiles decide");
+    } else {
+        let list: Vec<String> = faults
+            .iter()
+            .map(|(m, f)| match f {
+                Fault::Delay(d) => format!("{m} +{d:?}"),
+                Fault::Error => format!("{m} errors"),
+                Fault::Panic => format!("{m} panics"),
+                Fault::Hang => format!("{m} hangs"),
+            })
+            .collect();
+        println!("injected: {}", list.join(", "));
+    }
+
+    let (elapsed, failures) = drive(args, &pipeline)?;
+    // The runtime is gone: every model computation, including those that ran
+    // past the deadline, has finished and closed its span.
+    let snap = guard.flushed_snapshot();
+    report(args, &snap, elapsed, failures, target);
+
+    let mut traces: BTreeMap<u64, Arc<RequestTrace>> = BTreeMap::new();
+    for t in snap.slowest().iter().chain(snap.captured()) {
+        traces.insert(t.request_id, t.clone());
+    }
+    if let Some(slowest) = snap.slowest().first() {
+        println!("\nSlowest captured request ({} kept):", traces.len());
+        print!("{}", render_text(slowest));
+    } else {
+        println!("\nNo request was captured (none sampled, slow or failed).");
+    }
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let traces: Vec<_> = traces.into_values().collect();
+    write_chrome_trace(&args.out, &traces)?;
+    println!(
+        "\nWrote {} captured requests to {} (open in https://ui.perfetto.dev or chrome://tracing)",
+        traces.len(),
+        args.out.display()
+    );
+    if metrics.is_some() && args.linger > 0 {
+        println!("Serving metrics for {} more seconds", args.linger);
+        std::thread::sleep(Duration::from_secs(args.linger));
+    }
+    // The metrics server (if any) stops when `metrics` goes out of scope.
+    Ok(())
+}
+
+/// Runs every request; returns the wall time and how many requests failed.
+fn drive(args: &Args, pipeline: &Arc<EmbeddingPipeline>) -> std::io::Result<(Duration, u64)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let bar = ProgressBar::new(args.requests);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} requests ({per_sec}) {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let next = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..args.concurrency.min(args.requests) {
+            let (pipeline, bar, next, failed) =
+                (pipeline.clone(), bar.clone(), next.clone(), failed.clone());
+            let (total, seed) = (args.requests, args.seed);
+            set.spawn(async move {
+                // Relaxed: a work counter; each index is taken exactly once.
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    if pipeline.embed(&document(seed, i)).await.is_err() {
+                        // Relaxed: a statistic read after the join.
+                        let n = failed.fetch_add(1, Ordering::Relaxed) + 1;
+                        bar.set_message(format!("{n} failed"));
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+        set.join_all().await;
+    });
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    drop(rt);
+    Ok((elapsed, failed.load(Ordering::Relaxed)))
+}
+
+const WORDS: &[&str] = &[
+    "model",
+    "latency",
+    "request",
+    "budget",
+    "cache",
+    "vector",
+    "token",
+    "attention",
+    "layer",
+    "deadline",
+    "because",
+    "therefore",
+    "after",
+    "before",
+    "function",
+    "return",
+    "struct",
+    "graph",
+    "node",
+    "edge",
+    "Paris",
+    "Tokyo",
+    "Ada",
+    "Lovelace",
+    "happy",
+    "slow",
+    "quick",
+    "report",
+    "table",
+    "section",
+    "the",
+    "a",
+    "of",
+    "and",
+    "in",
+    "to",
+    "was",
+    "is",
+    "when",
+    "2024",
+    "Monday",
+    "error",
+    "timeout",
+    "span",
+    "trace",
+    "fusion",
+    "sparse",
+    "dense",
+];
+
+/// A deterministic document: mostly short, some medium, a few long ones that
+/// make the long-context model work hard.
+fn document(seed: u64, i: u64) -> String {
+    let mut rng = seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut next = move || {
+        rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let words = match next() % 100 {
+        0..=2 => 1500 + next() % 1500,
+        3..=14 => 200 + next() % 300,
+        _ => 20 + next() % 130,
+    };
+    let mut doc = String::with_capacity(words as usize * 7);
+    for w in 0..words {
+        if w > 0 {
+            doc.push(if next() % 12 == 0 { '.' } else { ' ' });
+            if doc.ends_with('.') {
+                doc.push(' ');
+            }
+        }
+        doc.push_str(WORDS[(next() % WORDS.len() as u64) as usize]);
+    }
+    doc
+}
+
+/// A table row's first columns: name, count, wall p50, p95, p99, max.
+fn wall_cells(name: &str, l: &hdrtrace::ModelLatency) -> String {
+    format!(
+        "{:<16} {:>6} {:>8} {:>8} {:>8} {:>8}",
+        name,
+        l.count(),
+        ms(l.quantile(0.5)),
+        ms(l.quantile(0.95)),
+        ms(l.quantile(0.99)),
+        ms(l.max())
+    )
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+fn report(args: &Args, snap: &LatencySnapshot, elapsed: Duration, failed: u64, target: Duration) {
+    let c = snap.counters();
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "\n{} requests in {:.2} s ({:.0}/s), {} failed; {} traces head-sampled, {} captured",
+        args.requests,
+        secs,
+        args.requests as f64 / secs,
+        failed,
+        c.sampled_requests,
+        c.captured_requests
+    );
+    if let Some(r) = snap.stage("embed_pipeline") {
+        let h = r.histogram();
+        let target_ns = target.as_nanos() as u64;
+        let over = if h.max() > target_ns {
+            h.count_between(target_ns + 1, h.max())
+        } else {
+            0
+        };
+        println!(
+            "request latency: p50 {} ms, p95 {} ms, p99 {} ms, max {} ms; {} over the {} ms target",
+            ms(r.quantile(0.5)),
+            ms(r.quantile(0.95)),
+            ms(r.quantile(0.99)),
+            ms(r.max()),
+            over,
+            target.as_millis()
+        );
+    }
+    if c.dropped_spans + c.dropped_records > 0 {
+        println!(
+            "lost: {} spans (slot table full), {} records (rings full)",
+            c.dropped_spans, c.dropped_records
+        );
+    }
+
+    let mut models: Vec<(&str, &ModelLatency)> = snap.models().collect();
+    if models.is_empty() {
+        println!("\nNo model spans were recorded (level {:?}).", args.level);
+    } else {
+        models.sort_by_key(|m| std::cmp::Reverse(m.1.quantile(0.95)));
+        println!(
+            "\n{:<16} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7} {:>7}",
+            "model (ms)",
+            "count",
+            "p50",
+            "p95",
+            "p99",
+            "max",
+            "busy p95",
+            "timeouts",
+            "errors",
+            "blamed"
+        );
+        let on_gpu = models.iter().any(|(_, m)| m.gpu().is_some());
+        for (name, m) in &models {
+            print!(
+                "{} {:>9} {:>8} {:>7} {:>7}",
+                wall_cells(name, m),
+                ms(m.busy().quantile(0.95)),
+                m.timeouts(),
+                m.errors(),
+                m.blamed()
+            );
+            // Device time beside host time, when the models ran on a GPU.
+            match m.gpu() {
+                Some(g) => println!(
+                    "  gpu p50 {} p95 {}",
+                    ms(g.quantile(0.5)),
+                    ms(g.quantile(0.95))
+                ),
+                None if on_gpu => println!("  gpu -"),
+                None => println!(),
+            }
+        }
+    }
+    println!(
+        "\n{:<16} {:>6} {:>8} {:>8} {:>8} {:>8}",
+        "stage (ms)", "count", "p50", "p95", "p99", "max"
+    );
+    for (name, s) in snap.stages() {
+        println!("{}", wall_cells(name, s));
+    }
+}
+
+/// Injected panics are expected: keep them off the terminal (they are in the
+/// table and the traces); any other panic is reported as usual.
+fn quiet_injected_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("");
+        if !msg.starts_with("injected panic") {
+            default(info);
+        }
+    }));
+}

@@ -1,0 +1,397 @@
+//! [`GpuModel`]: a reference model whose forward pass runs as CUDA kernels on
+//! its own stream, timed on the device.
+
+use super::device::GpuBackend;
+use super::error::GpuError;
+use super::guard;
+use super::kernels::KernelShape;
+use super::timer::{record_gpu_ns, DeviceTimer};
+use crate::error::Error;
+use crate::{
+    EmbeddingModel, ModelEmbedding, ModelFuture, ModelId, Pooling, PreparedInput, Weights,
+};
+use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// How a [`GpuModel`] launches its kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpuModelOptions {
+    /// Threads per block of the per-row kernel (128 by default). The device
+    /// refuses blocks larger than its limit (1024 on current GPUs): every call
+    /// then fails with CUDA's launch error.
+    pub block_size: u32,
+    /// Also time each call with independent events (see [`KernelProbe`]):
+    /// for checking the recorded device time, not for production.
+    pub probe: bool,
+}
+
+impl Default for GpuModelOptions {
+    fn default() -> Self {
+        Self {
+            block_size: 128,
+            probe: false,
+        }
+    }
+}
+
+/// One call's timings from independent events ([`GpuModelOptions::probe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelProbe {
+    /// The device time the model recorded as `gpu_ns` for this call.
+    pub gpu_ns: u64,
+    /// A second pair of events recorded just outside the model's own, around
+    /// the same launches: the kernels' stream time, measured directly.
+    pub outer_ns: u64,
+    /// Each kernel's own time (`embed_rows`, `pool_finish`), from an event
+    /// pair around its launch alone.
+    pub kernels_ns: [u64; 2],
+}
+
+/// One model call's result on the device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuOutput {
+    /// The embedding (same as the CPU model's, to f32 rounding).
+    pub vector: Vec<f32>,
+    /// Device time between the events around the kernels; `None` when no
+    /// kernel ran (an empty input).
+    pub gpu_ns: Option<u64>,
+}
+
+/// A reference model on the GPU: the weights of [`Weights::generate`]
+/// uploaded once, two kernels per call on the model's own stream, and CUDA
+/// events around them whose elapsed time becomes the model span's `gpu_ns`.
+///
+/// Calls to one model run one at a time (its stream and scratch buffers are
+/// its own); different models run concurrently on their own streams.
+#[derive(Clone)]
+pub struct GpuModel {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    weights: Weights,
+    shape: KernelShape,
+    options: GpuModelOptions,
+    backend: GpuBackend,
+    stream: Arc<CudaStream>,
+    table: CudaSlice<f32>,
+    params: CudaSlice<f32>,
+    work: Mutex<Workspace>,
+    probes: Mutex<Vec<KernelProbe>>,
+}
+
+/// Per-call device buffers and events, reused call after call.
+struct Workspace {
+    tokens: CudaSlice<u32>,
+    rows_out: CudaSlice<f32>,
+    out: CudaSlice<f32>,
+    timer: DeviceTimer,
+    probe: Option<[DeviceTimer; 3]>,
+}
+
+impl std::fmt::Debug for GpuModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuModel")
+            .field("model", &self.shared.weights.model)
+            .field("device", &self.shared.backend.device_name())
+            .field("options", &self.shared.options)
+            .finish()
+    }
+}
+
+impl GpuModel {
+    /// `model` with weights generated from `seed` (the CPU model's), uploaded
+    /// to `backend`'s device on a new stream, with the default options.
+    pub fn new(model: ModelId, seed: u64, backend: &GpuBackend) -> Result<Self, GpuError> {
+        Self::with_options(model, seed, backend, GpuModelOptions::default())
+    }
+
+    /// As [`GpuModel::new`], with launch options.
+    pub fn with_options(
+        model: ModelId,
+        seed: u64,
+        backend: &GpuBackend,
+        options: GpuModelOptions,
+    ) -> Result<Self, GpuError> {
+        if options.block_size == 0 {
+            return Err(GpuError::Invalid(
+                "block_size must be at least 1 thread".into(),
+            ));
+        }
+        let weights = Weights::generate(model, seed);
+        let shape = KernelShape::of(model, &weights.profile)?;
+        guard::catch("model upload", || {
+            Self::upload(weights, shape, backend, options)
+        })
+    }
+
+    fn upload(
+        weights: Weights,
+        shape: KernelShape,
+        backend: &GpuBackend,
+        options: GpuModelOptions,
+    ) -> Result<Self, GpuError> {
+        let ctx = backend.context();
+        let stream = ctx
+            .new_stream()
+            .map_err(GpuError::driver("stream create"))?;
+        let upload = GpuError::driver("weight upload");
+        let table = stream.clone_htod(&weights.table).map_err(upload)?;
+        let mut packed = Vec::with_capacity(
+            weights
+                .layers
+                .iter()
+                .map(|l| l.weight.len() + l.bias.len())
+                .sum(),
+        );
+        for layer in &weights.layers {
+            packed.extend_from_slice(&layer.weight);
+            packed.extend_from_slice(&layer.bias);
+        }
+        let params = stream
+            .clone_htod(&packed)
+            .map_err(GpuError::driver("weight upload"))?;
+        let p = &weights.profile;
+        let alloc = GpuError::driver("buffer allocation");
+        let work = Workspace {
+            tokens: stream.alloc_zeros::<u32>(p.max_tokens).map_err(alloc)?,
+            rows_out: stream
+                .alloc_zeros::<f32>(p.max_tokens * p.out)
+                .map_err(GpuError::driver("buffer allocation"))?,
+            out: stream
+                .alloc_zeros::<f32>(p.out)
+                .map_err(GpuError::driver("buffer allocation"))?,
+            timer: DeviceTimer::new(ctx)?,
+            probe: if options.probe {
+                Some([
+                    DeviceTimer::new(ctx)?,
+                    DeviceTimer::new(ctx)?,
+                    DeviceTimer::new(ctx)?,
+                ])
+            } else {
+                None
+            },
+        };
+        // Surface a failed upload here, not in the first request.
+        stream
+            .synchronize()
+            .map_err(GpuError::driver("weight upload"))?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                weights,
+                shape,
+                options,
+                backend: backend.clone(),
+                stream,
+                table,
+                params,
+                work: Mutex::new(work),
+                probes: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Its weights (the CPU model's, for comparing outputs).
+    pub fn weights(&self) -> &Weights {
+        &self.shared.weights
+    }
+
+    /// Its options.
+    pub fn options(&self) -> GpuModelOptions {
+        self.shared.options
+    }
+
+    /// Runs the forward pass on the device and waits for it: uploads the
+    /// tokens (at most `max_tokens` of them), launches the kernels between the
+    /// timing events, copies the embedding back, then reads the device time.
+    /// Blocks the calling thread: from async code, call it in
+    /// `tokio::task::spawn_blocking` (as the pipeline's `embed` does).
+    pub fn forward(&self, tokens: &[u32]) -> Result<GpuOutput, GpuError> {
+        guard::catch("model forward pass", || self.shared.forward(tokens))
+    }
+
+    /// Takes the probes recorded so far (empty unless
+    /// [`GpuModelOptions::probe`]), oldest first.
+    pub fn take_probes(&self) -> Vec<KernelProbe> {
+        std::mem::take(
+            &mut *self
+                .shared
+                .probes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+}
+
+impl Shared {
+    fn forward(&self, tokens: &[u32]) -> Result<GpuOutput, GpuError> {
+        let p = &self.weights.profile;
+        let tokens = &tokens[..tokens.len().min(p.max_tokens)];
+        let rows = tokens.len();
+        if rows == 0 {
+            // As the CPU model: nothing to pool, a zero vector, no kernel.
+            return Ok(GpuOutput {
+                vector: vec![0.0; p.out],
+                gpu_ns: None,
+            });
+        }
+        // A panic while holding the lock leaves nothing half-updated that a
+        // later call relies on (it rewrites every buffer it reads).
+        let mut guard = self.work.lock().unwrap_or_else(PoisonError::into_inner);
+        let work = &mut *guard;
+        let stream = &self.stream;
+        stream
+            .memcpy_htod(tokens, &mut work.tokens.slice_mut(..rows))
+            .map_err(GpuError::driver("token upload"))?;
+
+        let rows_i32 = rows as i32; // rows <= max_tokens, far below i32::MAX
+        let width = p.out as i32;
+        let pool_max = i32::from(p.pooling == Pooling::Max);
+        let top_k = p.top_k.map_or(-1, |k| i32::try_from(k).unwrap_or(i32::MAX));
+        let bs = self.options.block_size;
+        let rows_cfg = LaunchConfig {
+            grid_dim: ((rows as u32).div_ceil(bs), 1, 1),
+            block_dim: (bs, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let pool_cfg = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: ((p.out as u32).next_multiple_of(32), 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let launch = GpuError::driver("kernel launch");
+
+        let queueing = self.backend.queueing();
+        if let Some([outer, _, _]) = &work.probe {
+            outer.start(stream)?;
+        }
+        work.timer.start(stream)?;
+        if let Some([_, k1, _]) = &work.probe {
+            k1.start(stream)?;
+        }
+        let mut rows_launch = stream.launch_builder(self.backend.rows_kernel());
+        rows_launch
+            .arg(&work.tokens)
+            .arg(&rows_i32)
+            .arg(&self.table)
+            .arg(&self.params)
+            .arg(&self.shape)
+            .arg(&mut work.rows_out);
+        // SAFETY: the arguments match `embed_rows` in kernels.cu in order and
+        // type (u32*, int, float*, float*, ModelShape by value, float*). The
+        // kernel reads `rows` tokens (uploaded above, rows <= max_tokens, the
+        // buffer's length), table rows below `buckets` (the hash is taken
+        // modulo `buckets`, and the table is buckets x dim), the packed layers
+        // whose widths `shape` gives (uploaded from the same weights), and
+        // writes rows x out floats into `rows_out` (max_tokens x out long).
+        unsafe { rows_launch.launch(rows_cfg) }.map_err(launch)?;
+        if let Some([_, k1, k2]) = &work.probe {
+            k1.stop(stream)?;
+            k2.start(stream)?;
+        }
+        let mut pool_launch = stream.launch_builder(self.backend.pool_kernel());
+        pool_launch
+            .arg(&work.rows_out)
+            .arg(&rows_i32)
+            .arg(&width)
+            .arg(&pool_max)
+            .arg(&top_k)
+            .arg(&mut work.out);
+        // SAFETY: the arguments match `pool_finish` (float*, int, int, int,
+        // int, float*); it reads rows x out floats of `rows_out`, written by
+        // the kernel before it on the same stream, and writes `out` floats
+        // into `out` (that long); the block has at least `out` threads and
+        // `out` <= MAX_WIDTH (checked by `KernelShape::of`).
+        unsafe { pool_launch.launch(pool_cfg) }.map_err(GpuError::driver("kernel launch"))?;
+        if let Some([_, _, k2]) = &work.probe {
+            k2.stop(stream)?;
+        }
+        work.timer.stop(stream)?;
+        if let Some([outer, _, _]) = &work.probe {
+            outer.stop(stream)?;
+        }
+        drop(queueing);
+
+        let mut vector = vec![0.0f32; p.out];
+        stream
+            .memcpy_dtoh(&work.out, &mut vector)
+            .map_err(GpuError::driver("result download"))?;
+        stream
+            .synchronize()
+            .map_err(GpuError::driver("stream synchronize"))?;
+        let gpu_ns = work.timer.wait_elapsed_ns()?;
+        if let Some([outer, k1, k2]) = &work.probe {
+            let probe = KernelProbe {
+                gpu_ns,
+                outer_ns: outer.wait_elapsed_ns()?,
+                kernels_ns: [k1.wait_elapsed_ns()?, k2.wait_elapsed_ns()?],
+            };
+            self.probes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(probe);
+        }
+        Ok(GpuOutput {
+            vector,
+            gpu_ns: Some(gpu_ns),
+        })
+    }
+}
+
+/// All twelve reference models on `backend`'s device, each on its own
+/// stream, with weights from `seed` (the same as the CPU models').
+pub fn gpu_reference_models(
+    seed: u64,
+    backend: &GpuBackend,
+) -> Result<Vec<Arc<dyn EmbeddingModel>>, GpuError> {
+    ModelId::ALL
+        .iter()
+        .map(|&m| Ok(Arc::new(GpuModel::new(m, seed, backend)?) as Arc<dyn EmbeddingModel>))
+        .collect()
+}
+
+impl EmbeddingModel for GpuModel {
+    fn model_id(&self) -> ModelId {
+        self.shared.weights.model
+    }
+
+    fn embed<'a>(&'a self, input: &'a PreparedInput) -> ModelFuture<'a> {
+        Box::pin(async move {
+            let model = self.model_id();
+            let me = self.clone();
+            let tokens = input.shared_tokens();
+            // The model span, when this runs instrumented (as the pipeline
+            // does). The blocking thread enters it, so waiting for the device
+            // counts as the model's busy time, and records the device time on
+            // it before the span can close.
+            let span = tracing::Span::current();
+            let work = tokio::task::spawn_blocking(move || {
+                span.in_scope(|| {
+                    let out = me.forward(&tokens)?;
+                    if let Some(ns) = out.gpu_ns {
+                        record_gpu_ns(&span, ns);
+                    }
+                    Ok::<_, GpuError>(out.vector)
+                })
+            });
+            match work.await {
+                Ok(Ok(vector)) => Ok(ModelEmbedding {
+                    model_id: model,
+                    vector,
+                }),
+                Ok(Err(e)) => Err(Error::Model {
+                    model: model.as_str(),
+                    reason: format!("on the GPU: {e}").into(),
+                }),
+                Err(e) => Err(Error::Model {
+                    model: model.as_str(),
+                    reason: if e.is_panic() {
+                        "its GPU computation panicked".into()
+                    } else {
+                        "its GPU computation was cancelled".into()
+                    },
+                }),
+            }
+        })
+    }
+}

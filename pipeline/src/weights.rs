@@ -1,0 +1,228 @@
+//! The reference models' shapes (one cost profile per model) and their weights,
+//! generated deterministically from a seed: the same seed gives bit-identical
+//! weights on every machine, so a GPU backend can load the same model.
+
+use super::math;
+use super::model::ModelId;
+
+/// How a model mixes its tokens before the dense layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attention {
+    /// No mixing: each token is encoded on its own.
+    None,
+    /// Each token attends to the tokens within this many positions.
+    Window(usize),
+    /// Every token attends to every token: cost grows with the square of length.
+    Full,
+}
+
+/// How per-token vectors become one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// The mean over tokens.
+    Mean,
+    /// The element-wise maximum over tokens (late interaction).
+    Max,
+}
+
+/// A reference model's shape, which decides its cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// Rows in the token-hash embedding table.
+    pub buckets: usize,
+    /// Width of a token's embedding.
+    pub dim: usize,
+    /// Widths of the hidden dense layers (ReLU after each).
+    pub hidden: &'static [usize],
+    /// Width of the output vector.
+    pub out: usize,
+    /// Token mixing.
+    pub attention: Attention,
+    /// Token pooling.
+    pub pooling: Pooling,
+    /// Longer inputs are truncated to this many tokens.
+    pub max_tokens: usize,
+    /// Keep only this many output entries (sparse models).
+    pub top_k: Option<usize>,
+}
+
+impl Profile {
+    /// The shape of each reference model. Most read at most 512 tokens; the
+    /// long-context model reads up to 4096 with Longformer-style sliding-window
+    /// attention (128 tokens each side), so its cost keeps growing with length
+    /// and it dominates long documents.
+    pub const fn of(model: ModelId) -> Profile {
+        const fn p(
+            dim: usize,
+            hidden: &'static [usize],
+            out: usize,
+            attention: Attention,
+            pooling: Pooling,
+            max_tokens: usize,
+            top_k: Option<usize>,
+        ) -> Profile {
+            Profile {
+                buckets: 2048,
+                dim,
+                hidden,
+                out,
+                attention,
+                pooling,
+                max_tokens,
+                top_k,
+            }
+        }
+        use Attention::Window;
+        use Pooling::{Max, Mean};
+        match model {
+            ModelId::Semantic => p(64, &[128], 64, Window(8), Mean, 512, None),
+            ModelId::Temporal => p(32, &[64], 32, Attention::None, Mean, 512, None),
+            ModelId::Causal => p(64, &[96, 96], 64, Window(4), Mean, 512, None),
+            ModelId::Sparse => p(48, &[192], 128, Attention::None, Mean, 512, Some(16)),
+            ModelId::LongContext => p(32, &[64], 64, Window(128), Mean, 4096, None),
+            ModelId::Code => p(48, &[96], 48, Window(16), Mean, 512, None),
+            ModelId::Graph => p(32, &[64, 64], 32, Attention::None, Mean, 512, None),
+            ModelId::Entity => p(48, &[96], 48, Attention::None, Mean, 512, None),
+            ModelId::Multilingual => p(64, &[160], 96, Attention::None, Mean, 512, None),
+            ModelId::Structural => p(16, &[32], 16, Attention::None, Mean, 512, None),
+            ModelId::Sentiment => p(16, &[32], 8, Attention::None, Mean, 512, None),
+            ModelId::LateInteraction => p(48, &[96], 128, Attention::None, Max, 512, None),
+        }
+    }
+}
+
+/// One dense layer: `weight` is `input x output` row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dense {
+    /// Input width.
+    pub input: usize,
+    /// `input x output` weights, row-major.
+    pub weight: Vec<f32>,
+    /// `output` biases.
+    pub bias: Vec<f32>,
+}
+
+/// A reference model's parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weights {
+    /// Which model.
+    pub model: ModelId,
+    /// Its shape.
+    pub profile: Profile,
+    /// The `buckets x dim` token-hash embedding table.
+    pub table: Vec<f32>,
+    /// The dense layers, input to output.
+    pub layers: Vec<Dense>,
+}
+
+/// splitmix64: a tiny, well-mixed, reproducible generator.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        crate::error::mix(self.0)
+    }
+
+    /// Uniform in `[-scale, scale)`.
+    fn uniform(&mut self, scale: f32) -> f32 {
+        let unit = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
+        (unit * 2.0 - 1.0) * scale
+    }
+}
+
+impl Weights {
+    /// Generates a model's weights from a seed (Xavier-uniform layers, a
+    /// unit-scale embedding table, small biases).
+    pub fn generate(model: ModelId, seed: u64) -> Self {
+        let profile = Profile::of(model);
+        let mut rng =
+            SplitMix(seed ^ (model.index() as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
+        let table = (0..profile.buckets * profile.dim)
+            .map(|_| rng.uniform(1.0))
+            .collect();
+        let mut layers = Vec::with_capacity(profile.hidden.len() + 1);
+        let mut input = profile.dim;
+        for &output in profile.hidden.iter().chain([&profile.out]) {
+            let scale = (6.0 / (input + output) as f32).sqrt();
+            layers.push(Dense {
+                input,
+                weight: (0..input * output).map(|_| rng.uniform(scale)).collect(),
+                bias: (0..output).map(|_| rng.uniform(0.01)).collect(),
+            });
+            input = output;
+        }
+        Self {
+            model,
+            profile,
+            table,
+            layers,
+        }
+    }
+
+    /// The forward pass: lookup, token mixing, dense layers (ReLU between),
+    /// pooling, optional top-k, L2 normalisation. Reads at most
+    /// `profile.max_tokens` tokens; an empty input gives a zero vector.
+    pub fn forward(&self, tokens: &[u32]) -> Vec<f32> {
+        let p = &self.profile;
+        let tokens = &tokens[..tokens.len().min(p.max_tokens)];
+        let rows = tokens.len();
+        let mut x = math::lookup(&self.table, p.dim, tokens);
+        x = match p.attention {
+            Attention::None => x,
+            Attention::Window(w) => math::attention(&x, rows, p.dim, Some(w)),
+            Attention::Full => math::attention(&x, rows, p.dim, None),
+        };
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = math::dense(&x, rows, &layer.weight, &layer.bias, layer.input);
+            if i < last {
+                math::relu(&mut x);
+            }
+        }
+        let mut v = match p.pooling {
+            Pooling::Mean => math::mean_pool(&x, rows, p.out),
+            Pooling::Max => math::max_pool(&x, rows, p.out),
+        };
+        if let Some(k) = p.top_k {
+            math::top_k(&mut v, k);
+        }
+        math::l2_normalize(&mut v);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_weights_and_outputs() {
+        let a = Weights::generate(ModelId::Causal, 7);
+        let b = Weights::generate(ModelId::Causal, 7);
+        assert_eq!(a, b);
+        let c = Weights::generate(ModelId::Causal, 8);
+        assert_ne!(a.table, c.table);
+        let tokens = [1, 2, 3, 99, 1000];
+        assert_eq!(a.forward(&tokens), b.forward(&tokens));
+    }
+
+    #[test]
+    fn outputs_have_profile_width_and_unit_length() {
+        for m in ModelId::ALL {
+            let w = Weights::generate(m, 1);
+            let v = w.forward(&[5, 6, 7, 8]);
+            assert_eq!(v.len(), Profile::of(m).out, "{m}");
+            let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4, "{m}: {norm}");
+        }
+        let sparse = Weights::generate(ModelId::Sparse, 1).forward(&[1, 2, 3]);
+        assert_eq!(sparse.iter().filter(|v| **v != 0.0).count(), 16);
+    }
+
+    #[test]
+    fn empty_input_gives_zero_vector() {
+        let v = Weights::generate(ModelId::Semantic, 1).forward(&[]);
+        assert!(v.iter().all(|x| *x == 0.0));
+    }
+}
