@@ -108,13 +108,12 @@ fn prometheus_scrapes_each_model_p95() {
             (scraped - expected).abs() <= expected * 1e-3,
             "{model}: Prometheus has p95 {scraped} s, the snapshot {expected} s"
         );
-        let count = prom.query_one(
-            &format!(
+        let count = prom
+            .query_one(&format!(
                 "hdrtrace_model_latency_seconds_count{{model=\"{}\"}}",
                 label(model)
-            ),
-        )
-        .unwrap();
+            ))
+            .unwrap();
         assert_eq!(count, Some(m.count() as f64), "{model} count");
     }
     let errors = prom
@@ -126,7 +125,11 @@ fn prometheus_scrapes_each_model_p95() {
             "hdrtrace_stage_recent_latency_seconds{stage=\"embed_pipeline\",quantile=\"0.95\"}",
         )
         .unwrap();
-    let stage = snapshot.recent().stage("embed_pipeline").unwrap().quantile(0.95);
+    let stage = snapshot
+        .recent()
+        .stage("embed_pipeline")
+        .unwrap()
+        .quantile(0.95);
     assert!(p95.is_some_and(|v| (v - stage.as_secs_f64()).abs() <= stage.as_secs_f64() * 1e-3));
     let spans = prom.query_one("hdrtrace_spans_total").unwrap();
     assert_eq!(spans, Some(snapshot.counters().spans as f64));

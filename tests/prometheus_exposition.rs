@@ -67,7 +67,11 @@ fn record(dispatch: &tracing::Dispatch, requests: std::ops::Range<u64>) {
             let request = tracing::info_span!("embed_pipeline", request_id = i);
             let _r = request.enter();
             for (k, model) in MODELS.iter().enumerate() {
-                let span = tracing::debug_span!("model", model_id = *model, gpu_ns = tracing::field::Empty);
+                let span = tracing::debug_span!(
+                    "model",
+                    model_id = *model,
+                    gpu_ns = tracing::field::Empty
+                );
                 span.in_scope(|| {
                     std::thread::sleep(Duration::from_micros(100 * (k as u64 + 1) * (i % 4 + 1)));
                     if k == 0 && i == 3 {

@@ -153,11 +153,19 @@ fn fleet_p95_from_prometheus_matches_merged_hdr() {
     let hdr_p95 = merged_alpha.quantile(0.95);
     let bounds: Vec<Duration> = buckets.bounds().collect();
     let i = buckets.index_of(hdr_p95.as_nanos() as u64);
-    assert!(i > 0 && i < bounds.len(), "p95 {hdr_p95:?} in an inner bucket");
+    assert!(
+        i > 0 && i < bounds.len(),
+        "p95 {hdr_p95:?} in an inner bucket"
+    );
     let width = (bounds[i] - bounds[i - 1]).as_secs_f64();
     assert!(
         (fleet_p95 - hdr_p95.as_secs_f64()).abs() <= width,
         "Prometheus fleet p95 {fleet_p95} s, merged HDR p95 {hdr_p95:?}, bucket width {width} s"
+    );
+    eprintln!(
+        "fleet p95: Prometheus {fleet_p95} s, merged HDR {hdr_p95:?} (bucket {:?}..={:?})",
+        bounds[i - 1],
+        bounds[i]
     );
     // Neither instance alone has that p95: the fast one is far below it.
     let fast_p95 = snapshots[0].model(MODEL).unwrap().quantile(0.95);
@@ -171,7 +179,11 @@ fn fleet_p95_from_prometheus_matches_merged_hdr() {
         .map(|t| t.trace_id().to_string())
         .collect();
     let from = start.duration_since(UNIX_EPOCH).unwrap().as_secs() - 60;
-    let to = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 60;
+    let to = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
     let query = format!("hdrtrace_model_latency_seconds_bucket{{model=\"{MODEL}\"}}");
     let exemplars = prom.wait_for("exemplars from both instances", POLL_FOR, |p| {
         let json = p.get(
@@ -207,11 +219,15 @@ fn fleet_p95_from_prometheus_matches_merged_hdr() {
         for e in series["exemplars"].as_array().unwrap() {
             let id = e["labels"]["trace_id"].as_str().unwrap();
             assert_eq!(id.len(), 32, "{e}");
-            assert!(captured.contains(id), "exemplar {id} is no captured request");
+            assert!(
+                captured.contains(id),
+                "exemplar {id} is no captured request"
+            );
             let v: f64 = e["value"].as_str().unwrap().parse().unwrap();
             assert!(lower < v && v <= upper, "exemplar {v} s in le={le}");
             seen += 1;
         }
     }
     assert!(seen >= 2, "{exemplars:?}");
+    eprintln!("{seen} exemplars, all captured requests of the two instances");
 }

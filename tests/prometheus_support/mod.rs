@@ -19,7 +19,9 @@ pub fn binary_or_skip(name: &str, test: &str) -> Option<PathBuf> {
     });
     if found.is_none() {
         if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true but no `{name}` on PATH (.ci/run installs Debian's prometheus package)");
+            panic!(
+                "CI=true but no `{name}` on PATH (.ci/run installs Debian's prometheus package)"
+            );
         }
         // Straight to the process's stderr: libtest hides `eprintln!` of
         // passing tests.

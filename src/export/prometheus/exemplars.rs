@@ -35,9 +35,12 @@ pub(super) struct Exemplar {
     pub(super) at: SystemTime,
 }
 
-/// The exemplars of one render, by series, one slot per bucket (`+Inf` last).
+/// One series' exemplars, one slot per bucket (`+Inf` last).
+type Slots = Vec<Option<Exemplar>>;
+
+/// The exemplars of one render: by table and measure, then by series key.
 pub(super) struct Exemplars<'a> {
-    by_series: HashMap<(Table, Measure), HashMap<&'a str, Vec<Option<Exemplar>>>>,
+    by_series: HashMap<(Table, Measure), HashMap<&'a str, Slots>>,
 }
 
 impl<'a> Exemplars<'a> {
@@ -46,7 +49,7 @@ impl<'a> Exemplars<'a> {
     /// value; where several fall in one bucket the one that ended last is
     /// kept, so a bucket's exemplar only moves forward in time.
     pub(super) fn collect(snapshot: &'a LatencySnapshot, buckets: &Buckets) -> Self {
-        let mut by_series: HashMap<_, HashMap<_, Vec<Option<Exemplar>>>> = HashMap::new();
+        let mut by_series: HashMap<_, HashMap<_, Slots>> = HashMap::new();
         let mut seen = HashSet::new();
         let traces = snapshot.captured().iter().chain(snapshot.slowest());
         for trace in traces {
@@ -54,7 +57,10 @@ impl<'a> Exemplars<'a> {
                 continue;
             }
             let trace_id = trace.trace_id();
-            let base = trace.closed_at.checked_sub(trace.total).unwrap_or(trace.closed_at);
+            let base = trace
+                .closed_at
+                .checked_sub(trace.total)
+                .unwrap_or(trace.closed_at);
             for span in &trace.spans {
                 let (table, key) = series_of(span);
                 let at = base
@@ -69,7 +75,11 @@ impl<'a> Exemplars<'a> {
                     let nanos = u64::try_from(value.as_nanos()).unwrap_or(u64::MAX);
                     let slot = &mut slots[buckets.index_of(nanos)];
                     if slot.is_none_or(|e: Exemplar| e.at < at) {
-                        *slot = Some(Exemplar { trace_id, value, at });
+                        *slot = Some(Exemplar {
+                            trace_id,
+                            value,
+                            at,
+                        });
                     }
                 }
             }
@@ -78,7 +88,12 @@ impl<'a> Exemplars<'a> {
     }
 
     /// The exemplar slots of one series, if any captured span belongs to it.
-    pub(super) fn of(&self, table: Table, measure: Measure, key: &str) -> Option<&[Option<Exemplar>]> {
+    pub(super) fn of(
+        &self,
+        table: Table,
+        measure: Measure,
+        key: &str,
+    ) -> Option<&[Option<Exemplar>]> {
         self.by_series
             .get(&(table, measure))
             .and_then(|series| series.get(key))

@@ -70,8 +70,7 @@ impl Format {
 
 /// The snapshot in `format` with histogram buckets `buckets`.
 pub fn render_with(snapshot: &LatencySnapshot, format: Format, buckets: &Buckets) -> String {
-    let exemplars =
-        (format == Format::OpenMetrics).then(|| Exemplars::collect(snapshot, buckets));
+    let exemplars = (format == Format::OpenMetrics).then(|| Exemplars::collect(snapshot, buckets));
     let mut w = Writer {
         out: String::with_capacity(16384),
         format,
@@ -304,7 +303,10 @@ impl Histogram<'_> {
                 .and_then(|e| e.of(self.table, self.measure, key));
             let key = escape(key);
             for (i, (le, count)) in self.les.iter().zip(&counts).enumerate() {
-                let _ = write!(w.out, "{name}_bucket{{{label}=\"{key}\",le=\"{le}\"}} {count}");
+                let _ = write!(
+                    w.out,
+                    "{name}_bucket{{{label}=\"{key}\",le=\"{le}\"}} {count}"
+                );
                 if let Some(e) = slots.and_then(|s| s.get(i).copied().flatten()) {
                     exemplar(&mut w.out, &e);
                 }

@@ -222,10 +222,7 @@ fn respond(
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let accept = request
-        .headers()
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok());
+    let accept = request.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(accept);
     let body = render_with(&source.latest(), format, buckets);
     let mut response = Response::new(Full::new(Bytes::from(body)));
