@@ -17,6 +17,15 @@ use std::time::Duration;
 
 const MODELS: [&str; 3] = ["Alpha", "Beta \"quoted\"", "Gamma"];
 
+/// Held by each test while it builds, records into and drops a subscriber:
+/// doing that on several threads at once races in tracing-core's interest
+/// cache (see tests/export.rs), which could lose a span and a count.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// One sample line: the series (name and labels as written), its value, and
 /// its exemplar's trace id and value if it has one.
 #[derive(Debug)]
@@ -107,6 +116,7 @@ fn model_buckets(text: &str, model: &str) -> Vec<(String, f64)> {
 
 #[test]
 fn histograms_exemplars_and_summaries_read_back() {
+    let _serial = one_at_a_time();
     let config = TracingConfig {
         sampling_rate: 1.0,
         capture_capacity: 64,
@@ -225,6 +235,7 @@ fn histograms_exemplars_and_summaries_read_back() {
 
 #[test]
 fn custom_buckets_are_the_le_bounds() {
+    let _serial = one_at_a_time();
     let (subscriber, guard) = hdrtrace::build(&TracingConfig::default()).unwrap();
     record(&tracing::Dispatch::new(subscriber), 0..3);
     let buckets = Buckets::new(&[Duration::from_micros(150), Duration::from_secs(2)]).unwrap();
@@ -241,6 +252,7 @@ fn promtool_accepts_the_text_format() {
     let Some(promtool) = binary_or_skip("promtool", "promtool_accepts_the_text_format") else {
         return;
     };
+    let _serial = one_at_a_time();
     let config = TracingConfig {
         sampling_rate: 1.0,
         ..TracingConfig::default()
