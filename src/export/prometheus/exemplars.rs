@@ -64,7 +64,7 @@ impl<'a> Exemplars<'a> {
             for span in &trace.spans {
                 let (table, key) = series_of(span);
                 let at = base
-                    .checked_add(span.start + span.wall)
+                    .checked_add(span.start.saturating_add(span.wall))
                     .unwrap_or(trace.closed_at);
                 for (measure, value) in measures(span) {
                     let slots = by_series
