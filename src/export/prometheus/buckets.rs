@@ -22,7 +22,9 @@ use std::time::Duration;
 /// quantiles). So every recorded value is counted exactly once; none is
 /// counted below its true bucket; and a value `v ≤ bound` whose HDR bucket
 /// reaches past `bound`, which needs `v > bound × (1 - 1/1024)`, is counted in
-/// the next bucket up.
+/// the next bucket up. A value above the histogram's highest trackable value
+/// (120 s for the aggregator's histograms) was recorded as that value and is
+/// counted where it falls.
 ///
 /// ```
 /// use hdrtrace::export::prometheus::Buckets;
