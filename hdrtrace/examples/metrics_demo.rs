@@ -2,8 +2,15 @@
 //!
 //! ```text
 //! cargo run --example metrics_demo --features prometheus -- --metrics 127.0.0.1:9464
-//! curl -s http://127.0.0.1:9464/metrics
+//! curl -s http://127.0.0.1:9464/metrics                 # OpenMetrics, with exemplars
+//! curl -s -H 'Accept: text/plain' http://127.0.0.1:9464/metrics | promtool check metrics
 //! ```
+//!
+//! One request in ten is head-sampled, so its spans are captured and the
+//! histogram buckets they fall in carry exemplars (`# {trace_id="…"} …`).
+//! Two of these on two ports, both scraped, give a fleet p95 with
+//! `histogram_quantile(0.95, sum by (le, model) (rate(hdrtrace_model_latency_seconds_bucket[5m])))`
+//! (docs/prometheus.md).
 
 use clap::Parser;
 use std::time::{Duration, Instant};
@@ -26,7 +33,10 @@ const MODELS: [(&str, u64); 3] = [("Tokenizer", 200), ("Encoder", 900), ("Rerank
 
 fn main() -> Result<(), hdrtrace::Error> {
     let args = Args::parse();
-    let guard = hdrtrace::init_tracing(&hdrtrace::TracingConfig::default())?;
+    let guard = hdrtrace::init_tracing(&hdrtrace::TracingConfig {
+        sampling_rate: 0.1,
+        ..hdrtrace::TracingConfig::default()
+    })?;
     if args.print {
         for i in 0..50 {
             request(i);

@@ -161,6 +161,7 @@ fn collector_receives_request_trees() {
         .clone();
     run_requests();
     guard.flush();
+    let snapshot_before_export = guard.snapshot();
 
     let spans = received.lock().unwrap().clone();
     let per_request = MODELS.len() + 2;
@@ -171,8 +172,19 @@ fn collector_receives_request_trees() {
     let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "hdrtrace".into());
     assert!(spans.iter().all(|(s, _)| *s == service));
 
+    // Each request's trace id is the one its captured trace derives
+    // (`RequestTrace::trace_id`): this process's instance id in the high
+    // half, never the request id zero-extended.
+    let captured = snapshot_before_export.captured();
+    let instance = hdrtrace::export::trace_id::instance_id().to_be_bytes();
     for (i, &request_id) in REQUESTS.iter().enumerate() {
-        let trace_id = u128::from(request_id).to_be_bytes().to_vec();
+        let captured = captured
+            .iter()
+            .find(|t| t.request_id == request_id)
+            .expect("every request is sampled");
+        let trace_id = captured.trace_id().to_bytes().to_vec();
+        assert_eq!(trace_id[..8], instance, "request {request_id:#x}");
+        assert_ne!(trace_id, u128::from(request_id).to_be_bytes().to_vec());
         let trace: Vec<&Span> = spans
             .iter()
             .map(|(_, s)| s)

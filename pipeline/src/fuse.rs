@@ -17,7 +17,7 @@ pub const FUSED_DIM: usize = 256;
 /// The pipeline's output: one vector, and which models made it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FusedEmbedding {
-    /// The request's id (its `request_id` span field, and its trace id).
+    /// The request's id (its `request_id` span field).
     pub request_id: u64,
     /// The fused vector ([`FUSED_DIM`] wide, unit length).
     pub vector: Vec<f32>,

@@ -8,7 +8,7 @@
 //! fixed-width [`FusedEmbedding`] ([`fuse`]). Each call is one request:
 //!
 //! ```text
-//! embed_pipeline{content_len, request_id}      INFO, the request (and trace id)
+//! embed_pipeline{content_len, request_id}      INFO, the request
 //!   tokenize                                   DEBUG
 //!   model_execution{model_count}               INFO
 //!     model{model_id, input_tokens}            DEBUG, one per model, on its own task

@@ -46,7 +46,8 @@ const JS_SAFE_INT: u64 = (1 << 53) - 1;
 /// Builds the Chrome trace event JSON (`{"traceEvents": [...]}`) of `traces`.
 ///
 /// See the [module docs](self) for the layout. Per span the `args` hold
-/// `request_id`, `status`, `wall_ms`, `busy_ms`, `waiting_ms`, the numeric
+/// `request_id`, `trace_id` ([`RequestTrace::trace_id`], as the OTLP export
+/// and the Prometheus exemplars carry it), `status`, `wall_ms`, `busy_ms`, `waiting_ms`, the numeric
 /// `fields`, and for model spans `model_id` (plus `bottleneck: true` on the
 /// attributed one). A `request_id` beyond 2^53 is written as a string, since
 /// JavaScript viewers would round the number.
@@ -286,6 +287,7 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, out: &mut Vec<Value>)
     let (lane_of, lanes) = assign_lanes(&t.spans, offset);
     let tid = |lane: usize| lane as u64 + 1;
     let request_id = request_id_value(t.request_id);
+    let trace_id = t.trace_id().to_string();
     let bottleneck = t.attribution.as_ref().map(|a| a.span);
 
     out.push(
@@ -311,6 +313,7 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, out: &mut Vec<Value>)
         let start = offset.saturating_add(nanos(s.start));
         let mut args = json!({
             "request_id": request_id,
+            "trace_id": trace_id,
             "status": status_name(s.status),
             "wall_ms": ms(s.wall),
             "busy_ms": ms(s.busy),
@@ -356,6 +359,7 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, out: &mut Vec<Value>)
             "ts": us(offset.saturating_add(nanos(ev.at))),
             "args": {
                 "request_id": request_id,
+                "trace_id": trace_id,
                 "level": ev.level.as_str(),
                 "message": ev.message,
                 "status": status_name(ev.status),

@@ -6,6 +6,7 @@ pub mod otel;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 pub mod text;
+pub mod trace_id;
 
 pub use chrome::{chrome_trace_json, write_chrome_trace};
 pub use text::render_text;

@@ -6,8 +6,9 @@
 //! whole span tree, so export works with the hand-written subscriber and needs
 //! no `tracing_subscriber::Registry`. Each request becomes one trace:
 //!
-//! - trace ID = the request id (zero-extended to 128 bits), span IDs = the
-//!   spans' own IDs, parent links as recorded (each model span a child of its
+//! - trace ID = [`RequestTrace::trace_id`] (the id the text tree, the
+//!   Perfetto JSON and the Prometheus exemplars show), span IDs = the spans'
+//!   own IDs, parent links as recorded (each model span a child of its
 //!   `model_execution` span; the root has none);
 //! - attributes: `request_id`, `model_id` on model spans, `busy_ns`,
 //!   `waiting_ns`, the span's numeric fields, and on the root why it was kept

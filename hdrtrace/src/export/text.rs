@@ -9,6 +9,7 @@
 //!   fusion: 3.00ms
 //! Total: 205.0ms (exceeded 200ms target due to Causal model)
 //! Bottleneck: Causal took 180.0ms, 87.8% of the total: slow while running (busy 179.2ms, waiting 0.80ms)
+//! Trace: 5c1f0a7e93d2b4417d0e2a9c6b83f150
 //! ```
 
 use crate::aggregate::requests::{EventTrace, RequestTrace, SpanTrace};
@@ -28,7 +29,9 @@ use std::time::Duration;
 /// listed under the span they fired in, in time order among its children.
 /// The last lines give the total against the latency target and the
 /// bottleneck's share of it, and whether it was slow while running or starved
-/// (waiting, not running: queued for a worker thread or a compute pool).
+/// (waiting, not running: queued for a worker thread or a compute pool); the
+/// last line gives the request's trace id ([`RequestTrace::trace_id`]), as the
+/// OTLP export and the Prometheus exemplars carry it.
 ///
 /// Any `RequestTrace` renders, also a malformed one: spans whose parent is not
 /// in the trace (an incomplete trace) are shown under the root marked
@@ -371,4 +374,5 @@ fn total_lines(trace: &RequestTrace, out: &mut String) {
     if !trace.complete {
         out.push_str("Incomplete: some span records never arrived; the tree lacks them\n");
     }
+    let _ = writeln!(out, "Trace: {}", trace.trace_id());
 }

@@ -15,16 +15,10 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-/// The trace ID of a request: its request id, zero-extended to 128 bits. A
-/// request id of 0 would make the all-zero (invalid) trace ID, so such a
-/// request gets `1 << 64 | root span ID` instead, which no non-zero request id
-/// can collide with.
+/// The trace ID of a request: [`RequestTrace::trace_id`], the id every other
+/// view shows too.
 pub(crate) fn trace_id(trace: &RequestTrace) -> TraceId {
-    if trace.request_id != 0 {
-        TraceId::from(u128::from(trace.request_id))
-    } else {
-        TraceId::from(1u128 << 64 | u128::from(trace.root().id))
-    }
+    TraceId::from(trace.trace_id().to_u128())
 }
 
 /// Appends one `SpanData` per span of `trace` to `out` (root first).

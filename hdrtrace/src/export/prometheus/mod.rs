@@ -1,6 +1,7 @@
-//! Prometheus: a [`LatencySnapshot`] in the OpenMetrics text format, and a
-//! small HTTP server (hyper on one background thread, under [`ServerLimits`])
-//! that serves it.
+//! Prometheus: a [`LatencySnapshot`] as exposition text (OpenMetrics 1.0 with
+//! exemplars, or the Prometheus text format for clients that ask for it), and
+//! a small HTTP server (hyper on one background thread, under
+//! [`ServerLimits`]) that serves it.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), hdrtrace::Error> {
@@ -16,9 +17,10 @@
 //!
 //! | family | type | what |
 //! |---|---|---|
-//! | `hdrtrace_{model,stage}_latency_seconds` | summary | wall time, creation to close |
-//! | `hdrtrace_{model,stage}_busy_seconds` | summary | busy time, entered or polled |
-//! | `hdrtrace_{model,stage}_gpu_seconds` | summary | device time (where `gpu_ns` was set) |
+//! | `hdrtrace_{model,stage}_latency_seconds` | histogram | wall time, creation to close |
+//! | `hdrtrace_{model,stage}_busy_seconds` | histogram | busy time, entered or polled |
+//! | `hdrtrace_{model,stage}_gpu_seconds` | histogram | device time (where `gpu_ns` was set) |
+//! | `hdrtrace_{model,stage}_recent_{latency,busy,gpu}_seconds` | summary | the same, quantiles over the recent window |
 //! | `hdrtrace_{model,stage}_errors_total` | counter | spans closed with an error |
 //! | `hdrtrace_{model,stage}_timeouts_total` | counter | spans closed timed out |
 //! | `hdrtrace_model_blamed_total` | counter | over-budget requests the model held up most |
@@ -27,193 +29,59 @@
 //! sampled_requests,captured_requests,dropped_spans,dropped_records,
 //! late_records}_total`.
 //!
-//! Summaries carry the quantiles [`QUANTILES`] read from the cumulative HDR
-//! histogram (since start, to within its 3 significant figures), `_count`, and
-//! `_sum` (count × the histogram's mean, so also within HDR precision). For
-//! fleet-wide percentiles merge the histograms themselves
-//! ([`LatencySnapshot::merged`]) rather than aggregate these quantiles: a
-//! quantile of quantiles is not a quantile.
+//! **Histograms** are cumulative since start, so their `_bucket`, `_count`
+//! and `_sum` only grow and Prometheus can add them across instances: the
+//! fleet's p95 of a model is
+//! `histogram_quantile(0.95, sum by (le, model) (rate(hdrtrace_model_latency_seconds_bucket[5m])))`.
+//! The `le` bounds are a [`Buckets`] ([`serve_with_buckets`]; default
+//! [`Buckets::INFERENCE_LATENCY`], 100 µs to 60 s), filled exactly from the
+//! HDR histogram: every recorded value is counted once, placed as
+//! [`Buckets`] documents (a value within 0.1% below a bound may count in the
+//! next bucket up, never one below). `_sum` counts each value at the middle
+//! of its HDR bucket (within 0.05%).
+//!
+//! **Exemplars** (OpenMetrics only): each bucket whose range holds the value
+//! of a span of a captured request (the snapshot's most recent and slowest
+//! requests) carries `# {trace_id="<32 hex>"} <value> <unix time>` for the
+//! one that ended last: the same trace id the OTLP export, the text tree and
+//! the Perfetto JSON show ([`RequestTrace::trace_id`](crate::RequestTrace::trace_id)).
+//!
+//! **Summaries** give [`QUANTILES`] over the recent window
+//! ([`LatencySnapshot::recent`], the last `TracingConfig::window`), `NaN`
+//! where the window saw no span; their `_count` and `_sum` are the
+//! histogram's, since start. A quantile of quantiles is not a quantile: sum
+//! the histograms for fleet views.
+//!
+//! # Formats
+//!
+//! The server answers in OpenMetrics ([`CONTENT_TYPE`]) unless the request's
+//! `Accept` asks for `text/plain` and not for `application/openmetrics-text`
+//! ([`Format::negotiate`]); then in the Prometheus text format 0.0.4
+//! ([`TEXT_CONTENT_TYPE`]), without exemplars, which is what
+//! `curl -H 'Accept: text/plain' …/metrics | promtool check metrics` lints.
 
+mod buckets;
+mod exemplars;
 mod limits;
+mod render;
 mod server;
 mod write_deadline;
 
+pub use buckets::Buckets;
 pub use limits::ServerLimits;
-pub use server::{serve, serve_with, MetricsServer};
+pub use render::{render_with, Format, QUANTILES};
+pub use server::{serve, serve_with, serve_with_buckets, MetricsServer};
 
-use crate::aggregate::snapshot::{Latency, LatencySnapshot, ModelLatency};
-use std::borrow::Cow;
-use std::fmt::Write as _;
+use crate::aggregate::snapshot::LatencySnapshot;
 
-/// The `Content-Type` the server answers with.
+/// The `Content-Type` of an OpenMetrics answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The quantiles every summary reports.
-pub const QUANTILES: [f64; 4] = [0.5, 0.9, 0.95, 0.99];
+/// The `Content-Type` of a Prometheus text format answer.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The snapshot in the OpenMetrics text format, `# EOF` included.
+/// The snapshot in OpenMetrics with the default [`Buckets`], `# EOF`
+/// included: what the server sends Prometheus.
 pub fn render(snapshot: &LatencySnapshot) -> String {
-    let mut out = String::with_capacity(8192);
-    let all = snapshot.cumulative();
-    let tables: [(&str, Vec<(&str, &ModelLatency)>); 2] = [
-        ("model", all.models().collect()),
-        ("stage", all.stages().collect()),
-    ];
-    for (kind, items) in &tables {
-        let series = |pick: fn(&ModelLatency) -> Option<&Latency>| -> Vec<(&str, &Latency)> {
-            items
-                .iter()
-                .filter_map(|(name, m)| pick(m).map(|l| (*name, l)))
-                .collect()
-        };
-        let count = |pick: fn(&ModelLatency) -> u64| -> Vec<(&str, u64)> {
-            items.iter().map(|(name, m)| (*name, pick(m))).collect()
-        };
-        let family = |what: &str| format!("hdrtrace_{kind}_{what}");
-        summary(
-            &mut out,
-            &family("latency_seconds"),
-            &format!("Wall time of {kind} spans, creation to close (cumulative HDR histogram)."),
-            kind,
-            &series(|m| Some(m.wall())),
-        );
-        summary(
-            &mut out,
-            &family("busy_seconds"),
-            &format!("Busy time of {kind} spans, entered or polled (cumulative HDR histogram)."),
-            kind,
-            &series(|m| Some(m.busy())),
-        );
-        summary(
-            &mut out,
-            &family("gpu_seconds"),
-            &format!("Device time {kind} spans reported in gpu_ns (cumulative HDR histogram)."),
-            kind,
-            &series(ModelLatency::gpu),
-        );
-        counter(
-            &mut out,
-            &family("errors"),
-            &format!("{kind} spans that closed with an error."),
-            Some(kind),
-            &count(ModelLatency::errors),
-        );
-        counter(
-            &mut out,
-            &family("timeouts"),
-            &format!("{kind} spans that closed timed out."),
-            Some(kind),
-            &count(ModelLatency::timeouts),
-        );
-        if *kind == "model" {
-            counter(
-                &mut out,
-                "hdrtrace_model_blamed",
-                "Over-budget requests this model was the bottleneck of.",
-                Some(kind),
-                &count(ModelLatency::blamed),
-            );
-        }
-    }
-    let c = snapshot.counters();
-    let totals = [
-        ("spans", "Span records aggregated.", c.spans),
-        ("events", "Event records aggregated.", c.events),
-        ("requests", "Requests (root spans) aggregated.", c.requests),
-        (
-            "sampled_requests",
-            "Requests whose trace was head-sampled.",
-            c.sampled_requests,
-        ),
-        (
-            "captured_requests",
-            "Requests captured (sampled, over budget, failed or timed out).",
-            c.captured_requests,
-        ),
-        (
-            "dropped_spans",
-            "Spans not tracked because every slot was in use.",
-            c.dropped_spans,
-        ),
-        (
-            "dropped_records",
-            "Records lost to full rings or to threads torn down.",
-            c.dropped_records,
-        ),
-        (
-            "late_records",
-            "Records that arrived after their request was finalized.",
-            c.late_records,
-        ),
-    ];
-    for (name, help, value) in totals {
-        counter(
-            &mut out,
-            &format!("hdrtrace_{name}"),
-            help,
-            None,
-            &[("", value)],
-        );
-    }
-    out.push_str("# EOF\n");
-    out
-}
-
-fn summary(out: &mut String, name: &str, help: &str, label: &str, items: &[(&str, &Latency)]) {
-    if items.is_empty() {
-        return;
-    }
-    let _ = writeln!(
-        out,
-        "# TYPE {name} summary\n# UNIT {name} seconds\n# HELP {name} {help}"
-    );
-    for (key, l) in items {
-        let key = escape(key);
-        for q in QUANTILES {
-            let v = seconds(l.histogram().value_at_quantile(q));
-            let _ = writeln!(out, "{name}{{{label}=\"{key}\",quantile=\"{q}\"}} {v}");
-        }
-        let h = l.histogram();
-        let sum = h.mean() * h.len() as f64 / 1e9;
-        let _ = writeln!(out, "{name}_sum{{{label}=\"{key}\"}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{label}=\"{key}\"}} {}", h.len());
-    }
-}
-
-fn counter(out: &mut String, name: &str, help: &str, label: Option<&str>, items: &[(&str, u64)]) {
-    if items.is_empty() {
-        return;
-    }
-    let _ = writeln!(out, "# TYPE {name} counter\n# HELP {name} {help}");
-    for (key, value) in items {
-        match label {
-            Some(label) => {
-                let _ = writeln!(out, "{name}_total{{{label}=\"{}\"}} {value}", escape(key));
-            }
-            None => {
-                let _ = writeln!(out, "{name}_total {value}");
-            }
-        }
-    }
-}
-
-fn seconds(nanos: u64) -> f64 {
-    nanos as f64 / 1e9
-}
-
-/// A label value with `\`, `"` and newlines escaped.
-fn escape(s: &str) -> Cow<'_, str> {
-    if !s.contains(['\\', '"', '\n']) {
-        return Cow::Borrowed(s);
-    }
-    let mut e = String::with_capacity(s.len() + 8);
-    for ch in s.chars() {
-        match ch {
-            '\\' => e.push_str("\\\\"),
-            '"' => e.push_str("\\\""),
-            '\n' => e.push_str("\\n"),
-            c => e.push(c),
-        }
-    }
-    Cow::Owned(e)
+    render_with(snapshot, Format::OpenMetrics, &Buckets::default())
 }

@@ -7,12 +7,12 @@
 
 use super::limits::ServerLimits;
 use super::write_deadline::WriteDeadline;
-use super::{render, CONTENT_TYPE};
+use super::{render_with, Buckets, Format};
 use crate::aggregate::source::LatestSnapshot;
 use crate::error::Error;
 use http_body_util::Full;
 use hyper::body::{Body as _, Bytes, Incoming};
-use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE as CONTENT_TYPE_HEADER};
+use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONNECTION, CONTENT_TYPE as CONTENT_TYPE_HEADER};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
@@ -47,19 +47,33 @@ where
     serve_with(addr, source, ServerLimits::default())
 }
 
+/// [`serve_with_buckets`] with [`Buckets::default`].
+pub fn serve_with<A>(
+    addr: A,
+    source: impl LatestSnapshot,
+    limits: ServerLimits,
+) -> Result<MetricsServer, Error>
+where
+    A: ToSocketAddrs + std::fmt::Display,
+{
+    serve_with_buckets(addr, source, limits, Buckets::default())
+}
+
 /// Serves `GET` and `HEAD` of `/metrics` on `addr` (port 0 picks a free one)
 /// from a background thread until the returned [`MetricsServer`] is dropped.
-/// Each scrape renders `source.latest()`; give it
+/// Each scrape renders `source.latest()` with histogram bounds `buckets`, in
+/// the format the request's `Accept` picks ([`Format::negotiate`]); give it
 /// [`TracingGuard::snapshot_source`](crate::TracingGuard::snapshot_source)
 /// for live data. Other paths get `404`, other methods `405`, a request with
 /// a body `413` (its body unread), and every client is held to `limits`.
 ///
 /// Limits out of range are an [`Error::Export`] naming the field; a port that
 /// cannot be bound is an [`Error::Io`] naming it.
-pub fn serve_with<A>(
+pub fn serve_with_buckets<A>(
     addr: A,
     source: impl LatestSnapshot,
     limits: ServerLimits,
+    buckets: Buckets,
 ) -> Result<MetricsServer, Error>
 where
     A: ToSocketAddrs + std::fmt::Display,
@@ -87,9 +101,10 @@ where
     };
     let (stop, stopped) = watch::channel(false);
     let source: Arc<dyn LatestSnapshot> = Arc::new(source);
+    let buckets = Arc::new(buckets);
     let thread = std::thread::Builder::new()
         .name("hdrtrace-metrics".into())
-        .spawn(move || runtime.block_on(accept(listener, source, limits, stopped)))
+        .spawn(move || runtime.block_on(accept(listener, source, buckets, limits, stopped)))
         .map_err(io(format!("cannot start the metrics thread for {local}")))?;
     Ok(MetricsServer {
         addr: local,
@@ -104,6 +119,7 @@ where
 async fn accept(
     listener: TcpListener,
     source: Arc<dyn LatestSnapshot>,
+    buckets: Arc<Buckets>,
     limits: ServerLimits,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -135,8 +151,9 @@ async fn accept(
         // it only costs latency.
         let _ = stream.set_nodelay(true);
         let (http, source, stopped) = (http.clone(), source.clone(), stopped.clone());
+        let buckets = buckets.clone();
         tokio::spawn(async move {
-            connection(stream, &http, source, limits, stopped).await;
+            connection(stream, &http, source, buckets, limits, stopped).await;
             drop(permit);
         });
     }
@@ -152,12 +169,13 @@ async fn connection(
     stream: TcpStream,
     http: &hyper::server::conn::http1::Builder,
     source: Arc<dyn LatestSnapshot>,
+    buckets: Arc<Buckets>,
     limits: ServerLimits,
     mut stopped: watch::Receiver<bool>,
 ) {
     let io = TokioIo::new(WriteDeadline::new(stream, limits.write_timeout));
     let service = hyper::service::service_fn(move |request| {
-        let response = respond(&request, source.as_ref());
+        let response = respond(&request, source.as_ref(), &buckets);
         async move { Ok::<_, Infallible>(response) }
     });
     let conn = http.serve_connection(io, service);
@@ -180,7 +198,11 @@ async fn connection(
 }
 
 /// The answer to one request, decided from its head alone.
-fn respond(request: &Request<Incoming>, source: &dyn LatestSnapshot) -> Response<Full<Bytes>> {
+fn respond(
+    request: &Request<Incoming>,
+    source: &dyn LatestSnapshot,
+    buckets: &Buckets,
+) -> Response<Full<Bytes>> {
     if !request.body().is_end_stream() {
         return refusal(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -200,10 +222,14 @@ fn respond(request: &Request<Incoming>, source: &dyn LatestSnapshot) -> Response
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let mut response = Response::new(Full::new(Bytes::from(render(&source.latest()))));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(CONTENT_TYPE));
+    let accept = request.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
+    let body = render_with(&source.latest(), format, buckets);
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response.headers_mut().insert(
+        CONTENT_TYPE_HEADER,
+        HeaderValue::from_static(format.content_type()),
+    );
     response
 }
 

@@ -1,0 +1,430 @@
+//! A [`LatencySnapshot`] as exposition text: OpenMetrics 1.0 (with
+//! exemplars), or the Prometheus text format 0.0.4 for clients that ask for
+//! it. See the [module docs](super) for the families.
+
+use super::buckets::{sum_nanos, Buckets};
+use super::exemplars::{Exemplar, Exemplars, Measure, Table};
+use crate::aggregate::snapshot::{Latencies, Latency, LatencySnapshot, ModelLatency};
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// The quantiles every summary reports.
+pub const QUANTILES: [f64; 4] = [0.5, 0.9, 0.95, 0.99];
+
+/// An exposition format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 text: `# UNIT` lines, exemplars on histogram buckets,
+    /// `# EOF` at the end. What Prometheus asks for when it scrapes.
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4: no exemplars, no `# EOF`, counters
+    /// typed under their `_total` name. What `promtool check metrics` and
+    /// older tools read.
+    Text,
+}
+
+impl Format {
+    /// The `Content-Type` a response in this format carries.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => super::CONTENT_TYPE,
+            Format::Text => super::TEXT_CONTENT_TYPE,
+        }
+    }
+
+    /// The format to answer a request with this `Accept` header in:
+    /// [`Format::Text`] only when the header accepts `text/plain` and does
+    /// not accept `application/openmetrics-text` (a media range with `q=0`
+    /// does not accept); otherwise, a missing header and `*/*` included,
+    /// [`Format::OpenMetrics`].
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::OpenMetrics;
+        };
+        let (mut openmetrics, mut text) = (false, false);
+        for range in accept.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let refused = parts.any(|p| {
+                let p = p.trim();
+                p.strip_prefix("q=")
+                    .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+            });
+            if refused {
+                continue;
+            }
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = true,
+                "text/plain" => text = true,
+                _ => {}
+            }
+        }
+        if text && !openmetrics {
+            Format::Text
+        } else {
+            Format::OpenMetrics
+        }
+    }
+}
+
+/// The snapshot in `format` with histogram buckets `buckets`.
+pub fn render_with(snapshot: &LatencySnapshot, format: Format, buckets: &Buckets) -> String {
+    let exemplars = (format == Format::OpenMetrics).then(|| Exemplars::collect(snapshot, buckets));
+    let mut w = Writer {
+        out: String::with_capacity(16384),
+        format,
+    };
+    let les: Vec<String> = buckets
+        .bounds()
+        .map(|b| float(b.as_secs_f64()))
+        .chain(std::iter::once("+Inf".to_string()))
+        .collect();
+    let window = snapshot.window();
+    for (table, kind) in [(Table::Model, "model"), (Table::Stage, "stage")] {
+        let all = pick_table(snapshot.cumulative(), table);
+        let recent = snapshot.recent();
+        for (measure, what, about) in MEASURES {
+            let about = about.replace("{kind}", kind);
+            let items: Vec<(&str, &Latency)> = all
+                .iter()
+                .filter_map(|(name, m)| measure_of(m, measure).map(|l| (*name, l)))
+                .collect();
+            let histogram = Histogram {
+                name: format!("hdrtrace_{kind}_{what}_seconds"),
+                label: kind,
+                les: &les,
+                buckets,
+                exemplars: exemplars.as_ref(),
+                table,
+                measure,
+            };
+            histogram.write(
+                &mut w,
+                &format!("{about}, since start, in classic buckets filled from the HDR histogram (a value within 0.1% below a bound may count in the next bucket up)."),
+                &items,
+            );
+            let items: Vec<(&str, Option<&Latency>, &Latency)> = items
+                .iter()
+                .map(|&(name, l)| {
+                    let r = pick_one(recent, table, name).and_then(|m| measure_of(m, measure));
+                    (name, r, l)
+                })
+                .collect();
+            summary(
+                &mut w,
+                &format!("hdrtrace_{kind}_recent_{what}_seconds"),
+                &format!("{about}: quantiles over the recent window (the last {window:?}), NaN when it saw none; _count and _sum since start."),
+                kind,
+                &items,
+            );
+        }
+        let count = |pick: fn(&ModelLatency) -> u64| -> Vec<(&str, u64)> {
+            all.iter().map(|(name, m)| (*name, pick(m))).collect()
+        };
+        w.counter(
+            &format!("hdrtrace_{kind}_errors"),
+            &format!("{kind} spans that closed with an error."),
+            Some(kind),
+            &count(ModelLatency::errors),
+        );
+        w.counter(
+            &format!("hdrtrace_{kind}_timeouts"),
+            &format!("{kind} spans that closed timed out."),
+            Some(kind),
+            &count(ModelLatency::timeouts),
+        );
+        if table == Table::Model {
+            w.counter(
+                "hdrtrace_model_blamed",
+                "Over-budget requests this model was the bottleneck of.",
+                Some(kind),
+                &count(ModelLatency::blamed),
+            );
+        }
+    }
+    let c = snapshot.counters();
+    let totals = [
+        ("spans", "Span records aggregated.", c.spans),
+        ("events", "Event records aggregated.", c.events),
+        ("requests", "Requests (root spans) aggregated.", c.requests),
+        (
+            "sampled_requests",
+            "Requests whose trace was head-sampled.",
+            c.sampled_requests,
+        ),
+        (
+            "captured_requests",
+            "Requests captured (sampled, over budget, failed or timed out).",
+            c.captured_requests,
+        ),
+        (
+            "dropped_spans",
+            "Spans not tracked because every slot was in use.",
+            c.dropped_spans,
+        ),
+        (
+            "dropped_records",
+            "Records lost to full rings or to threads torn down.",
+            c.dropped_records,
+        ),
+        (
+            "late_records",
+            "Records that arrived after their request was finalized.",
+            c.late_records,
+        ),
+    ];
+    for (name, help, value) in totals {
+        w.counter(&format!("hdrtrace_{name}"), help, None, &[("", value)]);
+    }
+    if format == Format::OpenMetrics {
+        w.out.push_str("# EOF\n");
+    }
+    w.out
+}
+
+/// Each latency measure: its exemplar slot, its family-name part and what
+/// it is (`{kind}` is replaced by `model` or `stage`).
+const MEASURES: [(Measure, &str, &str); 3] = [
+    (
+        Measure::Wall,
+        "latency",
+        "Wall time of {kind} spans, creation to close",
+    ),
+    (
+        Measure::Busy,
+        "busy",
+        "Busy time of {kind} spans, entered or polled",
+    ),
+    (
+        Measure::Gpu,
+        "gpu",
+        "Device time {kind} spans reported in gpu_ns",
+    ),
+];
+
+fn pick_table(l: &Latencies, table: Table) -> Vec<(&str, &ModelLatency)> {
+    match table {
+        Table::Model => l.models().collect(),
+        Table::Stage => l.stages().collect(),
+    }
+}
+
+fn pick_one<'a>(l: &'a Latencies, table: Table, name: &str) -> Option<&'a ModelLatency> {
+    match table {
+        Table::Model => l.model(name),
+        Table::Stage => l.stage(name),
+    }
+}
+
+fn measure_of(m: &ModelLatency, measure: Measure) -> Option<&Latency> {
+    match measure {
+        Measure::Wall => Some(m.wall()),
+        Measure::Busy => Some(m.busy()),
+        Measure::Gpu => m.gpu(),
+    }
+}
+
+struct Writer {
+    out: String,
+    format: Format,
+}
+
+impl Writer {
+    /// A family's metadata lines; `unit` adds OpenMetrics' `# UNIT seconds`.
+    fn header(&mut self, name: &str, kind: &str, help: &str, unit: bool) {
+        let out = &mut self.out;
+        match self.format {
+            Format::OpenMetrics => {
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                if unit {
+                    let _ = writeln!(out, "# UNIT {name} seconds");
+                }
+                let _ = writeln!(out, "# HELP {name} {help}");
+            }
+            Format::Text => {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            }
+        }
+    }
+
+    /// A counter family. OpenMetrics names the family without `_total`, the
+    /// text format with it; the samples are `_total` in both.
+    fn counter(&mut self, name: &str, help: &str, label: Option<&str>, items: &[(&str, u64)]) {
+        if items.is_empty() {
+            return;
+        }
+        let family = match self.format {
+            Format::OpenMetrics => Cow::Borrowed(name),
+            Format::Text => Cow::Owned(format!("{name}_total")),
+        };
+        self.header(&family, "counter", help, false);
+        for (key, value) in items {
+            match label {
+                Some(label) => {
+                    let _ = writeln!(
+                        self.out,
+                        "{name}_total{{{label}=\"{}\"}} {value}",
+                        escape(key)
+                    );
+                }
+                None => {
+                    let _ = writeln!(self.out, "{name}_total {value}");
+                }
+            }
+        }
+    }
+}
+
+/// One histogram family: the `_bucket`, `_count` and `_sum` series of every
+/// item, exemplars on the buckets in OpenMetrics.
+struct Histogram<'a> {
+    name: String,
+    label: &'a str,
+    les: &'a [String],
+    buckets: &'a Buckets,
+    exemplars: Option<&'a Exemplars<'a>>,
+    table: Table,
+    measure: Measure,
+}
+
+impl Histogram<'_> {
+    fn write(&self, w: &mut Writer, help: &str, items: &[(&str, &Latency)]) {
+        if items.is_empty() {
+            return;
+        }
+        let (name, label) = (&self.name, self.label);
+        w.header(name, "histogram", help, true);
+        for (key, l) in items {
+            let h = l.histogram();
+            let counts = self.buckets.cumulative_counts(h);
+            let slots = self
+                .exemplars
+                .and_then(|e| e.of(self.table, self.measure, key));
+            let key = escape(key);
+            for (i, (le, count)) in self.les.iter().zip(&counts).enumerate() {
+                let _ = write!(
+                    w.out,
+                    "{name}_bucket{{{label}=\"{key}\",le=\"{le}\"}} {count}"
+                );
+                if let Some(e) = slots.and_then(|s| s.get(i).copied().flatten()) {
+                    exemplar(&mut w.out, &e);
+                }
+                w.out.push('\n');
+            }
+            let _ = writeln!(w.out, "{name}_count{{{label}=\"{key}\"}} {}", h.len());
+            let sum = sum_nanos(h) as f64 / 1e9;
+            let _ = writeln!(w.out, "{name}_sum{{{label}=\"{key}\"}} {}", float(sum));
+        }
+    }
+}
+
+/// ` # {trace_id="…"} <seconds> <unix seconds>`.
+fn exemplar(out: &mut String, e: &Exemplar) {
+    let _ = write!(
+        out,
+        " # {{trace_id=\"{}\"}} {}",
+        e.trace_id,
+        float(e.value.as_secs_f64())
+    );
+    if let Ok(at) = e.at.duration_since(UNIX_EPOCH) {
+        let _ = write!(out, " {}.{:03}", at.as_secs(), at.subsec_millis());
+    }
+}
+
+/// A summary family: quantiles from the recent window (NaN where it is
+/// empty), `_count` and `_sum` from the cumulative histogram.
+fn summary(
+    w: &mut Writer,
+    name: &str,
+    help: &str,
+    label: &str,
+    items: &[(&str, Option<&Latency>, &Latency)],
+) {
+    if items.is_empty() {
+        return;
+    }
+    w.header(name, "summary", help, true);
+    for (key, recent, all) in items {
+        let key = escape(key);
+        let recent = recent.filter(|l| l.count() > 0);
+        for q in QUANTILES {
+            let v = recent.map_or(f64::NAN, |l| {
+                Duration::from_nanos(l.histogram().value_at_quantile(q)).as_secs_f64()
+            });
+            let _ = writeln!(
+                w.out,
+                "{name}{{{label}=\"{key}\",quantile=\"{q}\"}} {}",
+                float(v)
+            );
+        }
+        let h = all.histogram();
+        let sum = sum_nanos(h) as f64 / 1e9;
+        let _ = writeln!(w.out, "{name}_sum{{{label}=\"{key}\"}} {}", float(sum));
+        let _ = writeln!(w.out, "{name}_count{{{label}=\"{key}\"}} {}", h.len());
+    }
+}
+
+/// A sample value: `NaN`, `+Inf`, or the shortest decimal that reads back
+/// as `v` (never an exponent).
+fn float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        v.to_string()
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+pub(super) fn escape(s: &str) -> Cow<'_, str> {
+    if !s.contains(['\\', '"', '\n']) {
+        return Cow::Borrowed(s);
+    }
+    let mut e = String::with_capacity(s.len() + 8);
+    for ch in s.chars() {
+        match ch {
+            '\\' => e.push_str("\\\\"),
+            '"' => e.push_str("\\\""),
+            '\n' => e.push_str("\\n"),
+            c => e.push(c),
+        }
+    }
+    Cow::Owned(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_prefers_openmetrics() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                          version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        for (accept, want) in [
+            (None, Format::OpenMetrics),
+            (Some("*/*"), Format::OpenMetrics),
+            (Some(prometheus), Format::OpenMetrics),
+            (Some("text/plain"), Format::Text),
+            (Some("Text/Plain; version=0.0.4"), Format::Text),
+            (
+                Some("application/openmetrics-text;q=0, text/plain"),
+                Format::Text,
+            ),
+            (Some("text/plain;q=0"), Format::OpenMetrics),
+            (Some(",,;;q=,"), Format::OpenMetrics),
+        ] {
+            assert_eq!(Format::negotiate(accept), want, "{accept:?}");
+        }
+    }
+
+    #[test]
+    fn floats_never_use_exponents() {
+        assert_eq!(float(0.0001), "0.0001");
+        assert_eq!(float(1e-9), "0.000000001");
+        assert_eq!(float(60.0), "60");
+        assert_eq!(float(f64::NAN), "NaN");
+        assert_eq!(float(f64::INFINITY), "+Inf");
+    }
+}
