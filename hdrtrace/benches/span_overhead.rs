@@ -18,29 +18,23 @@
 //! its doc). Figures and the command: docs/performance.md.
 
 mod common;
+#[path = "common/naive.rs"]
+mod naive;
 
 use common::{lifecycle, scoped, timed_batches};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use hdrhistogram::Histogram;
 use hdrtrace::TracingConfig;
-use std::collections::HashMap;
-use std::fmt::Debug;
+use naive::{Histograms, NaiveHdrLayer, MAX_NS};
 use std::hint::black_box;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::sync::PoisonError;
 use tracing::dispatcher::Dispatch;
-use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
-use tracing::span::{Attributes, Id};
-use tracing::Subscriber;
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::layer::SubscriberExt;
 
 const MODEL: &str = "Causal";
 const TOKENS: u64 = 128;
-/// Histograms in every variant cover 1 ns to 60 s at 3 significant figures.
-const MAX_NS: u64 = 60_000_000_000;
 
 /// Must run first: only a process that has never had a dispatcher is in the
 /// state of an application with no subscriber (max level `OFF`). Once the last
@@ -134,78 +128,6 @@ fn bench_ours(
     }
 }
 
-/// Per-model histograms, as a user keeps them behind a lock.
-type Histograms = Arc<Mutex<HashMap<String, Histogram<u64>>>>;
-
-/// The HDR layer users write today on top of `Registry`.
-struct HdrLayer {
-    histograms: Histograms,
-}
-
-/// Stored in the span's extensions by `on_new_span`.
-struct Started {
-    at: Instant,
-    model: String,
-}
-
-/// Finds the `model_id` field, whatever its type.
-#[derive(Default)]
-struct ModelVisitor(Option<String>);
-
-impl Visit for ModelVisitor {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "model_id" {
-            self.0 = Some(value.to_owned());
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
-        if field.name() == "model_id" {
-            self.0 = Some(format!("{value:?}"));
-        }
-    }
-}
-
-impl<S> Layer<S> for HdrLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut visitor = ModelVisitor::default();
-        attrs.record(&mut visitor);
-        let model = visitor
-            .0
-            .unwrap_or_else(|| attrs.metadata().name().to_owned());
-        if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(Started {
-                at: Instant::now(),
-                model,
-            });
-        }
-    }
-
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(&id) else {
-            return;
-        };
-        let extensions = span.extensions();
-        let Some(started) = extensions.get::<Started>() else {
-            return;
-        };
-        let ns = u64::try_from(started.at.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let mut histograms = self
-            .histograms
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(h) = histograms.get_mut(&started.model) {
-            h.saturating_record(ns);
-        } else if let Ok(mut h) = Histogram::new_with_bounds(1, MAX_NS, 3) {
-            h.saturating_record(ns);
-            histograms.insert(started.model.clone(), h);
-        }
-    }
-}
-
 /// A bare `Registry`, no layer: the floor `HdrLayer` is measured against.
 fn bare_registry(group: &mut BenchmarkGroup<'_, WallTime>) {
     scoped(Dispatch::new(tracing_subscriber::registry()), |_| {
@@ -217,7 +139,7 @@ fn bare_registry(group: &mut BenchmarkGroup<'_, WallTime>) {
 
 fn registry_hdr_layer(group: &mut BenchmarkGroup<'_, WallTime>) {
     let histograms = Histograms::default();
-    let subscriber = tracing_subscriber::registry().with(HdrLayer {
+    let subscriber = tracing_subscriber::registry().with(NaiveHdrLayer {
         histograms: histograms.clone(),
     });
     let mut ran = false;

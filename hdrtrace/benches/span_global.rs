@@ -1,0 +1,234 @@
+//! The span lifecycle of `span_overhead` (new, enter, exit, close of a model
+//! span with `model_id` and `input_tokens`, under a held request root) with
+//! each subscriber installed as the *global* default, as in production: a
+//! global dispatcher is not reference-counted per span, a scoped one is.
+//!
+//! A global default cannot be replaced, so each variant runs in a process of
+//! its own: run without `HDRTRACE_GLOBAL_VARIANT`, this bench re-runs itself
+//! once per variant (criterion's arguments passed on), and every variant's
+//! result lands in the one group `span_lifecycle_global`.
+//!
+//! - `none`: no subscriber ever installed;
+//! - `hdrtrace_disabled`: ours, switched off;
+//! - `do_nothing`: an enabled subscriber whose every method does nothing
+//!   (tracing's own dispatch cost);
+//! - `floor`: the least a timing subscriber can do: enabled, visits the span's
+//!   fields, reads the TSC at new, enter, exit and close and adds the readings
+//!   into a thread-local;
+//! - `hdrtrace_enabled`: ours, installed with `init_tracing`;
+//! - `registry_hdr_layer`: Registry + the naive HDR layer users write.
+
+mod common;
+#[path = "common/naive.rs"]
+mod naive;
+
+use common::timed_batches;
+use criterion::Criterion;
+use hdrtrace::{Clock, TracingConfig};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::sync::OnceLock;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber};
+use tracing_core::span::Current;
+use tracing_subscriber::layer::SubscriberExt;
+
+const VARIANT: &str = "HDRTRACE_GLOBAL_VARIANT";
+const VARIANTS: [&str; 6] = [
+    "none",
+    "hdrtrace_disabled",
+    "do_nothing",
+    "floor",
+    "hdrtrace_enabled",
+    "registry_hdr_layer",
+];
+
+/// The measured unit: one model span, under the request root the caller
+/// holds entered.
+#[inline(never)]
+fn lifecycle() {
+    let span = tracing::info_span!(
+        "model",
+        model_id = black_box("Causal"),
+        input_tokens = black_box(128u64)
+    );
+    let entered = span.enter();
+    black_box(&entered);
+    drop(entered);
+    drop(span);
+}
+
+/// Every method does nothing; every callsite is enabled.
+struct DoNothing;
+
+impl Subscriber for DoNothing {
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+        Interest::always()
+    }
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, _: &Event<'_>) {}
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+    fn current_span(&self) -> Current {
+        Current::none()
+    }
+}
+
+thread_local! {
+    static READINGS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn clock() -> &'static Clock {
+    static CLOCK: OnceLock<Clock> = OnceLock::new();
+    CLOCK.get_or_init(Clock::new)
+}
+
+#[inline(always)]
+fn add_reading(extra: u64) {
+    let now = clock().now();
+    READINGS.with(|r| r.set(r.get().wrapping_add(now ^ extra)));
+}
+
+/// Visits every field, keeping what a timing subscriber would need.
+struct Walk(u64);
+
+impl Visit for Walk {
+    fn record_u64(&mut self, _: &Field, v: u64) {
+        self.0 = self.0.wrapping_add(v);
+    }
+    fn record_str(&mut self, _: &Field, v: &str) {
+        self.0 = self.0.wrapping_add(v.len() as u64);
+    }
+    fn record_debug(&mut self, f: &Field, _: &dyn std::fmt::Debug) {
+        self.0 = self.0.wrapping_add(f.index() as u64);
+    }
+}
+
+/// The floor: fields visited, four clock readings summed into a thread-local.
+struct Floor;
+
+impl Subscriber for Floor {
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+        Interest::always()
+    }
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+    fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+        let mut walk = Walk(0);
+        attrs.record(&mut walk);
+        add_reading(walk.0);
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, _: &Event<'_>) {}
+    fn enter(&self, _: &Id) {
+        add_reading(0);
+    }
+    fn exit(&self, _: &Id) {
+        add_reading(0);
+    }
+    fn try_close(&self, _: Id) -> bool {
+        add_reading(0);
+        true
+    }
+    fn current_span(&self) -> Current {
+        Current::none()
+    }
+}
+
+fn install(variant: &str) -> Option<hdrtrace::TracingGuard> {
+    let global = |d: tracing::Dispatch| {
+        tracing::dispatcher::set_global_default(d).expect("first global default");
+        tracing_core::callsite::rebuild_interest_cache();
+    };
+    let config = TracingConfig {
+        ring_capacity: 1 << 16,
+        log_level: tracing_core::LevelFilter::OFF,
+        ..TracingConfig::default()
+    };
+    match variant {
+        "none" => None,
+        "hdrtrace_disabled" => Some(
+            hdrtrace::init_tracing(&TracingConfig {
+                enabled: false,
+                ..config
+            })
+            .expect("valid config"),
+        ),
+        "do_nothing" => {
+            global(tracing::Dispatch::new(DoNothing));
+            None
+        }
+        "floor" => {
+            global(tracing::Dispatch::new(Floor));
+            None
+        }
+        "hdrtrace_enabled" => Some(hdrtrace::init_tracing(&config).expect("valid config")),
+        "registry_hdr_layer" => {
+            let layer = naive::NaiveHdrLayer {
+                histograms: naive::Histograms::default(),
+            };
+            global(tracing::Dispatch::new(
+                tracing_subscriber::registry().with(layer),
+            ));
+            None
+        }
+        other => panic!("{VARIANT}={other:?} is not one of {VARIANTS:?}"),
+    }
+}
+
+fn run(variant: &str) {
+    let guard = install(variant);
+    let mut c = Criterion::default().configure_from_args();
+    let mut group = c.benchmark_group("span_lifecycle_global");
+    let root = tracing::info_span!("embed_pipeline", request_id = 1u64);
+    let _r = root.enter();
+    group.bench_function(variant, |b| match (&guard, variant) {
+        // Ours enabled: flushed (untimed) every half ring, so every record is
+        // pushed and none dropped, as in `span_overhead`.
+        (Some(g), "hdrtrace_enabled") => {
+            b.iter_custom(|iters| timed_batches(iters, 1 << 15, g, lifecycle))
+        }
+        _ => b.iter(lifecycle),
+    });
+    group.finish();
+    drop(_r);
+    if let (Some(g), "hdrtrace_enabled") = (&guard, variant) {
+        let snapshot = g.flushed_snapshot();
+        assert_eq!(snapshot.dropped_records(), 0, "records were dropped");
+    }
+    c.final_summary();
+}
+
+fn main() {
+    if let Ok(variant) = std::env::var(VARIANT) {
+        run(&variant);
+        return;
+    }
+    let me = std::env::current_exe().expect("the bench binary's path");
+    for variant in VARIANTS {
+        let status = std::process::Command::new(&me)
+            .args(std::env::args_os().skip(1))
+            .env(VARIANT, variant)
+            .status()
+            .expect("re-run the bench for one variant");
+        assert!(status.success(), "variant {variant} failed: {status}");
+    }
+}
