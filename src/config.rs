@@ -87,6 +87,26 @@ pub struct TracingConfig {
     pub capture_capacity: usize,
     /// Where the tokio-console server listens when `tokio_console` is on.
     pub console_addr: std::net::SocketAddr,
+
+    // The aggregator's bounds.
+    /// Bytes the aggregator may hold for requests: those waiting for their
+    /// records and the captured ones. The capture store's worst case
+    /// (`capture_capacity` × 2 × `max_capture_spans` spans) is set aside from
+    /// it; the rest holds pending records, and a record that does not fit
+    /// drops the oldest pending request (counted in
+    /// `Counters::budget_dropped_records`; the request is then incomplete).
+    /// Histograms are bounded by `max_models` and `max_stages` instead.
+    pub memory_budget: usize,
+    /// Distinct model keys with a series of their own; spans of later keys
+    /// are recorded in one `"<other>"` series (counted in
+    /// `Counters::overflow_spans`).
+    pub max_models: usize,
+    /// Distinct stage (and request root) names with a series of their own;
+    /// later ones share one `"<other>"` stage series.
+    pub max_stages: usize,
+    /// Spans (and, separately, events) a captured request keeps; the rest
+    /// are counted per name in `RequestTrace::omitted`.
+    pub max_capture_spans: usize,
 }
 
 impl Default for TracingConfig {
@@ -104,6 +124,10 @@ impl Default for TracingConfig {
             flush_interval: Duration::from_millis(100),
             capture_capacity: 64,
             console_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 6669)),
+            memory_budget: 64 << 20,
+            max_models: 128,
+            max_stages: 64,
+            max_capture_spans: 512,
         }
     }
 }
@@ -111,6 +135,15 @@ impl Default for TracingConfig {
 /// Upper bounds that keep preallocation sane.
 const MAX_SLOTS: usize = 1 << 24;
 const MAX_RING: usize = 1 << 22;
+
+/// The aggregator's bounds' limits.
+const MAX_KEYS: usize = 1 << 16;
+const MAX_CAPTURE_SPANS: usize = 1 << 20;
+const MIN_BUDGET: usize = 1 << 16;
+const MAX_BUDGET: usize = 1 << 40;
+/// What one captured span (with its share of events and fields) is counted
+/// as against `memory_budget`.
+const CAPTURED_SPAN_BYTES: usize = 256;
 
 impl TracingConfig {
     /// Checks every value; the error names the field and what it accepts.
@@ -152,7 +185,60 @@ impl TracingConfig {
         if let Some(endpoint) = &self.otel_endpoint {
             validate_endpoint(endpoint).map_err(|reason| Error::config("otel_endpoint", reason))?;
         }
+        self.validate_bounds()
+    }
+
+    /// The aggregator's bounds (`memory_budget` and the caps).
+    fn validate_bounds(&self) -> Result<(), Error> {
+        for (field, v, max) in [
+            ("max_models", self.max_models, MAX_KEYS),
+            ("max_stages", self.max_stages, MAX_KEYS),
+            (
+                "max_capture_spans",
+                self.max_capture_spans,
+                MAX_CAPTURE_SPANS,
+            ),
+        ] {
+            if v == 0 || v > max {
+                return Err(Error::config(
+                    field,
+                    format!("must be from 1 to {max}, got {v}"),
+                ));
+            }
+        }
+        let b = self.memory_budget;
+        if !(MIN_BUDGET..=MAX_BUDGET).contains(&b) {
+            return Err(Error::config(
+                "memory_budget",
+                format!("must be from {MIN_BUDGET} to {MAX_BUDGET} bytes, got {b}"),
+            ));
+        }
+        let captures = self.capture_reserve();
+        if captures > b / 2 {
+            return Err(Error::config(
+                "memory_budget",
+                format!(
+                    "{b} bytes cannot hold the capture store: capture_capacity ({}) x 2 x \
+                     max_capture_spans ({}) x {CAPTURED_SPAN_BYTES} bytes = {captures} bytes \
+                     must be at most half of it; raise memory_budget or lower the others",
+                    self.capture_capacity, self.max_capture_spans
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// The capture store's worst case, set aside from `memory_budget`.
+    fn capture_reserve(&self) -> usize {
+        self.capture_capacity
+            .saturating_mul(2)
+            .saturating_mul(self.max_capture_spans)
+            .saturating_mul(CAPTURED_SPAN_BYTES)
+    }
+
+    /// Bytes of `memory_budget` left for pending requests.
+    pub(crate) fn pending_budget(&self) -> usize {
+        self.memory_budget.saturating_sub(self.capture_reserve())
     }
 
     /// Reads `HDRTRACE_*` variables over the defaults, with the same validation;
@@ -162,7 +248,9 @@ impl TracingConfig {
     /// `HDRTRACE_OTEL_ENDPOINT`, `HDRTRACE_SAMPLING_RATE`, `HDRTRACE_SLOT_CAPACITY`,
     /// `HDRTRACE_RING_CAPACITY`, `HDRTRACE_LATENCY_TARGET_MS`,
     /// `HDRTRACE_WINDOW_SECS`, `HDRTRACE_FLUSH_INTERVAL_MS`,
-    /// `HDRTRACE_CAPTURE_CAPACITY`, `HDRTRACE_CONSOLE_ADDR`.
+    /// `HDRTRACE_CAPTURE_CAPACITY`, `HDRTRACE_CONSOLE_ADDR`,
+    /// `HDRTRACE_MEMORY_BUDGET` (bytes), `HDRTRACE_MAX_MODELS`,
+    /// `HDRTRACE_MAX_STAGES`, `HDRTRACE_MAX_CAPTURE_SPANS`.
     pub fn from_env() -> Result<Self, Error> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -229,6 +317,14 @@ impl TracingConfig {
         var!("HDRTRACE_CAPTURE_CAPACITY", parse::<usize>, |v| c
             .capture_capacity =
             v);
+        var!("HDRTRACE_MEMORY_BUDGET", parse::<usize>, |v| c
+            .memory_budget =
+            v);
+        var!("HDRTRACE_MAX_MODELS", parse::<usize>, |v| c.max_models = v);
+        var!("HDRTRACE_MAX_STAGES", parse::<usize>, |v| c.max_stages = v);
+        var!("HDRTRACE_MAX_CAPTURE_SPANS", parse::<usize>, |v| c
+            .max_capture_spans =
+            v);
         c.validate().map_err(|e| match e {
             Error::InvalidConfig { field, reason } => {
                 let var = env_name(field);
@@ -254,6 +350,10 @@ fn env_name(field: &str) -> &'static str {
         "flush_interval" => "HDRTRACE_FLUSH_INTERVAL_MS",
         "capture_capacity" => "HDRTRACE_CAPTURE_CAPACITY",
         "otel_endpoint" => "HDRTRACE_OTEL_ENDPOINT",
+        "memory_budget" => "HDRTRACE_MEMORY_BUDGET",
+        "max_models" => "HDRTRACE_MAX_MODELS",
+        "max_stages" => "HDRTRACE_MAX_STAGES",
+        "max_capture_spans" => "HDRTRACE_MAX_CAPTURE_SPANS",
         _ => "HDRTRACE_*",
     }
 }

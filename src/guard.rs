@@ -2,9 +2,10 @@
 
 use crate::aggregate::publish::Publisher;
 use crate::aggregate::snapshot::{LatencySnapshot, SnapshotData};
-use crate::aggregate::{self, Control, RequestSink, Settings};
+use crate::aggregate::{Aggregator, Control, RequestSink};
 use crate::config::TracingConfig;
 use crate::error::Error;
+use crate::handoff::Handoff;
 use crate::subscriber::core::Core;
 use crate::subscriber::HdrSubscriber;
 use crossbeam_channel::Sender;
@@ -55,26 +56,21 @@ impl Builder {
         let sinks = self.sinks;
         #[cfg(feature = "otel")]
         let (sinks, otel) = with_otel(sinks, &config)?;
-        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let (control_tx, control_rx) = crossbeam_channel::bounded(16);
-        let core = Arc::new(Core::new(&config, wake_tx));
+        let handoff = Arc::new(Handoff::new(config.ring_capacity));
+        let core = Arc::new(Core::new(&config, handoff.clone()));
         let publisher = Arc::new(Publisher::new(SnapshotData {
             window: config.window,
             ..SnapshotData::default()
         }));
-        let thread = aggregate::spawn(
-            core.clone(),
+        let thread = Aggregator::new(
+            handoff,
+            core.clock.clone(),
             publisher.clone(),
-            control_rx,
-            wake_rx,
-            Settings {
-                window: config.window,
-                target: config.latency_target,
-                publish_every: config.flush_interval,
-                capture_capacity: config.capture_capacity,
-            },
+            &config,
             sinks,
         )
+        .spawn(control_rx)
         .map_err(|e| Error::Aggregator(format!("cannot start the aggregator thread: {e}")))?;
         let guard = TracingGuard {
             shared: Arc::new(Shared {

@@ -36,6 +36,7 @@ mod config;
 mod error;
 pub mod export;
 mod guard;
+mod handoff;
 pub mod pipeline;
 pub mod record;
 pub mod ring;

@@ -228,6 +228,8 @@ fn counters_from(v: [u64; 8]) -> Counters {
         dropped_spans: v[5],
         dropped_records: v[6],
         late_records: v[7],
+        // The bounds' counters are per process and not carried.
+        ..Counters::default()
     }
 }
 

@@ -1,0 +1,155 @@
+//! The hand-off between the recording threads and the aggregator: ring
+//! registration, wake-ups and the counts of what never reached a ring
+//! ([`Handoff`], shared), and the draining of every registered ring
+//! ([`Rings`], owned by the aggregator). The aggregator sees the recording side
+//! only through these two.
+
+use crate::record::Record;
+use crate::ring::{self, Consumer, Producer};
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// The shared half: what recording threads call (cold registration, a
+/// non-blocking wake-up, two drop counters) and what the aggregator reads.
+pub(crate) struct Handoff {
+    ring_capacity: usize,
+    /// Consumers of rings registered since the aggregator last took them.
+    new_rings: Mutex<Vec<Consumer<Record>>>,
+    wake_tx: Sender<()>,
+    wake_rx: Receiver<()>,
+    /// Spans not tracked because every slot was in use.
+    untracked: AtomicU64,
+    /// Records lost outside any ring (a span closed during thread teardown).
+    ringless: AtomicU64,
+}
+
+impl Handoff {
+    pub(crate) fn new(ring_capacity: usize) -> Self {
+        // One slot: a pending wake-up is all the aggregator needs to know.
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        Self {
+            ring_capacity,
+            new_rings: Mutex::new(Vec::new()),
+            wake_tx,
+            wake_rx,
+            untracked: AtomicU64::new(0),
+            ringless: AtomicU64::new(0),
+        }
+    }
+
+    /// Cold: a new ring for a thread's first span; its consumer waits here
+    /// until the aggregator's next drain takes it.
+    pub(crate) fn register(&self) -> Producer<Record> {
+        let (producer, consumer) = ring::channel(self.ring_capacity);
+        self.new_rings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(consumer);
+        producer
+    }
+
+    /// Asks the aggregator to drain now rather than at its next tick. Never
+    /// blocks: the channel holds one wake-up, and a full one means one is
+    /// already pending.
+    #[inline]
+    pub(crate) fn wake(&self) {
+        let _ = self.wake_tx.try_send(());
+    }
+
+    /// What the aggregator waits on between ticks.
+    pub(crate) fn wake_receiver(&self) -> &Receiver<()> {
+        &self.wake_rx
+    }
+
+    /// Counts a span that got no slot.
+    #[inline]
+    pub(crate) fn count_untracked(&self) {
+        // Relaxed: a statistic; a flush's channel handshake orders what matters.
+        self.untracked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a record lost because its thread no longer had a ring.
+    #[inline]
+    pub(crate) fn count_ringless(&self) {
+        // Relaxed: as in `count_untracked`.
+        self.ringless.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn untracked(&self) -> u64 {
+        // Relaxed: as in `count_untracked`.
+        self.untracked.load(Ordering::Relaxed)
+    }
+
+    fn ringless(&self) -> u64 {
+        // Relaxed: as in `count_untracked`.
+        self.ringless.load(Ordering::Relaxed)
+    }
+}
+
+/// The aggregator's half: every registered ring's consumer, drained in turn.
+pub(crate) struct Rings {
+    consumers: Vec<Consumer<Record>>,
+    /// Ring drops of rings already retired (their threads ended).
+    retired_drops: u64,
+}
+
+impl Rings {
+    pub(crate) fn new() -> Self {
+        Self {
+            consumers: Vec::new(),
+            retired_drops: 0,
+        }
+    }
+
+    /// Takes the rings registered since the last call, then hands the records
+    /// of every ring to `each`, where they lie in the ring, until the ring is
+    /// empty or `limit` of its records were handed over (so a caller can
+    /// interleave other work without starving any ring). Returns how many
+    /// records were handed over in all.
+    pub(crate) fn drain(
+        &mut self,
+        handoff: &Handoff,
+        limit: usize,
+        mut each: impl FnMut(&Record),
+    ) -> usize {
+        {
+            let mut new = handoff
+                .new_rings
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if !new.is_empty() {
+                self.consumers.append(&mut new);
+            }
+        }
+        let mut total = 0;
+        let mut retired = 0;
+        self.consumers.retain_mut(|consumer| {
+            // Asked before the drain: a ring whose thread had already ended
+            // then is empty after it, so it can go (its drop count is kept).
+            // Asked after, the thread could have pushed its last records and
+            // ended in between, and they would be lost uncounted.
+            let orphaned = consumer.is_orphaned();
+            let mut n = 0;
+            while n < limit && consumer.pop_with(&mut each).is_some() {
+                n += 1;
+            }
+            total += n;
+            // Fewer than `limit` means the pop found the ring empty.
+            if orphaned && n < limit {
+                retired += consumer.dropped();
+                return false;
+            }
+            true
+        });
+        self.retired_drops += retired;
+        total
+    }
+
+    /// Records lost so far: to full rings, and outside any ring.
+    pub(crate) fn dropped(&self, handoff: &Handoff) -> u64 {
+        self.retired_drops
+            + self.consumers.iter().map(|c| c.dropped()).sum::<u64>()
+            + handoff.ringless()
+    }
+}
