@@ -125,22 +125,14 @@ impl Rings {
         let mut total = 0;
         let mut retired = 0;
         self.consumers.retain_mut(|consumer| {
-            // Asked before the drain: a ring whose thread had already ended
-            // then is empty after it, so it can go (its drop count is kept).
-            // Asked after, the thread could have pushed its last records and
-            // ended in between, and they would be lost uncounted.
-            let orphaned = consumer.is_orphaned();
-            let mut n = 0;
-            while n < limit && consumer.pop_with(&mut each).is_some() {
-                n += 1;
-            }
+            let (n, done) = consumer.drain_with(limit, &mut each);
             total += n;
-            // Fewer than `limit` means the pop found the ring empty.
-            if orphaned && n < limit {
+            if done {
+                // Its thread has ended and every record it pushed is counted:
+                // only its drop count is kept.
                 retired += consumer.dropped();
-                return false;
             }
-            true
+            !done
         });
         self.retired_drops += retired;
         total

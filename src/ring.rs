@@ -202,6 +202,22 @@ impl<T: Copy + Send> Consumer<T> {
         Some(out)
     }
 
+    /// Hands up to `limit` values to `f`, each where it lies, oldest first.
+    /// Returns how many, and whether the ring may now be discarded: its
+    /// producer was gone before the first pop (so every value it pushed was
+    /// visible to these pops) and the ring was found empty.
+    pub fn drain_with(&mut self, limit: usize, mut f: impl FnMut(&T)) -> (usize, bool) {
+        // Asked before the pops: asked after, the producer could have pushed
+        // its last values and gone in between, and they would be lost.
+        let orphaned = self.is_orphaned();
+        let mut n = 0;
+        while n < limit && self.pop_with(&mut f).is_some() {
+            n += 1;
+        }
+        // Fewer than `limit` means a pop found the ring empty.
+        (n, orphaned && n < limit)
+    }
+
     /// Values lost to a full ring so far.
     pub fn dropped(&self) -> u64 {
         // Relaxed: a monotonic statistic (see `Producer::count_drop`).

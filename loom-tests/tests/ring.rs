@@ -196,3 +196,33 @@ fn orphaned_before_a_drain_means_nothing_is_left() {
         producer.join().unwrap();
     });
 }
+
+/// The same rule as the aggregator applies it (`Consumer::drain_with`, at
+/// most `limit` values per call so a snapshot can be built between calls): a
+/// ring is declared done only when its producer was gone before the call and
+/// the call found it empty; until then every value arrives, once, in order,
+/// however the producer's pushes and its drop interleave with the calls.
+#[test]
+fn drain_with_a_limit_retires_only_an_empty_orphan() {
+    loom::model(|| {
+        let (mut tx, mut rx) = channel::<u64>(4);
+        let producer = thread::spawn(move || {
+            for v in 1..=3 {
+                tx.push(v).unwrap();
+            }
+        });
+        let mut got = Vec::new();
+        loop {
+            let (n, done) = rx.drain_with(2, |v| got.push(*v));
+            assert!(n <= 2, "the limit holds");
+            if done {
+                assert!(n < 2, "a ring declared done was found empty");
+                break;
+            }
+            thread::yield_now();
+        }
+        assert_eq!(got, vec![1, 2, 3], "a value was lost or duplicated");
+        assert_eq!(rx.pop(), None, "nothing is left once the ring is done");
+        producer.join().unwrap();
+    });
+}
