@@ -99,6 +99,9 @@ impl Keys {
     fn stage(&mut self, r: &Record) -> u32 {
         let site = r.metadata as *const _ as usize;
         if let Some(&i) = self.callsites.get(&site) {
+            if Some(i) == self.stage_class.overflow {
+                self.overflow_spans += 1;
+            }
             return i;
         }
         let name = r.metadata.name();
