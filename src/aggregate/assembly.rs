@@ -12,10 +12,11 @@
 //!
 //! The arena and the request table together hold at most `units` entries (set
 //! from `TracingConfig::memory_budget`). When a record does not fit, the oldest
-//! pending request is dropped whole (its records counted in `budget_dropped`);
-//! its later records, if any, start a new entry that can only finish incomplete
-//! (its root's descendant count is never reached), so no fixed timeout drops a
-//! long request's children: memory does, oldest first.
+//! records of the oldest pending request are dropped first (counted in
+//! `budget_dropped`) and the request is marked as having lost records, so it
+//! is finalized as incomplete; a request left with nothing is dropped whole.
+//! No fixed timeout drops a long request's children: memory does, oldest
+//! first.
 
 use crate::aggregate::requests::{Attribution, CaptureReason, EventTrace, RequestTrace, SpanTrace};
 use crate::clock::Clock;
@@ -62,8 +63,12 @@ struct Pending {
     /// The chain of its other records (spans and events).
     head: u32,
     tail: u32,
-    /// Descendant span records seen.
+    /// Descendant span records seen (kept or not).
     children: u32,
+    /// Nodes in the chain.
+    nodes: u32,
+    /// Whether records of it were dropped for the budget.
+    lost: bool,
     /// The worst status seen in any record.
     worst: Status,
     /// When its root arrived.
@@ -112,7 +117,7 @@ pub(crate) struct Assembler {
     pub(crate) late_records: u64,
     /// Records dropped to stay within the budget.
     pub(crate) budget_dropped: u64,
-    /// Requests dropped to stay within the budget.
+    /// Requests that lost records to the budget.
     pub(crate) budget_evicted: u64,
 }
 
@@ -182,6 +187,7 @@ impl Assembler {
             self.nodes[p.tail as usize].next = node;
         }
         p.tail = node;
+        p.nodes += 1;
         let p = &self.entries[e as usize];
         (p.root != NIL && p.children >= self.nodes[p.root as usize].rec.descendants).then_some(e)
     }
@@ -203,29 +209,39 @@ impl Assembler {
         e
     }
 
-    /// Drops the oldest requests until `n` more units fit.
+    /// Drops the oldest records of the oldest requests until `n` more units
+    /// fit; a request left with no record is dropped whole.
     fn make_room(&mut self, n: usize) {
         while self.used + n > self.units {
             let oldest = self.age.head;
             if oldest == NIL {
                 return;
             }
-            let kept = self.chain_len(oldest);
-            self.budget_dropped += kept;
-            self.budget_evicted += 1;
-            self.release(oldest);
+            let p = &mut self.entries[oldest as usize];
+            if !p.lost {
+                p.lost = true;
+                self.budget_evicted += 1;
+            }
+            let head = p.head;
+            if head != NIL {
+                let next = self.nodes[head as usize].next;
+                p.head = next;
+                if next == NIL {
+                    p.tail = NIL;
+                }
+                p.nodes -= 1;
+                self.budget_dropped += 1;
+                self.release_node(head);
+            } else {
+                self.budget_dropped += (p.root != NIL) as u64;
+                self.release(oldest);
+            }
         }
     }
 
     fn chain_len(&self, e: u32) -> u64 {
         let p = &self.entries[e as usize];
-        let mut n = (p.root != NIL) as u64;
-        let mut at = p.head;
-        while at != NIL {
-            n += 1;
-            at = self.nodes[at as usize].next;
-        }
-        n
+        p.nodes as u64 + (p.root != NIL) as u64
     }
 
     /// A node holding `r`; `None` (the record counted as dropped) when the
@@ -273,6 +289,8 @@ impl Assembler {
             head: NIL,
             tail: NIL,
             children: 0,
+            nodes: 0,
+            lost: false,
             worst: Status::Ok,
             root_seen: None,
             age: UNLINKED,
@@ -308,18 +326,9 @@ impl Assembler {
             self.release_node(root);
         }
         if head != NIL {
-            let n = {
-                let mut n = 0;
-                let mut at = head;
-                while at != NIL {
-                    n += 1;
-                    at = self.nodes[at as usize].next;
-                }
-                n
-            };
             self.nodes[tail as usize].next = self.free_nodes;
             self.free_nodes = head;
-            self.used -= n;
+            self.used -= self.entries[e as usize].nodes as usize;
         }
         unlink(&mut self.entries, &mut self.age, e, |p| &mut p.age);
         if has_root {
@@ -331,7 +340,7 @@ impl Assembler {
     }
 
     /// Judges a finished request (`complete`: every record it counted
-    /// arrived), builds its trace if it is kept, and frees its entry. Returns
+    /// arrived; it is incomplete anyway if some were dropped since), builds its trace if it is kept, and frees its entry. Returns
     /// the trace and the interned key of the model it blames.
     pub(crate) fn judge(
         &mut self,
@@ -340,6 +349,7 @@ impl Assembler {
         j: &Judge<'_>,
     ) -> Option<(RequestTrace, Option<u32>)> {
         let p = &self.entries[e as usize];
+        let complete = complete && !p.lost;
         let root = self.nodes[p.root as usize].rec;
         let total = Duration::from_nanos(j.clock.nanos_between(root.start, root.end));
         let reason = CaptureReason {

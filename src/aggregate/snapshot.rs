@@ -181,7 +181,7 @@ pub struct Counters {
     /// `memory_budget` (the oldest request's went first); they are still in
     /// the histograms, and their requests are incomplete.
     pub budget_dropped_records: u64,
-    /// Pending requests dropped whole to stay within `memory_budget`.
+    /// Requests that lost records to `memory_budget` (each is incomplete).
     pub budget_dropped_requests: u64,
     /// Requests waiting for their records when the snapshot was taken.
     pub pending_requests: u64,
