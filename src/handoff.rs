@@ -87,17 +87,43 @@ impl Handoff {
     }
 }
 
+/// How many times `ring_capacity` a busy thread's ring may grow to.
+pub(crate) const RING_GROWTH: usize = 16;
+/// Bytes one ring slot takes.
+pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<Record>();
+/// The factor of a growth step: one step to the largest size, since the
+/// bursts that need it (a descheduled aggregator: this 2-core VM stalls a
+/// running thread for up to 18 ms) come without warning.
+const GROWTH_STEP: usize = RING_GROWTH;
+
 /// The aggregator's half: every registered ring's consumer, drained in turn.
+/// A ring found more than a quarter full by one drain is offered a successor
+/// [`RING_GROWTH`] times its size, up to `max_capacity`, while all rings together hold
+/// at most `max_total` records: a thread whose bursts outrun the aggregator's
+/// wake-ups (or a descheduled aggregator) gets room for them, and a quiet
+/// thread keeps the small ring it started with.
 pub(crate) struct Rings {
     consumers: Vec<Consumer<Record>>,
+    /// Consumers of rings offered this drain, added after it.
+    offered: Vec<Consumer<Record>>,
+    max_capacity: usize,
+    max_total: usize,
+    /// Records all live rings hold.
+    total: usize,
     /// Ring drops of rings already retired (their threads ended).
     retired_drops: u64,
 }
 
 impl Rings {
-    pub(crate) fn new() -> Self {
+    /// Rings that may grow to `max_capacity` records each while all of them
+    /// together hold at most `max_total`.
+    pub(crate) fn new(max_capacity: usize, max_total: usize) -> Self {
         Self {
             consumers: Vec::new(),
+            offered: Vec::new(),
+            max_capacity,
+            max_total,
+            total: 0,
             retired_drops: 0,
         }
     }
@@ -119,21 +145,40 @@ impl Rings {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             if !new.is_empty() {
+                self.total += new.iter().map(|c| c.capacity()).sum::<usize>();
                 self.consumers.append(&mut new);
             }
         }
         let mut total = 0;
         let mut retired = 0;
+        let (offered, max) = (&mut self.offered, self.max_capacity);
+        let (held, max_total) = (&mut self.total, self.max_total);
         self.consumers.retain_mut(|consumer| {
             let (n, done) = consumer.drain_with(limit, &mut each);
             total += n;
             if done {
-                // Its thread has ended and every record it pushed is counted:
-                // only its drop count is kept.
+                // Its producer is gone (its thread ended, or it moved to a
+                // larger ring) and every record it pushed is counted: only its
+                // drop count is kept.
                 retired += consumer.dropped();
+                *held -= consumer.capacity();
+                return false;
             }
-            !done
+            let capacity = consumer.capacity();
+            let larger = (capacity * GROWTH_STEP).min(max);
+            if n > capacity / 4
+                && larger > capacity
+                && *held + larger <= max_total
+                && !consumer.is_orphaned()
+            {
+                if let Some(c) = consumer.offer_larger(larger) {
+                    *held += c.capacity();
+                    offered.push(c);
+                }
+            }
+            true
         });
+        self.consumers.append(&mut self.offered);
         self.retired_drops += retired;
         total
     }

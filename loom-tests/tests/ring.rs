@@ -226,3 +226,55 @@ fn drain_with_a_limit_retires_only_an_empty_orphan() {
         producer.join().unwrap();
     });
 }
+
+/// A ring outgrown (`Consumer::offer_larger`): the producer moves to the
+/// offered ring when its own is full, however that interleaves with the
+/// consumer draining both. Every value pushed arrives exactly once, every
+/// refused one is counted, the old ring is declared done only once drained,
+/// and the new one once its producer is gone.
+#[test]
+fn a_producer_moves_to_an_offered_ring_and_nothing_is_lost() {
+    loom::model(|| {
+        let (mut tx, mut rx) = channel::<u64>(2);
+        let mut larger = rx.offer_larger(4).expect("a larger ring is on offer");
+        assert_eq!(larger.capacity(), 4);
+        assert!(rx.offer_larger(8).is_none(), "one offer at a time");
+        let producer = thread::spawn(move || {
+            let mut pushed = Vec::new();
+            for v in 0..4 {
+                match tx.push(v) {
+                    Ok(()) => pushed.push(v),
+                    Err(_) => tx.count_drop(),
+                }
+            }
+            pushed
+        });
+        let mut got = Vec::new();
+        loop {
+            let (_, old_done) = rx.drain_with(usize::MAX, |v| got.push(*v));
+            larger.drain_with(usize::MAX, |v| got.push(*v));
+            if old_done {
+                break;
+            }
+            thread::yield_now();
+        }
+        let old_dropped = rx.dropped();
+        // Retiring the old ring drops its offer too, if it was never taken.
+        drop(rx);
+        loop {
+            let (_, done) = larger.drain_with(usize::MAX, |v| got.push(*v));
+            if done {
+                break;
+            }
+            thread::yield_now();
+        }
+        let pushed = producer.join().unwrap();
+        got.sort_unstable();
+        assert_eq!(got, pushed, "a value was lost or duplicated");
+        assert_eq!(
+            pushed.len() as u64 + old_dropped + larger.dropped(),
+            4,
+            "every value is pushed or counted"
+        );
+    });
+}

@@ -63,6 +63,8 @@ pub(crate) enum Control {
 const DRAIN_STEP: usize = 1024;
 /// Series whose views are built between two such drains.
 const SERIES_STEP: usize = 4;
+/// The largest a grown ring may be (records).
+const MAX_RING_GROWN: usize = 1 << 22;
 
 /// Everything the aggregator keeps, apart from the rings it drains.
 pub(crate) struct State {
@@ -111,7 +113,12 @@ impl Aggregator {
         let now = Instant::now();
         Self {
             handoff,
-            rings: Rings::new(),
+            // Rings grow within `memory_budget`'s worth of records in all.
+            rings: Rings::new(
+                (config.ring_capacity.max(2).next_power_of_two() * crate::handoff::RING_GROWTH)
+                    .min(MAX_RING_GROWN),
+                config.memory_budget / crate::handoff::SLOT_BYTES,
+            ),
             state: State {
                 clock,
                 keys: Keys::new(config.max_models, config.max_stages),

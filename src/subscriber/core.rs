@@ -356,7 +356,7 @@ impl Core {
         }
     }
 
-    /// `wake`: whether the ring is past three quarters full (then the aggregator
+    /// `wake`: whether the ring is past half full (then the aggregator
     /// is asked to drain now rather than at its next tick), or `None` when this
     /// thread had no ring (it is being torn down) and the record was lost.
     #[inline]
