@@ -281,6 +281,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let exe = std::env::current_exe()?;
+    let mut reports = Vec::new();
     for i in 0..ROWS.len() {
         let mut cmd = Command::new(&exe);
         cmd.arg("--row").arg(i.to_string());
@@ -298,8 +299,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         print!("{}", String::from_utf8_lossy(&out.stdout));
         // What the subscriber reported (the first overflow, say).
         for line in String::from_utf8_lossy(&out.stderr).lines() {
-            eprintln!("  row {i}: {line}");
+            reports.push(format!("{}: {line}", ROWS[i].name));
         }
+    }
+    for r in reports {
+        println!("{r}");
     }
     Ok(())
 }
