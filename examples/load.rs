@@ -44,6 +44,9 @@ enum Load {
     DistinctModels { ids: usize },
     /// One root kept open while this many children close under it.
     LongRoot { children: u64 },
+    /// This many model keys, each with spans of 1 us, 100 us and 10 ms
+    /// (histograms sized for 10 ms): what one key costs.
+    PerKey { keys: usize },
 }
 
 struct Row {
@@ -100,6 +103,11 @@ const ROWS: &[Row] = &[
         name: "10 000 distinct model_id values (%name)",
         load: Load::DistinctModels { ids: 10_000 },
         secs: Some(10),
+    },
+    Row {
+        name: "128 model keys, spans of 1 us to 10 ms each",
+        load: Load::PerKey { keys: 128 },
+        secs: None,
     },
     Row {
         name: "one root open throughout, 1 000 000 children",
@@ -193,24 +201,45 @@ fn long_root(children: u64) -> u64 {
     children + 1
 }
 
-fn peak_rss_mb() -> f64 {
+/// Spans of 1 us, 100 us and 10 ms (busy waits) for each of `keys` model ids.
+fn per_key(keys: usize) -> u64 {
+    let names: Vec<String> = (0..keys).map(|i| format!("key-{i:03}")).collect();
+    for d in [1, 100, 10_000] {
+        for name in &names {
+            let span = tracing::debug_span!("model", model_id = %name);
+            let _e = span.enter();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_micros(d) {}
+        }
+    }
+    3 * keys as u64
+}
+
+fn rss_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn peak_rss_mb() -> f64 {
+    rss_mb("VmHWM:")
 }
 
 fn run_row(row: &Row, secs: u64) -> Result<String, hdrtrace::Error> {
     let guard = hdrtrace::init_tracing(&hdrtrace::TracingConfig::default())?;
     let deadline = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
+    guard.flush();
+    let rss_before = rss_mb("VmRSS:");
     let closed = match row.load {
         Load::Paced { threads, rate } => spread(threads, Some(rate), deadline),
         Load::BackToBack { threads } => spread(threads, None, deadline),
         Load::DistinctModels { ids } => distinct_models(ids, deadline),
         Load::LongRoot { children } => long_root(children),
+        Load::PerKey { keys } => per_key(keys),
     };
     let ran = started.elapsed();
     guard.flush();
@@ -238,6 +267,13 @@ fn run_row(row: &Row, secs: u64) -> Result<String, hdrtrace::Error> {
     }
     if let Load::DistinctModels { .. } = row.load {
         note = format!("; {} model series", snap.models().count());
+    }
+    if let Load::PerKey { keys } = row.load {
+        // A snapshot holds each key's views: both copies are counted.
+        note = format!(
+            "; RSS +{:.0} KiB per key",
+            (rss_mb("VmRSS:") - rss_before) * 1024.0 / keys as f64
+        );
     }
     Ok(format!(
         "| {} | {:.1} s | {closed} | {counted} | {dropped} ({:.3} %) | {} | {} | {} | {:.2} ms | {:.0} MB{note} |",

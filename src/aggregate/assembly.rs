@@ -110,8 +110,9 @@ pub(crate) struct Assembler {
     /// Live nodes plus live entries.
     used: usize,
     units: usize,
-    /// Reused while building a kept trace.
+    /// Reused while building a kept trace: its span and event nodes.
     scratch: Vec<u32>,
+    scratch_events: Vec<u32>,
     /// Records of requests finalized before they arrived, or still waiting
     /// for a root at shutdown.
     pub(crate) late_records: u64,
@@ -136,6 +137,7 @@ impl Assembler {
             used: 0,
             units: units.max(2),
             scratch: Vec::new(),
+            scratch_events: Vec::new(),
             late_records: 0,
             budget_dropped: 0,
             budget_evicted: 0,
@@ -406,59 +408,84 @@ impl Assembler {
     ) -> (RequestTrace, Option<u32>) {
         let clock = j.clock;
         let p = &self.entries[e as usize];
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
+        let mut spans_at = std::mem::take(&mut self.scratch);
+        let mut events_at = std::mem::take(&mut self.scratch_events);
+        spans_at.clear();
+        events_at.clear();
+        let nodes = &self.nodes;
+        // One pass over the chain: its spans and events apart, the worst
+        // status, and the gating model span (judged over every span).
+        let mut status = root.status;
+        let mut gate: Option<(u32, (bool, u64))> = None;
         let mut at = p.head;
         while at != NIL {
-            scratch.push(at);
-            at = self.nodes[at as usize].next;
-        }
-        let nodes = &self.nodes;
-        scratch.sort_by_key(|&i| nodes[i as usize].rec.start);
-        let gate = scratch
-            .iter()
-            .copied()
-            .filter(|&i| {
-                let r = &nodes[i as usize].rec;
-                r.kind == RecordKind::Span && r.class == SpanClass::Model
-            })
-            .max_by_key(|&i| {
-                let r = &nodes[i as usize].rec;
-                (r.status == Status::Timeout, r.end)
-            });
-        let root_node = &nodes[p.root as usize];
-        let mut spans = vec![span_trace(&root_node.rec, &root, j)];
-        let mut events = Vec::new();
-        let mut omitted: Vec<(&'static str, u64)> = Vec::new();
-        let mut status = root.status;
-        for &i in &scratch {
-            let n = &nodes[i as usize];
-            let r = &n.rec;
+            let r = &nodes[at as usize].rec;
             status = status.max(r.status);
-            let room = match r.kind {
-                RecordKind::Span => spans.len() < j.max_spans || Some(i) == gate,
-                RecordKind::Event => events.len() < j.max_spans,
-            };
-            if !room {
-                let name = r.metadata.name();
-                match omitted.iter_mut().find(|(n, _)| *n == name) {
-                    Some((_, c)) => *c += 1,
-                    None => omitted.push((name, 1)),
-                }
-                continue;
-            }
             match r.kind {
-                RecordKind::Span => spans.push(span_trace(r, &root, j)),
-                RecordKind::Event => events.push(EventTrace {
+                RecordKind::Span => {
+                    spans_at.push(at);
+                    if r.class == SpanClass::Model {
+                        let rank = (r.status == Status::Timeout, r.end);
+                        if gate.is_none_or(|(_, best)| rank >= best) {
+                            gate = Some((at, rank));
+                        }
+                    }
+                }
+                RecordKind::Event => events_at.push(at),
+            }
+            at = nodes[at as usize].next;
+        }
+        let gate = gate.map(|(i, _)| i);
+        // The earliest spans and events up to the limits (a selection, then a
+        // sort of what is kept: a huge request costs O(n), not O(n log n)).
+        let mut omitted: Vec<(&'static str, u64)> = Vec::new();
+        let by_start = |&i: &u32| nodes[i as usize].rec.start;
+        for (list, limit) in [
+            (&mut spans_at, j.max_spans.saturating_sub(1)),
+            (&mut events_at, j.max_spans),
+        ] {
+            if list.len() > limit {
+                list.select_nth_unstable_by_key(limit, by_start);
+                for &i in &list[limit..] {
+                    if Some(i) == gate {
+                        continue;
+                    }
+                    let name = nodes[i as usize].rec.metadata.name();
+                    match omitted.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, c)) => *c += 1,
+                        None => omitted.push((name, 1)),
+                    }
+                }
+                let gate_omitted = gate.is_some_and(|g| list[limit..].contains(&g));
+                list.truncate(limit);
+                if gate_omitted {
+                    list.extend(gate);
+                }
+            }
+            list.sort_unstable_by_key(by_start);
+        }
+        let root_node = &nodes[p.root as usize];
+        let mut spans = Vec::with_capacity(spans_at.len() + 1);
+        spans.push(span_trace(&root_node.rec, &root, j));
+        spans.extend(
+            spans_at
+                .iter()
+                .map(|&i| span_trace(&nodes[i as usize].rec, &root, j)),
+        );
+        let events = events_at
+            .iter()
+            .map(|&i| {
+                let r = &nodes[i as usize].rec;
+                EventTrace {
                     span: r.span,
                     at: Duration::from_nanos(clock.nanos_between(root.start, r.start)),
                     level: *r.metadata.level(),
                     message: r.text.as_str().to_string(),
                     status: r.status,
                     fields: field_list(r),
-                }),
-            }
-        }
+                }
+            })
+            .collect();
         let attribution = gate.map(|i| {
             let n = &nodes[i as usize];
             let s = span_trace(&n.rec, &root, j);
@@ -478,7 +505,8 @@ impl Assembler {
             }
         });
         let gate_key = gate.map(|i| nodes[i as usize].key);
-        self.scratch = scratch;
+        self.scratch = spans_at;
+        self.scratch_events = events_at;
         let trace = RequestTrace {
             request_id: root.request_id,
             name: root.metadata.name(),
