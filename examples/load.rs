@@ -105,8 +105,8 @@ const ROWS: &[Row] = &[
         secs: Some(10),
     },
     Row {
-        name: "128 model keys, spans of 1 us to 10 ms each",
-        load: Load::PerKey { keys: 128 },
+        name: "64 model keys, spans of 1 us to 10 ms each",
+        load: Load::PerKey { keys: 64 },
         secs: None,
     },
     Row {

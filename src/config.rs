@@ -125,8 +125,8 @@ impl Default for TracingConfig {
             capture_capacity: 64,
             console_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 6669)),
             memory_budget: 64 << 20,
-            max_models: 128,
-            max_stages: 64,
+            max_models: 64,
+            max_stages: 32,
             max_capture_spans: 512,
         }
     }
