@@ -318,7 +318,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let exe = std::env::current_exe()?;
     let mut reports = Vec::new();
-    for i in 0..ROWS.len() {
+    for (i, row) in ROWS.iter().enumerate() {
         let mut cmd = Command::new(&exe);
         cmd.arg("--row").arg(i.to_string());
         if let Some(s) = args.secs {
@@ -335,7 +335,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         print!("{}", String::from_utf8_lossy(&out.stdout));
         // What the subscriber reported (the first overflow, say).
         for line in String::from_utf8_lossy(&out.stderr).lines() {
-            reports.push(format!("{}: {line}", ROWS[i].name));
+            reports.push(format!("{}: {line}", row.name));
         }
     }
     for r in reports {

@@ -171,7 +171,7 @@ impl<T: Copy + Send> Producer<T> {
     pub fn needs_drain(&mut self) -> bool {
         // Relaxed: `tail` is only ever stored by this producer.
         let tail = self.ring.tail.load(Ordering::Relaxed);
-        let high = (self.ring.mask + 1) / 2;
+        let high = self.capacity() / 2;
         if tail.wrapping_sub(self.cached_head) <= high {
             return false;
         }
