@@ -95,7 +95,10 @@ pub struct TracingConfig {
     /// it; the rest holds pending records, and a record that does not fit
     /// drops the oldest pending request (counted in
     /// `Counters::budget_dropped_records`; the request is then incomplete).
-    /// Histograms are bounded by `max_models` and `max_stages` instead.
+    /// Histograms are bounded by `max_models` and `max_stages` instead. The
+    /// rings of threads whose bursts outrun the aggregator grow past
+    /// `ring_capacity` (up to 16 x) while all rings together stay within this
+    /// many bytes of records too.
     pub memory_budget: usize,
     /// Distinct model keys with a series of their own; spans of later keys
     /// are recorded in one `"<other>"` series (counted in
