@@ -10,7 +10,8 @@
 //! counted in the histograms, spans dropped (`dropped_records` +
 //! `dropped_spans`), whether closed == counted + dropped, records not kept for
 //! tail capture for the memory budget, spans in the overflow series, the
-//! aggregator's longest gap between two drains, and peak RSS.
+//! aggregator's longest gap between two drains, how long the `flush()` right
+//! after the load blocked its caller, and peak RSS.
 //!
 //! ```text
 //! cargo run --release --example load              # the issue's durations
@@ -242,7 +243,9 @@ fn run_row(row: &Row, secs: u64) -> Result<String, hdrtrace::Error> {
         Load::PerKey { keys } => per_key(keys),
     };
     let ran = started.elapsed();
+    let flush_started = Instant::now();
     guard.flush();
+    let flush = flush_started.elapsed();
     if let Load::LongRoot { .. } = row.load {
         // A request that lost records to a full ring is finalized once its
         // stragglers' grace period (2 s) is over.
@@ -276,7 +279,7 @@ fn run_row(row: &Row, secs: u64) -> Result<String, hdrtrace::Error> {
         );
     }
     Ok(format!(
-        "| {} | {:.1} s | {closed} | {counted} | {dropped} ({:.3} %) | {} | {} | {} | {:.2} ms | {:.0} MB{note} |",
+        "| {} | {:.1} s | {closed} | {counted} | {dropped} ({:.3} %) | {} | {} | {} | {:.2} ms | {:.2} ms | {:.0} MB{note} |",
         row.name,
         ran.as_secs_f64(),
         dropped as f64 * 100.0 / closed.max(1) as f64,
@@ -284,6 +287,7 @@ fn run_row(row: &Row, secs: u64) -> Result<String, hdrtrace::Error> {
         c.budget_dropped_records,
         c.overflow_spans,
         c.longest_drain_gap_ns as f64 / 1e6,
+        flush.as_secs_f64() * 1e3,
         peak_rss_mb(),
     ))
 }
@@ -313,9 +317,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!(
         "| load | ran | spans closed | counted | dropped | closed = counted + dropped | \
-         not kept for budget | in overflow series | longest drain gap | peak RSS |"
+         not kept for budget | in overflow series | longest drain gap | flush() | peak RSS |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let exe = std::env::current_exe()?;
     let mut reports = Vec::new();
     for (i, row) in ROWS.iter().enumerate() {

@@ -91,7 +91,10 @@ fn closed_equals_counted_plus_dropped_under_overload_with_a_tiny_budget() {
     assert_eq!(c.spans, counted(&snap));
     // Requests whose root was lost to a full ring wait for it until the
     // budget drops them: the budget was reached, and counted.
-    assert!(c.dropped_records > 0 && c.budget_dropped_records > 0, "{c:?}");
+    assert!(
+        c.dropped_records > 0 && c.budget_dropped_records > 0,
+        "{c:?}"
+    );
 }
 
 #[test]
@@ -253,4 +256,6 @@ fn a_huge_captured_request_keeps_at_most_max_capture_spans() {
     assert!(t.omitted.iter().any(|(n, _)| *n == "tokenize"));
     let gate = t.attribution.as_ref().expect("attributed over every span");
     assert!(t.span(gate.span).is_some(), "the gating span is kept");
+    let text = hdrtrace::export::render_text(t);
+    assert!(text.contains("Omitted past max_capture_spans: "), "{text}");
 }
