@@ -15,7 +15,9 @@
 //! The old ring keeps what was pushed into it; its producer is then gone, so
 //! the consumer drains and retires it like the ring of an ended thread.
 
-use crate::sync::{fence, Arc, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering, UnsafeCell};
+use crate::sync::{
+    fence, Arc, AtomicBool, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering, UnsafeCell,
+};
 use std::mem::MaybeUninit;
 
 struct Ring<T> {
@@ -29,6 +31,9 @@ struct Ring<T> {
     mask: usize,
     /// A larger ring the consumer offers the producer (see the module docs).
     successor: Mutex<Option<Arc<Ring<T>>>>,
+    /// Set once `successor` holds an offer: lets the producer skip the lock
+    /// while there is none.
+    offered: AtomicBool,
 }
 
 impl<T> Ring<T> {
@@ -45,6 +50,7 @@ impl<T> Ring<T> {
             buf,
             mask: capacity - 1,
             successor: Mutex::new(None),
+            offered: AtomicBool::new(false),
         })
     }
 }
@@ -192,6 +198,11 @@ impl<T: Copy + Send> Producer<T> {
     #[cold]
     #[inline(never)]
     fn adopt_successor(&mut self) -> bool {
+        // Relaxed: only a hint; the lock below orders the offer itself. A
+        // producer that misses a fresh offer takes it at a later push.
+        if !self.ring.offered.load(Ordering::Relaxed) {
+            return false;
+        }
         let next = match self.ring.successor.try_lock() {
             Ok(mut offered) => offered.take(),
             Err(_) => None,
@@ -267,6 +278,8 @@ impl<T: Copy + Send> Consumer<T> {
         }
         let ring = Ring::new(capacity);
         *offered = Some(ring.clone());
+        // Relaxed: a hint for the producer (see `adopt_successor`).
+        self.ring.offered.store(true, Ordering::Relaxed);
         Some(Consumer {
             ring,
             cached_tail: 0,
