@@ -259,3 +259,57 @@ fn a_huge_captured_request_keeps_at_most_max_capture_spans() {
     let text = hdrtrace::export::render_text(t);
     assert!(text.contains("Omitted past max_capture_spans: "), "{text}");
 }
+
+#[test]
+fn the_budget_drops_the_oldest_pending_records_first() {
+    let (subscriber, guard) = hdrtrace::build(&TracingConfig {
+        sampling_rate: 1.0,
+        ..tiny()
+    })
+    .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        // A long request, open throughout, whose children fill the budget.
+        let long = tracing::info_span!("embed_pipeline", request_id = 1u64);
+        long.in_scope(|| {
+            for i in 0..2_000u64 {
+                tracing::debug_span!("model", model_id = MODELS[(i % 12) as usize]).in_scope(|| {});
+                if i % 512 == 0 {
+                    guard.flush();
+                }
+            }
+        });
+        guard.flush();
+        // Short requests meanwhile: the long one is older, so its records
+        // make room for theirs.
+        for id in 2..12u64 {
+            let _root = tracing::info_span!("embed_pipeline", request_id = id).entered();
+            request_children();
+        }
+        drop(long);
+    });
+    let source = guard.snapshot_source();
+    drop(guard);
+    let snap = source.snapshot();
+    let c = snap.counters();
+    assert!(c.budget_dropped_records > 0, "{c:?}");
+    for t in snap.captured() {
+        if t.request_id == 1 {
+            assert!(!t.complete, "the long request lost its oldest records");
+        } else {
+            assert!(t.complete, "request {} lost nothing", t.request_id);
+            assert_eq!(t.spans.len(), 14);
+        }
+    }
+    // The store keeps two: the long request (closed last) and request 11.
+    assert_eq!(snap.captured().len(), 2, "{c:?}");
+    assert_eq!(c.captured_requests, 11);
+}
+
+/// The stage and twelve models of a request whose root is entered.
+fn request_children() {
+    let stage = tracing::info_span!("model_execution");
+    let _s = stage.enter();
+    for model in MODELS {
+        tracing::debug_span!("model", model_id = model).in_scope(|| {});
+    }
+}
