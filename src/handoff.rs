@@ -98,10 +98,10 @@ const GROWTH_STEP: usize = RING_GROWTH;
 
 /// The aggregator's half: every registered ring's consumer, drained in turn.
 /// A ring found more than a quarter full by one drain is offered a successor
-/// [`RING_GROWTH`] times its size, up to `max_capacity`, while all rings together hold
-/// at most `max_total` records: a thread whose bursts outrun the aggregator's
-/// wake-ups (or a descheduled aggregator) gets room for them, and a quiet
-/// thread keeps the small ring it started with.
+/// [`RING_GROWTH`] times its size, up to `max_capacity`, while all rings
+/// together hold at most `max_total` records: a thread whose bursts outrun the
+/// aggregator's wake-ups (or a descheduled aggregator) gets room for them, and
+/// a quiet thread keeps the small ring it started with.
 pub(crate) struct Rings {
     consumers: Vec<Consumer<Record>>,
     /// Consumers of rings offered this drain, added after it.
@@ -109,7 +109,7 @@ pub(crate) struct Rings {
     max_capacity: usize,
     max_total: usize,
     /// Records all live rings hold.
-    total: usize,
+    held: usize,
     /// Ring drops of rings already retired (their threads ended).
     retired_drops: u64,
 }
@@ -123,7 +123,7 @@ impl Rings {
             offered: Vec::new(),
             max_capacity,
             max_total,
-            total: 0,
+            held: 0,
             retired_drops: 0,
         }
     }
@@ -145,17 +145,17 @@ impl Rings {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             if !new.is_empty() {
-                self.total += new.iter().map(|c| c.capacity()).sum::<usize>();
+                self.held += new.iter().map(|c| c.capacity()).sum::<usize>();
                 self.consumers.append(&mut new);
             }
         }
-        let mut total = 0;
+        let mut handed = 0;
         let mut retired = 0;
         let (offered, max) = (&mut self.offered, self.max_capacity);
-        let (held, max_total) = (&mut self.total, self.max_total);
+        let (held, max_total) = (&mut self.held, self.max_total);
         self.consumers.retain_mut(|consumer| {
             let (n, done) = consumer.drain_with(limit, &mut each);
-            total += n;
+            handed += n;
             if done {
                 // Its producer is gone (its thread ended, or it moved to a
                 // larger ring) and every record it pushed is counted: only its
@@ -180,7 +180,7 @@ impl Rings {
         });
         self.consumers.append(&mut self.offered);
         self.retired_drops += retired;
-        total
+        handed
     }
 
     /// Records lost so far: to full rings, and outside any ring.
