@@ -124,7 +124,8 @@ pub(crate) struct Assembler {
 
 impl Assembler {
     /// An assembler that holds at most `units` nodes and entries together
-    /// (at least 2: one record and its request).
+    /// (at least 2: one record and its request; at most what a `u32` index
+    /// reaches).
     pub(crate) fn new(units: usize) -> Self {
         Self {
             index: FxHashMap::default(),
@@ -135,7 +136,8 @@ impl Assembler {
             age: EMPTY,
             rooted: EMPTY,
             used: 0,
-            units: units.max(2),
+            // Indices are `u32`, `NIL` excluded.
+            units: units.clamp(2, NIL as usize - 1),
             scratch: Vec::new(),
             scratch_events: Vec::new(),
             late_records: 0,
