@@ -1,7 +1,9 @@
 //! The aggregator's bounds: exact accounting under overload with a tiny memory
 //! budget, the cardinality caps and their overflow series, exact long keys,
-//! requests that lost records to the budget marked incomplete, and every slow
-//! or failed request whose records all arrived still captured and attributed.
+//! requests that lost records to the budget marked incomplete (the oldest
+//! pending records going first), every slow or failed request whose records
+//! all arrived still captured and attributed, captured traces capped, and
+//! clear errors for bad bounds.
 
 use hdrtrace::{LatencySnapshot, TracingConfig, TracingGuard};
 use std::time::Duration;
@@ -311,5 +313,62 @@ fn request_children() {
     let _s = stage.enter();
     for model in MODELS {
         tracing::debug_span!("model", model_id = model).in_scope(|| {});
+    }
+}
+
+#[test]
+fn bad_bounds_are_clear_config_errors() {
+    let field_of = |c: TracingConfig| match c.validate() {
+        Err(hdrtrace::Error::InvalidConfig { field, .. }) => Some(field),
+        _ => None,
+    };
+    let d = TracingConfig::default;
+    assert_eq!(field_of(d()), None);
+    for (config, field) in [
+        (
+            TracingConfig {
+                max_models: 0,
+                ..d()
+            },
+            "max_models",
+        ),
+        (
+            TracingConfig {
+                max_stages: 1 << 20,
+                ..d()
+            },
+            "max_stages",
+        ),
+        (
+            TracingConfig {
+                max_capture_spans: 0,
+                ..d()
+            },
+            "max_capture_spans",
+        ),
+        (
+            TracingConfig {
+                memory_budget: 1024,
+                ..d()
+            },
+            "memory_budget",
+        ),
+        // The capture store alone would take more than half the budget.
+        (
+            TracingConfig {
+                capture_capacity: 10_000,
+                ..d()
+            },
+            "memory_budget",
+        ),
+    ] {
+        assert_eq!(field_of(config), Some(field));
+    }
+    let env = |k: &str| (k == "HDRTRACE_MAX_MODELS").then(|| "7".to_string());
+    assert_eq!(TracingConfig::from_lookup(env).unwrap().max_models, 7);
+    let bad = |k: &str| (k == "HDRTRACE_MEMORY_BUDGET").then(|| "12".to_string());
+    match TracingConfig::from_lookup(bad) {
+        Err(hdrtrace::Error::InvalidEnv { var, .. }) => assert_eq!(var, "HDRTRACE_MEMORY_BUDGET"),
+        other => panic!("expected InvalidEnv, got {other:?}"),
     }
 }
