@@ -157,7 +157,9 @@ impl Latencies {
     }
 }
 
-/// Counters of what was recorded and what was lost.
+/// Counters of what was recorded and what was lost. The byte format
+/// ([`LatencySnapshot::to_bytes`]) and merged snapshots carry the first eight;
+/// the aggregator's bounds (from `budget_dropped_records` on) are per process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Span records aggregated.
