@@ -100,6 +100,29 @@ pub struct TracingConfig {
     /// to `Builder::log_writer`) by the hand-written subscriber; `OFF` writes
     /// none. Default `INFO`.
     pub log_level: LevelFilter,
+
+    // The aggregator's bounds.
+    /// Bytes the aggregator may hold for requests: those waiting for their
+    /// records and the captured ones. The capture store's worst case
+    /// (`capture_capacity` × 2 × `max_capture_spans` spans) is set aside from
+    /// it; the rest holds pending records, and a record that does not fit
+    /// drops the oldest pending request (counted in
+    /// `Counters::budget_dropped_records`; the request is then incomplete).
+    /// Histograms are bounded by `max_models` and `max_stages` instead. The
+    /// rings of threads whose bursts outrun the aggregator grow past
+    /// `ring_capacity` (up to 16 x) while all rings together stay within this
+    /// many bytes of records too.
+    pub memory_budget: usize,
+    /// Distinct model keys with a series of their own; spans of later keys
+    /// are recorded in one `"<other>"` series (counted in
+    /// `Counters::overflow_spans`).
+    pub max_models: usize,
+    /// Distinct stage (and request root) names with a series of their own;
+    /// later ones share one `"<other>"` stage series.
+    pub max_stages: usize,
+    /// Spans (and, separately, events) a captured request keeps; the rest
+    /// are counted per name in `RequestTrace::omitted`.
+    pub max_capture_spans: usize,
 }
 
 impl Default for TracingConfig {
@@ -120,6 +143,10 @@ impl Default for TracingConfig {
             conventions: Conventions::default(),
             filter: None,
             log_level: LevelFilter::INFO,
+            memory_budget: 64 << 20,
+            max_models: 64,
+            max_stages: 32,
+            max_capture_spans: 512,
         }
     }
 }
@@ -149,9 +176,21 @@ pub mod limits {
     pub const MAX_LATENCY_TARGET: Duration = Duration::from_secs(3600);
     /// `otel_endpoint`: the longest URL accepted.
     pub const MAX_ENDPOINT_LEN: usize = 2048;
+    /// `max_models`, `max_stages`: distinct keys with a series of their own.
+    pub const MAX_KEYS: usize = 1 << 16;
+    /// `max_capture_spans`: spans one captured request keeps.
+    pub const MAX_CAPTURE_SPANS: usize = 1 << 20;
+    /// `memory_budget`: at least 64 KiB, at most 1 TiB (a budget, not an
+    /// allocation: memory is taken only as requests need it).
+    pub const MIN_BUDGET: usize = 1 << 16;
+    /// See [`MIN_BUDGET`].
+    pub const MAX_BUDGET: usize = 1 << 40;
 }
 
 use limits::*;
+/// What one captured span (with its share of events and fields) is counted
+/// as against `memory_budget`.
+const CAPTURED_SPAN_BYTES: usize = 256;
 
 impl TracingConfig {
     /// Checks every value against its bound (see [`limits`]); the error names
@@ -214,7 +253,60 @@ impl TracingConfig {
             }
             validate_endpoint(endpoint).map_err(|reason| Error::config("otel_endpoint", reason))?;
         }
+        self.validate_bounds()
+    }
+
+    /// The aggregator's bounds (`memory_budget` and the caps).
+    fn validate_bounds(&self) -> Result<(), Error> {
+        for (field, v, max) in [
+            ("max_models", self.max_models, MAX_KEYS),
+            ("max_stages", self.max_stages, MAX_KEYS),
+            (
+                "max_capture_spans",
+                self.max_capture_spans,
+                MAX_CAPTURE_SPANS,
+            ),
+        ] {
+            if v == 0 || v > max {
+                return Err(Error::config(
+                    field,
+                    format!("must be from 1 to {max}, got {v}"),
+                ));
+            }
+        }
+        let b = self.memory_budget;
+        if !(MIN_BUDGET..=MAX_BUDGET).contains(&b) {
+            return Err(Error::config(
+                "memory_budget",
+                format!("must be from {MIN_BUDGET} to {MAX_BUDGET} bytes, got {b}"),
+            ));
+        }
+        let captures = self.capture_reserve();
+        if captures > b / 2 {
+            return Err(Error::config(
+                "memory_budget",
+                format!(
+                    "{b} bytes cannot hold the capture store: capture_capacity ({}) x 2 x \
+                     max_capture_spans ({}) x {CAPTURED_SPAN_BYTES} bytes = {captures} bytes \
+                     must be at most half of it; raise memory_budget or lower the others",
+                    self.capture_capacity, self.max_capture_spans
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// The capture store's worst case, set aside from `memory_budget`.
+    fn capture_reserve(&self) -> usize {
+        self.capture_capacity
+            .saturating_mul(2)
+            .saturating_mul(self.max_capture_spans)
+            .saturating_mul(CAPTURED_SPAN_BYTES)
+    }
+
+    /// Bytes of `memory_budget` left for pending requests.
+    pub(crate) fn pending_budget(&self) -> usize {
+        self.memory_budget.saturating_sub(self.capture_reserve())
     }
 
     /// Reads `HDRTRACE_*` variables over the defaults, with the same validation;
@@ -224,7 +316,9 @@ impl TracingConfig {
     /// `HDRTRACE_OTEL_ENDPOINT`, `HDRTRACE_SAMPLING_RATE`, `HDRTRACE_SLOT_CAPACITY`,
     /// `HDRTRACE_RING_CAPACITY`, `HDRTRACE_LATENCY_TARGET_MS`,
     /// `HDRTRACE_WINDOW_SECS`, `HDRTRACE_FLUSH_INTERVAL_MS`,
-    /// `HDRTRACE_CAPTURE_CAPACITY`, `HDRTRACE_CONSOLE_ADDR`.
+    /// `HDRTRACE_CAPTURE_CAPACITY`, `HDRTRACE_CONSOLE_ADDR`,
+    /// `HDRTRACE_MEMORY_BUDGET` (bytes), `HDRTRACE_MAX_MODELS`,
+    /// `HDRTRACE_MAX_STAGES`, `HDRTRACE_MAX_CAPTURE_SPANS`.
     pub fn from_env() -> Result<Self, Error> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -324,6 +418,14 @@ impl TracingConfig {
             parse::<std::net::SocketAddr>,
             |v| c.console_addr = v
         );
+        var!("HDRTRACE_MEMORY_BUDGET", parse::<usize>, |v| c
+            .memory_budget =
+            v);
+        var!("HDRTRACE_MAX_MODELS", parse::<usize>, |v| c.max_models = v);
+        var!("HDRTRACE_MAX_STAGES", parse::<usize>, |v| c.max_stages = v);
+        var!("HDRTRACE_MAX_CAPTURE_SPANS", parse::<usize>, |v| c
+            .max_capture_spans =
+            v);
         c.validate().map_err(|e| match e {
             Error::InvalidConfig { field, reason } => {
                 let var = env_name(field);
@@ -355,6 +457,10 @@ fn env_name(field: &str) -> &'static str {
         "conventions.model_field" => "HDRTRACE_MODEL_FIELD",
         "conventions.timeout_field" => "HDRTRACE_TIMEOUT_FIELD",
         "conventions.device_time_field" => "HDRTRACE_DEVICE_TIME_FIELD",
+        "memory_budget" => "HDRTRACE_MEMORY_BUDGET",
+        "max_models" => "HDRTRACE_MAX_MODELS",
+        "max_stages" => "HDRTRACE_MAX_STAGES",
+        "max_capture_spans" => "HDRTRACE_MAX_CAPTURE_SPANS",
         _ => "HDRTRACE_*",
     }
 }

@@ -2,9 +2,10 @@
 
 use crate::aggregate::publish::Publisher;
 use crate::aggregate::snapshot::{LatencySnapshot, SnapshotData};
-use crate::aggregate::{self, Control, RequestSink, Settings};
+use crate::aggregate::{Aggregator, Control, RequestSink};
 use crate::config::TracingConfig;
 use crate::error::Error;
+use crate::handoff::Handoff;
 use crate::logs::{LogThread, LogWriter};
 use crate::subscriber::core::Core;
 use crate::subscriber::HdrSubscriber;
@@ -70,11 +71,12 @@ impl Builder {
         let config = self.config;
         config_check(&config)?;
         let sinks = self.sinks;
+        let handoff = Arc::new(Handoff::new(config.ring_capacity));
         let (hub, log_thread) = if with_logs && config.log_level != LevelFilter::OFF {
             let out = self
                 .log_writer
                 .unwrap_or_else(|| Box::new(std::io::stderr()));
-            let (hub, thread) = LogThread::start(config.log_level, out)
+            let (hub, thread) = LogThread::start(config.log_level, out, handoff.clone())
                 .map_err(|e| Error::Aggregator(format!("cannot start the log thread: {e}")))?;
             (Some(hub), Some(thread))
         } else {
@@ -82,26 +84,20 @@ impl Builder {
         };
         #[cfg(feature = "otel")]
         let (sinks, otel) = with_otel(sinks, &config)?;
-        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let (control_tx, control_rx) = crossbeam_channel::bounded(16);
-        let core = Arc::new(Core::new(&config, wake_tx, hub));
+        let core = Arc::new(Core::new(&config, handoff.clone(), hub));
         let publisher = Arc::new(Publisher::new(SnapshotData {
             window: config.window,
             ..SnapshotData::default()
         }));
-        let thread = aggregate::spawn(
-            core.clone(),
+        let thread = Aggregator::new(
+            handoff,
+            core.clock.clone(),
             publisher.clone(),
-            control_rx,
-            wake_rx,
-            Settings {
-                window: config.window,
-                target: config.latency_target,
-                publish_every: config.flush_interval,
-                capture_capacity: config.capture_capacity,
-            },
+            &config,
             sinks,
         )
+        .spawn(control_rx)
         .map_err(|e| Error::Aggregator(format!("cannot start the aggregator thread: {e}")))?;
         let guard = TracingGuard {
             shared: Arc::new(Shared {

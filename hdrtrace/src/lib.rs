@@ -38,6 +38,7 @@ mod error;
 pub mod export;
 mod filter;
 mod guard;
+mod handoff;
 pub mod logs;
 pub mod record;
 pub mod ring;

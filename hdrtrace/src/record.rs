@@ -122,24 +122,42 @@ impl InlineFields {
     }
 }
 
-/// Short text kept inline (truncated at a UTF-8 boundary).
+/// Short text kept inline (truncated at a UTF-8 boundary). Text longer than
+/// [`INLINE_TEXT`] bytes keeps its first bytes and a 64-bit hash of the whole,
+/// so two long texts that share a prefix stay apart.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct InlineText {
     pub(crate) len: u8,
+    /// Whether the text was longer than what is kept; then `hash` is FNV-1a of
+    /// the whole text, otherwise 0.
+    pub(crate) truncated: bool,
     pub(crate) bytes: [u8; INLINE_TEXT],
+    pub(crate) hash: u64,
 }
 
 impl Default for InlineText {
     fn default() -> Self {
         Self {
             len: 0,
+            truncated: false,
             bytes: [0; INLINE_TEXT],
+            hash: 0,
         }
     }
 }
 
+const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01B3;
+
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h = (h ^ b as u64).wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
 impl InlineText {
-    /// The text.
+    /// The text (its first [`INLINE_TEXT`] bytes when it was longer).
     pub fn as_str(&self) -> &str {
         // The writer only ever cuts at a char boundary, so this never fails; an
         // empty string is the safe answer if it somehow did.
@@ -148,26 +166,56 @@ impl InlineText {
 
     /// True when nothing was written.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len == 0 && !self.truncated
+    }
+
+    /// True when the text was longer than what is kept inline.
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
     }
 
     pub(crate) fn clear(&mut self) {
         self.len = 0;
+        self.truncated = false;
+        self.hash = 0;
     }
 
-    /// Builds one from a string (truncating at a char boundary).
+    /// Builds one from a string (truncating at a char boundary), exactly as the
+    /// hot path builds it from the same text.
     pub fn from_str_truncated(s: &str) -> Self {
         let mut t = Self::default();
         std::fmt::Write::write_str(&mut t, s).ok();
         t
     }
+
+    /// The name a key is published under: the text itself, or for a truncated
+    /// text its kept prefix, `…#` and the whole text's hash in hex (unique per
+    /// whole text, and what [`InlineText::from_str_truncated`] of the whole
+    /// text names too).
+    pub fn key_name(&self) -> std::borrow::Cow<'_, str> {
+        if self.truncated {
+            std::borrow::Cow::Owned(format!("{}…#{:016x}", self.as_str(), self.hash))
+        } else {
+            std::borrow::Cow::Borrowed(self.as_str())
+        }
+    }
 }
 
 impl std::fmt::Write for InlineText {
-    /// Appends what fits; never fails, so formatting into it never panics.
+    /// Appends what fits, hashing the whole text once it no longer fits; never
+    /// fails, so formatting into it never panics.
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.truncated {
+            self.hash = fnv(self.hash, s.as_bytes());
+            return Ok(());
+        }
         let used = self.len as usize;
         let room = INLINE_TEXT - used;
+        if s.len() > room {
+            // From here on the hash covers every byte written since `clear`.
+            self.truncated = true;
+            self.hash = fnv(fnv(FNV_OFFSET, &self.bytes[..used]), s.as_bytes());
+        }
         let mut take = s.len().min(room);
         while take > 0 && !s.is_char_boundary(take) {
             take -= 1;

@@ -8,8 +8,16 @@
 //! Indices are free-running `usize` counters (wrapping), reduced with a mask: the
 //! capacity is a power of two, `tail - head` is the fill level even across
 //! wrap-around, and a full ring is told from an empty one without a spare slot.
+//!
+//! A ring can be outgrown: the consumer offers a larger one
+//! ([`Consumer::offer_larger`]), and the producer moves to it the next time its
+//! ring is more than half full, or full (a `try_lock`, never a wait).
+//! The old ring keeps what was pushed into it; its producer is then gone, so
+//! the consumer drains and retires it like the ring of an ended thread.
 
-use crate::sync::{fence, Arc, AtomicU64, AtomicUsize, CachePadded, Ordering, UnsafeCell};
+use crate::sync::{
+    fence, Arc, AtomicBool, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering, UnsafeCell,
+};
 use std::mem::MaybeUninit;
 
 struct Ring<T> {
@@ -21,6 +29,30 @@ struct Ring<T> {
     dropped: CachePadded<AtomicU64>,
     buf: Box<[UnsafeCell<MaybeUninit<T>>]>,
     mask: usize,
+    /// A larger ring the consumer offers the producer (see the module docs).
+    successor: Mutex<Option<Arc<Ring<T>>>>,
+    /// Set once `successor` holds an offer: lets the producer skip the lock
+    /// while there is none.
+    offered: AtomicBool,
+}
+
+impl<T> Ring<T> {
+    fn new(capacity: usize) -> Arc<Self> {
+        let capacity = capacity.max(2).next_power_of_two();
+        let buf = (0..capacity)
+            .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
+        Arc::new(Ring {
+            head: CachePadded(AtomicUsize::new(0)),
+            tail: CachePadded(AtomicUsize::new(0)),
+            dropped: CachePadded(AtomicU64::new(0)),
+            buf,
+            mask: capacity - 1,
+            successor: Mutex::new(None),
+            offered: AtomicBool::new(false),
+        })
+    }
 }
 
 // SAFETY: the ring hands `T` values from one thread to another, so it is Send
@@ -50,18 +82,7 @@ pub struct Consumer<T> {
 /// Creates a ring that holds `capacity` values (rounded up to a power of two,
 /// at least 2).
 pub fn channel<T: Copy + Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
-    let capacity = capacity.max(2).next_power_of_two();
-    let buf = (0..capacity)
-        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
-        .collect::<Vec<_>>()
-        .into_boxed_slice();
-    let ring = Arc::new(Ring {
-        head: CachePadded(AtomicUsize::new(0)),
-        tail: CachePadded(AtomicUsize::new(0)),
-        dropped: CachePadded(AtomicU64::new(0)),
-        buf,
-        mask: capacity - 1,
-    });
+    let ring = Ring::new(capacity);
     (
         Producer {
             ring: ring.clone(),
@@ -111,17 +132,23 @@ impl<T: Copy + Send> Producer<T> {
     /// reads the slot as a `T`.
     #[inline(always)]
     pub unsafe fn push_init(&mut self, init: impl FnOnce(&mut MaybeUninit<T>)) -> bool {
-        let ring = &*self.ring;
-        // Relaxed: only this producer ever stores `tail`.
-        let tail = ring.tail.load(Ordering::Relaxed);
-        if tail.wrapping_sub(self.cached_head) > ring.mask {
-            // Acquire: pairs with the consumer's release store of `head`, so its
-            // reads of the slots it freed happen before we overwrite them.
+        let (ring, tail) = loop {
+            let ring = &*self.ring;
+            // Relaxed: only this producer ever stores `tail`.
+            let tail = ring.tail.load(Ordering::Relaxed);
+            if tail.wrapping_sub(self.cached_head) <= ring.mask {
+                break (ring, tail);
+            }
+            // Acquire: pairs with the consumer's release store of `head`, so
+            // its reads of the slots it freed happen before we overwrite them.
             self.cached_head = ring.head.load(Ordering::Acquire);
-            if tail.wrapping_sub(self.cached_head) > ring.mask {
+            if tail.wrapping_sub(self.cached_head) <= ring.mask {
+                break (&*self.ring, tail);
+            }
+            if !self.adopt_successor() {
                 return false;
             }
-        }
+        };
         ring.buf[tail & ring.mask].with_mut(|slot| {
             // SAFETY: `tail - head <= mask`, so slot `tail` is outside the
             // consumer's readable range `head..tail`; only this producer writes
@@ -143,20 +170,53 @@ impl<T: Copy + Send> Producer<T> {
         self.ring.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// True when the ring is more than three quarters full, so the consumer
+    /// True when the ring is more than half full, so the consumer
     /// should drain it soon. Reads the consumer's index only when the cached
     /// view already looks that full.
     #[inline]
     pub fn needs_drain(&mut self) -> bool {
         // Relaxed: `tail` is only ever stored by this producer.
         let tail = self.ring.tail.load(Ordering::Relaxed);
-        let high = (self.ring.mask + 1) / 4 * 3;
+        let high = self.capacity() / 2;
         if tail.wrapping_sub(self.cached_head) <= high {
             return false;
         }
         // Acquire: as in `push`.
         self.cached_head = self.ring.head.load(Ordering::Acquire);
-        tail.wrapping_sub(self.cached_head) > high
+        let drain = tail.wrapping_sub(self.cached_head) > high;
+        if drain {
+            // The old ring still needs its drain, so the answer stays true.
+            self.adopt_successor();
+        }
+        drain
+    }
+
+    /// Moves to the larger ring the consumer offered, if one is on offer (and
+    /// its lock is free: `try_lock`, never a wait). Returns whether it moved.
+    /// Dropping this producer's handle on the old ring makes it orphaned, so
+    /// the consumer retires it once drained.
+    #[cold]
+    #[inline(never)]
+    fn adopt_successor(&mut self) -> bool {
+        // Relaxed: only a hint; the lock below orders the offer itself. A
+        // producer that misses a fresh offer takes it at a later push.
+        if !self.ring.offered.load(Ordering::Relaxed) {
+            return false;
+        }
+        let next = match self.ring.successor.try_lock() {
+            Ok(mut offered) => offered.take(),
+            Err(_) => None,
+        };
+        match next {
+            Some(next) => {
+                // The lock ordered the offer's writes (the new ring's
+                // initialization) before this take.
+                self.ring = next;
+                self.cached_head = 0;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The ring's capacity.
@@ -211,6 +271,46 @@ impl<T: Copy + Send> Consumer<T> {
         // load of `head` lets it reuse the slot.
         ring.head.store(head.wrapping_add(1), Ordering::Release);
         Some(out)
+    }
+
+    /// Offers the producer a ring of `capacity` values (rounded up to a power
+    /// of two) to move to, and returns that ring's consumer; `None` when it
+    /// would not be larger, or when an offer is already pending.
+    pub fn offer_larger(&mut self, capacity: usize) -> Option<Consumer<T>> {
+        if capacity.max(2).next_power_of_two() <= self.capacity() {
+            return None;
+        }
+        let mut offered = match self.ring.successor.try_lock() {
+            Ok(offered) => offered,
+            Err(_) => return None,
+        };
+        if offered.is_some() {
+            return None;
+        }
+        let ring = Ring::new(capacity);
+        *offered = Some(ring.clone());
+        // Relaxed: a hint for the producer (see `adopt_successor`).
+        self.ring.offered.store(true, Ordering::Relaxed);
+        Some(Consumer {
+            ring,
+            cached_tail: 0,
+        })
+    }
+
+    /// Hands up to `limit` values to `f`, each where it lies, oldest first.
+    /// Returns how many, and whether the ring may now be discarded: its
+    /// producer was gone before the first pop (so every value it pushed was
+    /// visible to these pops) and the ring was found empty.
+    pub fn drain_with(&mut self, limit: usize, mut f: impl FnMut(&T)) -> (usize, bool) {
+        // Asked before the pops: asked after, the producer could have pushed
+        // its last values and gone in between, and they would be lost.
+        let orphaned = self.is_orphaned();
+        let mut n = 0;
+        while n < limit && self.pop_with(&mut f).is_some() {
+            n += 1;
+        }
+        // Fewer than `limit` means a pop found the ring empty.
+        (n, orphaned && n < limit)
     }
 
     /// Values lost to a full ring so far.

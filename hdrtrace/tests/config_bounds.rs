@@ -96,6 +96,11 @@ fn the_largest_accepted_values_build() {
         flush_interval: limits::MAX_FLUSH_INTERVAL,
         window: limits::MAX_WINDOW,
         latency_target: limits::MAX_LATENCY_TARGET,
+        memory_budget: limits::MAX_BUDGET,
+        max_models: limits::MAX_KEYS,
+        max_stages: limits::MAX_KEYS,
+        // (All captures at the most spans each would need 2 TiB: the budget
+        // check refuses that combination, as it should.)
         ..TracingConfig::default()
     };
     let (_subscriber, guard) = hdrtrace::build(&config).expect("the bounds themselves are valid");

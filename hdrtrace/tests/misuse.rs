@@ -299,9 +299,16 @@ fn a_panicking_sink_is_dropped_and_aggregation_goes_on() {
     });
     guard.try_flush().expect("the aggregator survives its sink");
     let snap = guard.snapshot();
-    assert_eq!(snap.counters().failed_sinks, 1);
-    assert_eq!(snap.counters().requests, REQUESTS);
-    assert_eq!(snap.counters().captured_requests, REQUESTS);
-    assert_eq!(count.0.load(Ordering::Relaxed), REQUESTS);
+    let c = snap.counters();
+    assert_eq!(c.failed_sinks, 1);
+    // The sink after the failed one saw every captured request: all of them,
+    // unless a loaded machine made a ring overflow (counted).
+    assert_eq!(count.0.load(Ordering::Relaxed), c.captured_requests);
+    if c.dropped_records == 0 {
+        assert_eq!(c.requests, REQUESTS, "{c:?}");
+        assert_eq!(c.captured_requests, REQUESTS, "{c:?}");
+    } else {
+        assert!(c.captured_requests > 0, "{c:?}");
+    }
     assert_eq!(snap.aggregator_failure(), None);
 }

@@ -39,6 +39,7 @@ impl Instance {
             sampling_rate: 1.0,
             latency_target: Duration::from_millis(10),
             capture_capacity: 256,
+            max_capture_spans: 64,
             window: Duration::from_secs(600),
             ..TracingConfig::default()
         };

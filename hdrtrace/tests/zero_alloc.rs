@@ -209,3 +209,65 @@ fn hot_path_allocates_nothing_enabled_and_disabled() {
         "nothing is recorded while disabled"
     );
 }
+
+/// The aggregator's side: after warm-up (keys interned, the request arena and
+/// index grown, every histogram sized by one long span of each key), draining
+/// the records of common requests (fast, successful, unsampled) into the
+/// histograms and the request assembler allocates nothing. The rings are
+/// drained on this thread (`IngestBench`: no aggregator thread), so only that
+/// work is counted.
+#[test]
+fn the_aggregator_ingests_common_requests_without_allocating() {
+    use hdrtrace::aggregate::bench::IngestBench;
+    let (subscriber, mut bench) = IngestBench::new(&TracingConfig {
+        sampling_rate: 0.0,
+        ring_capacity: 1 << 16,
+        // One slice for the whole test: no slice closes while measuring.
+        window: std::time::Duration::from_secs(24 * 3600),
+        ..TracingConfig::default()
+    })
+    .expect("a valid config");
+    tracing::subscriber::with_default(subscriber, || {
+        // Sizes every key's histograms past any span the measured part makes
+        // (each span of this request lasts at least 200 ms).
+        let root = tracing::info_span!("embed_pipeline", request_id = 0u64, content_len = 1u64);
+        root.in_scope(|| {
+            tracing::debug_span!("tokenize", tokens = 1u64)
+                .in_scope(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+            let exec = tracing::info_span!("model_execution", model_count = 4u64);
+            exec.in_scope(|| {
+                for m in MODELS {
+                    tracing::debug_span!("model", model_id = m, input_tokens = 1u64)
+                        .in_scope(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+                }
+            });
+        });
+        drop(root);
+        // Warm-up of the arena and the index at the measured size.
+        for i in 1..1_000 {
+            request(i);
+        }
+        bench.drain();
+        let mut allocs = 0;
+        let mut drained = 0;
+        for round in 1..=5u64 {
+            // Never a multiple of 1 000: no error event, so no request is kept.
+            for i in 1..1_000 {
+                request(round * 1_000 + i);
+            }
+            let before = ALLOCS.load(Ordering::Relaxed);
+            MEASURED.with(|m| m.set(true));
+            drained += bench.drain();
+            MEASURED.with(|m| m.set(false));
+            allocs += ALLOCS.load(Ordering::Relaxed) - before;
+        }
+        assert_eq!(drained, 5 * 999 * 7, "every record was drained");
+        assert_eq!(allocs, 0, "the aggregator allocated for common requests");
+    });
+    let c = bench.counters();
+    assert_eq!(
+        c.captured_requests, 1,
+        "only the warm-up (over the target) was kept"
+    );
+    assert_eq!(c.dropped_records + c.budget_dropped_records, 0);
+}

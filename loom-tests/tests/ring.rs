@@ -196,3 +196,85 @@ fn orphaned_before_a_drain_means_nothing_is_left() {
         producer.join().unwrap();
     });
 }
+
+/// The same rule as the aggregator applies it (`Consumer::drain_with`, at
+/// most `limit` values per call so a snapshot can be built between calls): a
+/// ring is declared done only when its producer was gone before the call and
+/// the call found it empty; until then every value arrives, once, in order,
+/// however the producer's pushes and its drop interleave with the calls.
+#[test]
+fn drain_with_a_limit_retires_only_an_empty_orphan() {
+    loom::model(|| {
+        let (mut tx, mut rx) = channel::<u64>(4);
+        let producer = thread::spawn(move || {
+            for v in 1..=3 {
+                tx.push(v).unwrap();
+            }
+        });
+        let mut got = Vec::new();
+        loop {
+            let (n, done) = rx.drain_with(2, |v| got.push(*v));
+            assert!(n <= 2, "the limit holds");
+            if done {
+                assert!(n < 2, "a ring declared done was found empty");
+                break;
+            }
+            thread::yield_now();
+        }
+        assert_eq!(got, vec![1, 2, 3], "a value was lost or duplicated");
+        assert_eq!(rx.pop(), None, "nothing is left once the ring is done");
+        producer.join().unwrap();
+    });
+}
+
+/// A ring outgrown (`Consumer::offer_larger`): the producer moves to the
+/// offered ring when its own is full, however that interleaves with the
+/// consumer draining both. Every value pushed arrives exactly once, every
+/// refused one is counted, the old ring is declared done only once drained,
+/// and the new one once its producer is gone.
+#[test]
+fn a_producer_moves_to_an_offered_ring_and_nothing_is_lost() {
+    loom::model(|| {
+        let (mut tx, mut rx) = channel::<u64>(2);
+        let mut larger = rx.offer_larger(4).expect("a larger ring is on offer");
+        assert_eq!(larger.capacity(), 4);
+        assert!(rx.offer_larger(8).is_none(), "one offer at a time");
+        let producer = thread::spawn(move || {
+            let mut pushed = Vec::new();
+            for v in 0..4 {
+                match tx.push(v) {
+                    Ok(()) => pushed.push(v),
+                    Err(_) => tx.count_drop(),
+                }
+            }
+            pushed
+        });
+        let mut got = Vec::new();
+        loop {
+            let (_, old_done) = rx.drain_with(usize::MAX, |v| got.push(*v));
+            larger.drain_with(usize::MAX, |v| got.push(*v));
+            if old_done {
+                break;
+            }
+            thread::yield_now();
+        }
+        let old_dropped = rx.dropped();
+        // Retiring the old ring drops its offer too, if it was never taken.
+        drop(rx);
+        loop {
+            let (_, done) = larger.drain_with(usize::MAX, |v| got.push(*v));
+            if done {
+                break;
+            }
+            thread::yield_now();
+        }
+        let pushed = producer.join().unwrap();
+        got.sort_unstable();
+        assert_eq!(got, pushed, "a value was lost or duplicated");
+        assert_eq!(
+            pushed.len() as u64 + old_dropped + larger.dropped(),
+            4,
+            "every value is pushed or counted"
+        );
+    });
+}

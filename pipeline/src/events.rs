@@ -403,6 +403,7 @@ mod tests {
             },
             status: Status::Timeout,
             complete: true,
+            omitted: Vec::new(),
             spans: vec![
                 span(1, 0, "embed_pipeline", None, 0, 153),
                 span(2, 1, "model_execution", None, 1, 151),

@@ -1,9 +1,15 @@
 //! The aggregator: one background thread that drains every thread's ring into
 //! per-model and per-stage HDR histograms, assembles requests, and publishes
 //! immutable snapshots. It is the only part of the crate that allocates while
-//! tracing runs (a new model name, a snapshot, a captured request).
+//! tracing runs (a new key's series, a snapshot, a captured request); the
+//! common record (a span of a fast, successful, unsampled request) costs it no
+//! allocation.
 
+pub(crate) mod assembly;
+#[doc(hidden)]
+pub mod bench;
 pub mod decode;
+pub(crate) mod keys;
 pub(crate) mod portable;
 pub(crate) mod publish;
 pub(crate) mod requests;
@@ -12,18 +18,23 @@ pub(crate) mod sinks;
 pub(crate) mod snapshot;
 pub(crate) mod source;
 
-use crate::record::{FieldValue, InlineText, Record, RecordKind, SpanClass, Status};
-use crate::ring::Consumer;
-use crate::subscriber::core::Core;
+use crate::clock::Clock;
+use crate::config::TracingConfig;
+use crate::handoff::{Handoff, Rings};
+use crate::record::{FieldValue, Record, RecordKind, SpanClass, Status};
+use assembly::{Assembler, Judge};
 use crossbeam_channel::{Receiver, Sender};
+use keys::Keys;
 use publish::{Publisher, Versioned};
-use requests::{judge, Assembler, Captures, Finished, RequestTrace};
+use requests::{Captures, RequestTrace};
 use rustc_hash::FxHashMap;
 use series::Series;
 use sinks::Sinks;
 use snapshot::{Counters, Latencies, Latency, ModelLatency, SnapshotData};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+
+pub use keys::OVERFLOW;
 
 /// The default span field a GPU model reports its device time in
 /// (nanoseconds; [`Conventions::device_time_field`](crate::Conventions::device_time_field)).
@@ -54,81 +65,50 @@ pub(crate) enum Control {
     Stop,
 }
 
-struct Aggregator {
-    core: Arc<Core>,
-    publisher: Arc<Publisher<SnapshotData>>,
-    consumers: Vec<Consumer<Record>>,
-    // Fx hashing: these maps are hit once per record, with short trusted keys.
-    models: FxHashMap<InlineText, Series>,
-    stages: FxHashMap<&'static str, Series>,
-    /// Per callsite (metadata address): the index of its `gpu_ns` field.
+/// Records drained from each ring between two series while a snapshot is
+/// built: enough to keep a ring from filling, small enough to keep building.
+const DRAIN_STEP: usize = 1024;
+/// Series whose views are built between two such drains.
+const SERIES_STEP: usize = 4;
+/// The largest a grown ring may be (records).
+const MAX_RING_GROWN: usize = 1 << 22;
+
+/// Everything the aggregator keeps, apart from the rings it drains.
+pub(crate) struct State {
+    clock: Clock,
+    keys: Keys,
+    /// Per callsite (metadata address): the index of its device time field.
     gpu_fields: FxHashMap<usize, Option<usize>>,
+    /// The device time field's name (`Conventions::device_time_field`).
+    device_field: Arc<str>,
     assembler: Assembler,
-    captures: Captures,
-    sinks: Sinks,
+    kept: Kept,
     counters: Counters,
-    retired_drops: u64,
     start: Instant,
     slice: Duration,
-    window: Duration,
     target: Duration,
+    max_capture_spans: usize,
+}
+
+/// Where kept requests go.
+struct Kept {
+    captures: Captures,
+    sinks: Sinks,
+    count: u64,
+}
+
+pub(crate) struct Aggregator {
+    handoff: Arc<Handoff>,
+    rings: Rings,
+    state: State,
+    publisher: Arc<Publisher<SnapshotData>>,
+    window: Duration,
     publish_every: Duration,
     last_publish: Instant,
     version: u64,
-}
-
-pub(crate) struct Settings {
-    pub(crate) window: Duration,
-    pub(crate) target: Duration,
-    pub(crate) publish_every: Duration,
-    pub(crate) capture_capacity: usize,
-}
-
-/// Starts the aggregator thread.
-pub(crate) fn spawn(
-    core: Arc<Core>,
-    publisher: Arc<Publisher<SnapshotData>>,
-    control: Receiver<Control>,
-    wake: Receiver<()>,
-    settings: Settings,
-    sinks: Vec<Box<dyn RequestSink>>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let now = Instant::now();
-    let mut agg = Aggregator {
-        core,
-        publisher,
-        consumers: Vec::new(),
-        models: FxHashMap::default(),
-        stages: FxHashMap::default(),
-        gpu_fields: FxHashMap::default(),
-        assembler: Assembler::new(),
-        captures: Captures::new(settings.capture_capacity),
-        sinks: Sinks::new(sinks),
-        counters: Counters::default(),
-        retired_drops: 0,
-        start: now,
-        slice: settings.window / series::SLICES as u32,
-        window: settings.window,
-        target: settings.target,
-        publish_every: settings.publish_every,
-        last_publish: now,
-        version: 0,
-    };
-    let tick = settings.publish_every.min(Duration::from_millis(5));
-    std::thread::Builder::new()
-        .name("hdrtrace-aggregator".into())
-        .spawn(move || {
-            let publisher = agg.publisher.clone();
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                agg.run(&control, &wake, tick)
-            }));
-            if let Err(panic) = run {
-                publish_failure(&publisher, &*panic);
-            }
-            // Only now: a `flush` waiting on the channel sees it close after
-            // the failure is published.
-            drop(control);
-        })
+    /// When the last drain ended, while the aggregator has been busy since.
+    busy_since: Option<Instant>,
+    longest_gap: Duration,
 }
 
 /// The aggregator thread panicked: its last snapshot is published again,
@@ -151,33 +131,101 @@ fn publish_failure(publisher: &Publisher<SnapshotData>, panic: &(dyn std::any::A
 }
 
 impl Aggregator {
-    fn run(&mut self, control: &Receiver<Control>, wake: &Receiver<()>, tick: Duration) {
+    pub(crate) fn new(
+        handoff: Arc<Handoff>,
+        clock: Clock,
+        publisher: Arc<Publisher<SnapshotData>>,
+        config: &TracingConfig,
+        sinks: Vec<Box<dyn RequestSink>>,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            handoff,
+            // Rings grow within `memory_budget`'s worth of records in all.
+            rings: Rings::new(
+                (config.ring_capacity.max(2).next_power_of_two() * crate::handoff::RING_GROWTH)
+                    .min(MAX_RING_GROWN),
+                config.memory_budget / crate::handoff::SLOT_BYTES,
+            ),
+            state: State {
+                clock,
+                keys: Keys::new(config.max_models, config.max_stages),
+                gpu_fields: FxHashMap::default(),
+                device_field: config.conventions.device_time_field.clone(),
+                assembler: Assembler::new(config.pending_budget() / assembly::UNIT_BYTES),
+                kept: Kept {
+                    captures: Captures::new(config.capture_capacity),
+                    sinks: Sinks::new(sinks),
+                    count: 0,
+                },
+                counters: Counters::default(),
+                start: now,
+                slice: config.window / series::SLICES as u32,
+                target: config.latency_target,
+                max_capture_spans: config.max_capture_spans,
+            },
+            publisher,
+            window: config.window,
+            publish_every: config.flush_interval,
+            last_publish: now,
+            version: 0,
+            busy_since: None,
+            longest_gap: Duration::ZERO,
+        }
+    }
+
+    /// Starts the aggregator thread. A panic in it is caught and published
+    /// (see `publish_failure`) before its control channel closes.
+    pub(crate) fn spawn(
+        mut self,
+        control: Receiver<Control>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let tick = self.publish_every.min(Duration::from_millis(5));
+        std::thread::Builder::new()
+            .name("hdrtrace-aggregator".into())
+            .spawn(move || {
+                let publisher = self.publisher.clone();
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.run(&control, tick)
+                }));
+                if let Err(panic) = run {
+                    publish_failure(&publisher, &*panic);
+                }
+                // Only now: a `flush` waiting on the channel sees it close
+                // after the failure is published.
+                drop(control);
+            })
+    }
+
+    fn run(&mut self, control: &Receiver<Control>, tick: Duration) {
+        let wake = self.handoff.wake_receiver().clone();
         loop {
+            self.idle();
             let msg = crossbeam_channel::select! {
                 recv(control) -> m => Some(m.unwrap_or(Control::Stop)),
                 recv(wake) -> _ => None,
                 default(tick) => None,
             };
             let now = Instant::now();
-            self.drain(now);
+            self.drain(now, usize::MAX);
             match msg {
                 Some(Control::Flush(done)) => {
-                    self.sweep(now, false);
-                    self.flush_sinks();
+                    self.state.sweep(now, false);
+                    self.state.kept.flush_sinks();
                     self.publish(now);
                     let _ = done.send(self.version);
                 }
                 #[cfg(test)]
                 Some(Control::Panic) => panic!("injected by a test"),
                 Some(Control::Stop) => {
-                    self.sweep(now, true);
-                    self.flush_sinks();
+                    self.state.sweep(now, true);
+                    self.state.kept.flush_sinks();
                     self.publish(now);
                     return;
                 }
                 None => {
                     if now.duration_since(self.last_publish) >= self.publish_every {
-                        self.sweep(now, false);
+                        self.state.sweep(now, false);
                         self.publish(now);
                     }
                 }
@@ -185,71 +233,120 @@ impl Aggregator {
         }
     }
 
+    /// About to wait for work: the busy stretch since the last drain ends.
+    fn idle(&mut self) {
+        if let Some(end) = self.busy_since.take() {
+            self.longest_gap = self.longest_gap.max(end.elapsed());
+        }
+    }
+
+    /// Drains every ring (at most `limit` records of each) into the state.
+    fn drain(&mut self, now: Instant, limit: usize) -> usize {
+        self.idle();
+        let slice = self.state.slice_of(now);
+        let state = &mut self.state;
+        let n = self
+            .rings
+            .drain(&self.handoff, limit, |r| state.ingest(r, slice, now));
+        self.busy_since = Some(Instant::now());
+        n
+    }
+
+    /// Builds and publishes a snapshot, draining the rings between every few
+    /// series so that recording threads never wait on it.
+    fn publish(&mut self, now: Instant) {
+        let mut all = Latencies::default();
+        let mut recent = Latencies::default();
+        let mut i = 0;
+        while i < self.state.keys.table.len() {
+            let slice = self.state.slice_of(now);
+            for _ in 0..SERIES_STEP {
+                let Some(k) = self.state.keys.table.get_mut(i) else {
+                    break;
+                };
+                let (a, r) = view(&mut k.series, slice);
+                let (into_all, into_recent) = if k.model {
+                    (&mut all.models, &mut recent.models)
+                } else {
+                    (&mut all.stages, &mut recent.stages)
+                };
+                into_all.insert(k.name.clone(), a);
+                into_recent.insert(k.name.clone(), r);
+                i += 1;
+            }
+            self.drain(Instant::now(), DRAIN_STEP);
+        }
+        self.version += 1;
+        let state = &self.state;
+        let mut counters = state.counters;
+        counters.captured_requests = state.kept.count;
+        counters.dropped_spans = self.handoff.untracked();
+        counters.dropped_records = self.rings.dropped(&self.handoff);
+        counters.late_records = state.assembler.late_records;
+        counters.budget_dropped_records = state.assembler.budget_dropped;
+        counters.budget_dropped_requests = state.assembler.budget_evicted;
+        counters.pending_requests = state.assembler.pending() as u64;
+        counters.overflow_spans = state.keys.overflow_spans;
+        counters.truncated_keys = state.keys.truncated_keys;
+        counters.longest_drain_gap_ns =
+            u64::try_from(self.longest_gap.as_nanos()).unwrap_or(u64::MAX);
+        counters.unmatched_enters = self.handoff.unmatched();
+        counters.failed_sinks = state.kept.sinks.failed;
+        counters.dropped_log_lines = self.handoff.log_drops();
+        let captures = &state.kept.captures;
+        self.publisher.publish(SnapshotData {
+            version: self.version,
+            taken_at: Some(SystemTime::now()),
+            window: self.window,
+            all,
+            recent,
+            counters,
+            captured: captures.recent.iter().cloned().collect(),
+            slowest: captures.slowest.clone(),
+            aggregator_failure: None,
+        });
+        self.last_publish = now;
+    }
+}
+
+impl State {
     fn slice_of(&self, now: Instant) -> u64 {
         (now.duration_since(self.start).as_nanos() / self.slice.as_nanos().max(1)) as u64
     }
 
-    /// Drains every ring until all are empty.
-    fn drain(&mut self, now: Instant) {
-        {
-            let mut new = self
-                .core
-                .new_rings
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            self.consumers.append(&mut new);
+    /// One record: into its series, then into its request.
+    #[inline]
+    fn ingest(&mut self, r: &Record, slice: u64, now: Instant) {
+        let key = self.aggregate(r, slice);
+        if let Some(e) = self.assembler.add(r, key, now) {
+            let judge = Judge {
+                clock: &self.clock,
+                target: self.target,
+                max_spans: self.max_capture_spans,
+            };
+            if let Some((trace, gate)) = self.assembler.judge(e, true, &judge) {
+                self.kept.keep(trace, gate, &mut self.keys);
+            }
         }
-        let slice = self.slice_of(now);
-        let mut finished = Vec::new();
-        // Taken out for the loop, so each record is read where it lies in its
-        // ring while `self` is updated (a `Vec` moved out and back: no
-        // allocation).
-        let mut consumers = std::mem::take(&mut self.consumers);
-        let mut retired = 0;
-        consumers.retain_mut(|consumer| {
-            // Asked before the drain: a ring whose thread had already ended
-            // then is empty after it, so it can go (its drop count is kept).
-            // Asked after, the thread could have pushed its last records and
-            // ended in between, and they would be lost uncounted.
-            let orphaned = consumer.is_orphaned();
-            while let Some(done) = consumer.pop_with(|r| {
-                self.aggregate(r, slice);
-                self.assembler.add(r, now)
-            }) {
-                finished.extend(done);
-            }
-            if orphaned {
-                retired += consumer.dropped();
-            }
-            !orphaned
-        });
-        self.consumers = consumers;
-        self.retired_drops += retired;
-        self.finish(finished);
     }
 
-    fn aggregate(&mut self, r: &Record, slice: u64) {
+    /// Adds a record to its series; returns the series' key (`u32::MAX` for an
+    /// event).
+    #[inline]
+    fn aggregate(&mut self, r: &Record, slice: u64) -> u32 {
         if r.kind == RecordKind::Event {
             self.counters.events += 1;
-            return;
+            return u32::MAX;
         }
         self.counters.spans += 1;
         if r.class == SpanClass::Request {
             self.counters.requests += 1;
             self.counters.sampled_requests += r.sampled as u64;
         }
-        let clock = &self.core.clock;
-        let wall = clock.nanos_between(r.start, r.end);
-        let busy = clock.ticks_to_nanos(r.busy);
-        let series = match r.class {
-            SpanClass::Model if !r.text.is_empty() => {
-                self.models.entry(r.text).or_insert_with(Series::new)
-            }
-            _ => self
-                .stages
-                .entry(r.metadata.name())
-                .or_insert_with(Series::new),
-        };
+        let wall = self.clock.nanos_between(r.start, r.end);
+        let busy = self.clock.ticks_to_nanos(r.busy);
+        let key = self.keys.of(r);
+        let series = self.keys.series(key);
         series.wall.record(wall, slice);
         series.busy.record(busy, slice);
         series.dirty = true;
@@ -259,19 +356,17 @@ impl Aggregator {
             Status::Timeout => series.timeouts += 1,
         }
         if r.fields.len == 0 {
-            return;
+            return key;
         }
         let meta = r.metadata;
         let gpu_field = *self
             .gpu_fields
             .entry(meta as *const _ as usize)
-            .or_insert_with(|| {
-                let name = &self.core.callsites.conventions().device_time_field;
-                meta.fields().field(name).map(|f| f.index())
-            });
+            .or_insert_with(|| meta.fields().field(&self.device_field).map(|f| f.index()));
         let Some(gpu_field) = gpu_field else {
-            return;
+            return key;
         };
+        let series = self.keys.series(key);
         for (i, v) in r.fields.iter() {
             if i == gpu_field {
                 let ns = match v {
@@ -286,89 +381,43 @@ impl Aggregator {
                     .record(ns, slice);
             }
         }
+        key
     }
 
-    fn finish(&mut self, finished: Vec<Finished>) {
-        for f in finished {
-            let Some(trace) = judge(f, &self.core.clock, self.target) else {
-                continue;
-            };
-            if trace.reason.over_budget {
-                if let Some(a) = &trace.attribution {
-                    let key = InlineText::from_str_truncated(&a.model);
-                    if let Some(s) = self.models.get_mut(&key) {
-                        s.blamed += 1;
-                        s.dirty = true;
-                    }
-                }
-            }
-            self.counters.captured_requests += 1;
-            let trace = Arc::new(trace);
-            self.sinks.captured(&trace);
-            self.captures.keep(trace);
-        }
-    }
-
+    /// Finalizes, as incomplete, requests whose stragglers are overdue (all of
+    /// them with `force`).
     fn sweep(&mut self, now: Instant, force: bool) {
-        let finished = self.assembler.sweep(now, force);
-        self.finish(finished);
+        let judge = Judge {
+            clock: &self.clock,
+            target: self.target,
+            max_spans: self.max_capture_spans,
+        };
+        let (kept, keys) = (&mut self.kept, &mut self.keys);
+        self.assembler.sweep(now, force, |asm, e| {
+            if let Some((trace, gate)) = asm.judge(e, false, &judge) {
+                kept.keep(trace, gate, keys);
+            }
+        });
+    }
+}
+
+impl Kept {
+    fn keep(&mut self, trace: RequestTrace, gate: Option<u32>, keys: &mut Keys) {
+        if trace.reason.over_budget {
+            if let Some(g) = gate {
+                let s = keys.series(g);
+                s.blamed += 1;
+                s.dirty = true;
+            }
+        }
+        self.count += 1;
+        let trace = Arc::new(trace);
+        self.sinks.captured(&trace);
+        self.captures.keep(trace);
     }
 
     fn flush_sinks(&mut self) {
         self.sinks.flush();
-    }
-
-    fn publish(&mut self, now: Instant) {
-        let slice = self.slice_of(now);
-        let mut all = Latencies::default();
-        let mut recent = Latencies::default();
-        for (key, s) in &mut self.models {
-            let (a, r) = view(s, slice);
-            all.models.insert(key.as_str().to_string(), a);
-            recent.models.insert(key.as_str().to_string(), r);
-        }
-        for (key, s) in &mut self.stages {
-            let (a, r) = view(s, slice);
-            all.stages.insert(key.to_string(), a);
-            recent.stages.insert(key.to_string(), r);
-        }
-        self.version += 1;
-        let mut counters = self.counters;
-        // Relaxed: statistics; a flush's channel handshake orders what matters.
-        counters.dropped_spans = self
-            .core
-            .dropped_spans
-            .load(std::sync::atomic::Ordering::Relaxed);
-        counters.dropped_records = self.retired_drops
-            + self.consumers.iter().map(|c| c.dropped()).sum::<u64>()
-            + self
-                .core
-                .orphan_drops
-                .load(std::sync::atomic::Ordering::Relaxed);
-        counters.late_records = self.assembler.late_records;
-        counters.unmatched_enters = self
-            .core
-            .unmatched_enters
-            .load(std::sync::atomic::Ordering::Relaxed);
-        counters.failed_sinks = self.sinks.failed;
-        // Relaxed: a statistic.
-        counters.dropped_log_lines = self
-            .core
-            .logs
-            .as_ref()
-            .map_or(0, |l| l.dropped.load(std::sync::atomic::Ordering::Relaxed));
-        self.publisher.publish(SnapshotData {
-            version: self.version,
-            taken_at: Some(SystemTime::now()),
-            window: self.window,
-            all,
-            recent,
-            counters,
-            captured: self.captures.recent.iter().cloned().collect(),
-            slowest: self.captures.slowest.clone(),
-            aggregator_failure: None,
-        });
-        self.last_publish = now;
     }
 }
 

@@ -234,7 +234,7 @@ fn counters_from(v: [u64; 8]) -> Counters {
         dropped_spans: v[5],
         dropped_records: v[6],
         late_records: v[7],
-        // Process-local diagnostics, not part of the byte format.
+        // Process-local diagnostics and the bounds' counters: not carried.
         ..Counters::default()
     }
 }

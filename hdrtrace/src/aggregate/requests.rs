@@ -1,18 +1,11 @@
-//! Request assembly, tail capture and attribution.
-//!
-//! A request's records reach the aggregator from several threads' rings in any
-//! order. They wait here, keyed by the root span's ID, until the root has closed
-//! and every descendant it counted has arrived; only then is the request
-//! finalized: kept in full if it was head-sampled, over the latency target,
-//! failed or timed out, otherwise dropped (its spans are already in the
-//! histograms).
+//! Captured requests: their traces (spans, events, the bottleneck) and the
+//! bounded store that keeps the most recent and the slowest. Assembly is in
+//! `assembly.rs`.
 
-use crate::clock::Clock;
-use crate::record::{FieldValue, Record, RecordKind, SpanClass, Status};
-use rustc_hash::FxHashMap;
+use crate::record::{FieldValue, SpanClass, Status};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing_core::Level;
 
 /// One span of a captured request.
@@ -131,6 +124,9 @@ pub struct RequestTrace {
     pub spans: Vec<SpanTrace>,
     /// By time.
     pub events: Vec<EventTrace>,
+    /// Spans and events past `TracingConfig::max_capture_spans`, not kept:
+    /// how many, per span or event name.
+    pub omitted: Vec<(&'static str, u64)>,
     /// The bottleneck, when any model ran.
     pub attribution: Option<Attribution>,
     /// Wall-clock time the root closed.
@@ -159,204 +155,6 @@ impl RequestTrace {
     pub fn models(&self) -> impl Iterator<Item = &SpanTrace> {
         self.spans.iter().filter(|s| s.class == SpanClass::Model)
     }
-}
-
-struct Pending {
-    records: Vec<Record>,
-    root: Option<Record>,
-    children: u32,
-    first_seen: Instant,
-    root_seen: Option<Instant>,
-}
-
-/// How long a request whose root closed may wait for stragglers.
-const GRACE: Duration = Duration::from_secs(2);
-/// How long records may wait for a root that never comes.
-const ORPHAN: Duration = Duration::from_secs(30);
-
-pub(crate) struct Assembler {
-    pending: FxHashMap<u64, Pending>,
-    pub(crate) late_records: u64,
-}
-
-/// A request ready to judge.
-pub(crate) struct Finished {
-    pub(crate) root: Record,
-    pub(crate) records: Vec<Record>,
-    pub(crate) complete: bool,
-}
-
-impl Assembler {
-    pub(crate) fn new() -> Self {
-        Self {
-            pending: FxHashMap::default(),
-            late_records: 0,
-        }
-    }
-
-    /// Files one record; returns the request if this record completed it.
-    pub(crate) fn add(&mut self, r: &Record, now: Instant) -> Option<Finished> {
-        if r.request_span == 0 {
-            return None;
-        }
-        let p = self
-            .pending
-            .entry(r.request_span)
-            .or_insert_with(|| Pending {
-                records: Vec::new(),
-                root: None,
-                children: 0,
-                first_seen: now,
-                root_seen: None,
-            });
-        if r.kind == RecordKind::Span && r.span == r.request_span {
-            p.root = Some(*r);
-            p.root_seen = Some(now);
-        } else {
-            if r.kind == RecordKind::Span {
-                p.children += 1;
-            }
-            p.records.push(*r);
-        }
-        let done = p.root.is_some_and(|root| p.children >= root.descendants);
-        if done {
-            let p = self.pending.remove(&r.request_span)?;
-            return Some(Finished {
-                root: p.root?,
-                records: p.records,
-                complete: true,
-            });
-        }
-        None
-    }
-
-    /// Requests whose root closed more than the grace period ago (or all of them
-    /// with `force`), finalized as they are; orphans dropped and counted.
-    pub(crate) fn sweep(&mut self, now: Instant, force: bool) -> Vec<Finished> {
-        let mut out = Vec::new();
-        let mut late = 0;
-        self.pending.retain(|_, p| {
-            if let (Some(root), Some(seen)) = (p.root, p.root_seen) {
-                if force || now.duration_since(seen) >= GRACE {
-                    out.push(Finished {
-                        root,
-                        records: std::mem::take(&mut p.records),
-                        complete: false,
-                    });
-                    return false;
-                }
-                return true;
-            }
-            if force || now.duration_since(p.first_seen) >= ORPHAN {
-                late += p.records.len() as u64;
-                return false;
-            }
-            true
-        });
-        self.late_records += late;
-        out
-    }
-}
-
-fn field_list(r: &Record) -> Vec<(&'static str, FieldValue)> {
-    let names = r.metadata.fields();
-    r.fields
-        .iter()
-        .filter_map(|(i, v)| names.iter().nth(i).map(|f| (f.name(), v)))
-        .collect()
-}
-
-/// Builds the trace of a finished request and judges it. Returns `None` when the
-/// request is neither sampled, over budget nor failed.
-pub(crate) fn judge(f: Finished, clock: &Clock, target: Duration) -> Option<RequestTrace> {
-    let root = f.root;
-    let total = Duration::from_nanos(clock.nanos_between(root.start, root.end));
-    let mut status = root.status;
-    let mut spans = vec![span_trace(&root, &root, clock)];
-    let mut events = Vec::new();
-    for r in &f.records {
-        status = status.max(r.status);
-        match r.kind {
-            RecordKind::Span => spans.push(span_trace(r, &root, clock)),
-            RecordKind::Event => events.push(EventTrace {
-                span: r.span,
-                at: Duration::from_nanos(clock.nanos_between(root.start, r.start)),
-                level: *r.metadata.level(),
-                message: r.text.as_str().to_string(),
-                status: r.status,
-                fields: field_list(r),
-            }),
-        }
-    }
-    let reason = CaptureReason {
-        sampled: root.sampled,
-        over_budget: total > target,
-        failed: status != Status::Ok,
-    };
-    if !(reason.sampled || reason.over_budget || reason.failed) {
-        return None;
-    }
-    spans[1..].sort_by_key(|s| s.start);
-    events.sort_by_key(|e| e.at);
-    let attribution = attribute(&spans, total);
-    Some(RequestTrace {
-        request_id: root.request_id,
-        name: root.metadata.name(),
-        total,
-        target,
-        reason,
-        status,
-        complete: f.complete,
-        spans,
-        events,
-        attribution,
-        // The root closed `now - end` ticks ago (it may have waited in a ring
-        // and for stragglers before being judged).
-        closed_at: std::time::SystemTime::now()
-            .checked_sub(Duration::from_nanos(
-                clock.nanos_between(root.end, clock.now()),
-            ))
-            .unwrap_or_else(std::time::SystemTime::now),
-    })
-}
-
-fn span_trace(r: &Record, root: &Record, clock: &Clock) -> SpanTrace {
-    SpanTrace {
-        id: r.span,
-        parent: if r.span == root.span { 0 } else { r.parent },
-        name: r.metadata.name(),
-        class: r.class,
-        model: (r.class == SpanClass::Model).then(|| r.text.as_str().to_string()),
-        start: Duration::from_nanos(clock.nanos_between(root.start, r.start)),
-        wall: Duration::from_nanos(clock.nanos_between(r.start, r.end)),
-        busy: Duration::from_nanos(clock.ticks_to_nanos(r.busy)),
-        status: r.status,
-        fields: field_list(r),
-    }
-}
-
-/// The critical path through the parallel models: the model span that ended
-/// last gated its parent (a timed-out model gates at the deadline, so among
-/// timeouts the first one recorded is named).
-pub(crate) fn attribute(spans: &[SpanTrace], total: Duration) -> Option<Attribution> {
-    let gate = spans
-        .iter()
-        .filter(|s| s.class == SpanClass::Model)
-        .max_by_key(|s| (s.status == Status::Timeout, s.start + s.wall))?;
-    let share = if total.is_zero() {
-        0.0
-    } else {
-        (gate.wall.as_secs_f64() / total.as_secs_f64()).min(1.0)
-    };
-    Some(Attribution {
-        model: gate.label().to_string(),
-        span: gate.id,
-        wall: gate.wall,
-        busy: gate.busy,
-        share,
-        starved: gate.waiting() > gate.busy,
-        status: gate.status,
-    })
 }
 
 /// The bounded store of captured requests: the N most recent and the N slowest.

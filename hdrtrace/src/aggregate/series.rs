@@ -17,59 +17,72 @@ pub const SLICES: u64 = 10;
 pub(crate) fn new_histogram() -> Histogram<u64> {
     // The bounds are constants that HDR accepts (1 <= low, high >= 2 * low,
     // sigfigs <= 5), so this cannot fail.
-    Histogram::new_with_bounds(1, HIGHEST_NS, SIGFIGS).expect("constant histogram bounds are valid")
+    let mut h =
+        Histogram::new_with_bounds(1, 2, SIGFIGS).expect("constant histogram bounds are valid");
+    // Grows to the largest value recorded (at most `HIGHEST_NS`, see
+    // `Windowed::record`): a series of microsecond spans costs 16 KiB, not the
+    // 229 KiB a histogram sized for 120 s takes.
+    h.auto(true);
+    h
 }
+
+/// One closed slice, kept sparse: `(value, count)` of each non-empty bucket.
+type Slice = (u64, Vec<(u64, u64)>);
 
 /// A histogram kept since start and over the last `SLICES` slices.
 ///
-/// A sample is recorded once, into the current slice. When the slice ends it is
-/// added to the cumulative histogram and to the running window, and it is
-/// subtracted from the window when it falls out of it, so the per-record cost is
-/// one HDR record and a snapshot is a clone plus the current slice.
+/// A sample is recorded once, into the current slice (one HDR record). When the
+/// slice ends it is added to the cumulative histogram and kept, sparse, until
+/// it falls out of the window; the window's histogram is built from the live
+/// slices only when a snapshot asks for it. So a series holds two histograms
+/// (both sized to the largest value seen) and at most ten short lists.
 pub(crate) struct Windowed {
     /// Every closed slice, summed.
     total: Histogram<u64>,
-    /// The closed slices still inside the window, summed.
-    window: Histogram<u64>,
     /// The slice being recorded into, and its index.
     current: (u64, Histogram<u64>),
     /// Closed slices still inside the window, oldest first.
-    closed: VecDeque<(u64, Histogram<u64>)>,
-    /// An expired slice's histogram, kept for reuse.
-    spare: Option<Histogram<u64>>,
+    closed: VecDeque<Slice>,
+    /// An expired slice's list, kept for reuse.
+    spare: Vec<(u64, u64)>,
 }
 
 impl Windowed {
     pub(crate) fn new() -> Self {
         Self {
             total: new_histogram(),
-            window: new_histogram(),
             current: (0, new_histogram()),
             closed: VecDeque::new(),
-            spare: None,
+            spare: Vec::new(),
         }
     }
 
+    #[inline]
     pub(crate) fn record(&mut self, value: u64, slice: u64) {
         if self.current.0 != slice {
             self.roll(slice);
         }
-        self.current.1.saturating_record(value);
+        // Clamped, so the auto-resizing histogram never grows past the range
+        // every histogram of the crate shares; it then cannot fail.
+        let _ = self.current.1.record(value.min(HIGHEST_NS));
     }
 
     /// Closes the current slice (if it is older than `now_slice`) and expires
-    /// closed slices that left the window. All histograms share one set of
-    /// bounds, so `add` and `subtract` cannot fail.
+    /// closed slices that left the window. The histograms resize to take any
+    /// value up to `HIGHEST_NS`, so `add` cannot fail.
     fn roll(&mut self, now_slice: u64) {
         if self.current.0 < now_slice {
-            let fresh = self.spare.take().unwrap_or_else(new_histogram);
-            let (idx, h) = std::mem::replace(&mut self.current, (now_slice, fresh));
+            let idx = std::mem::replace(&mut self.current.0, now_slice);
+            let h = &mut self.current.1;
             if !h.is_empty() {
-                let _ = self.total.add(&h);
-                let _ = self.window.add(&h);
-                self.closed.push_back((idx, h));
-            } else {
-                self.spare = Some(h);
+                let _ = self.total.add(&*h);
+                let mut sparse = std::mem::take(&mut self.spare);
+                sparse.extend(
+                    h.iter_recorded()
+                        .map(|v| (v.value_iterated_to(), v.count_at_value())),
+                );
+                self.closed.push_back((idx, sparse));
+                h.reset();
             }
         }
         while self
@@ -77,10 +90,9 @@ impl Windowed {
             .front()
             .is_some_and(|s| s.0 + SLICES <= now_slice)
         {
-            if let Some((_, mut h)) = self.closed.pop_front() {
-                let _ = self.window.subtract(&h);
-                h.reset();
-                self.spare = Some(h);
+            if let Some((_, mut list)) = self.closed.pop_front() {
+                list.clear();
+                self.spare = list;
             }
         }
     }
@@ -95,7 +107,12 @@ impl Windowed {
     /// The samples of the last `SLICES` slices (the current one included).
     pub(crate) fn window(&mut self, now_slice: u64) -> Histogram<u64> {
         self.roll(now_slice);
-        let mut h = self.window.clone();
+        let mut h = new_histogram();
+        for (_, list) in &self.closed {
+            for &(value, count) in list {
+                let _ = h.record_n(value, count);
+            }
+        }
         if self.current.0 + SLICES > now_slice {
             let _ = h.add(&self.current.1);
         }

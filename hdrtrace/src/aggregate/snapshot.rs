@@ -1,6 +1,7 @@
 //! What readers get: immutable, cheaply cloned latency snapshots.
 
 use crate::aggregate::requests::RequestTrace;
+use crate::record::{InlineText, INLINE_TEXT};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -130,9 +131,17 @@ pub struct Latencies {
 }
 
 impl Latencies {
-    /// A model by its `model_id`.
+    /// A model by its `model_id` (the whole id also when it was longer than
+    /// what a record keeps inline).
     pub fn model(&self, name: &str) -> Option<&ModelLatency> {
-        self.models.get(name).map(|m| &**m)
+        match self.models.get(name) {
+            Some(m) => Some(&**m),
+            None if name.len() > INLINE_TEXT => {
+                let key = InlineText::from_str_truncated(name);
+                self.models.get(&*key.key_name()).map(|m| &**m)
+            }
+            None => None,
+        }
     }
     /// A stage (or request root) by span name.
     pub fn stage(&self, name: &str) -> Option<&StageLatency> {
@@ -148,7 +157,9 @@ impl Latencies {
     }
 }
 
-/// Counters of what was recorded and what was lost.
+/// Counters of what was recorded and what was lost. The byte format
+/// ([`LatencySnapshot::to_bytes`]) and merged snapshots carry the first eight;
+/// the aggregator's bounds (from `budget_dropped_records` on) are per process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Span records aggregated.
@@ -165,7 +176,8 @@ pub struct Counters {
     pub dropped_spans: u64,
     /// Records lost to full rings (or to a thread being torn down).
     pub dropped_records: u64,
-    /// Records that arrived after their request had been finalized.
+    /// Records that arrived after their request had been finalized, or whose
+    /// request's root never came (counted at shutdown).
     pub late_records: u64,
     /// Enters and exits no thread could match: a span exited on another
     /// thread than it was entered on, an `Entered` guard forgotten, or the
@@ -177,6 +189,25 @@ pub struct Counters {
     /// Log lines dropped because their thread's log ring was full (the
     /// writer fell behind, or blocks).
     pub dropped_log_lines: u64,
+    /// Records not kept for tail capture because the pending requests filled
+    /// `memory_budget` (the oldest request's went first); they are still in
+    /// the histograms, and their requests are incomplete.
+    pub budget_dropped_records: u64,
+    /// Requests that lost records to `memory_budget` (each is incomplete).
+    pub budget_dropped_requests: u64,
+    /// Requests waiting for their records when the snapshot was taken.
+    pub pending_requests: u64,
+    /// Spans recorded in an `"<other>"` series because their model key or
+    /// stage name came past `max_models` / `max_stages`.
+    pub overflow_spans: u64,
+    /// Distinct model keys longer than the inline text: each keeps a series of
+    /// its own, published as its first bytes, `…#` and a hash of the whole
+    /// (`LatencySnapshot::model` finds it by the whole name).
+    pub truncated_keys: u64,
+    /// The longest stretch, in nanoseconds, the aggregator spent between two
+    /// drains of the rings while it was busy (aggregating, judging, building a
+    /// snapshot; not while it waited for work).
+    pub longest_drain_gap_ns: u64,
 }
 
 #[derive(Clone, Debug, Default)]

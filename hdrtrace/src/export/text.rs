@@ -374,5 +374,13 @@ fn total_lines(trace: &RequestTrace, out: &mut String) {
     if !trace.complete {
         out.push_str("Incomplete: some span records never arrived; the tree lacks them\n");
     }
+    if !trace.omitted.is_empty() {
+        let parts: Vec<String> = trace
+            .omitted
+            .iter()
+            .map(|(name, n)| format!("{name} x{n}"))
+            .collect();
+        let _ = writeln!(out, "Omitted past max_capture_spans: {}", parts.join(", "));
+    }
     let _ = writeln!(out, "Trace: {}", trace.trace_id());
 }

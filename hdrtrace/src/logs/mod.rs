@@ -9,11 +9,11 @@
 pub(crate) mod line;
 mod writer;
 
+use crate::handoff::Handoff;
 use crate::ring::{self, Consumer, Producer};
 use line::{Chunk, Context, LineBuf};
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tracing_core::{Event, LevelFilter};
 
 pub use line::{CUT_MARK, MAX_LINE};
@@ -32,8 +32,8 @@ pub(crate) struct LogHub {
     pub(crate) level: LevelFilter,
     new_rings: Mutex<Vec<Consumer<Chunk>>>,
     wake: crossbeam_channel::Sender<()>,
-    /// Lines dropped because their thread's ring was full.
-    pub(crate) dropped: AtomicU64,
+    /// Where lost lines are counted, beside the records' drop counts.
+    pub(crate) handoff: Arc<Handoff>,
 }
 
 /// One thread's logging state: its ring and its line buffer.
@@ -70,8 +70,7 @@ impl LogHub {
             .map_or(0, |d| d.as_nanos() as u64);
         log.line.format(event, now, ctx);
         if log.producer.free_slots() < log.line.chunk_count() {
-            // Relaxed: a statistic.
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.handoff.count_log_drops(1);
             let _ = self.wake.try_send(());
             return;
         }

@@ -3,10 +3,10 @@
 
 use super::line::Chunk;
 use super::{LogHub, LogWriter};
+use crate::handoff::Handoff;
 use crate::ring::Consumer;
 use crossbeam_channel::{Receiver, Sender};
 use std::io::Write;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -25,6 +25,7 @@ impl LogThread {
     pub(crate) fn start(
         level: tracing_core::LevelFilter,
         out: LogWriter,
+        handoff: Arc<Handoff>,
     ) -> std::io::Result<(Arc<LogHub>, LogThread)> {
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
@@ -32,7 +33,7 @@ impl LogThread {
             level,
             new_rings: Mutex::new(Vec::new()),
             wake: wake_tx,
-            dropped: Default::default(),
+            handoff,
         });
         let h = hub.clone();
         let thread = std::thread::Builder::new()
@@ -90,8 +91,7 @@ fn run(hub: &LogHub, mut out: LogWriter, wake: &Receiver<()>, stop: &Receiver<()
         });
         if !batch.is_empty() && out.write_all(&batch).and_then(|()| out.flush()).is_err() {
             // The writer failed: these lines are lost, and counted.
-            // Relaxed: a statistic.
-            hub.dropped.fetch_add(lines, Ordering::Relaxed);
+            hub.handoff.count_log_drops(lines);
         }
         batch.clear();
         if stopping {

@@ -154,11 +154,6 @@ impl CallsiteMap {
         }
     }
 
-    /// The names this subscriber classifies by.
-    pub(crate) fn conventions(&self) -> &Conventions {
-        &self.rules.conventions
-    }
-
     /// Classifies and caches a callsite (cold: called from `register_callsite`).
     pub(crate) fn register(&self, meta: &'static Metadata<'static>) -> CallsiteInfo {
         let info = CallsiteInfo::classify(meta, &self.rules);

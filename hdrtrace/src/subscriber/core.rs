@@ -4,17 +4,17 @@
 use crate::clock::Clock;
 use crate::config::{TracingConfig, TracingLevel};
 use crate::filter::TargetFilter;
+use crate::handoff::Handoff;
 use crate::logs::line::Context as LineContext;
 use crate::logs::LogHub;
 use crate::record::{Record, RecordKind, SpanClass, Status};
-use crate::ring::{self, Consumer};
 use crate::sampling::{Sampler, Switch};
 use crate::subscriber::callsites::{CallsiteInfo, CallsiteMap, Rules};
 use crate::subscriber::local::{with_local, Local};
 use crate::subscriber::slots::SlotTable;
 use crate::subscriber::span::{FieldVisitor, RequestCtx, SpanSlot};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tracing_core::span::{Attributes, Id, Record as Values};
 use tracing_core::{Event, Metadata};
 
@@ -61,26 +61,18 @@ pub(crate) struct Core {
     pub(crate) callsites: CallsiteMap,
     slots: Arc<SlotTable<SpanSlot>>,
     pub(crate) clock: Clock,
-    ring_capacity: usize,
-    /// Consumers of rings registered since the aggregator last looked.
-    pub(crate) new_rings: Mutex<Vec<Consumer<Record>>>,
-    /// Spans not tracked because every slot was in use.
-    pub(crate) dropped_spans: AtomicU64,
-    /// Records lost outside any ring (a span closed during thread teardown).
-    pub(crate) orphan_drops: AtomicU64,
+    /// Ring registration, wake-ups and drop counts: all the aggregator sees.
+    handoff: Arc<Handoff>,
     /// Where log lines go, when logging is on.
     pub(crate) logs: Option<Arc<LogHub>>,
-    /// Enters and exits no thread's stack could match (see `Local::unmatched`).
-    pub(crate) unmatched_enters: Arc<AtomicU64>,
     threads: AtomicU64,
     alive: Arc<AtomicBool>,
-    wake: crossbeam_channel::Sender<()>,
 }
 
 impl Core {
     pub(crate) fn new(
         config: &TracingConfig,
-        wake: crossbeam_channel::Sender<()>,
+        handoff: Arc<Handoff>,
         logs: Option<Arc<LogHub>>,
     ) -> Self {
         let shards = std::thread::available_parallelism()
@@ -107,15 +99,10 @@ impl Core {
                 SpanSlot::default,
             )),
             clock: Clock::new(),
-            ring_capacity: config.ring_capacity,
-            new_rings: Mutex::new(Vec::new()),
-            dropped_spans: AtomicU64::new(0),
-            orphan_drops: AtomicU64::new(0),
-            unmatched_enters: Arc::new(AtomicU64::new(0)),
+            handoff,
             logs,
             threads: AtomicU64::new(0),
             alive: Arc::new(AtomicBool::new(true)),
-            wake,
         }
     }
 
@@ -132,11 +119,7 @@ impl Core {
 
     /// Cold: this thread's first span for this core.
     fn make_local(&self) -> Local {
-        let (producer, consumer) = ring::channel(self.ring_capacity);
-        self.new_rings
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(consumer);
+        let producer = self.handoff.register();
         // Relaxed: only uniqueness matters.
         let ordinal = self.threads.fetch_add(1, Ordering::Relaxed);
         Local::new(
@@ -144,7 +127,7 @@ impl Core {
             producer,
             self.logs.as_ref().map(|hub| hub.thread_log()),
             &self.slots,
-            self.unmatched_enters.clone(),
+            self.handoff.unmatched.clone(),
             ordinal as usize % self.slots.shard_count(),
             ordinal,
         )
@@ -202,8 +185,7 @@ impl Core {
             };
             let home = local.home;
             let Some((id, slot)) = self.slots.alloc_cached(&mut local.slot_cache, home) else {
-                // Relaxed: a statistic.
-                self.dropped_spans.fetch_add(1, Ordering::Relaxed);
+                self.handoff.count_untracked();
                 return UNTRACKED;
             };
             let ctx = if info.class == SpanClass::Request {
@@ -235,8 +217,7 @@ impl Core {
             id
         })
         .unwrap_or_else(|| {
-            // Relaxed: a statistic.
-            self.dropped_spans.fetch_add(1, Ordering::Relaxed);
+            self.handoff.count_untracked();
             UNTRACKED
         })
     }
@@ -436,22 +417,15 @@ impl Core {
         }
     }
 
-    /// `wake`: whether the ring is past three quarters full (then the aggregator
+    /// `wake`: whether the ring is past half full (then the aggregator
     /// is asked to drain now rather than at its next tick), or `None` when this
     /// thread had no ring (it is being torn down) and the record was lost.
     #[inline]
     fn after_push(&self, wake: Option<bool>) {
         match wake {
-            Some(true) => {
-                // Never blocks: a bounded channel of one; a full one means a
-                // wake-up is already pending.
-                let _ = self.wake.try_send(());
-            }
+            Some(true) => self.handoff.wake(),
             Some(false) => {}
-            None => {
-                // Relaxed: a statistic.
-                self.orphan_drops.fetch_add(1, Ordering::Relaxed);
-            }
+            None => self.handoff.count_ringless(),
         }
     }
 

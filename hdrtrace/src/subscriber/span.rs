@@ -20,12 +20,14 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
 
 const TEXT_WORDS: usize = INLINE_TEXT / 8;
+// The text's length lives in 7 bits of `SpanSlot::flags`.
+const _: () = assert!(INLINE_TEXT < 0x80 && INLINE_TEXT % 8 == 0);
 
 #[derive(Default)]
 pub(crate) struct SpanSlot {
     pub(crate) refs: AtomicUsize,
     meta: AtomicUsize,
-    /// class | status << 8 | sampled << 16 | text len << 24
+    /// class | status << 8 | sampled << 16 | text len << 24 | truncated << 31
     flags: AtomicU32,
     pub(crate) descendants: AtomicU32,
     parent: AtomicU64,
@@ -34,6 +36,8 @@ pub(crate) struct SpanSlot {
     start: AtomicU64,
     pub(crate) busy: AtomicU64,
     text: [AtomicU64; TEXT_WORDS],
+    /// The whole text's hash when it was truncated (`InlineText::hash`).
+    text_hash: AtomicU64,
     field_meta: AtomicU64,
     field_bits: [AtomicU64; 4],
 }
@@ -64,7 +68,7 @@ impl SpanSlot {
         self.meta
             .store(meta as *const Metadata<'static> as usize, Relaxed);
         self.flags.store(
-            class as u32 | (ctx.sampled as u32) << 16 | (text.len as u32) << 24,
+            class as u32 | (ctx.sampled as u32) << 16 | text_flags(text),
             Relaxed,
         );
         self.descendants.store(0, Relaxed);
@@ -83,6 +87,7 @@ impl SpanSlot {
             b.copy_from_slice(&text.bytes[i * 8..i * 8 + 8]);
             w.store(u64::from_le_bytes(b), Relaxed);
         }
+        self.text_hash.store(text.hash, Relaxed);
     }
 
     /// The model key (or other inline text) as it stands.
@@ -179,7 +184,7 @@ impl SpanSlot {
             self.store_text(text);
             let flags = self.flags.load(Relaxed);
             self.flags
-                .store(flags & 0x00FF_FFFF | (text.len as u32) << 24, Relaxed);
+                .store(flags & 0x00FF_FFFF | text_flags(text), Relaxed);
         }
         if fields.len > 0 {
             let mut merged = self.load_fields();
@@ -237,7 +242,9 @@ impl SpanSlot {
             addr_of_mut!((*r).busy).write(self.busy.load(Relaxed));
             addr_of_mut!((*r).descendants).write(self.descendants.load(Relaxed));
             let text = addr_of_mut!((*r).text);
-            addr_of_mut!((*text).len).write(((flags >> 24) as u8).min(INLINE_TEXT as u8));
+            addr_of_mut!((*text).len).write(((flags >> 24 & 0x7F) as u8).min(INLINE_TEXT as u8));
+            addr_of_mut!((*text).truncated).write(flags >> 31 == 1);
+            addr_of_mut!((*text).hash).write(self.text_hash.load(Relaxed));
             let bytes = addr_of_mut!((*text).bytes).cast::<[u8; 8]>();
             for (i, w) in self.text.iter().enumerate() {
                 bytes.add(i).write(w.load(Relaxed).to_le_bytes());
@@ -255,6 +262,13 @@ impl SpanSlot {
             }
         }
     }
+}
+
+/// The text's length and truncation flag, in the bits `flags` keeps them in
+/// (the length is at most `INLINE_TEXT`, which 7 bits hold).
+#[inline]
+fn text_flags(text: &InlineText) -> u32 {
+    (text.len as u32) << 24 | (text.truncated as u32) << 31
 }
 
 /// Collects a span's (or event's) fields without allocating: the model key and

@@ -1,0 +1,44 @@
+//! A handle for benchmarks (hidden from the docs): the recording side of a
+//! subscriber with its aggregator's state but no aggregator thread, so a bench
+//! can fill the rings through the real hot path, then time draining them.
+
+use crate::aggregate::publish::Publisher;
+use crate::aggregate::snapshot::{Counters, SnapshotData};
+use crate::aggregate::Aggregator;
+use crate::config::TracingConfig;
+use crate::error::Error;
+use crate::handoff::Handoff;
+use crate::subscriber::core::Core;
+use crate::subscriber::HdrSubscriber;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// An aggregator that runs only when [`IngestBench::drain`] is called.
+pub struct IngestBench {
+    aggregator: Aggregator,
+}
+
+impl IngestBench {
+    /// A subscriber whose records stay in its rings until `drain`.
+    pub fn new(config: &TracingConfig) -> Result<(HdrSubscriber, Self), Error> {
+        config.validate()?;
+        let handoff = Arc::new(Handoff::new(config.ring_capacity));
+        let core = Arc::new(Core::new(config, handoff.clone(), None));
+        let publisher = Arc::new(Publisher::new(SnapshotData::default()));
+        let aggregator =
+            Aggregator::new(handoff, core.clock.clone(), publisher, config, Vec::new());
+        Ok((HdrSubscriber { core }, Self { aggregator }))
+    }
+
+    /// Drains every ring into the histograms and the request assembler, as
+    /// the aggregator thread does; returns the records drained.
+    pub fn drain(&mut self) -> usize {
+        self.aggregator.drain(Instant::now(), usize::MAX)
+    }
+
+    /// The counters as a snapshot would report them now.
+    pub fn counters(&mut self) -> Counters {
+        self.aggregator.publish(Instant::now());
+        self.aggregator.publisher.load().counters
+    }
+}

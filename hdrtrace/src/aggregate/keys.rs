@@ -1,0 +1,224 @@
+//! Model and stage keys interned to small indices into one table of series,
+//! under a cap on how many distinct keys of each class get their own series.
+//!
+//! A model key is the record's inline text (its first `INLINE_TEXT` bytes and,
+//! for a longer id, the whole id's hash, so two ids are never merged); a stage
+//! key is its callsite, then its span name (two callsites of one name share a
+//! series). A key past its class's cap is recorded into that class's one
+//! overflow series, [`OVERFLOW`]; the first such key is reported once on
+//! stderr, and every span recorded there is counted.
+
+use crate::aggregate::series::Series;
+use crate::record::{InlineText, Record, SpanClass};
+use rustc_hash::FxHashMap;
+
+/// The name of the series that holds the spans of keys past the cap.
+pub const OVERFLOW: &str = "<other>";
+
+/// One key's series and the name it is published under.
+pub(crate) struct Keyed {
+    pub(crate) name: String,
+    pub(crate) model: bool,
+    pub(crate) series: Series,
+}
+
+/// The distinct keys of one class, up to a cap.
+struct Class {
+    cap: usize,
+    used: usize,
+    overflow: Option<u32>,
+    reported: bool,
+}
+
+impl Class {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            used: 0,
+            overflow: None,
+            reported: false,
+        }
+    }
+}
+
+pub(crate) struct Keys {
+    // Fx hashing: hit once per record, with short trusted keys.
+    models: FxHashMap<InlineText, u32>,
+    callsites: FxHashMap<usize, u32>,
+    stage_names: FxHashMap<&'static str, u32>,
+    pub(crate) table: Vec<Keyed>,
+    model_class: Class,
+    stage_class: Class,
+    /// Spans recorded into an overflow series.
+    pub(crate) overflow_spans: u64,
+    /// Distinct model keys longer than the inline text (kept apart by hash).
+    pub(crate) truncated_keys: u64,
+}
+
+impl Keys {
+    pub(crate) fn new(max_models: usize, max_stages: usize) -> Self {
+        Self {
+            models: FxHashMap::default(),
+            callsites: FxHashMap::default(),
+            stage_names: FxHashMap::default(),
+            table: Vec::new(),
+            model_class: Class::new(max_models),
+            stage_class: Class::new(max_stages),
+            overflow_spans: 0,
+            truncated_keys: 0,
+        }
+    }
+
+    /// The series index of a span record's key.
+    #[inline]
+    pub(crate) fn of(&mut self, r: &Record) -> u32 {
+        match r.class {
+            SpanClass::Model if !r.text.is_empty() => self.model(&r.text),
+            _ => self.stage(r),
+        }
+    }
+
+    #[inline]
+    fn model(&mut self, text: &InlineText) -> u32 {
+        if let Some(&i) = self.models.get(text) {
+            return i;
+        }
+        if self.model_class.used >= self.model_class.cap {
+            return self.overflow(true, || text.key_name().into_owned());
+        }
+        if text.is_truncated() {
+            self.truncated_keys += 1;
+        }
+        let i = self.push(text.key_name().into_owned(), true);
+        self.model_class.used += 1;
+        self.models.insert(*text, i);
+        i
+    }
+
+    #[inline]
+    fn stage(&mut self, r: &Record) -> u32 {
+        let site = r.metadata as *const _ as usize;
+        if let Some(&i) = self.callsites.get(&site) {
+            if Some(i) == self.stage_class.overflow {
+                self.overflow_spans += 1;
+            }
+            return i;
+        }
+        let name = r.metadata.name();
+        let i = match self.stage_names.get(name) {
+            Some(&i) => i,
+            None if self.stage_class.used >= self.stage_class.cap => {
+                // Callsites are static and few: remembering this one keeps
+                // its later spans off the slow path.
+                let i = self.overflow(false, || name.to_string());
+                self.callsites.insert(site, i);
+                return i;
+            }
+            None => {
+                let i = self.push(name.to_string(), false);
+                self.stage_class.used += 1;
+                self.stage_names.insert(name, i);
+                i
+            }
+        };
+        self.callsites.insert(site, i);
+        i
+    }
+
+    /// The overflow series of a class (made on first use); counts the span.
+    /// Model keys past the cap are not remembered, so their number does not
+    /// grow the table: each costs a failed lookup instead.
+    #[cold]
+    fn overflow(&mut self, model: bool, first: impl FnOnce() -> String) -> u32 {
+        self.overflow_spans += 1;
+        let class = if model {
+            &mut self.model_class
+        } else {
+            &mut self.stage_class
+        };
+        if let Some(i) = class.overflow {
+            return i;
+        }
+        if !class.reported {
+            class.reported = true;
+            let (what, field) = if model {
+                ("model keys", "max_models")
+            } else {
+                ("stage names", "max_stages")
+            };
+            eprintln!(
+                "hdrtrace: more than {} distinct {what}; spans of {:?} and of every later new \
+                 one are recorded in the {OVERFLOW:?} series (TracingConfig::{field}; counted \
+                 in Counters::overflow_spans)",
+                class.cap,
+                first()
+            );
+        }
+        let i = self.push(OVERFLOW.to_string(), model);
+        let class = if model {
+            &mut self.model_class
+        } else {
+            &mut self.stage_class
+        };
+        class.overflow = Some(i);
+        i
+    }
+
+    fn push(&mut self, name: String, model: bool) -> u32 {
+        self.table.push(Keyed {
+            name,
+            model,
+            series: Series::new(),
+        });
+        (self.table.len() - 1) as u32
+    }
+
+    /// The series of a key.
+    #[inline]
+    pub(crate) fn series(&mut self, i: u32) -> &mut Series {
+        &mut self.table[i as usize].series
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt::Write;
+
+    #[test]
+    fn long_keys_sharing_a_prefix_stay_apart_and_are_found_by_their_name() {
+        let prefix = "a-model-id-that-is-longer-than-forty-bytes-in-all";
+        let alpha = InlineText::from_str_truncated(&format!("{prefix}-alpha"));
+        let beta = InlineText::from_str_truncated(&format!("{prefix}-beta"));
+        assert!(alpha.is_truncated() && beta.is_truncated());
+        assert_eq!(alpha.as_str(), beta.as_str());
+        assert_ne!(alpha, beta);
+        // Written in pieces, as `%display` formatting does, it is the same key.
+        let mut pieces = InlineText::default();
+        for part in [prefix, "-al", "pha"] {
+            pieces.write_str(part).unwrap();
+        }
+        assert_eq!(pieces, alpha);
+        assert_ne!(alpha.key_name(), beta.key_name());
+        let mut keys = Keys::new(8, 8);
+        let a = keys.model(&alpha);
+        let b = keys.model(&beta);
+        assert_ne!(a, b);
+        assert_eq!(keys.truncated_keys, 2);
+    }
+
+    #[test]
+    fn keys_past_the_cap_share_one_overflow_series() {
+        let mut keys = Keys::new(2, 1);
+        let ids: Vec<u32> = ["a", "b", "c", "d", "a"]
+            .iter()
+            .map(|k| keys.model(&InlineText::from_str_truncated(k)))
+            .collect();
+        assert_eq!(ids[0], ids[4]);
+        assert_ne!(ids[0], ids[1]);
+        assert_eq!(ids[2], ids[3], "c and d overflow together");
+        assert_eq!(keys.table[ids[2] as usize].name, OVERFLOW);
+        assert_eq!(keys.overflow_spans, 2);
+        assert_eq!(keys.table.len(), 3);
+    }
+}

@@ -1,0 +1,215 @@
+//! The hand-off between the recording threads and the aggregator: ring
+//! registration, wake-ups and the counts of what never reached a ring
+//! ([`Handoff`], shared), and the draining of every registered ring
+//! ([`Rings`], owned by the aggregator). The aggregator sees the recording side
+//! only through these two.
+
+use crate::record::Record;
+use crate::ring::{self, Consumer, Producer};
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The shared half: what recording threads call (cold registration, a
+/// non-blocking wake-up, two drop counters) and what the aggregator reads.
+pub(crate) struct Handoff {
+    ring_capacity: usize,
+    /// Consumers of rings registered since the aggregator last took them.
+    new_rings: Mutex<Vec<Consumer<Record>>>,
+    wake_tx: Sender<()>,
+    wake_rx: Receiver<()>,
+    /// Spans not tracked because every slot was in use.
+    untracked: AtomicU64,
+    /// Records lost outside any ring (a span closed during thread teardown).
+    ringless: AtomicU64,
+    /// Enters and exits no thread's stack could match (each thread's state
+    /// holds this counter; see `Local::unmatched`).
+    pub(crate) unmatched: Arc<AtomicU64>,
+    /// Log lines lost to a full log ring or a failing writer.
+    log_drops: AtomicU64,
+}
+
+impl Handoff {
+    pub(crate) fn new(ring_capacity: usize) -> Self {
+        // One slot: a pending wake-up is all the aggregator needs to know.
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        Self {
+            ring_capacity,
+            new_rings: Mutex::new(Vec::new()),
+            wake_tx,
+            wake_rx,
+            untracked: AtomicU64::new(0),
+            ringless: AtomicU64::new(0),
+            unmatched: Arc::new(AtomicU64::new(0)),
+            log_drops: AtomicU64::new(0),
+        }
+    }
+
+    /// Cold: a new ring for a thread's first span; its consumer waits here
+    /// until the aggregator's next drain takes it.
+    pub(crate) fn register(&self) -> Producer<Record> {
+        let (producer, consumer) = ring::channel(self.ring_capacity);
+        self.new_rings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(consumer);
+        producer
+    }
+
+    /// Asks the aggregator to drain now rather than at its next tick. Never
+    /// blocks: the channel holds one wake-up, and a full one means one is
+    /// already pending.
+    #[inline]
+    pub(crate) fn wake(&self) {
+        let _ = self.wake_tx.try_send(());
+    }
+
+    /// What the aggregator waits on between ticks.
+    pub(crate) fn wake_receiver(&self) -> &Receiver<()> {
+        &self.wake_rx
+    }
+
+    /// Counts a span that got no slot.
+    #[inline]
+    pub(crate) fn count_untracked(&self) {
+        // Relaxed: a statistic; a flush's channel handshake orders what matters.
+        self.untracked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a record lost because its thread no longer had a ring.
+    #[inline]
+    pub(crate) fn count_ringless(&self) {
+        // Relaxed: as in `count_untracked`.
+        self.ringless.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn untracked(&self) -> u64 {
+        // Relaxed: as in `count_untracked`.
+        self.untracked.load(Ordering::Relaxed)
+    }
+
+    /// Counts log lines lost (a full log ring, a failing writer).
+    pub(crate) fn count_log_drops(&self, lines: u64) {
+        // Relaxed: as in `count_untracked`.
+        self.log_drops.fetch_add(lines, Ordering::Relaxed);
+    }
+
+    pub(crate) fn log_drops(&self) -> u64 {
+        // Relaxed: as in `count_untracked`.
+        self.log_drops.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn unmatched(&self) -> u64 {
+        // Relaxed: as in `count_untracked`.
+        self.unmatched.load(Ordering::Relaxed)
+    }
+
+    fn ringless(&self) -> u64 {
+        // Relaxed: as in `count_untracked`.
+        self.ringless.load(Ordering::Relaxed)
+    }
+}
+
+/// How many times `ring_capacity` a busy thread's ring may grow to.
+pub(crate) const RING_GROWTH: usize = 16;
+/// Bytes one ring slot takes.
+pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<Record>();
+/// The factor of a growth step: one step to the largest size, since the
+/// bursts that need it (a descheduled aggregator: this 2-core VM stalls a
+/// running thread for up to 18 ms) come without warning.
+const GROWTH_STEP: usize = RING_GROWTH;
+
+/// The aggregator's half: every registered ring's consumer, drained in turn.
+/// A ring found more than a quarter full by one drain is offered a successor
+/// [`RING_GROWTH`] times its size, up to `max_capacity`, while all rings
+/// together hold at most `max_total` records: a thread whose bursts outrun the
+/// aggregator's wake-ups (or a descheduled aggregator) gets room for them, and
+/// a quiet thread keeps the small ring it started with.
+pub(crate) struct Rings {
+    consumers: Vec<Consumer<Record>>,
+    /// Consumers of rings offered this drain, added after it.
+    offered: Vec<Consumer<Record>>,
+    max_capacity: usize,
+    max_total: usize,
+    /// Records all live rings hold.
+    held: usize,
+    /// Ring drops of rings already retired (their threads ended).
+    retired_drops: u64,
+}
+
+impl Rings {
+    /// Rings that may grow to `max_capacity` records each while all of them
+    /// together hold at most `max_total`.
+    pub(crate) fn new(max_capacity: usize, max_total: usize) -> Self {
+        Self {
+            consumers: Vec::new(),
+            offered: Vec::new(),
+            max_capacity,
+            max_total,
+            held: 0,
+            retired_drops: 0,
+        }
+    }
+
+    /// Takes the rings registered since the last call, then hands the records
+    /// of every ring to `each`, where they lie in the ring, until the ring is
+    /// empty or `limit` of its records were handed over (so a caller can
+    /// interleave other work without starving any ring). Returns how many
+    /// records were handed over in all.
+    pub(crate) fn drain(
+        &mut self,
+        handoff: &Handoff,
+        limit: usize,
+        mut each: impl FnMut(&Record),
+    ) -> usize {
+        {
+            let mut new = handoff
+                .new_rings
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if !new.is_empty() {
+                self.held += new.iter().map(|c| c.capacity()).sum::<usize>();
+                self.consumers.append(&mut new);
+            }
+        }
+        let mut handed = 0;
+        let mut retired = 0;
+        let (offered, max) = (&mut self.offered, self.max_capacity);
+        let (held, max_total) = (&mut self.held, self.max_total);
+        self.consumers.retain_mut(|consumer| {
+            let (n, done) = consumer.drain_with(limit, &mut each);
+            handed += n;
+            if done {
+                // Its producer is gone (its thread ended, or it moved to a
+                // larger ring) and every record it pushed is counted: only its
+                // drop count is kept.
+                retired += consumer.dropped();
+                *held -= consumer.capacity();
+                return false;
+            }
+            let capacity = consumer.capacity();
+            let larger = (capacity * GROWTH_STEP).min(max);
+            if n > capacity / 4
+                && larger > capacity
+                && *held + larger <= max_total
+                && !consumer.is_orphaned()
+            {
+                if let Some(c) = consumer.offer_larger(larger) {
+                    *held += c.capacity();
+                    offered.push(c);
+                }
+            }
+            true
+        });
+        self.consumers.append(&mut self.offered);
+        self.retired_drops += retired;
+        handed
+    }
+
+    /// Records lost so far: to full rings, and outside any ring.
+    pub(crate) fn dropped(&self, handoff: &Handoff) -> u64 {
+        self.retired_drops
+            + self.consumers.iter().map(|c| c.dropped()).sum::<u64>()
+            + handoff.ringless()
+    }
+}
