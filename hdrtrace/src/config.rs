@@ -404,6 +404,9 @@ impl TracingConfig {
         var!("HDRTRACE_DEVICE_TIME_FIELD", text, |v| {
             c.conventions = c.conventions.device_time_field(v)
         });
+        var!("HDRTRACE_TRACEPARENT_FIELD", text, |v| {
+            c.conventions = c.conventions.traceparent_field(v)
+        });
         var!("HDRTRACE_FILTER", text, |v| c.filter = Some(v));
         var!(
             "HDRTRACE_LOG_LEVEL",
@@ -457,6 +460,7 @@ fn env_name(field: &str) -> &'static str {
         "conventions.model_field" => "HDRTRACE_MODEL_FIELD",
         "conventions.timeout_field" => "HDRTRACE_TIMEOUT_FIELD",
         "conventions.device_time_field" => "HDRTRACE_DEVICE_TIME_FIELD",
+        "conventions.traceparent_field" => "HDRTRACE_TRACEPARENT_FIELD",
         "memory_budget" => "HDRTRACE_MEMORY_BUDGET",
         "max_models" => "HDRTRACE_MAX_MODELS",
         "max_stages" => "HDRTRACE_MAX_STAGES",

@@ -26,6 +26,7 @@ pub struct Conventions {
     pub(crate) model_field: Arc<str>,
     pub(crate) timeout_field: Arc<str>,
     pub(crate) device_time_field: Arc<str>,
+    pub(crate) traceparent_field: Arc<str>,
 }
 
 /// The longest name accepted (a field or span name longer than this is a
@@ -42,6 +43,7 @@ impl Default for Conventions {
             model_field: "model_id".into(),
             timeout_field: "timeout".into(),
             device_time_field: "gpu_ns".into(),
+            traceparent_field: "traceparent".into(),
         }
     }
 }
@@ -86,6 +88,16 @@ impl Conventions {
         self
     }
 
+    /// A request span field carrying a W3C `traceparent`
+    /// (`00-<trace id>-<parent span id>-<flags>`): the request then joins the
+    /// caller's distributed trace (its exports carry the caller's trace id,
+    /// the root's parent is the caller's span). A malformed value is ignored
+    /// and counted (`Counters::malformed_traceparents`).
+    pub fn traceparent_field(mut self, name: impl Into<String>) -> Self {
+        self.traceparent_field = name.into().into();
+        self
+    }
+
     /// The span names that make a request.
     pub fn request_span_names(&self) -> impl Iterator<Item = &str> {
         self.request_spans.iter().map(|n| &**n)
@@ -109,6 +121,11 @@ impl Conventions {
     /// The device time field's name.
     pub fn device_time_name(&self) -> &str {
         &self.device_time_field
+    }
+
+    /// The traceparent field's name.
+    pub fn traceparent_name(&self) -> &str {
+        &self.traceparent_field
     }
 
     /// Every name must be a plausible identifier: not empty, at most
@@ -149,6 +166,7 @@ impl Conventions {
             ("conventions.model_field", &self.model_field),
             ("conventions.timeout_field", &self.timeout_field),
             ("conventions.device_time_field", &self.device_time_field),
+            ("conventions.traceparent_field", &self.traceparent_field),
         ];
         for (what, name) in fields {
             check(what, name)?;

@@ -27,6 +27,8 @@ pub(crate) struct Handoff {
     pub(crate) unmatched: Arc<AtomicU64>,
     /// Log lines lost to a full log ring or a failing writer.
     log_drops: AtomicU64,
+    /// Request roots whose traceparent field was not a valid W3C one.
+    malformed_traceparents: AtomicU64,
 }
 
 impl Handoff {
@@ -42,6 +44,7 @@ impl Handoff {
             ringless: AtomicU64::new(0),
             unmatched: Arc::new(AtomicU64::new(0)),
             log_drops: AtomicU64::new(0),
+            malformed_traceparents: AtomicU64::new(0),
         }
     }
 
@@ -97,6 +100,18 @@ impl Handoff {
     pub(crate) fn log_drops(&self) -> u64 {
         // Relaxed: as in `count_untracked`.
         self.log_drops.load(Ordering::Relaxed)
+    }
+
+    /// Counts a traceparent field that was ignored as malformed.
+    #[cold]
+    pub(crate) fn count_malformed_traceparent(&self) {
+        // Relaxed: as in `count_untracked`.
+        self.malformed_traceparents.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn malformed_traceparents(&self) -> u64 {
+        // Relaxed: as in `count_untracked`.
+        self.malformed_traceparents.load(Ordering::Relaxed)
     }
 
     pub(crate) fn unmatched(&self) -> u64 {

@@ -45,6 +45,7 @@ pub mod ring;
 mod sampling;
 mod subscriber;
 mod sync;
+mod trace_context;
 
 pub use aggregate::requests::{Attribution, CaptureReason, EventTrace, RequestTrace, SpanTrace};
 pub use aggregate::snapshot::{
@@ -62,3 +63,4 @@ pub use subscriber::callsites::{MODEL_FIELD, REQUEST_FIELD, REQUEST_SPAN_NAMES, 
 #[cfg(feature = "layer")]
 pub use subscriber::layer::HdrLayer;
 pub use subscriber::HdrSubscriber;
+pub use trace_context::RemoteParent;

@@ -377,3 +377,92 @@ fn bad_settings_are_refused_with_a_reason() {
         .to_string();
     assert!(err.contains("flush_timeout"), "{err}");
 }
+
+/// A request span carrying the caller's W3C `traceparent` joins the caller's
+/// trace: its spans are exported under the caller's trace id, its root a child
+/// of the caller's span. A malformed one is ignored, counted, never a panic.
+#[test]
+fn an_incoming_traceparent_joins_the_callers_trace() {
+    const CALLER: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let other_caller = String::from("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+    let (addr, received, _stop) = start_collector();
+    let (subscriber, guard) = hdrtrace::build(&TracingConfig {
+        otel_endpoint: Some(format!("http://{addr}")),
+        ..config()
+    })
+    .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        let joined = tracing::info_span!("embed_pipeline", request_id = 7u64, traceparent = CALLER);
+        joined.in_scope(|| tracing::info_span!("model", model_id = "Causal").in_scope(|| {}));
+        // As a `%Display` value.
+        let displayed =
+            tracing::info_span!("embed_pipeline", request_id = 9u64, traceparent = %other_caller);
+        displayed.in_scope(|| tracing::info_span!("model", model_id = "Causal").in_scope(|| {}));
+        let bad = tracing::info_span!(
+            "embed_pipeline",
+            request_id = 8u64,
+            traceparent = "00-not-a-traceparent-01"
+        );
+        bad.in_scope(|| tracing::info_span!("model", model_id = "Causal").in_scope(|| {}));
+    });
+    guard.flush();
+    let snapshot = guard.snapshot();
+    assert_eq!(snapshot.counters().malformed_traceparents, 1);
+    let captured = |id: u64| {
+        snapshot
+            .captured()
+            .iter()
+            .find(|t| t.request_id == id)
+            .cloned()
+            .expect("sampled")
+    };
+    let (joined, displayed, own) = (captured(7), captured(9), captured(8));
+    assert_eq!(
+        joined.trace_id().to_string(),
+        "0af7651916cd43dd8448eb211c80319c"
+    );
+    let caller = joined.remote_parent.expect("joined the caller");
+    assert_eq!(caller.span_id, 0xb7ad_6b71_6920_3331);
+    assert!(caller.sampled);
+    assert_eq!(
+        displayed.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert!(own.remote_parent.is_none(), "the malformed one is ignored");
+    assert_eq!(
+        own.trace_id().to_bytes()[..8],
+        hdrtrace::export::trace_id::instance_id().to_be_bytes()
+    );
+
+    let spans = received.lock().unwrap().clone();
+    let of = |trace: &hdrtrace::RequestTrace| -> Vec<&Span> {
+        let id = trace.trace_id().to_bytes().to_vec();
+        spans
+            .iter()
+            .map(|(_, s)| s)
+            .filter(|s| s.trace_id == id)
+            .collect()
+    };
+    let joined_spans = of(&joined);
+    assert_eq!(joined_spans.len(), 2, "{joined_spans:#?}");
+    let root = named(&joined_spans, "embed_pipeline")[0];
+    assert_eq!(
+        root.parent_span_id,
+        0xb7ad_6b71_6920_3331u64.to_be_bytes().to_vec(),
+        "the root is the caller's span's child"
+    );
+    assert_eq!(
+        named(&joined_spans, "model")[0].parent_span_id,
+        root.span_id
+    );
+    let displayed_root = named(&of(&displayed), "embed_pipeline")[0];
+    assert_eq!(
+        displayed_root.parent_span_id,
+        0x00f0_67aa_0ba9_02b7u64.to_be_bytes().to_vec()
+    );
+    let own_spans = of(&own);
+    assert_eq!(own_spans.len(), 2);
+    assert!(named(&own_spans, "embed_pipeline")[0]
+        .parent_span_id
+        .is_empty());
+}

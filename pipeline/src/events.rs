@@ -435,6 +435,7 @@ mod tests {
             ],
             attribution: None,
             closed_at: SystemTime::now(),
+            remote_parent: None,
         }
     }
 

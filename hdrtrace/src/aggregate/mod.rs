@@ -109,6 +109,8 @@ pub(crate) struct Aggregator {
     /// When the last drain ended, while the aggregator has been busy since.
     busy_since: Option<Instant>,
     longest_gap: Duration,
+    /// The first malformed traceparent has been reported.
+    warned_traceparent: bool,
 }
 
 /// The aggregator thread panicked: its last snapshot is published again,
@@ -171,6 +173,7 @@ impl Aggregator {
             version: 0,
             busy_since: None,
             longest_gap: Duration::ZERO,
+            warned_traceparent: false,
         }
     }
 
@@ -293,6 +296,15 @@ impl Aggregator {
         counters.unmatched_enters = self.handoff.unmatched();
         counters.failed_sinks = state.kept.sinks.failed;
         counters.dropped_log_lines = self.handoff.log_drops();
+        counters.malformed_traceparents = self.handoff.malformed_traceparents();
+        if counters.malformed_traceparents > 0 && !self.warned_traceparent {
+            self.warned_traceparent = true;
+            eprintln!(
+                "hdrtrace: a request span's traceparent field was not a valid W3C traceparent \
+                 (00-<32 hex>-<16 hex>-<2 hex>); such values are ignored and counted in \
+                 malformed_traceparents (reported once)"
+            );
+        }
         let captures = &state.kept.captures;
         self.publisher.publish(SnapshotData {
             version: self.version,

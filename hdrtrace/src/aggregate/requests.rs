@@ -105,7 +105,7 @@ pub struct CaptureReason {
 /// A captured request: its whole span tree.
 #[derive(Clone, Debug)]
 pub struct RequestTrace {
-    /// The request's numeric id (also its trace id on export).
+    /// The request's numeric id (its trace id is [`RequestTrace::trace_id`]).
     pub request_id: u64,
     /// The root span's name.
     pub name: &'static str,
@@ -131,6 +131,10 @@ pub struct RequestTrace {
     pub attribution: Option<Attribution>,
     /// Wall-clock time the root closed.
     pub closed_at: std::time::SystemTime,
+    /// The caller's span, when the root carried a valid `traceparent`
+    /// (`Conventions::traceparent_field`): the request is exported under the
+    /// caller's trace id, its root a child of that span.
+    pub remote_parent: Option<crate::RemoteParent>,
 }
 
 impl RequestTrace {

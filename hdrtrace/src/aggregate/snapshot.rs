@@ -189,6 +189,10 @@ pub struct Counters {
     /// Log lines dropped because their thread's log ring was full (the
     /// writer fell behind, or blocks).
     pub dropped_log_lines: u64,
+    /// Request roots whose traceparent field was not a valid W3C
+    /// traceparent: ignored (the request keeps its own trace id), counted,
+    /// and the first reported once on stderr.
+    pub malformed_traceparents: u64,
     /// Records not kept for tail capture because the pending requests filled
     /// `memory_budget` (the oldest request's went first); they are still in
     /// the histograms, and their requests are incomplete.

@@ -13,6 +13,9 @@
 //!   root closed (nanoseconds since the Unix epoch), so two subscribers in one
 //!   process, or a request id used twice, still get distinct ids.
 //!
+//! A request whose root carried a valid W3C `traceparent` takes the caller's
+//! trace id instead, so its spans join the caller's distributed trace.
+//!
 //! The id is a pure function of the [`RequestTrace`] and the process: every
 //! renderer in this process derives the same one, and it is never zero.
 
@@ -68,8 +71,13 @@ pub fn instance_id() -> u64 {
 }
 
 impl RequestTrace {
-    /// This request's trace id (see the [module docs](crate::export::trace_id)).
+    /// This request's trace id (see the [module docs](crate::export::trace_id)):
+    /// the caller's when the request joined a distributed trace through its
+    /// `traceparent`.
     pub fn trace_id(&self) -> TraceId {
+        if let Some(caller) = &self.remote_parent {
+            return TraceId(caller.trace_id);
+        }
         let closed = self
             .closed_at
             .duration_since(UNIX_EPOCH)

@@ -31,6 +31,8 @@ pub(crate) struct CallsiteInfo {
     pub(crate) model_field: u8,
     /// Index of `request_id`, or `u8::MAX`.
     pub(crate) request_field: u8,
+    /// For request spans: index of the traceparent field, or `u8::MAX`.
+    pub(crate) traceparent_field: u8,
     /// For events: the status it marks its span with.
     pub(crate) event_status: Status,
 }
@@ -67,6 +69,11 @@ impl CallsiteInfo {
         } else {
             Status::Ok
         };
+        let traceparent_field = if class == SpanClass::Request {
+            index_of(&names.traceparent_field)
+        } else {
+            NONE
+        };
         let in_level = level.admits(is_span, class, *meta.level())
             && rules
                 .filter
@@ -78,6 +85,7 @@ impl CallsiteInfo {
             in_level,
             model_field,
             request_field,
+            traceparent_field,
             event_status,
         }
     }
@@ -90,6 +98,7 @@ impl CallsiteInfo {
             | (self.event_status as u64) << 4
             | (self.model_field as u64) << 8
             | (self.request_field as u64) << 16
+            | (self.traceparent_field as u64) << 24
     }
 
     fn unpack(v: u64) -> Option<Self> {
@@ -107,11 +116,16 @@ impl CallsiteInfo {
             event_status: Status::from_u8((v >> 4 & 0xF) as u8),
             model_field: (v >> 8) as u8,
             request_field: (v >> 16) as u8,
+            traceparent_field: (v >> 24) as u8,
         })
     }
 
     pub(crate) fn model_field(&self) -> Option<usize> {
         (self.model_field != NONE).then_some(self.model_field as usize)
+    }
+
+    pub(crate) fn traceparent_field(&self) -> Option<usize> {
+        (self.traceparent_field != NONE).then_some(self.traceparent_field as usize)
     }
 
     pub(crate) fn request_field(&self) -> Option<usize> {

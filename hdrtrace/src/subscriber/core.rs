@@ -174,6 +174,9 @@ impl Core {
         let start = self.clock.now();
         let mut fields = FieldVisitor::new(info, false);
         attrs.record(&mut fields);
+        if fields.malformed_traceparent {
+            self.handoff.count_malformed_traceparent();
+        }
         self.local(|local| {
             let (parent, parent_slot) = match parent {
                 Parent::Explicit(p) => (p, self.slots.get(p)),
@@ -228,6 +231,9 @@ impl Core {
             if let Some(meta) = slot.metadata() {
                 let mut fields = FieldVisitor::new(self.callsites.get(meta), false);
                 values.record(&mut fields);
+                if fields.malformed_traceparent {
+                    self.handoff.count_malformed_traceparent();
+                }
                 slot.update(&fields.text, &fields.fields);
                 if let Some(request_id) = fields.request_id {
                     self.record_request_id(id, slot, request_id);

@@ -12,6 +12,7 @@ use crate::record::{
 };
 use crate::sampling::mix;
 use crate::subscriber::callsites::CallsiteInfo;
+use crate::trace_context::{self, RemoteParent};
 use std::fmt::Write as _;
 use std::mem::MaybeUninit;
 use std::ptr::addr_of_mut;
@@ -279,6 +280,8 @@ pub(crate) struct FieldVisitor {
     pub(crate) text: InlineText,
     pub(crate) fields: InlineFields,
     pub(crate) request_id: Option<u64>,
+    /// A traceparent field was there but not a valid W3C one.
+    pub(crate) malformed_traceparent: bool,
     /// For events: copy the `message` field into `text`.
     want_message: bool,
 }
@@ -290,6 +293,7 @@ impl FieldVisitor {
             text: InlineText::default(),
             fields: InlineFields::default(),
             request_id: None,
+            malformed_traceparent: false,
             want_message,
         }
     }
@@ -297,6 +301,20 @@ impl FieldVisitor {
     #[inline]
     fn is_model(&self, f: &Field) -> bool {
         self.info.model_field() == Some(f.index())
+    }
+
+    #[inline]
+    fn is_traceparent(&self, f: &Field) -> bool {
+        self.info.traceparent_field() == Some(f.index())
+    }
+
+    /// A request root's traceparent: its caller, kept in the inline text.
+    #[cold]
+    fn traceparent(&mut self, parsed: Option<RemoteParent>) {
+        match parsed {
+            Some(p) => self.text = trace_context::encode(p),
+            None => self.malformed_traceparent = true,
+        }
     }
 
     #[inline]
@@ -352,7 +370,9 @@ impl Visit for FieldVisitor {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        if self.is_model(field) || (self.want_message && field.name() == "message") {
+        if self.is_traceparent(field) {
+            self.traceparent(trace_context::parse(value));
+        } else if self.is_model(field) || (self.want_message && field.name() == "message") {
             self.text.clear();
             let _ = self.text.write_str(value);
         } else if self.is_request(field) {
@@ -363,7 +383,9 @@ impl Visit for FieldVisitor {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if self.is_model(field) || (self.want_message && field.name() == "message") {
+        if self.is_traceparent(field) {
+            self.traceparent(trace_context::parse_debug(value));
+        } else if self.is_model(field) || (self.want_message && field.name() == "message") {
             // `%x` fields arrive here as DisplayValue, whose Debug is Display.
             self.text.clear();
             let _ = write!(self.text, "{value:?}");

@@ -130,6 +130,7 @@ impl Assembler {
             events,
             omitted,
             attribution,
+            remote_parent: crate::trace_context::decode(&root.text),
             // The root closed `now - end` ticks ago (it may have waited in a
             // ring and for stragglers before being judged).
             closed_at: std::time::SystemTime::now()

@@ -90,12 +90,13 @@ fn span_data(
             false,
             TraceState::default(),
         ),
-        parent_span_id: if span.parent == 0 {
-            SpanId::INVALID
-        } else {
-            SpanId::from(span.parent)
+        // A root that joined a caller's trace is that caller's span's child.
+        parent_span_id: match (span.parent, &trace.remote_parent) {
+            (0, Some(caller)) => SpanId::from(caller.span_id),
+            (0, None) => SpanId::INVALID,
+            (parent, _) => SpanId::from(parent),
         },
-        parent_span_is_remote: false,
+        parent_span_is_remote: span.parent == 0 && trace.remote_parent.is_some(),
         span_kind: SpanKind::Internal,
         name: Cow::Borrowed(span.name),
         start_time: start,

@@ -173,6 +173,46 @@ pub fn render_with(snapshot: &LatencySnapshot, format: Format, buckets: &Buckets
             "Records that arrived after their request was finalized.",
             c.late_records,
         ),
+        (
+            "budget_dropped_records",
+            "Records not kept for tail capture because pending requests filled memory_budget.",
+            c.budget_dropped_records,
+        ),
+        (
+            "budget_dropped_requests",
+            "Requests that lost records to memory_budget (each incomplete).",
+            c.budget_dropped_requests,
+        ),
+        (
+            "overflow_spans",
+            "Spans recorded in the <other> series past max_models or max_stages.",
+            c.overflow_spans,
+        ),
+        (
+            "truncated_keys",
+            "Distinct model keys longer than the inline text (kept apart by hash).",
+            c.truncated_keys,
+        ),
+        (
+            "unmatched_enters",
+            "Enters and exits no thread's stack could match (busy time not counted).",
+            c.unmatched_enters,
+        ),
+        (
+            "failed_sinks",
+            "Request sinks dropped because they panicked.",
+            c.failed_sinks,
+        ),
+        (
+            "dropped_log_lines",
+            "Log lines lost to a full log ring or a failing writer.",
+            c.dropped_log_lines,
+        ),
+        (
+            "malformed_traceparents",
+            "Request traceparent fields ignored as malformed.",
+            c.malformed_traceparents,
+        ),
     ];
     for (name, help, value) in totals {
         w.counter(&format!("hdrtrace_{name}"), help, None, &[("", value)]);
