@@ -2,23 +2,12 @@
 //! `EnvFilter` on one Registry, as a service that already runs that stack
 //! would: fmt prints the lines, the histograms are right.
 
+mod writer_support;
+
 use hdrtrace::{Builder, TracingConfig};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{fmt, EnvFilter, Registry};
-
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-impl Write for Shared {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use writer_support::Shared;
 
 #[test]
 fn hdr_layer_beside_fmt_and_env_filter() {
@@ -70,12 +59,12 @@ fn hdr_layer_beside_fmt_and_env_filter() {
         .find(|t| t.request_id == 7)
         .expect("request 7 captured");
     assert_eq!(trace.models().count(), 2);
-    let printed = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-    let warns: Vec<&str> = printed
-        .lines()
+    let printed = out.lines();
+    let warns: Vec<&String> = printed
+        .iter()
         .filter(|l| l.contains("slow backend"))
         .collect();
-    assert_eq!(warns.len(), 1, "{printed}");
+    assert_eq!(warns.len(), 1, "{printed:#?}");
     assert!(
         warns[0].contains("WARN") && warns[0].contains("model{model_id=\"Causal\"}"),
         "{}",

@@ -1,33 +1,14 @@
 //! Log lines from the hand-written subscriber: kept, whole, never blocking
 //! the recording thread, every lost line counted.
 
+mod writer_support;
+
 use hdrtrace::{Builder, TracingConfig};
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex};
 use tracing::subscriber::with_default;
 use tracing_core::LevelFilter;
-
-/// A writer whose bytes the test reads back.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-impl Write for Shared {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-impl Shared {
-    fn lines(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(String::from)
-            .collect()
-    }
-}
+use writer_support::Shared;
 
 #[test]
 fn a_warning_in_a_model_span_is_one_line_with_its_request_and_model() {

@@ -20,6 +20,7 @@
 //! renderer in this process derives the same one, and it is never zero.
 
 use crate::aggregate::requests::RequestTrace;
+use crate::sampling::mix;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
@@ -88,13 +89,13 @@ impl RequestTrace {
     }
 }
 
-/// SplitMix64's finalizer: a bijection on `u64` that spreads every input bit
-/// over the whole output.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// A span's id as exported: the subscriber's own ids (slot index and
+/// generation) repeat across processes, so on the wire each is mixed with
+/// this process's instance id; `mix` is a bijection, so two spans of one
+/// process never share one, and spans of two processes that join one trace
+/// collide only by chance (2^-64). Never zero (an invalid span id).
+pub(crate) fn wire_span_id(id: u64) -> u64 {
+    mix(id ^ instance_id()).max(1)
 }
 
 #[cfg(test)]

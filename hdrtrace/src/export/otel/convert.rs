@@ -4,6 +4,7 @@
 //! `Arc<RequestTrace>`.
 
 use crate::aggregate::requests::{RequestTrace, SpanTrace};
+use crate::export::trace_id::wire_span_id;
 use crate::record::{FieldValue, SpanClass, Status};
 use crate::subscriber::callsites::{MODEL_FIELD, REQUEST_FIELD};
 use opentelemetry::trace::{
@@ -85,7 +86,7 @@ fn span_data(
     SpanData {
         span_context: SpanContext::new(
             trace_id,
-            SpanId::from(span.id),
+            SpanId::from(wire_span_id(span.id)),
             TraceFlags::SAMPLED,
             false,
             TraceState::default(),
@@ -94,7 +95,7 @@ fn span_data(
         parent_span_id: match (span.parent, &trace.remote_parent) {
             (0, Some(caller)) => SpanId::from(caller.span_id),
             (0, None) => SpanId::INVALID,
-            (parent, _) => SpanId::from(parent),
+            (parent, _) => SpanId::from(wire_span_id(parent)),
         },
         parent_span_is_remote: span.parent == 0 && trace.remote_parent.is_some(),
         span_kind: SpanKind::Internal,
