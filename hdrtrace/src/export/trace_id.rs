@@ -94,6 +94,7 @@ impl RequestTrace {
 /// this process's instance id; `mix` is a bijection, so two spans of one
 /// process never share one, and spans of two processes that join one trace
 /// collide only by chance (2^-64). Never zero (an invalid span id).
+#[cfg(feature = "otel")]
 pub(crate) fn wire_span_id(id: u64) -> u64 {
     mix(id ^ instance_id()).max(1)
 }
