@@ -125,7 +125,6 @@ impl Core {
         Local::new(
             self.alive.clone(),
             producer,
-            self.logs.as_ref().map(|hub| hub.thread_log()),
             &self.slots,
             self.handoff.unmatched.clone(),
             ordinal as usize % self.slots.shard_count(),
@@ -396,13 +395,14 @@ impl Core {
             .filter(|s| s.class() == SpanClass::Model)
             .map(SpanSlot::text);
         self.local(|local| {
-            if let Some(log) = &mut local.log {
-                let ctx = LineContext {
-                    request_id: (ctx.request_span != 0).then_some(ctx.request_id),
-                    model: model.as_ref().map(|m| m.as_str()),
-                };
-                hub.log(log, event, ctx);
-            }
+            // Cold, once per thread: its log ring and line buffer come with
+            // its first log line, so threads that never log hold neither.
+            let log = local.log.get_or_insert_with(|| hub.thread_log());
+            let ctx = LineContext {
+                request_id: (ctx.request_span != 0).then_some(ctx.request_id),
+                model: model.as_ref().map(|m| m.as_str()),
+            };
+            hub.log(log, event, ctx);
         });
     }
 

@@ -24,7 +24,7 @@ pub(crate) const STACK_DEPTH: usize = 64;
 pub(crate) struct Local {
     core_alive: Arc<AtomicBool>,
     pub(crate) producer: Producer<Record>,
-    /// This thread's log ring and line buffer, when logging is on.
+    /// This thread's log ring and line buffer, from its first log line on.
     pub(crate) log: Option<ThreadLog>,
     /// Free slots this thread keeps for itself, and the table they belong to
     /// (to give them back when the thread ends). Weak: a thread that outlives
@@ -124,7 +124,6 @@ impl Local {
     pub(crate) fn new(
         core_alive: Arc<AtomicBool>,
         producer: Producer<Record>,
-        log: Option<ThreadLog>,
         slots: &Arc<SlotTable<SpanSlot>>,
         unmatched: Arc<AtomicU64>,
         home: usize,
@@ -133,7 +132,7 @@ impl Local {
         Self {
             core_alive,
             producer,
-            log,
+            log: None,
             slot_cache: slots.new_cache(),
             slots: Arc::downgrade(slots),
             stack: [(0, 0); STACK_DEPTH],
