@@ -146,10 +146,12 @@ impl Default for InlineText {
     }
 }
 
-const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
+/// FNV-1a's starting value.
+pub(crate) const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01B3;
 
-fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+/// FNV-1a: `h` continued over `bytes` (start from [`FNV_OFFSET`]).
+pub(crate) fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
     for &b in bytes {
         h = (h ^ b as u64).wrapping_mul(FNV_PRIME);
     }

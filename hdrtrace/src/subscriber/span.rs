@@ -7,8 +7,8 @@
 //! `Span::record` calls on clones of one span free of data races.
 
 use crate::record::{
-    FieldValue, InlineFields, InlineText, Record, RecordKind, SpanClass, Status, INLINE_FIELDS,
-    INLINE_TEXT,
+    fnv, FieldValue, InlineFields, InlineText, Record, RecordKind, SpanClass, Status, FNV_OFFSET,
+    INLINE_FIELDS, INLINE_TEXT,
 };
 use crate::sampling::mix;
 use crate::subscriber::callsites::CallsiteInfo;
@@ -341,9 +341,7 @@ struct HashWriter(u64);
 
 impl std::fmt::Write for HashWriter {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        for b in s.bytes() {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3);
-        }
+        self.0 = fnv(self.0, s.as_bytes());
         Ok(())
     }
 }
@@ -376,7 +374,7 @@ impl Visit for FieldVisitor {
             self.text.clear();
             let _ = self.text.write_str(value);
         } else if self.is_request(field) {
-            let mut h = HashWriter(0xCBF2_9CE4_8422_2325);
+            let mut h = HashWriter(FNV_OFFSET);
             let _ = h.write_str(value);
             self.request_id = Some(mix(h.0));
         }
@@ -390,7 +388,7 @@ impl Visit for FieldVisitor {
             self.text.clear();
             let _ = write!(self.text, "{value:?}");
         } else if self.is_request(field) {
-            let mut h = HashWriter(0xCBF2_9CE4_8422_2325);
+            let mut h = HashWriter(FNV_OFFSET);
             let _ = write!(h, "{value:?}");
             self.request_id = Some(mix(h.0));
         }
