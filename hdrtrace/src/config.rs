@@ -98,7 +98,9 @@ pub struct TracingConfig {
     pub filter: Option<String>,
     /// Events at or above this level are written as log lines (to stderr, or
     /// to `Builder::log_writer`) by the hand-written subscriber; `OFF` writes
-    /// none. Default `INFO`.
+    /// none. Default `INFO`. Decided once per callsite, and only among the
+    /// events `level` and `filter` let through (`Standard` admits `INFO`
+    /// and above).
     pub log_level: LevelFilter,
 
     // The aggregator's bounds.

@@ -76,7 +76,7 @@ impl Builder {
             let out = self
                 .log_writer
                 .unwrap_or_else(|| Box::new(std::io::stderr()));
-            let (hub, thread) = LogThread::start(config.log_level, out, handoff.clone())
+            let (hub, thread) = LogThread::start(out, handoff.clone())
                 .map_err(|e| Error::Aggregator(format!("cannot start the log thread: {e}")))?;
             (Some(hub), Some(thread))
         } else {
@@ -85,7 +85,7 @@ impl Builder {
         #[cfg(feature = "otel")]
         let (sinks, otel) = with_otel(sinks, &config)?;
         let (control_tx, control_rx) = crossbeam_channel::bounded(16);
-        let core = Arc::new(Core::new(&config, handoff.clone(), hub));
+        let core = Arc::new(Core::new(&config, handoff.clone(), hub)?);
         let publisher = Arc::new(Publisher::new(SnapshotData {
             window: config.window,
             ..SnapshotData::default()

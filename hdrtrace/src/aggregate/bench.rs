@@ -23,7 +23,7 @@ impl IngestBench {
     pub fn new(config: &TracingConfig) -> Result<(HdrSubscriber, Self), Error> {
         config.validate()?;
         let handoff = Arc::new(Handoff::new(config.ring_capacity));
-        let core = Arc::new(Core::new(config, handoff.clone(), None));
+        let core = Arc::new(Core::new(config, handoff.clone(), None)?);
         let publisher = Arc::new(Publisher::new(SnapshotData::default()));
         let aggregator =
             Aggregator::new(handoff, core.clock.clone(), publisher, config, Vec::new());

@@ -14,7 +14,7 @@ use crate::ring::{self, Consumer, Producer};
 use line::{Chunk, Context, LineBuf};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use tracing_core::{Event, LevelFilter};
+use tracing_core::Event;
 
 pub use line::{CUT_MARK, MAX_LINE};
 pub(crate) use writer::LogThread;
@@ -26,10 +26,10 @@ const RING_CHUNKS: usize = 512;
 /// Where log lines go.
 pub(crate) type LogWriter = Box<dyn Write + Send>;
 
-/// The shared side of logging: the level, ring registration, the writing
-/// thread's wake-up, the drop count.
+/// The shared side of logging: ring registration, the writing thread's
+/// wake-up, where drops are counted. Which events are logged is decided once
+/// per callsite (`CallsiteInfo::logged`).
 pub(crate) struct LogHub {
-    pub(crate) level: LevelFilter,
     new_rings: Mutex<Vec<Consumer<Chunk>>>,
     wake: crossbeam_channel::Sender<()>,
     /// Where lost lines are counted, beside the records' drop counts.
@@ -54,12 +54,6 @@ impl LogHub {
             producer,
             line: LineBuf::new(),
         }
-    }
-
-    /// Whether an event at this level is logged.
-    #[inline]
-    pub(crate) fn wants(&self, event: &Event<'_>) -> bool {
-        self.level >= *event.metadata().level()
     }
 
     /// Formats `event` into this thread's buffer and queues it whole, or

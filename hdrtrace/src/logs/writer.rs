@@ -23,14 +23,12 @@ pub(crate) struct LogThread {
 impl LogThread {
     /// Starts the thread for `hub`'s rings, writing to `out`.
     pub(crate) fn start(
-        level: tracing_core::LevelFilter,
         out: LogWriter,
         handoff: Arc<Handoff>,
     ) -> std::io::Result<(Arc<LogHub>, LogThread)> {
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
         let hub = Arc::new(LogHub {
-            level,
             new_rings: Mutex::new(Vec::new()),
             wake: wake_tx,
             handoff,

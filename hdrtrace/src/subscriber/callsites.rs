@@ -2,12 +2,13 @@
 //! fixed-size lock-free map keyed by the callsite's `&'static Metadata` address,
 //! so the hot path reads one word instead of scanning field names.
 
-use crate::config::TracingLevel;
+use crate::config::{TracingConfig, TracingLevel};
 use crate::conventions::Conventions;
+use crate::error::Error;
 use crate::filter::TargetFilter;
 use crate::record::{SpanClass, Status};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use tracing_core::{Level, Metadata};
+use tracing_core::{Level, LevelFilter, Metadata};
 
 /// The default model field ([`Conventions::model_field`]).
 pub const MODEL_FIELD: &str = "model_id";
@@ -35,6 +36,8 @@ pub(crate) struct CallsiteInfo {
     pub(crate) traceparent_field: u8,
     /// For events: the status it marks its span with.
     pub(crate) event_status: Status,
+    /// For events: at or above the log level, so written as a log line.
+    pub(crate) logged: bool,
 }
 
 impl CallsiteInfo {
@@ -74,6 +77,7 @@ impl CallsiteInfo {
         } else {
             NONE
         };
+        let logged = !is_span && rules.log_level >= *meta.level();
         let in_level = level.admits(is_span, class, *meta.level())
             && rules
                 .filter
@@ -87,6 +91,7 @@ impl CallsiteInfo {
             request_field,
             traceparent_field,
             event_status,
+            logged,
         }
     }
 
@@ -99,6 +104,7 @@ impl CallsiteInfo {
             | (self.model_field as u64) << 8
             | (self.request_field as u64) << 16
             | (self.traceparent_field as u64) << 24
+            | (self.logged as u64) << 32
     }
 
     fn unpack(v: u64) -> Option<Self> {
@@ -117,6 +123,7 @@ impl CallsiteInfo {
             model_field: (v >> 8) as u8,
             request_field: (v >> 16) as u8,
             traceparent_field: (v >> 24) as u8,
+            logged: v >> 32 & 1 == 1,
         })
     }
 
@@ -133,11 +140,29 @@ impl CallsiteInfo {
     }
 }
 
-/// What a callsite is classified by: the level, the names, the filter.
+/// What a callsite is classified by: the level, the names, the filter, the
+/// log level.
 pub(crate) struct Rules {
     pub(crate) level: TracingLevel,
     pub(crate) conventions: Conventions,
     pub(crate) filter: Option<TargetFilter>,
+    pub(crate) log_level: LevelFilter,
+}
+
+impl Rules {
+    /// The rules a config sets (its filter parsed here, once).
+    pub(crate) fn from_config(config: &TracingConfig) -> Result<Self, Error> {
+        Ok(Self {
+            level: config.level,
+            conventions: config.conventions.clone(),
+            filter: config
+                .filter
+                .as_deref()
+                .map(TargetFilter::parse)
+                .transpose()?,
+            log_level: config.log_level,
+        })
+    }
 }
 
 /// An open-addressed table of `(metadata address, packed CallsiteInfo)`.

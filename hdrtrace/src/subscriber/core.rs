@@ -3,7 +3,7 @@
 
 use crate::clock::Clock;
 use crate::config::{TracingConfig, TracingLevel};
-use crate::filter::TargetFilter;
+use crate::error::Error;
 use crate::handoff::Handoff;
 use crate::logs::line::Context as LineContext;
 use crate::logs::LogHub;
@@ -74,25 +74,17 @@ impl Core {
         config: &TracingConfig,
         handoff: Arc<Handoff>,
         logs: Option<Arc<LogHub>>,
-    ) -> Self {
+    ) -> Result<Self, Error> {
         let shards = std::thread::available_parallelism()
             .map_or(4, |n| n.get())
             .clamp(2, 64)
             * 2;
-        Self {
+        Ok(Self {
             id: NEXT_CORE_ID.fetch_add(1, Ordering::Relaxed),
             switch: Switch::new(config.enabled),
             sampler: Sampler::new(config.sampling_rate),
             level: config.level,
-            callsites: CallsiteMap::new(Rules {
-                level: config.level,
-                conventions: config.conventions.clone(),
-                // Validated by `TracingConfig::validate` before a core is made.
-                filter: config
-                    .filter
-                    .as_deref()
-                    .and_then(|f| TargetFilter::parse(f).ok()),
-            }),
+            callsites: CallsiteMap::new(Rules::from_config(config)?),
             slots: Arc::new(SlotTable::new(
                 config.slot_capacity,
                 shards,
@@ -103,7 +95,7 @@ impl Core {
             logs,
             threads: AtomicU64::new(0),
             alive: Arc::new(AtomicBool::new(true)),
-        }
+        })
     }
 
     /// Marks the core as shut down: threads drop their state for it lazily.
@@ -352,8 +344,10 @@ impl Core {
             Parent::Current => self.local(|l| l.current(|id| self.slots.get(id))).flatten(),
             Parent::Root => None,
         };
-        if let Some(hub) = self.logs.as_deref().filter(|hub| hub.wants(event)) {
-            self.log_event(hub, event, found.map(|(_, slot)| slot));
+        if info.logged {
+            if let Some(hub) = self.logs.as_deref() {
+                self.log_event(hub, event, found.map(|(_, slot)| slot));
+            }
         }
         let Some((parent, slot)) = found else {
             return;
