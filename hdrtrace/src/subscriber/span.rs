@@ -91,13 +91,20 @@ impl SpanSlot {
         self.text_hash.store(text.hash, Relaxed);
     }
 
-    /// The model key (or other inline text) as it stands.
+    /// The model key (or other inline text) as it stands, as `close_into`
+    /// writes it into the record: length and truncation from `flags` (see
+    /// `text_flags`), the bytes, the whole text's hash.
     pub(crate) fn text(&self) -> InlineText {
-        let mut t = InlineText::default();
+        let flags = self.flags.load(Relaxed);
+        let mut t = InlineText {
+            len: ((flags >> 24 & 0x7F) as u8).min(INLINE_TEXT as u8),
+            truncated: flags >> 31 == 1,
+            hash: self.text_hash.load(Relaxed),
+            ..InlineText::default()
+        };
         for (i, w) in self.text.iter().enumerate() {
             t.bytes[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_le_bytes());
         }
-        t.len = ((self.flags.load(Relaxed) >> 24) as usize).min(INLINE_TEXT) as u8;
         t
     }
 
