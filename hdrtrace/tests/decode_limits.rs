@@ -2,9 +2,12 @@
 //! allocator measures the peak each decode reaches, for hostile histogram
 //! headers and for thousands of damaged and random inputs.
 
+mod snapshot_bytes;
+
 use hdrtrace::aggregate::decode::{DECODE_BUDGET, MAX_HISTOGRAM_BYTES};
 use hdrtrace::{LatencySnapshot, TracingConfig};
 use proptest::prelude::*;
+use snapshot_bytes::v2_deflate_with;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -57,47 +60,12 @@ const PEAK_BOUND: usize = (DECODE_BUDGET + 3 * MAX_HISTOGRAM_BYTES) as usize + (
 
 /// A V2 deflate histogram with this header and counts payload.
 fn v2(sigfigs: u32, low: u64, high: u64, payload: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut v2 = Vec::new();
-    v2.extend(0x1c84_9313u32.to_be_bytes());
-    v2.extend((payload.len() as u32).to_be_bytes());
-    v2.extend(0u32.to_be_bytes());
-    v2.extend(sigfigs.to_be_bytes());
-    v2.extend(low.to_be_bytes());
-    v2.extend(high.to_be_bytes());
-    v2.extend(1.0f64.to_be_bytes());
-    v2.extend(payload);
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
-    z.write_all(&v2).unwrap();
-    let z = z.finish().unwrap();
-    let mut blob = 0x1c84_9314u32.to_be_bytes().to_vec();
-    blob.extend((z.len() as u32).to_be_bytes());
-    blob.extend(z);
-    blob
+    v2_deflate_with(sigfigs, low, high, payload, payload.len() as u32)
 }
 
 /// A snapshot of `models` models whose wall and busy histograms are `blob`.
 fn container(models: usize, blob: &[u8]) -> Vec<u8> {
-    let mut b = b"HDRTSNAP".to_vec();
-    b.extend(1u16.to_le_bytes());
-    b.extend(0u16.to_le_bytes());
-    for v in [1, u64::MAX, 10_000_000_000, 0, 0, 0, 0, 0, 0, 0, 0] {
-        b.extend(u64::to_le_bytes(v));
-    }
-    b.extend((models as u32).to_le_bytes());
-    for m in 0..models {
-        let name = format!("m{m}");
-        b.extend((name.len() as u32).to_le_bytes());
-        b.extend(name.as_bytes());
-        b.extend([0u8; 24]);
-        b.push(0);
-        for _ in 0..2 {
-            b.extend((blob.len() as u32).to_le_bytes());
-            b.extend(blob);
-        }
-    }
-    b.extend(0u32.to_le_bytes());
-    b
+    snapshot_bytes::container(models, blob, blob)
 }
 
 fn refused(bytes: &[u8]) -> (String, usize) {
