@@ -60,32 +60,6 @@ fn lifecycle() {
     drop(span);
 }
 
-/// Every method does nothing; every callsite is enabled.
-struct DoNothing;
-
-impl Subscriber for DoNothing {
-    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
-        Interest::always()
-    }
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        Some(tracing::level_filters::LevelFilter::TRACE)
-    }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
-    }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, _: &Event<'_>) {}
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
-    fn current_span(&self) -> Current {
-        Current::none()
-    }
-}
-
 thread_local! {
     static READINGS: Cell<u64> = const { Cell::new(0) };
 }
@@ -93,12 +67,6 @@ thread_local! {
 fn clock() -> &'static Clock {
     static CLOCK: OnceLock<Clock> = OnceLock::new();
     CLOCK.get_or_init(Clock::new)
-}
-
-#[inline(always)]
-fn add_reading(extra: u64) {
-    let now = clock().now();
-    READINGS.with(|r| r.set(r.get().wrapping_add(now ^ extra)));
 }
 
 /// Visits every field, keeping what a timing subscriber would need.
@@ -116,10 +84,24 @@ impl Visit for Walk {
     }
 }
 
-/// The floor: fields visited, four clock readings summed into a thread-local.
-struct Floor;
+/// Every callsite enabled, every span the same ID. `Bare<false>` does
+/// nothing else (tracing's own dispatch cost); `Bare<true>` is the floor:
+/// it visits the fields and adds a clock reading into a thread-local at new,
+/// enter, exit and close (`TIMED` is a constant: the other build carries no
+/// branch).
+struct Bare<const TIMED: bool>;
 
-impl Subscriber for Floor {
+impl<const TIMED: bool> Bare<TIMED> {
+    #[inline(always)]
+    fn reading(extra: u64) {
+        if TIMED {
+            let now = clock().now();
+            READINGS.with(|r| r.set(r.get().wrapping_add(now ^ extra)));
+        }
+    }
+}
+
+impl<const TIMED: bool> Subscriber for Bare<TIMED> {
     fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
         Interest::always()
     }
@@ -130,23 +112,25 @@ impl Subscriber for Floor {
         Some(tracing::level_filters::LevelFilter::TRACE)
     }
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
-        let mut walk = Walk(0);
-        attrs.record(&mut walk);
-        add_reading(walk.0);
+        if TIMED {
+            let mut walk = Walk(0);
+            attrs.record(&mut walk);
+            Self::reading(walk.0);
+        }
         Id::from_u64(1)
     }
     fn record(&self, _: &Id, _: &Record<'_>) {}
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, _: &Event<'_>) {}
     fn enter(&self, _: &Id) {
-        add_reading(0);
+        Self::reading(0);
     }
     fn exit(&self, _: &Id) {
-        add_reading(0);
+        Self::reading(0);
     }
     fn try_close(&self, _: Id) -> bool {
-        add_reading(0);
-        true
+        Self::reading(0);
+        TIMED
     }
     fn current_span(&self) -> Current {
         Current::none()
@@ -173,11 +157,11 @@ fn install(variant: &str) -> Option<hdrtrace::TracingGuard> {
             .expect("valid config"),
         ),
         "do_nothing" => {
-            global(tracing::Dispatch::new(DoNothing));
+            global(tracing::Dispatch::new(Bare::<false>));
             None
         }
         "floor" => {
-            global(tracing::Dispatch::new(Floor));
+            global(tracing::Dispatch::new(Bare::<true>));
             None
         }
         "hdrtrace_enabled" => Some(hdrtrace::init_tracing(&config).expect("valid config")),
