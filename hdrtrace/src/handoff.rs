@@ -8,7 +8,7 @@ use crate::record::Record;
 use crate::ring::{self, Consumer, Producer};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// The shared half: what recording threads call (cold registration, a
 /// non-blocking wake-up, two drop counters) and what the aggregator reads.
@@ -22,9 +22,8 @@ pub(crate) struct Handoff {
     untracked: AtomicU64,
     /// Records lost outside any ring (a span closed during thread teardown).
     ringless: AtomicU64,
-    /// Enters and exits no thread's stack could match (each thread's state
-    /// holds this counter; see `Local::unmatched`).
-    pub(crate) unmatched: Arc<AtomicU64>,
+    /// Enters and exits no thread's stack could match (see `Local::pop`).
+    unmatched: AtomicU64,
     /// Log lines lost to a full log ring or a failing writer.
     log_drops: AtomicU64,
     /// Request roots whose traceparent field was not a valid W3C one.
@@ -42,7 +41,7 @@ impl Handoff {
             wake_rx,
             untracked: AtomicU64::new(0),
             ringless: AtomicU64::new(0),
-            unmatched: Arc::new(AtomicU64::new(0)),
+            unmatched: AtomicU64::new(0),
             log_drops: AtomicU64::new(0),
             malformed_traceparents: AtomicU64::new(0),
         }
@@ -112,6 +111,13 @@ impl Handoff {
     pub(crate) fn malformed_traceparents(&self) -> u64 {
         // Relaxed: as in `count_untracked`.
         self.malformed_traceparents.load(Ordering::Relaxed)
+    }
+
+    /// Counts enters and exits no stack could match.
+    #[cold]
+    pub(crate) fn count_unmatched(&self, n: u64) {
+        // Relaxed: as in `count_untracked`.
+        self.unmatched.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn unmatched(&self) -> u64 {

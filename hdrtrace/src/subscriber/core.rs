@@ -118,7 +118,7 @@ impl Core {
             self.alive.clone(),
             producer,
             &self.slots,
-            self.handoff.unmatched.clone(),
+            self.handoff.clone(),
             ordinal as usize % self.slots.shard_count(),
             ordinal,
         )

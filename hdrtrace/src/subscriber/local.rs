@@ -6,6 +6,7 @@
 //! read, no lookup, no destructor-registration check), and only when that is
 //! another subscriber's by a scan of a tiny list.
 
+use crate::handoff::Handoff;
 use crate::logs::ThreadLog;
 use crate::record::Record;
 use crate::ring::Producer;
@@ -13,7 +14,7 @@ use crate::subscriber::slots::{SlotCache, SlotTable};
 use crate::subscriber::span::SpanSlot;
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 /// How many entered spans one thread's stack tracks: the innermost ones. A
@@ -34,11 +35,11 @@ pub(crate) struct Local {
     /// Entered spans and when, innermost last.
     stack: [(u64, u64); STACK_DEPTH],
     depth: usize,
-    /// Enters and exits that could not be matched, counted for the whole
-    /// subscriber: entries evicted from a full stack, entries of spans that
-    /// closed while still entered here, and exits of spans this thread did not
-    /// enter (entered elsewhere).
-    unmatched: Arc<AtomicU64>,
+    /// Where enters and exits that could not be matched are counted, for the
+    /// whole subscriber: entries evicted from a full stack, entries of spans
+    /// that closed while still entered here, and exits of spans this thread
+    /// did not enter (entered elsewhere).
+    handoff: Arc<Handoff>,
     pub(crate) home: usize,
     ordinal: u64,
     seq: u64,
@@ -125,7 +126,7 @@ impl Local {
         core_alive: Arc<AtomicBool>,
         producer: Producer<Record>,
         slots: &Arc<SlotTable<SpanSlot>>,
-        unmatched: Arc<AtomicU64>,
+        handoff: Arc<Handoff>,
         home: usize,
         ordinal: u64,
     ) -> Self {
@@ -137,7 +138,7 @@ impl Local {
             slots: Arc::downgrade(slots),
             stack: [(0, 0); STACK_DEPTH],
             depth: 0,
-            unmatched,
+            handoff,
             home,
             ordinal,
             seq: 0,
@@ -164,8 +165,7 @@ impl Local {
 
     #[cold]
     fn count_unmatched(&self, n: u64) {
-        // Relaxed: a statistic, read when a snapshot is published.
-        self.unmatched.fetch_add(n, Ordering::Relaxed);
+        self.handoff.count_unmatched(n);
     }
 
     /// Enters `id` at `now`. A full stack first drops entries of spans that
