@@ -192,14 +192,13 @@ impl Core {
             } else {
                 let ctx = parent_slot.map(SpanSlot::ctx).unwrap_or_default();
                 if let Some(root) = self.slots.get(ctx.request_span) {
-                    // Relaxed: a counter read when the root closes; a child made
-                    // concurrently with that close arrives as a late record.
-                    root.descendants.fetch_add(1, Ordering::Relaxed);
+                    root.add_descendant(local.thread());
                 }
                 ctx
             };
             let parent = if parent_slot.is_some() { parent } else { 0 };
             slot.open(
+                local.thread(),
                 meta,
                 info.class,
                 parent,
@@ -243,7 +242,7 @@ impl Core {
         }
         // Relaxed: `descendants` only grows; a child opened concurrently with
         // this call on another thread may keep the earlier decision.
-        let undecided = slot.descendants.load(Ordering::Relaxed) == 0;
+        let undecided = slot.descendants() == 0;
         slot.set_request_id(
             request_id,
             undecided.then(|| self.sampler.decide(request_id)),
@@ -259,14 +258,13 @@ impl Core {
     #[inline]
     pub(crate) fn exit(&self, id: u64) {
         let now = self.clock.now();
-        if let Some(Some(entered)) = self.local(|local| local.pop(id)) {
-            if let Some(slot) = self.slots.get(id) {
-                // Relaxed: a sum read by the closing thread after the refcount's
-                // acquire fence, which every exit before the last close precedes.
-                slot.busy
-                    .fetch_add(now.saturating_sub(entered), Ordering::Relaxed);
+        self.local(|local| {
+            if let Some(entered) = local.pop(id) {
+                if let Some(slot) = self.slots.get(id) {
+                    slot.add_busy(now.saturating_sub(entered), local.thread());
+                }
             }
-        }
+        });
     }
 
     #[inline]

@@ -219,6 +219,13 @@ impl Local {
     }
 
     /// A request id unique within this subscriber, for requests that bring none.
+    /// This thread's token for slot ownership (`SpanSlot::add_busy`): unique
+    /// among the threads of one core, never 0.
+    #[inline]
+    pub(crate) fn thread(&self) -> u64 {
+        self.ordinal + 1
+    }
+
     #[inline]
     pub(crate) fn next_request_id(&mut self) -> u64 {
         self.seq += 1;

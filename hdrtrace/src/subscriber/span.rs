@@ -30,12 +30,22 @@ pub(crate) struct SpanSlot {
     meta: AtomicUsize,
     /// class | status << 8 | sampled << 16 | text len << 24 | truncated << 31
     flags: AtomicU32,
-    pub(crate) descendants: AtomicU32,
+    /// Descendants counted by the owner thread (its single writer).
+    descendants: AtomicU32,
+    /// Descendants counted by every other thread.
+    descendants_shared: AtomicU32,
+    /// The thread that opened the span (`Local::thread`): it alone writes
+    /// `busy` and `descendants`, with a plain load and store; others add
+    /// into the `_shared` twins with a locked add.
+    owner: AtomicU64,
     parent: AtomicU64,
     request_span: AtomicU64,
     request_id: AtomicU64,
     start: AtomicU64,
-    pub(crate) busy: AtomicU64,
+    /// Busy ticks added by the owner thread (its single writer).
+    busy: AtomicU64,
+    /// Busy ticks added by every other thread.
+    busy_shared: AtomicU64,
     text: [AtomicU64; TEXT_WORDS],
     /// The whole text's hash when it was truncated (`InlineText::hash`).
     text_hash: AtomicU64,
@@ -52,11 +62,13 @@ pub(crate) struct RequestCtx {
 }
 
 impl SpanSlot {
-    /// Fills a freshly allocated slot (the caller owns it exclusively).
+    /// Fills a freshly allocated slot (the caller owns it exclusively);
+    /// `owner` is the opening thread's `Local::thread`.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(crate) fn open(
         &self,
+        owner: u64,
         meta: &'static Metadata<'static>,
         class: SpanClass,
         parent: u64,
@@ -73,11 +85,14 @@ impl SpanSlot {
             Relaxed,
         );
         self.descendants.store(0, Relaxed);
+        self.descendants_shared.store(0, Relaxed);
+        self.owner.store(owner, Relaxed);
         self.parent.store(parent, Relaxed);
         self.request_span.store(ctx.request_span, Relaxed);
         self.request_id.store(ctx.request_id, Relaxed);
         self.start.store(start, Relaxed);
         self.busy.store(0, Relaxed);
+        self.busy_shared.store(0, Relaxed);
         self.store_text(text);
         self.store_fields(fields);
     }
@@ -129,6 +144,45 @@ impl SpanSlot {
             f.bits[i] = self.field_bits[i].load(Relaxed);
         }
         f
+    }
+
+    /// Adds one enter-to-exit interval, from thread `thread`.
+    ///
+    /// The owner thread is the only writer of `busy`, so its load and store
+    /// lose nothing (and cost no locked instruction, the common case: a span
+    /// entered where it was made); any other thread adds into `busy_shared`.
+    /// Relaxed (all): sums read by the closing thread after the refcount's
+    /// acquire, which every exit before the last close precedes.
+    #[inline]
+    pub(crate) fn add_busy(&self, ticks: u64, thread: u64) {
+        if self.owner.load(Relaxed) == thread {
+            self.busy
+                .store(self.busy.load(Relaxed).wrapping_add(ticks), Relaxed);
+        } else {
+            self.busy_shared.fetch_add(ticks, Relaxed);
+        }
+    }
+
+    /// Counts a descendant opened by thread `thread` (single writer of
+    /// `descendants` when it is the owner, as `add_busy`). Relaxed (all): a
+    /// counter read when the root closes; a child made concurrently with that
+    /// close arrives as a late record.
+    #[inline]
+    pub(crate) fn add_descendant(&self, thread: u64) {
+        if self.owner.load(Relaxed) == thread {
+            self.descendants
+                .store(self.descendants.load(Relaxed).wrapping_add(1), Relaxed);
+        } else {
+            self.descendants_shared.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Descendants opened so far, by any thread.
+    #[inline]
+    pub(crate) fn descendants(&self) -> u32 {
+        self.descendants
+            .load(Relaxed)
+            .wrapping_add(self.descendants_shared.load(Relaxed))
     }
 
     #[inline]
@@ -247,8 +301,12 @@ impl SpanSlot {
             addr_of_mut!((*r).request_id).write(self.request_id.load(Relaxed));
             addr_of_mut!((*r).start).write(self.start.load(Relaxed));
             addr_of_mut!((*r).end).write(end);
-            addr_of_mut!((*r).busy).write(self.busy.load(Relaxed));
-            addr_of_mut!((*r).descendants).write(self.descendants.load(Relaxed));
+            addr_of_mut!((*r).busy).write(
+                self.busy
+                    .load(Relaxed)
+                    .wrapping_add(self.busy_shared.load(Relaxed)),
+            );
+            addr_of_mut!((*r).descendants).write(self.descendants());
             let text = addr_of_mut!((*r).text);
             addr_of_mut!((*text).len).write(((flags >> 24 & 0x7F) as u8).min(INLINE_TEXT as u8));
             addr_of_mut!((*text).truncated).write(flags >> 31 == 1);
