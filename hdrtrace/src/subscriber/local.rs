@@ -203,6 +203,20 @@ impl Local {
     /// a span this thread has no entry of.
     #[inline]
     pub(crate) fn pop(&mut self, id: u64) -> Option<u64> {
+        // The common case: the innermost span exits first.
+        if let Some(&(top, entered)) = self.stack[..self.depth].last() {
+            if top == id {
+                self.depth -= 1;
+                return Some(entered);
+            }
+        }
+        self.pop_inner(id)
+    }
+
+    /// `pop` of an entry below the top, or of none.
+    #[cold]
+    #[inline(never)]
+    fn pop_inner(&mut self, id: u64) -> Option<u64> {
         let found = self.stack[..self.depth].iter().rposition(|e| e.0 == id);
         match found {
             Some(i) => {
