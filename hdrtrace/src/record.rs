@@ -92,32 +92,50 @@ impl FieldValue {
 
 /// Up to [`INLINE_FIELDS`] numeric fields: `(field index in the callsite's
 /// FieldSet, type tag, bits)`.
+///
+/// The count, indices and tags share one word (`meta`: count in bits 0-7,
+/// index `i` in bits `8 + 8i`, tag `i` in the 4 bits at `40 + 4i`), so a span
+/// slot keeps and a close record copies them with one store.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct InlineFields {
-    pub(crate) len: u8,
-    pub(crate) index: [u8; INLINE_FIELDS],
-    pub(crate) tag: [u8; INLINE_FIELDS],
+    pub(crate) meta: u64,
     pub(crate) bits: [u64; INLINE_FIELDS],
 }
 
+// Four tags of 4 bits from bit 40 fit in the word.
+const _: () = assert!(40 + 4 * INLINE_FIELDS <= 64 && 8 + 8 * INLINE_FIELDS <= 40);
+
 impl InlineFields {
+    /// How many fields are kept.
+    #[inline]
+    pub fn len(&self) -> usize {
+        (self.meta & 0xFF) as usize
+    }
+
+    /// Whether no field is kept.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Adds a field; a field beyond the inline capacity is not kept.
     #[inline]
     pub(crate) fn push(&mut self, index: usize, value: FieldValue) {
-        let n = self.len as usize;
+        let n = self.len();
         if n < INLINE_FIELDS && index < u8::MAX as usize {
             let (tag, bits) = value.encode();
-            self.index[n] = index as u8;
-            self.tag[n] = tag;
+            self.meta += 1;
+            self.meta |= (index as u64) << (8 + 8 * n) | (tag as u64 & 0xF) << (40 + 4 * n);
             self.bits[n] = bits;
-            self.len += 1;
         }
     }
 
     /// The kept fields as `(field index, value)`.
     pub fn iter(&self) -> impl Iterator<Item = (usize, FieldValue)> + '_ {
-        (0..self.len as usize).filter_map(|i| {
-            FieldValue::decode(self.tag[i], self.bits[i]).map(|v| (self.index[i] as usize, v))
+        (0..self.len()).filter_map(|i| {
+            let index = (self.meta >> (8 + 8 * i)) as u8 as usize;
+            let tag = (self.meta >> (40 + 4 * i) & 0xF) as u8;
+            FieldValue::decode(tag, self.bits[i]).map(|v| (index, v))
         })
     }
 }

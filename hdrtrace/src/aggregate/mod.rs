@@ -367,7 +367,7 @@ impl State {
             Status::Error => series.errors += 1,
             Status::Timeout => series.timeouts += 1,
         }
-        if r.fields.len == 0 {
+        if r.fields.is_empty() {
             return key;
         }
         let meta = r.metadata;

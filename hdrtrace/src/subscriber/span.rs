@@ -8,7 +8,7 @@
 
 use crate::record::{
     fnv, FieldValue, InlineFields, InlineText, Record, RecordKind, SpanClass, Status, FNV_OFFSET,
-    INLINE_FIELDS, INLINE_TEXT,
+    INLINE_TEXT,
 };
 use crate::sampling::mix;
 use crate::subscriber::callsites::CallsiteInfo;
@@ -124,24 +124,19 @@ impl SpanSlot {
     }
 
     fn store_fields(&self, f: &InlineFields) {
-        let mut meta = f.len as u64;
-        for i in 0..4 {
-            meta |= (f.index[i] as u64) << (8 + 8 * i) | (f.tag[i] as u64) << (40 + 4 * i);
-            self.field_bits[i].store(f.bits[i], Relaxed);
+        self.field_meta.store(f.meta, Relaxed);
+        for (w, &bits) in self.field_bits.iter().zip(&f.bits) {
+            w.store(bits, Relaxed);
         }
-        self.field_meta.store(meta, Relaxed);
     }
 
     fn load_fields(&self) -> InlineFields {
-        let meta = self.field_meta.load(Relaxed);
         let mut f = InlineFields {
-            len: (meta & 0xFF) as u8,
+            meta: self.field_meta.load(Relaxed),
             ..Default::default()
         };
-        for i in 0..4 {
-            f.index[i] = (meta >> (8 + 8 * i)) as u8;
-            f.tag[i] = (meta >> (40 + 4 * i) & 0xF) as u8;
-            f.bits[i] = self.field_bits[i].load(Relaxed);
+        for (bits, w) in f.bits.iter_mut().zip(&self.field_bits) {
+            *bits = w.load(Relaxed);
         }
         f
     }
@@ -248,7 +243,7 @@ impl SpanSlot {
             self.flags
                 .store(flags & 0x00FF_FFFF | text_flags(text), Relaxed);
         }
-        if fields.len > 0 {
+        if !fields.is_empty() {
             let mut merged = self.load_fields();
             for (idx, v) in fields.iter() {
                 merged.push(idx, v);
@@ -316,15 +311,10 @@ impl SpanSlot {
                 bytes.add(i).write(w.load(Relaxed).to_le_bytes());
             }
             let fields = addr_of_mut!((*r).fields);
-            let meta = self.field_meta.load(Relaxed);
-            addr_of_mut!((*fields).len).write((meta & 0xFF) as u8);
-            let index = addr_of_mut!((*fields).index).cast::<u8>();
-            let tag = addr_of_mut!((*fields).tag).cast::<u8>();
+            addr_of_mut!((*fields).meta).write(self.field_meta.load(Relaxed));
             let bits = addr_of_mut!((*fields).bits).cast::<u64>();
-            for i in 0..INLINE_FIELDS {
-                index.add(i).write((meta >> (8 + 8 * i)) as u8);
-                tag.add(i).write((meta >> (40 + 4 * i) & 0xF) as u8);
-                bits.add(i).write(self.field_bits[i].load(Relaxed));
+            for (i, w) in self.field_bits.iter().enumerate() {
+                bits.add(i).write(w.load(Relaxed));
             }
         }
     }
