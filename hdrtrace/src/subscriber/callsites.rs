@@ -223,14 +223,27 @@ impl CallsiteMap {
     #[inline]
     pub(crate) fn get(&self, meta: &Metadata<'_>) -> CallsiteInfo {
         let key = addr(meta);
-        let start = home(key);
+        let i = home(key);
+        // The common case: the callsite sits in its home slot. Relaxed: we
+        // only compare the key; the value's acquire load orders what we read.
+        if self.keys[i].load(Ordering::Relaxed) == key {
+            // Acquire: pairs with the release store in `register`.
+            if let Some(info) = CallsiteInfo::unpack(self.values[i].load(Ordering::Acquire)) {
+                return info;
+            }
+        }
+        self.get_probing(meta, key, i)
+    }
+
+    /// `get` past the home slot: probes on, else classifies on the fly.
+    #[cold]
+    #[inline(never)]
+    fn get_probing(&self, meta: &Metadata<'_>, key: usize, start: usize) -> CallsiteInfo {
         for probe in 0..MAP_SIZE {
             let i = (start + probe) % MAP_SIZE;
-            // Relaxed: we only compare the key; the value's acquire load below
-            // orders what we read of it.
+            // Relaxed / Acquire: as in `get`.
             let k = self.keys[i].load(Ordering::Relaxed);
             if k == key {
-                // Acquire: pairs with the release store in `register`.
                 if let Some(info) = CallsiteInfo::unpack(self.values[i].load(Ordering::Acquire)) {
                     return info;
                 }
