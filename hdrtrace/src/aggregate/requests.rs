@@ -343,6 +343,16 @@ impl RequestTrace {
         }
     }
 
+    /// The tree of its spans: the index it carries, or for a trace assembled
+    /// by hand whose index does not cover its spans, one built now.
+    pub fn tree(&self) -> std::borrow::Cow<'_, TreeIndex> {
+        if self.index.parent.len() == self.spans.len() {
+            std::borrow::Cow::Borrowed(&self.index)
+        } else {
+            std::borrow::Cow::Owned(TreeIndex::new(&self.spans))
+        }
+    }
+
     /// Model spans.
     pub fn models(&self) -> impl Iterator<Item = &SpanTrace> {
         self.spans.iter().filter(|s| s.class == SpanClass::Model)
