@@ -238,3 +238,49 @@ fn links_past_max_links_are_counted_as_dropped() {
         assert_eq!(share.requests.len(), limits::MAX_LINKS + extra);
     }
 }
+
+#[test]
+fn batches_beyond_their_share_of_the_budget_are_dropped_and_counted() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (subscriber, guard) = hdrtrace::build(&TracingConfig {
+        // The smallest budget: its batch share holds a few dozen records.
+        memory_budget: 64 << 10,
+        capture_capacity: 2,
+        max_capture_spans: 16,
+        ..config()
+    })
+    .unwrap();
+    const BATCHES: u64 = 300;
+    with_default(subscriber, || {
+        for _ in 0..BATCHES {
+            let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 4u64);
+            batch.in_scope(|| {
+                tracing::trace_span!("batch_wait").in_scope(|| {});
+                tracing::trace_span!("forward").in_scope(|| {});
+                tracing::trace_span!("scatter").in_scope(|| {});
+            });
+        }
+        // The newest batch is still held: a request it serves carries it.
+        let root = tracing::info_span!("embed_pipeline", request_id = 9u64);
+        let model = tracing::info_span!(parent: &root, "model", model_id = "Causal");
+        let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 1u64);
+        model.follows_from(batch.id());
+        drop(batch);
+        drop(model);
+        drop(root);
+    });
+    let snapshot = guard.flushed_snapshot();
+    let c = snapshot.counters();
+    assert!(c.dropped_batch_records > 0, "{c:?}");
+    assert!(
+        c.dropped_batch_records <= BATCHES * 4,
+        "only what was held can be dropped: {c:?}"
+    );
+    // The histograms count every batch whatever the store kept.
+    let causal = snapshot.model("Causal").unwrap();
+    assert_eq!(causal.batch_size().unwrap().len(), BATCHES + 1);
+    assert_eq!(snapshot.stage("batch").unwrap().count(), BATCHES + 1);
+    let t = &snapshot.captured()[0];
+    assert_eq!(t.request_id, 9);
+    assert_eq!(batch_of(t).field("batch_size"), Some(hdrtrace::record::FieldValue::U64(1)));
+}

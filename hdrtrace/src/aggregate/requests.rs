@@ -353,6 +353,14 @@ impl RequestTrace {
         }
     }
 
+    /// Rebuilds what the trace carries for its renderers (its
+    /// [`index`](Self::index) and [`verdict`](Self::verdict)) from its spans
+    /// and attribution, after they were edited by hand.
+    pub fn refresh(&mut self) {
+        self.index = TreeIndex::new(&self.spans);
+        self.verdict = verdict(self.attribution.as_ref());
+    }
+
     /// Model spans.
     pub fn models(&self) -> impl Iterator<Item = &SpanTrace> {
         self.spans.iter().filter(|s| s.class == SpanClass::Model)
