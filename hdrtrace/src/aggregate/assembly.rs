@@ -360,21 +360,24 @@ impl Assembler {
         p.root != NIL && !p.lost && p.children >= self.nodes[p.root as usize].rec.descendants
     }
 
-    /// A span one of the request's model spans links to that `batches` does
-    /// not hold (yet): the request waits for it, at most until the sweep.
+    /// A span one of the request's model spans links to that is neither in
+    /// the request nor held by `batches` (yet): the request waits for it, at
+    /// most until the sweep.
     pub(crate) fn unclosed_batch(&self, e: u32, batches: &Batches) -> Option<u64> {
-        let mut at = self.entries[e as usize].head;
-        while at != NIL {
-            let node = &self.nodes[at as usize];
-            let r = &node.rec;
-            if r.kind == RecordKind::Links && r.class == SpanClass::Model {
-                if let Some(&b) = r.links().iter().find(|&&b| batches.get(b).is_none()) {
-                    return Some(b);
-                }
-            }
-            at = node.next;
-        }
-        None
+        let p = &self.entries[e as usize];
+        let chain = || {
+            let mut at = p.head;
+            std::iter::from_fn(move || {
+                let node = self.nodes.get(at as usize)?;
+                at = node.next;
+                Some(&node.rec)
+            })
+        };
+        let own = |id: u64| id == p.root_span || chain().any(|r| r.kind == RecordKind::Span && r.span == id);
+        chain()
+            .filter(|r| r.kind == RecordKind::Links && r.class == SpanClass::Model)
+            .flat_map(|r| r.links().iter().copied())
+            .find(|&b| batches.get(b).is_none() && !own(b))
     }
 
     /// Judges a finished request (`complete`: every record it counted
