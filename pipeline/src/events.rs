@@ -378,6 +378,8 @@ mod tests {
             busy: Duration::from_millis(wall),
             status: Status::Ok,
             fields: Vec::new(),
+            links: Vec::new(),
+            shared: false,
         }
     }
 
@@ -436,6 +438,10 @@ mod tests {
             attribution: None,
             closed_at: SystemTime::now(),
             remote_parent: None,
+            started_at: SystemTime::now(),
+            verdict: "no model ran".into(),
+            // Left empty: `RequestTrace::tree` builds one for a hand-made trace.
+            index: Default::default(),
         }
     }
 

@@ -18,9 +18,10 @@
 //! No fixed timeout drops a long request's children: memory does, oldest
 //! first.
 
+use crate::aggregate::batches::Batches;
 use crate::aggregate::requests::{CaptureReason, RequestTrace};
 use crate::clock::Clock;
-use crate::record::{Record, RecordKind, Status};
+use crate::record::{Record, RecordKind, SpanClass, Status};
 use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
@@ -99,6 +100,8 @@ pub(crate) struct Judge<'a> {
     pub(crate) target: Duration,
     /// Spans (and, separately, events) a captured trace holds at most.
     pub(crate) max_spans: usize,
+    /// Recent batches, which the request's model spans may link to.
+    pub(crate) batches: &'a Batches,
 }
 
 pub(crate) struct Assembler {
@@ -343,6 +346,40 @@ impl Assembler {
         self.index.remove(&root_span);
         self.free_entries.push(e);
         self.used -= 1;
+    }
+
+    /// The pending request of root span `root_span`.
+    pub(crate) fn entry_of(&self, root_span: u64) -> Option<u32> {
+        self.index.get(&root_span).copied()
+    }
+
+    /// Whether every descendant the request's root counted has arrived (and
+    /// none was dropped).
+    pub(crate) fn counted_all(&self, e: u32) -> bool {
+        let p = &self.entries[e as usize];
+        p.root != NIL && !p.lost && p.children >= self.nodes[p.root as usize].rec.descendants
+    }
+
+    /// A span one of the request's model spans links to that is neither in
+    /// the request nor held by `batches` (yet): the request waits for it, at
+    /// most until the sweep.
+    pub(crate) fn unclosed_batch(&self, e: u32, batches: &Batches) -> Option<u64> {
+        let p = &self.entries[e as usize];
+        let chain = || {
+            let mut at = p.head;
+            std::iter::from_fn(move || {
+                let node = self.nodes.get(at as usize)?;
+                at = node.next;
+                Some(&node.rec)
+            })
+        };
+        let own = |id: u64| {
+            id == p.root_span || chain().any(|r| r.kind == RecordKind::Span && r.span == id)
+        };
+        chain()
+            .filter(|r| r.kind == RecordKind::Links && r.class == SpanClass::Model)
+            .flat_map(|r| r.links().iter().copied())
+            .find(|&b| batches.get(b).is_none() && !own(b))
     }
 
     /// Judges a finished request (`complete`: every record it counted
