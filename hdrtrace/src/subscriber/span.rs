@@ -445,3 +445,38 @@ impl Visit for FieldVisitor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SpanSlot;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    /// The owner's plain load and store lose nothing while other threads
+    /// add concurrently: every tick and every descendant is counted once.
+    #[test]
+    fn owner_and_shared_additions_all_count() {
+        const OWNER: u64 = 1;
+        const N: u64 = 200_000;
+        let slot = SpanSlot::default();
+        slot.owner.store(OWNER, Relaxed);
+        std::thread::scope(|s| {
+            for thread in 2..5 {
+                let slot = &slot;
+                s.spawn(move || {
+                    for _ in 0..N {
+                        slot.add_busy(1, thread);
+                        slot.add_descendant(thread);
+                    }
+                });
+            }
+            for _ in 0..N {
+                slot.add_busy(2, OWNER);
+                slot.add_descendant(OWNER);
+            }
+        });
+        let busy = slot.busy.load(Relaxed) + slot.busy_shared.load(Relaxed);
+        assert_eq!(busy, 2 * N + 3 * N);
+        assert_eq!(slot.busy.load(Relaxed), 2 * N, "the owner's share");
+        assert_eq!(u64::from(slot.descendants()), 4 * N);
+    }
+}
