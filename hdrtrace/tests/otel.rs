@@ -488,7 +488,8 @@ fn the_collector_sees_links_between_model_spans_and_their_batch() {
             .iter()
             .map(|r| tracing::info_span!(parent: r, "model", model_id = "Causal"))
             .collect();
-        let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 2u64);
+        let batch =
+            tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 2u64);
         for m in &models {
             m.follows_from(batch.id());
             batch.follows_from(m.id());
@@ -515,7 +516,10 @@ fn the_collector_sees_links_between_model_spans_and_their_batch() {
         let model = named(&exported, "model")[0];
         let batch = named(&exported, "batch")[0];
         batch_ids.insert(batch.span_id.clone());
-        assert_eq!(batch.parent_span_id, model.span_id, "shown under its model span");
+        assert_eq!(
+            batch.parent_span_id, model.span_id,
+            "shown under its model span"
+        );
         assert!(matches!(
             attr(&batch.attributes, "hdrtrace.shared"),
             Some(Value::BoolValue(true))

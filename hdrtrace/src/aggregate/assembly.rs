@@ -373,7 +373,9 @@ impl Assembler {
                 Some(&node.rec)
             })
         };
-        let own = |id: u64| id == p.root_span || chain().any(|r| r.kind == RecordKind::Span && r.span == id);
+        let own = |id: u64| {
+            id == p.root_span || chain().any(|r| r.kind == RecordKind::Span && r.span == id)
+        };
         chain()
             .filter(|r| r.kind == RecordKind::Links && r.class == SpanClass::Model)
             .flat_map(|r| r.links().iter().copied())

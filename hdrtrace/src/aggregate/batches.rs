@@ -239,6 +239,4 @@ impl Batches {
         self.held -= n;
         Some(n)
     }
-
 }
-
