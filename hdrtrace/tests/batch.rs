@@ -383,3 +383,60 @@ fn batch_histograms_travel_in_bytes_merge_and_reach_prometheus() {
         );
     }
 }
+
+/// A batch whose forward pass fails fails every request it served: each
+/// model span gets the error, the verdict says so, and the batch's own error
+/// event comes along with the shared batch.
+#[test]
+fn a_failed_batch_fails_every_request_it_served() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (subscriber, guard) = hdrtrace::build(&config()).unwrap();
+    with_default(subscriber, || {
+        let roots: Vec<tracing::Span> = (1..=2u64)
+            .map(|id| tracing::info_span!("embed_pipeline", request_id = id))
+            .collect();
+        let models: Vec<tracing::Span> = roots
+            .iter()
+            .map(|r| tracing::info_span!(parent: r, "model", model_id = "Causal"))
+            .collect();
+        let batch =
+            tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 2u64);
+        for m in &models {
+            m.follows_from(batch.id());
+            batch.follows_from(m.id());
+        }
+        batch.in_scope(|| {
+            sleep(Duration::from_millis(10));
+            tracing::error!("forward pass failed");
+        });
+        drop(batch);
+        for m in &models {
+            tracing::error!(parent: m, "model Causal failed");
+        }
+    });
+    let snapshot = guard.flushed_snapshot();
+    assert_eq!(snapshot.captured().len(), 2);
+    for t in snapshot.captured() {
+        let batch = batch_of(t);
+        assert_eq!(batch.status, hdrtrace::Status::Error);
+        let event = t
+            .events
+            .iter()
+            .find(|e| e.span == batch.id)
+            .expect("the batch's error event");
+        assert_eq!(event.message, "forward pass failed");
+        assert!(t.reason.failed);
+        assert!(
+            t.verdict.starts_with("Causal: batch of 2 ran ")
+                && t.verdict.ends_with(", and it failed"),
+            "{}",
+            t.verdict
+        );
+        let text = render_text(t);
+        assert!(
+            text.contains("[ERROR @") && text.contains("forward pass failed"),
+            "{text}"
+        );
+    }
+    assert_eq!(snapshot.model("Causal").unwrap().errors(), 2);
+}
