@@ -2,6 +2,7 @@
 //! `EnvFilter` on one Registry, as a service that already runs that stack
 //! would: fmt prints the lines, the histograms are right.
 
+mod batch_support;
 mod writer_support;
 
 use hdrtrace::{Builder, TracingConfig};
@@ -70,4 +71,31 @@ fn hdr_layer_beside_fmt_and_env_filter() {
         "{}",
         warns[0]
     );
+}
+
+/// Links reach the core through the layer too: Registry span IDs are mapped
+/// to ours, so a request carries the batch its model span links to.
+#[test]
+fn hdr_layer_records_links() {
+    let (hdr, guard) = Builder::new(&TracingConfig {
+        sampling_rate: 1.0,
+        ..TracingConfig::default()
+    })
+    .build_layer()
+    .unwrap();
+    tracing::subscriber::with_default(Registry::default().with(hdr), || {
+        let (_roots, models) = batch_support::requests([3]);
+        let _batch = batch_support::batch_for(&models, 1);
+    });
+    let snap = guard.flushed_snapshot();
+    let trace = &snap.captured()[0];
+    let model = trace.models().next().unwrap();
+    let batch = trace
+        .spans
+        .iter()
+        .find(|s| s.class == hdrtrace::SpanClass::Batch)
+        .expect("the batch");
+    assert!(batch.shared);
+    assert_eq!(model.links, [batch.id]);
+    assert_eq!(batch.links, [model.id]);
 }

@@ -72,6 +72,8 @@ struct Pending {
     nodes: u32,
     /// Whether records of it were dropped for the budget.
     lost: bool,
+    /// Whether a model span of it has links (it may wait for a batch).
+    linked: bool,
     /// The worst status seen in any record.
     worst: Status,
     /// When its root arrived.
@@ -187,8 +189,10 @@ impl Assembler {
             let p = &self.entries[e as usize];
             return (p.children >= self.nodes[p.root as usize].rec.descendants).then_some(e);
         }
-        if r.kind == RecordKind::Span {
-            p.children += 1;
+        match r.kind {
+            RecordKind::Span => p.children += 1,
+            RecordKind::Links => p.linked |= r.class == SpanClass::Model,
+            RecordKind::Event => {}
         }
         if p.tail == NIL {
             p.head = node;
@@ -300,6 +304,7 @@ impl Assembler {
             children: 0,
             nodes: 0,
             lost: false,
+            linked: false,
             worst: Status::Ok,
             root_seen: None,
             age: UNLINKED,
@@ -365,6 +370,9 @@ impl Assembler {
     /// most until the sweep.
     pub(crate) fn unclosed_batch(&self, e: u32, batches: &Batches) -> Option<u64> {
         let p = &self.entries[e as usize];
+        if !p.linked {
+            return None;
+        }
         let chain = || {
             let mut at = p.head;
             std::iter::from_fn(move || {
