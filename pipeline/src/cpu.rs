@@ -6,9 +6,12 @@
 //! thread), so the span's busy time is compute time, and its wall time minus
 //! busy time is queueing: waiting for a core, or for the task to be polled.
 
-use super::model::{EmbeddingModel, ModelEmbedding, ModelFuture, ModelId, PreparedInput};
+use super::model::{
+    BatchEmbeddings, BatchFuture, EmbeddingModel, ModelEmbedding, ModelFuture, ModelId,
+    PreparedInput,
+};
 use super::weights::Weights;
-use crate::error::Error;
+use crate::error::{EmbeddingResult, Error};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -78,6 +81,45 @@ pub fn reference_models(seed: u64, pool: &ComputePool) -> Vec<Arc<dyn EmbeddingM
         .collect()
 }
 
+impl ReferenceModel {
+    /// Runs `work` on tokio's blocking pool, holding one compute permit, inside
+    /// the current span (so it counts as that span's busy time).
+    async fn compute<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Weights) -> R + Send + 'static,
+    ) -> EmbeddingResult<R> {
+        let model = self.weights.model;
+        let permit = self
+            .pool
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Model {
+                model: model.as_str(),
+                reason: "the compute pool was closed".into(),
+            })?;
+        // The model span (or, batched, the batch's span), when this runs
+        // instrumented (as the pipeline does).
+        let span = tracing::Span::current();
+        let weights = self.weights.clone();
+        // The permit moves into the computation: if the model is aborted
+        // (deadline), the core stays accounted for until the compute ends.
+        let compute = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            span.in_scope(|| work(&weights))
+        });
+        compute.await.map_err(|e| Error::Model {
+            model: model.as_str(),
+            reason: if e.is_panic() {
+                "its computation panicked".into()
+            } else {
+                "its computation was cancelled".into()
+            },
+        })
+    }
+}
+
 impl EmbeddingModel for ReferenceModel {
     fn model_id(&self) -> ModelId {
         self.weights.model
@@ -85,41 +127,55 @@ impl EmbeddingModel for ReferenceModel {
 
     fn embed<'a>(&'a self, input: &'a PreparedInput) -> ModelFuture<'a> {
         Box::pin(async move {
-            let model = self.weights.model;
-            let permit = self
-                .pool
-                .permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::Model {
-                    model: model.as_str(),
-                    reason: "the compute pool was closed".into(),
-                })?;
-            // The model span, when this runs instrumented (as the pipeline does).
-            let span = tracing::Span::current();
-            let weights = self.weights.clone();
             let tokens = input.shared_tokens();
-            // The permit moves into the computation: if the model is aborted
-            // (deadline), the core stays accounted for until the compute ends.
-            let compute = tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                span.in_scope(|| weights.forward(&tokens))
-            });
-            match compute.await {
-                Ok(vector) => Ok(ModelEmbedding {
-                    model_id: model,
-                    vector,
-                }),
-                Err(e) => Err(Error::Model {
-                    model: model.as_str(),
-                    reason: if e.is_panic() {
-                        "its computation panicked".into()
-                    } else {
-                        "its computation was cancelled".into()
-                    },
-                }),
-            }
+            let vector = self.compute(move |w| w.forward(&tokens)).await?;
+            Ok(ModelEmbedding {
+                model_id: self.weights.model,
+                vector,
+            })
         })
+    }
+
+    /// One computation for the whole batch ([`Weights::forward_batch`]): one
+    /// compute permit and one hand-off to a blocking thread per batch (the
+    /// fixed part), and each input's lookup, mixing and dense rows (the part
+    /// per input).
+    fn embed_batch<'a>(&'a self, inputs: &'a [PreparedInput]) -> BatchFuture<'a> {
+        Box::pin(async move {
+            let tokens: Vec<Arc<[u32]>> = inputs.iter().map(PreparedInput::shared_tokens).collect();
+            let vectors = self.compute(move |w| w.forward_batch(&tokens)).await?;
+            let model_id = self.weights.model;
+            Ok(BatchEmbeddings {
+                embeddings: vectors
+                    .into_iter()
+                    .map(|vector| ModelEmbedding { model_id, vector })
+                    .collect(),
+                device_ns: None,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_answers_each_input_as_embed_does() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let model = ReferenceModel::new(ModelId::Causal, 5, ComputePool::default());
+        let inputs: Vec<PreparedInput> = [&[1u32, 2, 3][..], &[7; 30], &[]]
+            .iter()
+            .map(|t| PreparedInput::new(t.to_vec(), t.len()))
+            .collect();
+        let batch = rt.block_on(model.embed_batch(&inputs)).unwrap();
+        assert_eq!(batch.embeddings.len(), 3);
+        assert_eq!(batch.device_ns, None);
+        for (got, input) in batch.embeddings.iter().zip(&inputs) {
+            assert_eq!(*got, rt.block_on(model.embed(input)).unwrap());
+        }
     }
 }

@@ -2,8 +2,12 @@
 //! panicking or never answering. Specs read like `Causal=180ms`, `Code=error`,
 //! `Sparse=panic`, `Semantic=hang`.
 
-use super::model::{EmbeddingModel, ModelFuture, ModelId, PreparedInput, UnknownModel};
-use crate::error::Error;
+use super::model::{
+    BatchFuture, EmbeddingModel, ModelFuture, ModelId, PreparedInput, UnknownModel,
+};
+use crate::error::{EmbeddingResult, Error};
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -194,16 +198,17 @@ impl FaultyModel {
     }
 }
 
-impl EmbeddingModel for FaultyModel {
-    fn model_id(&self) -> ModelId {
-        self.inner.model_id()
-    }
+/// A boxed model call: [`ModelFuture`] or [`BatchFuture`].
+type Call<'a, T> = Pin<Box<dyn Future<Output = EmbeddingResult<T>> + Send + 'a>>;
 
-    fn embed<'a>(&'a self, input: &'a PreparedInput) -> ModelFuture<'a> {
+impl FaultyModel {
+    /// The inner model's call `work` with the fault applied: once per call, so
+    /// a batched call's fault hits every input of the batch.
+    fn faulted<'a, T: Send + 'a>(&'a self, work: Call<'a, T>) -> Call<'a, T> {
         let model = self.inner.model_id();
         match self.fault {
             Fault::Delay(delay) => Box::pin(async move {
-                let out = self.inner.embed(input).await?;
+                let out = work.await?;
                 let span = tracing::Span::current();
                 tokio::task::spawn_blocking(move || span.in_scope(|| std::thread::sleep(delay)))
                     .await
@@ -222,6 +227,20 @@ impl EmbeddingModel for FaultyModel {
             Fault::Panic => Box::pin(async move { panic!("injected panic in model {model}") }),
             Fault::Hang => Box::pin(std::future::pending()),
         }
+    }
+}
+
+impl EmbeddingModel for FaultyModel {
+    fn model_id(&self) -> ModelId {
+        self.inner.model_id()
+    }
+
+    fn embed<'a>(&'a self, input: &'a PreparedInput) -> ModelFuture<'a> {
+        self.faulted(self.inner.embed(input))
+    }
+
+    fn embed_batch<'a>(&'a self, inputs: &'a [PreparedInput]) -> BatchFuture<'a> {
+        self.faulted(self.inner.embed_batch(inputs))
     }
 }
 

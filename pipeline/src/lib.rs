@@ -41,6 +41,8 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod batch_config;
+mod batcher;
 mod cpu;
 mod embed;
 mod error;
@@ -57,6 +59,11 @@ mod tokenize;
 mod weights;
 
 pub use backend::{Backend, BackendError, BackendModels, UnknownBackend};
+pub use batch_config::{
+    BatchConfig, BatchConfigError, BatchPlan, DEFAULT_QUEUE_CAPACITY, MAX_BATCH_SIZE,
+    MAX_BATCH_WAIT, MAX_QUEUE_CAPACITY,
+};
+pub use batcher::BatchedModel;
 pub use cpu::{reference_models, ComputePool, ReferenceModel};
 pub use embed::{EmbeddingPipeline, PipelineConfig};
 pub use error::{EmbeddingResult, Error};
@@ -68,7 +75,8 @@ pub use faults::{
 };
 pub use fuse::{fuse, fuse_vectors, FusedEmbedding, FUSED_DIM};
 pub use model::{
-    EmbeddingModel, ModelEmbedding, ModelFuture, ModelId, ModelSet, PreparedInput, UnknownModel,
+    BatchEmbeddings, BatchFuture, EmbeddingModel, ModelEmbedding, ModelFuture, ModelId, ModelSet,
+    PreparedInput, UnknownModel,
 };
 pub use orchestrator::{AsyncOrchestrator, ModelOutputs, DEFAULT_DEADLINE};
 pub use span_ctx::{model_span, ModelSpanContext};

@@ -1,0 +1,201 @@
+//! How models are batched: a [`BatchConfig`] per model (largest batch, longest
+//! wait for it to fill, queue bound) gathered in a [`BatchPlan`], which wraps
+//! each configured model in a [`BatchedModel`].
+
+use super::batcher::BatchedModel;
+use super::model::{EmbeddingModel, ModelId};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest batch a model may be configured for.
+pub const MAX_BATCH_SIZE: usize = 1024;
+/// The longest a batch may be configured to wait for its inputs.
+pub const MAX_BATCH_WAIT: Duration = Duration::from_secs(10);
+/// The most inputs one model's queue may be configured to hold.
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+/// How many inputs a model's queue holds unless told otherwise.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
+
+/// A batch configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchConfigError {
+    /// The batch size is zero or above [`MAX_BATCH_SIZE`].
+    #[error("invalid batch size {0}: expected 1 to {MAX_BATCH_SIZE}")]
+    Size(usize),
+    /// The wait is above [`MAX_BATCH_WAIT`].
+    #[error("invalid batch wait {0:?}: expected at most {MAX_BATCH_WAIT:?}")]
+    Wait(Duration),
+    /// The queue cannot hold one full batch, or is above [`MAX_QUEUE_CAPACITY`].
+    #[error("invalid batch queue capacity {capacity}: expected {max_size} (the batch size) to {MAX_QUEUE_CAPACITY}")]
+    Queue {
+        /// The capacity given.
+        capacity: usize,
+        /// The batch size it must hold.
+        max_size: usize,
+    },
+}
+
+/// How one model is batched: its inputs queue up and run together when
+/// `max_size` of them are queued or the oldest has waited `max_wait`. At most
+/// `queue_capacity` inputs wait; one more is refused (an error for its
+/// request), so a model that falls behind never grows memory without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchConfig {
+    max_size: usize,
+    max_wait: Duration,
+    queue_capacity: usize,
+}
+
+impl BatchConfig {
+    /// Batches of at most `max_size` inputs (1 to [`MAX_BATCH_SIZE`]), run when
+    /// full or when the oldest input has waited `max_wait` (at most
+    /// [`MAX_BATCH_WAIT`]; zero runs whatever is queued at once), with a queue
+    /// of [`DEFAULT_QUEUE_CAPACITY`] inputs (or `max_size`, if larger).
+    pub fn new(max_size: usize, max_wait: Duration) -> Result<Self, BatchConfigError> {
+        if max_size == 0 || max_size > MAX_BATCH_SIZE {
+            return Err(BatchConfigError::Size(max_size));
+        }
+        if max_wait > MAX_BATCH_WAIT {
+            return Err(BatchConfigError::Wait(max_wait));
+        }
+        Ok(Self {
+            max_size,
+            max_wait,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY.max(max_size),
+        })
+    }
+
+    /// The same, with a queue of `capacity` inputs (from `max_size` to
+    /// [`MAX_QUEUE_CAPACITY`]).
+    pub fn with_queue_capacity(self, capacity: usize) -> Result<Self, BatchConfigError> {
+        if capacity < self.max_size || capacity > MAX_QUEUE_CAPACITY {
+            return Err(BatchConfigError::Queue {
+                capacity,
+                max_size: self.max_size,
+            });
+        }
+        Ok(Self {
+            queue_capacity: capacity,
+            ..self
+        })
+    }
+
+    /// The largest batch.
+    pub fn max_size(&self) -> usize {
+        self.max_size
+    }
+
+    /// The longest the oldest input waits for its batch to fill.
+    pub fn max_wait(&self) -> Duration {
+        self.max_wait
+    }
+
+    /// How many inputs may wait at once.
+    pub fn queue_capacity(&self) -> usize {
+        self.queue_capacity
+    }
+}
+
+/// Which models are batched, and how (at most one [`BatchConfig`] per model).
+/// The default batches nothing: every model runs once per request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchPlan {
+    configs: [Option<BatchConfig>; ModelId::COUNT],
+}
+
+impl BatchPlan {
+    /// No model batched.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every model batched with `config`.
+    pub fn all(config: BatchConfig) -> Self {
+        Self {
+            configs: [Some(config); ModelId::COUNT],
+        }
+    }
+
+    /// The models where batching pays, batched with `config`: every model but
+    /// `LongContext`. Its inputs run to 4096 tokens and its cost grows with
+    /// length, so a batch's run is dominated by its longest input: short
+    /// requests would wait for long ones and the fixed part per call it saves
+    /// is small beside its compute.
+    pub fn where_it_pays(config: BatchConfig) -> Self {
+        let mut plan = Self::all(config);
+        plan.remove(ModelId::LongContext);
+        plan
+    }
+
+    /// Batches `model` with `config` (replacing any earlier config).
+    pub fn set(&mut self, model: ModelId, config: BatchConfig) {
+        self.configs[model.index()] = Some(config);
+    }
+
+    /// Stops batching `model`; returns whether it was batched.
+    pub fn remove(&mut self, model: ModelId) -> bool {
+        self.configs[model.index()].take().is_some()
+    }
+
+    /// A model's config, when it is batched.
+    pub fn get(&self, model: ModelId) -> Option<BatchConfig> {
+        self.configs[model.index()]
+    }
+
+    /// Whether no model is batched.
+    pub fn is_empty(&self) -> bool {
+        self.configs.iter().all(Option::is_none)
+    }
+
+    /// `(model, config)` pairs, in `E1..E12` order.
+    pub fn iter(&self) -> impl Iterator<Item = (ModelId, BatchConfig)> + '_ {
+        ModelId::ALL
+            .into_iter()
+            .filter_map(|m| self.get(m).map(|c| (m, c)))
+    }
+
+    /// Wraps each model that has a config in a [`BatchedModel`]; the others
+    /// are returned as they are.
+    pub fn apply(&self, models: Vec<Arc<dyn EmbeddingModel>>) -> Vec<Arc<dyn EmbeddingModel>> {
+        models
+            .into_iter()
+            .map(|m| match self.get(m.model_id()) {
+                Some(config) => Arc::new(BatchedModel::new(m, config)) as Arc<dyn EmbeddingModel>,
+                None => m,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_configs_say_what_is_wrong() {
+        let ms = Duration::from_millis;
+        let err = |r: Result<BatchConfig, BatchConfigError>| r.unwrap_err().to_string();
+        assert!(err(BatchConfig::new(0, ms(1))).contains("batch size 0"));
+        assert!(err(BatchConfig::new(MAX_BATCH_SIZE + 1, ms(1))).contains("1 to 1024"));
+        assert!(err(BatchConfig::new(8, Duration::from_secs(11))).contains("batch wait"));
+        let ok = BatchConfig::new(8, ms(2)).unwrap();
+        assert_eq!((ok.max_size(), ok.max_wait()), (8, ms(2)));
+        assert_eq!(ok.queue_capacity(), DEFAULT_QUEUE_CAPACITY);
+        assert!(err(ok.with_queue_capacity(7)).contains("expected 8 (the batch size)"));
+        assert!(err(ok.with_queue_capacity(MAX_QUEUE_CAPACITY + 1)).contains("capacity"));
+        assert_eq!(ok.with_queue_capacity(8).unwrap().queue_capacity(), 8);
+        let big = BatchConfig::new(MAX_BATCH_SIZE, Duration::ZERO).unwrap();
+        assert_eq!(big.queue_capacity(), DEFAULT_QUEUE_CAPACITY);
+    }
+
+    #[test]
+    fn the_default_plan_batches_all_but_long_context() {
+        let config = BatchConfig::new(16, Duration::from_millis(2)).unwrap();
+        let plan = BatchPlan::where_it_pays(config);
+        assert_eq!(plan.iter().count(), 11);
+        assert_eq!(plan.get(ModelId::LongContext), None);
+        assert_eq!(plan.get(ModelId::Causal), Some(config));
+        assert!(BatchPlan::new().is_empty());
+        assert!(!BatchPlan::all(config).is_empty());
+    }
+}
