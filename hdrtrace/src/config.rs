@@ -180,6 +180,11 @@ pub mod limits {
     pub const MAX_ENDPOINT_LEN: usize = 2048;
     /// `max_models`, `max_stages`: distinct keys with a series of their own.
     pub const MAX_KEYS: usize = 1 << 16;
+    /// `follows_from` links one span keeps; more are counted in
+    /// `Counters::dropped_links`.
+    pub const MAX_LINKS: usize = crate::subscriber::links::MAX_LINKS;
+    /// Request ids a captured request's `BatchShare::requests` lists at most.
+    pub const MAX_BATCH_REQUESTS: usize = 64;
     /// `max_capture_spans`: spans one captured request keeps.
     pub const MAX_CAPTURE_SPANS: usize = 1 << 20;
     /// `memory_budget`: at least 64 KiB, at most 1 TiB (a budget, not an
@@ -320,7 +325,11 @@ impl TracingConfig {
     /// `HDRTRACE_WINDOW_SECS`, `HDRTRACE_FLUSH_INTERVAL_MS`,
     /// `HDRTRACE_CAPTURE_CAPACITY`, `HDRTRACE_CONSOLE_ADDR`,
     /// `HDRTRACE_MEMORY_BUDGET` (bytes), `HDRTRACE_MAX_MODELS`,
-    /// `HDRTRACE_MAX_STAGES`, `HDRTRACE_MAX_CAPTURE_SPANS`.
+    /// `HDRTRACE_MAX_STAGES`, `HDRTRACE_MAX_CAPTURE_SPANS`; the conventions'
+    /// `HDRTRACE_REQUEST_SPANS`, `HDRTRACE_BATCH_SPANS` (comma-separated),
+    /// `HDRTRACE_REQUEST_ID_FIELD`, `HDRTRACE_MODEL_FIELD`,
+    /// `HDRTRACE_TIMEOUT_FIELD`, `HDRTRACE_DEVICE_TIME_FIELD`,
+    /// `HDRTRACE_TRACEPARENT_FIELD`, `HDRTRACE_BATCH_SIZE_FIELD`.
     pub fn from_env() -> Result<Self, Error> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -388,13 +397,21 @@ impl TracingConfig {
             .capture_capacity =
             v);
         let text = |s: &str| Ok::<_, String>(s.trim().to_string());
+        let names = |v: &str| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
         var!("HDRTRACE_REQUEST_SPANS", text, |v| {
-            c.conventions = c.conventions.request_spans(
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(String::from),
-            )
+            c.conventions = c.conventions.request_spans(names(&v))
+        });
+        var!("HDRTRACE_BATCH_SPANS", text, |v| {
+            c.conventions = c.conventions.batch_spans(names(&v))
+        });
+        var!("HDRTRACE_BATCH_SIZE_FIELD", text, |v| {
+            c.conventions = c.conventions.batch_size_field(v)
         });
         var!("HDRTRACE_REQUEST_ID_FIELD", text, |v| {
             c.conventions = c.conventions.request_id_field(v)

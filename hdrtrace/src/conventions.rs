@@ -27,12 +27,14 @@ pub struct Conventions {
     pub(crate) timeout_field: Arc<str>,
     pub(crate) device_time_field: Arc<str>,
     pub(crate) traceparent_field: Arc<str>,
+    pub(crate) batch_spans: Vec<Arc<str>>,
+    pub(crate) batch_size_field: Arc<str>,
 }
 
 /// The longest name accepted (a field or span name longer than this is a
 /// mistake, not a convention).
 pub const MAX_NAME_LEN: usize = 128;
-/// The most request span names.
+/// The most request span names (and, apart, batch span names).
 pub const MAX_REQUEST_SPANS: usize = 64;
 
 impl Default for Conventions {
@@ -44,6 +46,8 @@ impl Default for Conventions {
             timeout_field: "timeout".into(),
             device_time_field: "gpu_ns".into(),
             traceparent_field: "traceparent".into(),
+            batch_spans: vec!["batch".into()],
+            batch_size_field: "batch_size".into(),
         }
     }
 }
@@ -96,6 +100,36 @@ impl Conventions {
     pub fn traceparent_field(mut self, name: impl Into<String>) -> Self {
         self.traceparent_field = name.into().into();
         self
+    }
+
+    /// Adds a span name that makes a batch ([`SpanClass::Batch`](crate::SpanClass::Batch)):
+    /// one run serving several requests' model spans, linked to them with
+    /// `follows_from`, keyed by its model field.
+    pub fn batch_span(mut self, name: impl Into<String>) -> Self {
+        self.batch_spans.push(name.into().into());
+        self
+    }
+
+    /// Replaces the batch span names (none: no span is a batch).
+    pub fn batch_spans<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        self.batch_spans = names.into_iter().map(|n| n.into().into()).collect();
+        self
+    }
+
+    /// The batch span field that carries how many inputs the batch ran.
+    pub fn batch_size_field(mut self, name: impl Into<String>) -> Self {
+        self.batch_size_field = name.into().into();
+        self
+    }
+
+    /// The span names that make a batch.
+    pub fn batch_span_names(&self) -> impl Iterator<Item = &str> {
+        self.batch_spans.iter().map(|n| &**n)
+    }
+
+    /// The batch size field's name.
+    pub fn batch_size_name(&self) -> &str {
+        &self.batch_size_field
     }
 
     /// The span names that make a request.
@@ -158,8 +192,26 @@ impl Conventions {
                 ),
             ));
         }
+        if self.batch_spans.len() > MAX_REQUEST_SPANS {
+            return Err(Error::config(
+                "conventions.batch_spans",
+                format!(
+                    "may name at most {MAX_REQUEST_SPANS} spans, got {}",
+                    self.batch_spans.len()
+                ),
+            ));
+        }
         for name in &self.request_spans {
             check("conventions.request_spans", name)?;
+        }
+        for name in &self.batch_spans {
+            check("conventions.batch_spans", name)?;
+            if self.request_spans.contains(name) {
+                return Err(Error::config(
+                    "conventions.batch_spans",
+                    format!("{name:?} is also a request span name"),
+                ));
+            }
         }
         let fields = [
             ("conventions.request_id_field", &self.request_id_field),
@@ -167,6 +219,7 @@ impl Conventions {
             ("conventions.timeout_field", &self.timeout_field),
             ("conventions.device_time_field", &self.device_time_field),
             ("conventions.traceparent_field", &self.traceparent_field),
+            ("conventions.batch_size_field", &self.batch_size_field),
         ];
         for (what, name) in fields {
             check(what, name)?;

@@ -28,6 +28,8 @@ pub(crate) struct Handoff {
     log_drops: AtomicU64,
     /// Request roots whose traceparent field was not a valid W3C one.
     malformed_traceparents: AtomicU64,
+    /// `follows_from` links past a span's `MAX_LINKS`.
+    dropped_links: AtomicU64,
 }
 
 impl Handoff {
@@ -44,6 +46,7 @@ impl Handoff {
             unmatched: AtomicU64::new(0),
             log_drops: AtomicU64::new(0),
             malformed_traceparents: AtomicU64::new(0),
+            dropped_links: AtomicU64::new(0),
         }
     }
 
@@ -111,6 +114,18 @@ impl Handoff {
     pub(crate) fn malformed_traceparents(&self) -> u64 {
         // Relaxed: as in `count_untracked`.
         self.malformed_traceparents.load(Ordering::Relaxed)
+    }
+
+    /// Counts a link not kept because its span already had `MAX_LINKS`.
+    #[cold]
+    pub(crate) fn count_dropped_link(&self) {
+        // Relaxed: as in `count_untracked`.
+        self.dropped_links.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn dropped_links(&self) -> u64 {
+        // Relaxed: as in `count_untracked`.
+        self.dropped_links.load(Ordering::Relaxed)
     }
 
     /// Counts enters and exits no stack could match.

@@ -47,7 +47,10 @@ mod subscriber;
 mod sync;
 mod trace_context;
 
-pub use aggregate::requests::{Attribution, CaptureReason, EventTrace, RequestTrace, SpanTrace};
+pub use aggregate::requests::{
+    Attribution, BatchCause, BatchShare, CaptureReason, EventTrace, RequestTrace, SpanTrace,
+    TreeIndex,
+};
 pub use aggregate::snapshot::{
     Counters, Latencies, Latency, LatencySnapshot, ModelLatency, StageLatency,
 };

@@ -18,6 +18,12 @@ pub enum RecordKind {
     Span = 0,
     /// An event inside a sampled request.
     Event = 1,
+    /// A closing span's links (`follows_from`), pushed right before its
+    /// [`RecordKind::Span`] record and only when it has any: every field as
+    /// in that record, except `fields`, whose words hold the linked spans'
+    /// IDs (read them with [`Record::links`]). Spans without links cost no
+    /// such record, and no record grows to carry links.
+    Links = 2,
 }
 
 /// How a span's classification was decided at its callsite.
@@ -31,6 +37,33 @@ pub enum SpanClass {
     Stage = 1,
     /// A model span (it has a `model_id` field), keyed by that field's value.
     Model = 2,
+    /// A batch: one run that serves several requests' model spans, linked
+    /// to them with `follows_from` (`Conventions::batch_span`). It belongs to
+    /// no request; its model is its `model_id` field's value.
+    Batch = 3,
+}
+
+impl SpanClass {
+    /// From the two bits a slot and a callsite keep it in.
+    #[inline]
+    pub(crate) fn from_bits(bits: u32) -> Self {
+        match bits & 3 {
+            0 => SpanClass::Request,
+            1 => SpanClass::Stage,
+            2 => SpanClass::Model,
+            _ => SpanClass::Batch,
+        }
+    }
+
+    /// The lower-case name exports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            SpanClass::Request => "request",
+            SpanClass::Stage => "stage",
+            SpanClass::Model => "model",
+            SpanClass::Batch => "batch",
+        }
+    }
 }
 
 /// The outcome a span closed with.
@@ -266,6 +299,32 @@ pub struct Record {
     pub descendants: u32,
     /// The model key for model spans; the message for events.
     pub text: InlineText,
-    /// Numeric fields.
+    /// Numeric fields (for a [`RecordKind::Links`] record: the links).
     pub fields: InlineFields,
+}
+
+// A links record carries every kept link in the inline field words.
+const _: () = assert!(crate::subscriber::links::MAX_LINKS <= INLINE_FIELDS);
+
+impl Record {
+    /// The IDs of the spans this span links to (`follows_from`), for a
+    /// [`RecordKind::Links`] record; empty for any other.
+    pub fn links(&self) -> &[u64] {
+        match self.kind {
+            RecordKind::Links => &self.fields.bits[..(self.fields.len as usize).min(INLINE_FIELDS)],
+            _ => &[],
+        }
+    }
+
+    /// Turns a span's close record (written in place) into its links record.
+    #[inline]
+    pub(crate) fn set_links(&mut self, links: &[u64]) {
+        let n = links.len().min(INLINE_FIELDS);
+        self.kind = RecordKind::Links;
+        self.fields = InlineFields {
+            len: n as u8,
+            ..InlineFields::default()
+        };
+        self.fields.bits[..n].copy_from_slice(&links[..n]);
+    }
 }

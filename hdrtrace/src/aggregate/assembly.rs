@@ -18,9 +18,10 @@
 //! No fixed timeout drops a long request's children: memory does, oldest
 //! first.
 
+use crate::aggregate::batches::Batches;
 use crate::aggregate::requests::{CaptureReason, RequestTrace};
 use crate::clock::Clock;
-use crate::record::{Record, RecordKind, Status};
+use crate::record::{Record, RecordKind, SpanClass, Status};
 use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
@@ -99,6 +100,8 @@ pub(crate) struct Judge<'a> {
     pub(crate) target: Duration,
     /// Spans (and, separately, events) a captured trace holds at most.
     pub(crate) max_spans: usize,
+    /// Recent batches, which the request's model spans may link to.
+    pub(crate) batches: &'a Batches,
 }
 
 pub(crate) struct Assembler {
@@ -343,6 +346,35 @@ impl Assembler {
         self.index.remove(&root_span);
         self.free_entries.push(e);
         self.used -= 1;
+    }
+
+    /// The pending request of root span `root_span`.
+    pub(crate) fn entry_of(&self, root_span: u64) -> Option<u32> {
+        self.index.get(&root_span).copied()
+    }
+
+    /// Whether every descendant the request's root counted has arrived (and
+    /// none was dropped).
+    pub(crate) fn counted_all(&self, e: u32) -> bool {
+        let p = &self.entries[e as usize];
+        p.root != NIL && !p.lost && p.children >= self.nodes[p.root as usize].rec.descendants
+    }
+
+    /// A span one of the request's model spans links to that `batches` does
+    /// not hold (yet): the request waits for it, at most until the sweep.
+    pub(crate) fn unclosed_batch(&self, e: u32, batches: &Batches) -> Option<u64> {
+        let mut at = self.entries[e as usize].head;
+        while at != NIL {
+            let node = &self.nodes[at as usize];
+            let r = &node.rec;
+            if r.kind == RecordKind::Links && r.class == SpanClass::Model {
+                if let Some(&b) = r.links().iter().find(|&&b| batches.get(b).is_none()) {
+                    return Some(b);
+                }
+            }
+            at = node.next;
+        }
+        None
     }
 
     /// Judges a finished request (`complete`: every record it counted

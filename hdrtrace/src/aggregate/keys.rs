@@ -79,7 +79,7 @@ impl Keys {
     }
 
     #[inline]
-    fn model(&mut self, text: &InlineText) -> u32 {
+    pub(crate) fn model(&mut self, text: &InlineText) -> u32 {
         if let Some(&i) = self.models.get(text) {
             return i;
         }

@@ -6,6 +6,7 @@
 //! allocation.
 
 pub(crate) mod assembly;
+pub(crate) mod batches;
 #[doc(hidden)]
 pub mod bench;
 pub mod decode;
@@ -23,6 +24,7 @@ use crate::config::TracingConfig;
 use crate::handoff::{Handoff, Rings};
 use crate::record::{FieldValue, Record, RecordKind, SpanClass, Status};
 use assembly::{Assembler, Judge};
+use batches::Batches;
 use crossbeam_channel::{Receiver, Sender};
 use keys::Keys;
 use publish::{Publisher, Versioned};
@@ -77,11 +79,19 @@ const MAX_RING_GROWN: usize = 1 << 22;
 pub(crate) struct State {
     clock: Clock,
     keys: Keys,
-    /// Per callsite (metadata address): the index of its device time field.
-    gpu_fields: FxHashMap<usize, Option<usize>>,
+    /// Per callsite (metadata address): the index of its device time field
+    /// and of its batch size field.
+    field_index: FxHashMap<usize, (Option<usize>, Option<usize>)>,
     /// The device time field's name (`Conventions::device_time_field`).
     device_field: Arc<str>,
+    /// The batch size field's name (`Conventions::batch_size_field`).
+    batch_size_field: Arc<str>,
     assembler: Assembler,
+    /// Recent batches, for the requests they served.
+    pub(crate) batches: Batches,
+    /// Complete requests waiting for a batch their model span links to:
+    /// `(batch span, request root span)`.
+    deferred: Vec<(u64, u64)>,
     kept: Kept,
     counters: Counters,
     start: Instant,
@@ -152,9 +162,18 @@ impl Aggregator {
             state: State {
                 clock,
                 keys: Keys::new(config.max_models, config.max_stages),
-                gpu_fields: FxHashMap::default(),
+                field_index: FxHashMap::default(),
                 device_field: config.conventions.device_time_field.clone(),
-                assembler: Assembler::new(config.pending_budget() / assembly::UNIT_BYTES),
+                batch_size_field: config.conventions.batch_size_field.clone(),
+                // Batches get an eighth of what pending requests may hold.
+                assembler: Assembler::new(
+                    (config.pending_budget() - config.pending_budget() / 8) / assembly::UNIT_BYTES,
+                ),
+                batches: Batches::new(
+                    config.pending_budget() / 8 / assembly::UNIT_BYTES,
+                    assembly::GRACE,
+                ),
+                deferred: Vec::new(),
                 kept: Kept {
                     captures: Captures::new(config.capture_capacity),
                     sinks: Sinks::new(sinks),
@@ -297,6 +316,8 @@ impl Aggregator {
         counters.failed_sinks = state.kept.sinks.failed;
         counters.dropped_log_lines = self.handoff.log_drops();
         counters.malformed_traceparents = self.handoff.malformed_traceparents();
+        counters.dropped_links = self.handoff.dropped_links();
+        counters.dropped_batch_records = state.batches.dropped;
         if counters.malformed_traceparents > 0 && !self.warned_traceparent {
             self.warned_traceparent = true;
             eprintln!(
@@ -326,29 +347,126 @@ impl State {
         (now.duration_since(self.start).as_nanos() / self.slice.as_nanos().max(1)) as u64
     }
 
-    /// One record: into its series, then into its request.
+    /// One record: into its series, then into its request (or, outside any
+    /// request, among the batches).
     #[inline]
     fn ingest(&mut self, r: &Record, slice: u64, now: Instant) {
         let key = self.aggregate(r, slice);
+        if r.request_span == 0 {
+            self.ingest_unowned(r, slice, now);
+            return;
+        }
+        if r.kind == RecordKind::Links && r.class == SpanClass::Model {
+            self.served(r, slice, now);
+        }
         if let Some(e) = self.assembler.add(r, key, now) {
-            let judge = Judge {
-                clock: &self.clock,
-                target: self.target,
-                max_spans: self.max_capture_spans,
-            };
-            if let Some((trace, gate)) = self.assembler.judge(e, true, &judge) {
-                self.kept.keep(trace, gate, &mut self.keys);
+            self.complete(e, r.request_span);
+        }
+    }
+
+    /// A request whose records all arrived: judged now, or once the batches
+    /// its model spans link to have closed.
+    fn complete(&mut self, e: u32, root_span: u64) {
+        if let Some(batch) = self.assembler.unclosed_batch(e, &self.batches) {
+            self.deferred.push((batch, root_span));
+            return;
+        }
+        let judge = Judge {
+            clock: &self.clock,
+            target: self.target,
+            max_spans: self.max_capture_spans,
+            batches: &self.batches,
+        };
+        if let Some((trace, gate)) = self.assembler.judge(e, true, &judge) {
+            self.kept.keep(trace, gate, &mut self.keys);
+        }
+    }
+
+    /// A record of no request: a batch, or something that may hang from one.
+    #[cold]
+    fn ingest_unowned(&mut self, r: &Record, slice: u64, now: Instant) {
+        let is_batch = r.kind == RecordKind::Span && r.class == SpanClass::Batch;
+        let (size, model) = if is_batch {
+            (self.batch_size(r), self.batch_model(r))
+        } else {
+            (0, u32::MAX)
+        };
+        let (keys, clock) = (&mut self.keys, &self.clock);
+        self.batches.add(r, size, model, now, |k, ticks| {
+            record_wait(keys, clock, k, ticks, slice)
+        });
+        if is_batch && self.deferred.iter().any(|&(b, _)| b == r.span) {
+            let mut i = 0;
+            while i < self.deferred.len() {
+                if self.deferred[i].0 != r.span {
+                    i += 1;
+                    continue;
+                }
+                let (_, root) = self.deferred.swap_remove(i);
+                if let Some(e) = self.assembler.entry_of(root) {
+                    self.complete(e, root);
+                }
             }
         }
     }
 
-    /// Adds a record to its series; returns the series' key (`u32::MAX` for an
-    /// event).
+    /// A model span's links: each batch it links to served its request.
+    fn served(&mut self, r: &Record, slice: u64, now: Instant) {
+        let (keys, clock) = (&mut self.keys, &self.clock);
+        for &batch in r.links() {
+            self.batches
+                .served(batch, r.start, r.request_id, now, |k, ticks| {
+                    record_wait(keys, clock, k, ticks, slice)
+                });
+        }
+    }
+
+    /// The model series of a batch span (`u32::MAX` when it names none).
+    fn batch_model(&mut self, r: &Record) -> u32 {
+        if r.text.is_empty() {
+            return u32::MAX;
+        }
+        self.keys.model(&r.text)
+    }
+
+    /// A batch span's size field (0 when it has none).
+    fn batch_size(&mut self, r: &Record) -> u64 {
+        let (_, at) = self.field_index(r);
+        r.fields
+            .iter()
+            .find(|&(i, _)| Some(i) == at)
+            .map_or(0, |(_, v)| non_negative(v))
+    }
+
+    /// The indices of the device time and batch size fields of a record's
+    /// callsite.
+    fn field_index(&mut self, r: &Record) -> (Option<usize>, Option<usize>) {
+        let meta = r.metadata;
+        let (device, batch) = (&self.device_field, &self.batch_size_field);
+        *self
+            .field_index
+            .entry(meta as *const _ as usize)
+            .or_insert_with(|| {
+                let fields = meta.fields();
+                (
+                    fields.field(&**device).map(|f| f.index()),
+                    fields.field(&**batch).map(|f| f.index()),
+                )
+            })
+    }
+
+    /// Adds a record to its series; returns the series' key (`u32::MAX` for
+    /// an event or links record). A batch span's wall and busy time go to its
+    /// name's stage series, its size to its model's series.
     #[inline]
     fn aggregate(&mut self, r: &Record, slice: u64) -> u32 {
-        if r.kind == RecordKind::Event {
-            self.counters.events += 1;
-            return u32::MAX;
+        match r.kind {
+            RecordKind::Span => {}
+            RecordKind::Event => {
+                self.counters.events += 1;
+                return u32::MAX;
+            }
+            RecordKind::Links => return u32::MAX,
         }
         self.counters.spans += 1;
         if r.class == SpanClass::Request {
@@ -367,50 +485,91 @@ impl State {
             Status::Error => series.errors += 1,
             Status::Timeout => series.timeouts += 1,
         }
+        if r.class == SpanClass::Batch {
+            self.record_batch_size(r, slice);
+            return key;
+        }
         if r.fields.len == 0 {
             return key;
         }
-        let meta = r.metadata;
-        let gpu_field = *self
-            .gpu_fields
-            .entry(meta as *const _ as usize)
-            .or_insert_with(|| meta.fields().field(&self.device_field).map(|f| f.index()));
-        let Some(gpu_field) = gpu_field else {
+        let (Some(gpu_field), _) = self.field_index(r) else {
             return key;
         };
         let series = self.keys.series(key);
         for (i, v) in r.fields.iter() {
             if i == gpu_field {
-                let ns = match v {
-                    FieldValue::U64(n) => n,
-                    FieldValue::I64(n) => n.max(0) as u64,
-                    FieldValue::F64(n) => n.max(0.0) as u64,
-                    FieldValue::Bool(_) => continue,
-                };
+                if let FieldValue::Bool(_) = v {
+                    continue;
+                }
                 series
                     .gpu
                     .get_or_insert_with(series::Windowed::new)
-                    .record(ns, slice);
+                    .record(non_negative(v), slice);
             }
         }
         key
     }
 
-    /// Finalizes, as incomplete, requests whose stragglers are overdue (all of
-    /// them with `force`).
+    /// A batch span's size, into its model's series.
+    #[cold]
+    fn record_batch_size(&mut self, r: &Record, slice: u64) {
+        let model = self.batch_model(r);
+        if model == u32::MAX {
+            return;
+        }
+        let size = self.batch_size(r);
+        let series = self.keys.series(model);
+        series
+            .batch_size
+            .get_or_insert_with(series::Windowed::new)
+            .record(size, slice);
+        series.dirty = true;
+    }
+
+    /// Finalizes requests whose stragglers are overdue (all of them with
+    /// `force`), and drops batches kept past their time.
     fn sweep(&mut self, now: Instant, force: bool) {
         let judge = Judge {
             clock: &self.clock,
             target: self.target,
             max_spans: self.max_capture_spans,
+            batches: &self.batches,
         };
         let (kept, keys) = (&mut self.kept, &mut self.keys);
         self.assembler.sweep(now, force, |asm, e| {
-            if let Some((trace, gate)) = asm.judge(e, false, &judge) {
+            let complete = asm.counted_all(e);
+            if let Some((trace, gate)) = asm.judge(e, complete, &judge) {
                 kept.keep(trace, gate, keys);
             }
         });
+        let assembler = &self.assembler;
+        self.deferred
+            .retain(|&(_, root)| assembler.entry_of(root).is_some());
+        self.batches.expire(now);
     }
+}
+
+/// A field value as a count or nanoseconds (negative reads as 0).
+fn non_negative(v: FieldValue) -> u64 {
+    match v {
+        FieldValue::U64(n) => n,
+        FieldValue::I64(n) => n.max(0) as u64,
+        FieldValue::F64(n) => n.max(0.0) as u64,
+        FieldValue::Bool(b) => b as u64,
+    }
+}
+
+/// One request's wait for its batch (`ticks`), into model series `key`.
+fn record_wait(keys: &mut Keys, clock: &Clock, key: u32, ticks: u64, slice: u64) {
+    if key == u32::MAX {
+        return;
+    }
+    let series = keys.series(key);
+    series
+        .batch_wait
+        .get_or_insert_with(series::Windowed::new)
+        .record(clock.ticks_to_nanos(ticks), slice);
+    series.dirty = true;
 }
 
 impl Kept {
@@ -441,11 +600,14 @@ fn view(s: &mut Series, slice: u64) -> (Arc<ModelLatency>, Arc<ModelLatency>) {
             return (a.clone(), r.clone());
         }
     }
-    let make = |wall, busy, gpu: Option<hdrhistogram::Histogram<u64>>| {
+    type Hist = hdrhistogram::Histogram<u64>;
+    let make = |wall, busy, gpu: Option<Hist>, size: Option<Hist>, wait: Option<Hist>| {
         Arc::new(ModelLatency {
             wall: Latency::new(wall),
             busy: Latency::new(busy),
             gpu: gpu.map(Latency::new),
+            batch_size: size,
+            batch_wait: wait.map(Latency::new),
             errors: s.errors,
             timeouts: s.timeouts,
             blamed: s.blamed,
@@ -456,11 +618,15 @@ fn view(s: &mut Series, slice: u64) -> (Arc<ModelLatency>, Arc<ModelLatency>) {
             s.wall.total(),
             s.busy.total(),
             s.gpu.as_ref().map(|g| g.total()),
+            s.batch_size.as_ref().map(|g| g.total()),
+            s.batch_wait.as_ref().map(|g| g.total()),
         ),
         make(
             s.wall.window(slice),
             s.busy.window(slice),
             s.gpu.as_mut().map(|g| g.window(slice)),
+            s.batch_size.as_mut().map(|g| g.window(slice)),
+            s.batch_wait.as_mut().map(|g| g.window(slice)),
         ),
     );
     s.cache = Some((views.0.clone(), views.1.clone(), slice));

@@ -18,6 +18,8 @@ use std::time::{Duration, UNIX_EPOCH};
 const MAGIC: &[u8; 8] = b"HDRTSNAP";
 const FORMAT: u16 = 1;
 const HAS_GPU: u8 = 1;
+const HAS_BATCH_SIZE: u8 = 2;
+const HAS_BATCH_WAIT: u8 = 4;
 
 impl LatencySnapshot {
     /// The snapshot's cumulative latencies and counters as bytes, every
@@ -52,10 +54,17 @@ impl LatencySnapshot {
     ///   errors     u64
     ///   timeouts   u64
     ///   blamed     u64
-    ///   flags      u8        bit 0: a GPU histogram follows; other bits 0
+    ///   flags      u8        bit 0: a GPU histogram follows; bit 1: a batch
+    ///                        size histogram; bit 2: a batch wait histogram;
+    ///                        other bits 0 (bytes of builds before batches
+    ///                        never set bits 1 and 2, and still decode)
     ///   wall       u32 length, then a V2 deflate histogram (nanoseconds)
     ///   busy       u32 length, then a V2 deflate histogram (nanoseconds)
     ///   gpu        (flag bit 0 only) u32 length, then a V2 deflate histogram
+    ///   batch size (flag bit 1 only) u32 length, then a V2 deflate histogram
+    ///                        (batch sizes)
+    ///   batch wait (flag bit 2 only) u32 length, then a V2 deflate histogram
+    ///                        (nanoseconds)
     /// ```
     ///
     /// Nothing may follow the last entry. Only the cumulative latencies travel: a
@@ -98,10 +107,21 @@ impl LatencySnapshot {
                 put_u64(&mut out, m.errors);
                 put_u64(&mut out, m.timeouts);
                 put_u64(&mut out, m.blamed);
-                out.push(if m.gpu.is_some() { HAS_GPU } else { 0 });
-                let hists = [Some(&m.wall), Some(&m.busy), m.gpu.as_ref()];
-                for latency in hists.into_iter().flatten() {
-                    put_histogram(&mut out, &mut ser, latency.histogram(), name)?;
+                let flags = [
+                    (m.gpu.is_some(), HAS_GPU),
+                    (m.batch_size.is_some(), HAS_BATCH_SIZE),
+                    (m.batch_wait.is_some(), HAS_BATCH_WAIT),
+                ];
+                out.push(flags.iter().filter(|f| f.0).fold(0, |a, f| a | f.1));
+                let hists = [
+                    Some(m.wall.histogram()),
+                    Some(m.busy.histogram()),
+                    m.gpu.as_ref().map(Latency::histogram),
+                    m.batch_size.as_ref(),
+                    m.batch_wait.as_ref().map(Latency::histogram),
+                ];
+                for hist in hists.into_iter().flatten() {
+                    put_histogram(&mut out, &mut ser, hist, name)?;
                 }
             }
         }
@@ -258,13 +278,20 @@ fn add_latency(a: &ModelLatency, b: &ModelLatency) -> ModelLatency {
     ModelLatency {
         wall: sum(&a.wall, &b.wall),
         busy: sum(&a.busy, &b.busy),
-        gpu: match (&a.gpu, &b.gpu) {
-            (Some(x), Some(y)) => Some(sum(x, y)),
-            (x, y) => x.clone().or_else(|| y.clone()),
-        },
+        gpu: either(&a.gpu, &b.gpu, sum),
+        batch_size: either(&a.batch_size, &b.batch_size, add),
+        batch_wait: either(&a.batch_wait, &b.batch_wait, sum),
         errors: a.errors.saturating_add(b.errors),
         timeouts: a.timeouts.saturating_add(b.timeouts),
         blamed: a.blamed.saturating_add(b.blamed),
+    }
+}
+
+/// `a + b` when both have one, else whichever has one.
+fn either<T: Clone>(a: &Option<T>, b: &Option<T>, sum: impl Fn(&T, &T) -> T) -> Option<T> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(sum(x, y)),
+        (x, y) => x.clone().or_else(|| y.clone()),
     }
 }
 
@@ -382,7 +409,7 @@ fn read_entry(
     let timeouts = r.u64(&what("timeouts"))?;
     let blamed = r.u64(&what("blamed"))?;
     let [flags] = r.array(&what("flags"))?;
-    if flags & !HAS_GPU != 0 {
+    if flags & !(HAS_GPU | HAS_BATCH_SIZE | HAS_BATCH_WAIT) != 0 {
         return Err(corrupt(format!(
             "{} {flags:#04x} are unknown",
             what("flags")
@@ -395,16 +422,20 @@ fn read_entry(
     };
     let wall = hist("wall histogram")?;
     let busy = hist("busy histogram")?;
-    let gpu = match flags & HAS_GPU {
-        0 => None,
-        _ => Some(hist("gpu histogram")?),
+    let mut optional = |flag: u8, field: &str| -> Result<Option<Latency>, Error> {
+        (flags & flag != 0).then(|| hist(field)).transpose()
     };
+    let gpu = optional(HAS_GPU, "gpu histogram")?;
+    let batch_size = optional(HAS_BATCH_SIZE, "batch size histogram")?;
+    let batch_wait = optional(HAS_BATCH_WAIT, "batch wait histogram")?;
     Ok((
         name,
         ModelLatency {
             wall,
             busy,
             gpu,
+            batch_size: batch_size.map(|l| l.histogram().clone()),
+            batch_wait,
             errors,
             timeouts,
             blamed,

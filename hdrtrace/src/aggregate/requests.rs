@@ -31,6 +31,12 @@ pub struct SpanTrace {
     pub status: Status,
     /// Numeric fields, by name.
     pub fields: Vec<(&'static str, FieldValue)>,
+    /// The IDs of the spans in this trace it is linked with (`follows_from`,
+    /// made from either side): a model span and the batch that served it.
+    pub links: Vec<u64>,
+    /// True for a batch span (and its descendants) that served this request
+    /// but belongs to no single request: other requests' traces carry it too.
+    pub shared: bool,
 }
 
 impl SpanTrace {
@@ -41,7 +47,10 @@ impl SpanTrace {
 
     /// The model key for model spans, the span name otherwise.
     pub fn label(&self) -> &str {
-        self.model.as_deref().unwrap_or(self.name)
+        match (self.class, &self.model) {
+            (SpanClass::Model, Some(m)) => m,
+            _ => self.name,
+        }
     }
 
     /// A numeric field's value.
@@ -89,6 +98,116 @@ pub struct Attribution {
     pub starved: bool,
     /// How it ended.
     pub status: Status,
+    /// When the model ran in a batch: how its time splits around the batch.
+    pub batch: Option<BatchShare>,
+}
+
+/// How a batched model span's time splits around the batch that served it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchShare {
+    /// The batch span's ID in this trace.
+    pub span: u64,
+    /// Its batch size field.
+    pub size: u64,
+    /// The ids of the requests it served, as far as they are known (at most
+    /// `limits::MAX_BATCH_REQUESTS`).
+    pub requests: Vec<u64>,
+    /// Model span start to batch span start: waiting for the batch to form
+    /// (and to start).
+    pub wait: Duration,
+    /// The batch span's wall time.
+    pub run: Duration,
+    /// Batch span end to model span end: handing the results back.
+    pub after: Duration,
+    /// The largest of the three.
+    pub cause: BatchCause,
+}
+
+/// Which part of a batched model span's time dominated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BatchCause {
+    /// Waiting for the batch to fill (or for it to start).
+    Wait,
+    /// The batch's own run.
+    Run,
+    /// After the batch: its results handed back late.
+    After,
+}
+
+impl BatchShare {
+    /// Splits a model span (`start`, `end`, from the request's start) around
+    /// its batch (`batch_start`, `batch_end`).
+    pub(crate) fn new(
+        span: u64,
+        size: u64,
+        requests: Vec<u64>,
+        model: (Duration, Duration),
+        batch: (Duration, Duration),
+    ) -> Self {
+        let wait = batch.0.saturating_sub(model.0);
+        let run = batch.1.saturating_sub(batch.0);
+        let after = model.1.saturating_sub(batch.1);
+        let cause = if wait >= run && wait >= after {
+            BatchCause::Wait
+        } else if run >= after {
+            BatchCause::Run
+        } else {
+            BatchCause::After
+        };
+        Self {
+            span,
+            size,
+            requests,
+            wait,
+            run,
+            after,
+            cause,
+        }
+    }
+}
+
+/// The sentence naming a request's bottleneck ([`RequestTrace::verdict`]).
+pub(crate) fn verdict(attribution: Option<&Attribution>) -> String {
+    use crate::export::text::fmt_ms;
+    let Some(a) = attribution else {
+        return "no model ran".to_string();
+    };
+    if let Some(b) = &a.batch {
+        return match b.cause {
+            BatchCause::Wait => format!(
+                "{}: waited {} for a batch of {} to fill",
+                a.model,
+                fmt_ms(b.wait),
+                b.size
+            ),
+            BatchCause::Run => format!("{}: batch of {} ran {}", a.model, b.size, fmt_ms(b.run)),
+            BatchCause::After => format!(
+                "{}: results came {} after its batch of {} ran",
+                a.model,
+                fmt_ms(b.after),
+                b.size
+            ),
+        };
+    }
+    // A timed-out model's span may stay open past the deadline (its task is
+    // aborted, its blocking compute is not), so its wall is "open".
+    let verb = match a.status {
+        Status::Ok => format!("took {}", fmt_ms(a.wall)),
+        Status::Error => format!("failed after {}", fmt_ms(a.wall)),
+        Status::Timeout => format!("timed out (span open {})", fmt_ms(a.wall)),
+    };
+    let how = if a.starved {
+        "starved: waiting, not running (queued for a worker or the compute pool)"
+    } else {
+        "slow while running"
+    };
+    format!(
+        "{} {verb}, {:.1}% of the total: {how} (busy {}, waiting {})",
+        a.model,
+        a.share * 100.0,
+        fmt_ms(a.busy),
+        fmt_ms(a.wall.saturating_sub(a.busy)),
+    )
 }
 
 /// Why a request was kept.
@@ -135,6 +254,72 @@ pub struct RequestTrace {
     /// (`Conventions::traceparent_field`): the request is exported under the
     /// caller's trace id, its root a child of that span.
     pub remote_parent: Option<crate::RemoteParent>,
+    /// Wall-clock time the root opened (`closed_at - total`): every span's
+    /// `start` is from here.
+    pub started_at: std::time::SystemTime,
+    /// The one sentence naming the bottleneck and why, which every renderer
+    /// shows: `Causal took 180.0ms, 87.8% of the total: slow while running
+    /// (busy 179.2ms, waiting 0.800ms)`, or for a batched model
+    /// `Causal: waited 38.0ms for a batch of 32 to fill`; `no model ran` when
+    /// none did.
+    pub verdict: String,
+    /// Where each span sits in the tree; see [`TreeIndex`].
+    pub index: TreeIndex,
+}
+
+/// The tree of a trace's spans, by position in [`RequestTrace::spans`]: each
+/// span's position by ID and its parent's position. A shared batch span (whose
+/// recorded parent is not in the trace) hangs from the first span linked with
+/// it, the model span it served. Built once at capture, used by every
+/// renderer.
+#[derive(Clone, Debug, Default)]
+pub struct TreeIndex {
+    position: std::collections::HashMap<u64, usize>,
+    parent: Vec<Option<usize>>,
+}
+
+impl TreeIndex {
+    /// The index of `spans` (the root first). Duplicate IDs keep the first
+    /// position; a span whose parent is itself or missing has none (it is
+    /// shown under the root, as an orphan).
+    pub fn new(spans: &[SpanTrace]) -> Self {
+        let mut position = std::collections::HashMap::with_capacity(spans.len());
+        for (i, s) in spans.iter().enumerate() {
+            position.entry(s.id).or_insert(i);
+        }
+        let linked = |i: usize| {
+            spans
+                .iter()
+                .position(|o| o.links.contains(&spans[i].id))
+                .filter(|&p| p != i)
+        };
+        let parent = spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if i == 0 {
+                    return None;
+                }
+                match position.get(&s.parent) {
+                    Some(&p) if p != i => Some(p),
+                    _ if s.shared => linked(i),
+                    _ => None,
+                }
+            })
+            .collect();
+        Self { position, parent }
+    }
+
+    /// The position of the span with this ID.
+    pub fn position(&self, id: u64) -> Option<usize> {
+        self.position.get(&id).copied()
+    }
+
+    /// The position of the parent of the span at `i` (`None` for the root
+    /// and for a span whose parent is not in the trace).
+    pub fn parent(&self, i: usize) -> Option<usize> {
+        self.parent.get(i).copied().flatten()
+    }
 }
 
 impl RequestTrace {
@@ -152,7 +337,10 @@ impl RequestTrace {
 
     /// A span by ID.
     pub fn span(&self, id: u64) -> Option<&SpanTrace> {
-        self.spans.iter().find(|s| s.id == id)
+        match self.index.position(id) {
+            Some(i) => self.spans.get(i),
+            None => self.spans.iter().find(|s| s.id == id),
+        }
     }
 
     /// Model spans.

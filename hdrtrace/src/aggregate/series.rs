@@ -1,4 +1,4 @@
-//! One latency series (wall, busy, device time) per model or stage, each kept
+//! One latency series (wall, busy, device time; batch size and wait) per model or stage, each kept
 //! cumulative and over a sliding window of ten slices.
 
 use crate::aggregate::snapshot::ModelLatency;
@@ -125,6 +125,11 @@ pub(crate) struct Series {
     pub(crate) wall: Windowed,
     pub(crate) busy: Windowed,
     pub(crate) gpu: Option<Windowed>,
+    /// Batch sizes, one per batch span (models that ran batched).
+    pub(crate) batch_size: Option<Windowed>,
+    /// Each served request's wait for its batch (model span start to batch
+    /// span start), in nanoseconds.
+    pub(crate) batch_wait: Option<Windowed>,
     pub(crate) errors: u64,
     pub(crate) timeouts: u64,
     pub(crate) blamed: u64,
@@ -141,6 +146,8 @@ impl Series {
             wall: Windowed::new(),
             busy: Windowed::new(),
             gpu: None,
+            batch_size: None,
+            batch_wait: None,
             errors: 0,
             timeouts: 0,
             blamed: 0,

@@ -56,7 +56,8 @@ impl Latency {
 }
 
 /// Latency of one model (or one stage): wall time (new to close), busy time
-/// (entered / being polled), device time when it ran on a GPU, and outcomes.
+/// (entered / being polled), device time when it ran on a GPU, batch size and
+/// batch wait when it ran batched, and outcomes.
 ///
 /// The shortcut methods (`count`, `quantile`, ...) read the wall-time series.
 #[derive(Clone, Debug)]
@@ -64,6 +65,8 @@ pub struct ModelLatency {
     pub(crate) wall: Latency,
     pub(crate) busy: Latency,
     pub(crate) gpu: Option<Latency>,
+    pub(crate) batch_size: Option<Histogram<u64>>,
+    pub(crate) batch_wait: Option<Latency>,
     pub(crate) errors: u64,
     pub(crate) timeouts: u64,
     pub(crate) blamed: u64,
@@ -84,6 +87,15 @@ impl ModelLatency {
     /// Device (GPU) time, when the model reported any.
     pub fn gpu(&self) -> Option<&Latency> {
         self.gpu.as_ref()
+    }
+    /// Batch sizes, one per batch span of this model, when it ran batched.
+    pub fn batch_size(&self) -> Option<&Histogram<u64>> {
+        self.batch_size.as_ref()
+    }
+    /// Each served request's wait for its batch to start (its model span's
+    /// start to the batch span's start), when it ran batched.
+    pub fn batch_wait(&self) -> Option<&Latency> {
+        self.batch_wait.as_ref()
     }
     /// Spans recorded (wall).
     pub fn count(&self) -> u64 {
@@ -212,6 +224,13 @@ pub struct Counters {
     /// drains of the rings while it was busy (aggregating, judging, building a
     /// snapshot; not while it waited for work).
     pub longest_drain_gap_ns: u64,
+    /// `follows_from` links not kept because their span already had
+    /// `limits::MAX_LINKS`.
+    pub dropped_links: u64,
+    /// Records of batches (and their children) not kept for captured requests
+    /// because their share of `memory_budget` was full, or that waited for
+    /// their batch longer than the grace period; still in the histograms.
+    pub dropped_batch_records: u64,
 }
 
 #[derive(Clone, Debug, Default)]

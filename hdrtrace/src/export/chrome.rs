@@ -329,7 +329,7 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, out: &mut Vec<Value>)
         out.push(json!({
             "ph": "X",
             "name": s.label(),
-            "cat": class_name(s.class),
+            "cat": s.class.name(),
             "pid": pid,
             "tid": tid(lane_of[i]),
             "ts": us(start),
@@ -369,10 +369,3 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, out: &mut Vec<Value>)
     }
 }
 
-fn class_name(c: SpanClass) -> &'static str {
-    match c {
-        SpanClass::Request => "request",
-        SpanClass::Stage => "stage",
-        SpanClass::Model => "model",
-    }
-}

@@ -338,28 +338,8 @@ fn total_lines(trace: &RequestTrace, out: &mut String) {
     }
     out.push_str(")\n");
 
-    if let Some(a) = &trace.attribution {
-        // A timed-out model's span may stay open past the deadline (its task
-        // is aborted, its blocking compute is not), so its wall is "open".
-        let verb = match a.status {
-            Status::Ok => format!("took {}", fmt_ms(a.wall)),
-            Status::Error => format!("failed after {}", fmt_ms(a.wall)),
-            Status::Timeout => format!("timed out (span open {})", fmt_ms(a.wall)),
-        };
-        let waiting = a.wall.saturating_sub(a.busy);
-        let how = if a.starved {
-            "starved: waiting, not running (queued for a worker or the compute pool)"
-        } else {
-            "slow while running"
-        };
-        let _ = writeln!(
-            out,
-            "Bottleneck: {} {verb}, {:.1}% of the total: {how} (busy {}, waiting {})",
-            a.model,
-            a.share * 100.0,
-            fmt_ms(a.busy),
-            fmt_ms(waiting),
-        );
+    if trace.attribution.is_some() {
+        let _ = writeln!(out, "Bottleneck: {}", trace.verdict);
     }
 
     let failed: Vec<String> = trace

@@ -58,6 +58,8 @@ impl CallsiteInfo {
             && (request_field != NONE || names.request_spans.iter().any(|n| **n == *meta.name()))
         {
             SpanClass::Request
+        } else if is_span && names.batch_spans.iter().any(|n| **n == *meta.name()) {
+            SpanClass::Batch
         } else if model_field != NONE {
             SpanClass::Model
         } else {
@@ -112,11 +114,7 @@ impl CallsiteInfo {
             return None;
         }
         Some(Self {
-            class: match v & 3 {
-                0 => SpanClass::Request,
-                1 => SpanClass::Stage,
-                _ => SpanClass::Model,
-            },
+            class: SpanClass::from_bits(v as u32),
             is_span: v >> 2 & 1 == 1,
             in_level: v >> 3 & 1 == 1,
             event_status: Status::from_u8((v >> 4 & 0xF) as u8),

@@ -10,6 +10,7 @@ use crate::logs::LogHub;
 use crate::record::{Record, RecordKind, SpanClass, Status};
 use crate::sampling::{Sampler, Switch};
 use crate::subscriber::callsites::{CallsiteInfo, CallsiteMap, Rules};
+use crate::subscriber::links::MAX_LINKS;
 use crate::subscriber::local::{with_local, Local};
 use crate::subscriber::slots::SlotTable;
 use crate::subscriber::span::{FieldVisitor, RequestCtx, SpanSlot};
@@ -250,6 +251,20 @@ impl Core {
         );
     }
 
+    /// Links span `id` to span `follows` (kept inline in its slot, at most
+    /// `MAX_LINKS`; a link past them is counted as dropped).
+    #[inline]
+    pub(crate) fn follows_from(&self, id: u64, follows: u64) {
+        if follows == UNTRACKED || follows == 0 {
+            return;
+        }
+        if let Some(slot) = self.slots.get(id) {
+            if !slot.links.add(follows) {
+                self.handoff.count_dropped_link();
+            }
+        }
+    }
+
     #[inline]
     pub(crate) fn enter(&self, id: u64) {
         let now = self.clock.now();
@@ -303,6 +318,9 @@ impl Core {
         let meta = slot.metadata();
         let wake = self.local(|local| {
             if let Some(meta) = meta {
+                if slot.links.len() != 0 {
+                    Self::push_links(local, slot, id, meta, end);
+                }
                 // SAFETY: `close_into` writes every field of the record.
                 let pushed = unsafe {
                     local
@@ -321,6 +339,31 @@ impl Core {
             self.slots.free(id);
         }
         true
+    }
+
+    /// The links record of a span that has links, right before its close
+    /// record (in the same ring, so the aggregator sees it first).
+    #[cold]
+    fn push_links(
+        local: &mut Local,
+        slot: &SpanSlot,
+        id: u64,
+        meta: &'static Metadata<'static>,
+        end: u64,
+    ) {
+        let mut links = [0; MAX_LINKS];
+        let n = slot.links.read(&mut links);
+        // SAFETY: `close_into` writes every field of the record, and
+        // `set_links` then only overwrites initialized fields.
+        let pushed = unsafe {
+            local.producer.push_init(|dst| {
+                slot.close_into(id, meta, end, dst);
+                dst.assume_init_mut().set_links(&links[..n]);
+            })
+        };
+        if !pushed {
+            local.producer.count_drop();
+        }
     }
 
     #[inline]

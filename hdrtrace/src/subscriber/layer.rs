@@ -91,6 +91,12 @@ where
         }
     }
 
+    fn on_follows_from(&self, span: &Id, follows: &Id, ctx: Context<'_, S>) {
+        if let (Some(span), Some(follows)) = (self.ours(&ctx, span), self.ours(&ctx, follows)) {
+            self.core.follows_from(span, follows);
+        }
+    }
+
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let info = self.core.callsites.get(event.metadata());
         if !info.in_level {

@@ -14,6 +14,7 @@ pub(crate) mod core;
 pub(crate) mod layer;
 #[cfg(feature = "layer")]
 pub(crate) mod layer_ids;
+pub(crate) mod links;
 pub(crate) mod local;
 pub(crate) mod slots;
 pub(crate) mod span;
@@ -79,7 +80,10 @@ impl Subscriber for HdrSubscriber {
         self.core.record(span.into_u64(), values);
     }
 
-    fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
+    #[inline]
+    fn record_follows_from(&self, span: &Id, follows: &Id) {
+        self.core.follows_from(span.into_u64(), follows.into_u64());
+    }
 
     #[inline]
     fn event(&self, event: &Event<'_>) {

@@ -12,6 +12,7 @@ use crate::record::{
 };
 use crate::sampling::mix;
 use crate::subscriber::callsites::CallsiteInfo;
+use crate::subscriber::links::LinkSlots;
 use crate::trace_context::{self, RemoteParent};
 use std::fmt::Write as _;
 use std::mem::MaybeUninit;
@@ -41,6 +42,8 @@ pub(crate) struct SpanSlot {
     text_hash: AtomicU64,
     field_meta: AtomicU64,
     field_bits: [AtomicU64; 4],
+    /// Its `follows_from` links.
+    pub(crate) links: LinkSlots,
 }
 
 /// What a new span inherits from its request.
@@ -80,6 +83,7 @@ impl SpanSlot {
         self.busy.store(0, Relaxed);
         self.store_text(text);
         self.store_fields(fields);
+        self.links.reset();
     }
 
     fn store_text(&self, text: &InlineText) {
@@ -151,11 +155,7 @@ impl SpanSlot {
 
     #[inline]
     pub(crate) fn class(&self) -> SpanClass {
-        match self.flags.load(Relaxed) & 0xFF {
-            0 => SpanClass::Request,
-            1 => SpanClass::Stage,
-            _ => SpanClass::Model,
-        }
+        SpanClass::from_bits(self.flags.load(Relaxed))
     }
 
     /// Raises the span's status (an error never downgrades a timeout).
@@ -223,11 +223,7 @@ impl SpanSlot {
         } else {
             Status::Ok
         };
-        let class = match flags & 0xFF {
-            0 => SpanClass::Request,
-            1 => SpanClass::Stage,
-            _ => SpanClass::Model,
-        };
+        let class = SpanClass::from_bits(flags);
         let r = dst.as_mut_ptr();
         // SAFETY: `r` comes from a `&mut MaybeUninit<Record>`, so it is valid
         // and aligned for writes of a `Record`; `addr_of_mut!` takes each

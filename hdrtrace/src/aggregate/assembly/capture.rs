@@ -1,8 +1,13 @@
 //! Building the trace of a kept request from its chain of retained records.
 
 use super::{Assembler, Judge, NIL};
-use crate::aggregate::requests::{Attribution, CaptureReason, EventTrace, RequestTrace, SpanTrace};
+use crate::aggregate::batches::Batch;
+use crate::aggregate::requests::{
+    verdict, Attribution, BatchShare, CaptureReason, EventTrace, RequestTrace, SpanTrace,
+    TreeIndex,
+};
 use crate::record::{FieldValue, Record, RecordKind, SpanClass, Status};
+use crate::clock::Clock;
 use std::time::Duration;
 
 impl Assembler {
@@ -24,6 +29,8 @@ impl Assembler {
         spans_at.clear();
         events_at.clear();
         let nodes = &self.nodes;
+        // Links records, as (span, linked span) pairs.
+        let mut links: Vec<(u64, u64)> = Vec::new();
         // One pass over the chain: its spans and events apart, the worst
         // status, and the gating model span (judged over every span).
         let mut status = root.status;
@@ -43,6 +50,7 @@ impl Assembler {
                     }
                 }
                 RecordKind::Event => events_at.push(at),
+                RecordKind::Links => links.extend(r.links().iter().map(|&l| (r.span, l))),
             }
             at = nodes[at as usize].next;
         }
@@ -83,20 +91,36 @@ impl Assembler {
                 .iter()
                 .map(|&i| span_trace(&nodes[i as usize].rec, &root, j)),
         );
-        let events = events_at
+        let mut events: Vec<EventTrace> = events_at
             .iter()
-            .map(|&i| {
-                let r = &nodes[i as usize].rec;
-                EventTrace {
-                    span: r.span,
-                    at: Duration::from_nanos(clock.nanos_between(root.start, r.start)),
-                    level: *r.metadata.level(),
-                    message: r.text.as_str().to_string(),
-                    status: r.status,
-                    fields: field_list(r),
-                }
-            })
+            .map(|&i| event_trace(&nodes[i as usize].rec, &root, clock))
             .collect();
+        // The batches its spans link to, shared: each with what hangs from it.
+        let mut served: Vec<&Batch> = Vec::new();
+        for &(_, to) in &links {
+            if let Some(b) = j.batches.get(to) {
+                if !served.iter().any(|s| s.root.span == to) {
+                    served.push(b);
+                }
+            }
+        }
+        for b in &served {
+            spans.push(shared(span_trace(&b.root, &root, j)));
+            for r in &b.below {
+                match r.kind {
+                    RecordKind::Span => spans.push(shared(span_trace(r, &root, j))),
+                    RecordKind::Event => events.push(event_trace(r, &root, clock)),
+                    RecordKind::Links => {}
+                }
+                links.extend(r.links().iter().map(|&l| (r.span, l)));
+            }
+            links.extend(b.links().iter().map(|&l| (b.root.span, l)));
+        }
+        if !served.is_empty() {
+            spans[1..].sort_by_key(|s| s.start);
+            events.sort_by_key(|e| e.at);
+        }
+        link_both_ways(&mut spans, &links);
         let attribution = gate.map(|i| {
             let n = &nodes[i as usize];
             let s = span_trace(&n.rec, &root, j);
@@ -105,6 +129,19 @@ impl Assembler {
             } else {
                 (s.wall.as_secs_f64() / total.as_secs_f64()).min(1.0)
             };
+            let batch = served
+                .iter()
+                .find(|b| links.contains(&(s.id, b.root.span)))
+                .map(|b| {
+                    let run = span_trace(&b.root, &root, j);
+                    BatchShare::new(
+                        b.root.span,
+                        b.size,
+                        b.requests.clone(),
+                        (s.start, s.start + s.wall),
+                        (run.start, run.start + run.wall),
+                    )
+                });
             Attribution {
                 model: s.label().to_string(),
                 span: s.id,
@@ -113,11 +150,19 @@ impl Assembler {
                 share,
                 starved: s.waiting() > s.busy,
                 status: s.status,
+                batch,
             }
         });
         let gate_key = gate.map(|i| nodes[i as usize].key);
         self.scratch = spans_at;
         self.scratch_events = events_at;
+        // The root closed `now - end` ticks ago (it may have waited in a ring
+        // and for stragglers before being judged).
+        let closed_at = std::time::SystemTime::now()
+            .checked_sub(Duration::from_nanos(
+                clock.nanos_between(root.end, clock.now()),
+            ))
+            .unwrap_or_else(std::time::SystemTime::now);
         let trace = RequestTrace {
             request_id: root.request_id,
             name: root.metadata.name(),
@@ -126,20 +171,53 @@ impl Assembler {
             reason,
             status,
             complete,
-            spans,
             events,
             omitted,
-            attribution,
             remote_parent: crate::trace_context::decode(&root.text),
-            // The root closed `now - end` ticks ago (it may have waited in a
-            // ring and for stragglers before being judged).
-            closed_at: std::time::SystemTime::now()
-                .checked_sub(Duration::from_nanos(
-                    clock.nanos_between(root.end, clock.now()),
-                ))
-                .unwrap_or_else(std::time::SystemTime::now),
+            closed_at,
+            started_at: closed_at.checked_sub(total).unwrap_or(closed_at),
+            verdict: verdict(attribution.as_ref()),
+            index: TreeIndex::new(&spans),
+            spans,
+            attribution,
         };
         (trace, gate_key)
+    }
+}
+
+fn event_trace(r: &Record, root: &Record, clock: &Clock) -> EventTrace {
+    EventTrace {
+        span: r.span,
+        at: Duration::from_nanos(clock.nanos_between(root.start, r.start)),
+        level: *r.metadata.level(),
+        message: r.text.as_str().to_string(),
+        status: r.status,
+        fields: field_list(r),
+    }
+}
+
+/// A span of a batch that served the request.
+fn shared(mut s: SpanTrace) -> SpanTrace {
+    s.shared = true;
+    s
+}
+
+/// Each span's links: the spans of the trace it links to or that link to it.
+fn link_both_ways(spans: &mut [SpanTrace], links: &[(u64, u64)]) {
+    let ids: std::collections::HashSet<u64> = spans.iter().map(|s| s.id).collect();
+    for s in spans.iter_mut() {
+        for &(from, to) in links {
+            let other = if from == s.id {
+                to
+            } else if to == s.id {
+                from
+            } else {
+                continue;
+            };
+            if other != s.id && ids.contains(&other) && !s.links.contains(&other) {
+                s.links.push(other);
+            }
+        }
     }
 }
 
@@ -160,11 +238,15 @@ fn span_trace(r: &Record, root: &Record, j: &Judge<'_>) -> SpanTrace {
         class: r.class,
         // The name as recorded (a key past the cardinality cap shares the
         // overflow series, not its name).
-        model: (r.class == SpanClass::Model).then(|| r.text.key_name().into_owned()),
+        model: matches!(r.class, SpanClass::Model | SpanClass::Batch)
+            .then(|| r.text.key_name().into_owned())
+            .filter(|m| !m.is_empty() || r.class == SpanClass::Model),
         start: Duration::from_nanos(clock.nanos_between(root.start, r.start)),
         wall: Duration::from_nanos(clock.nanos_between(r.start, r.end)),
         busy: Duration::from_nanos(clock.ticks_to_nanos(r.busy)),
         status: r.status,
         fields: field_list(r),
+        links: Vec::new(),
+        shared: false,
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::aggregate::requests::{RequestTrace, SpanTrace};
 use crate::export::trace_id::wire_span_id;
-use crate::record::{FieldValue, SpanClass, Status};
+use crate::record::{FieldValue, Status};
 use crate::subscriber::callsites::{MODEL_FIELD, REQUEST_FIELD};
 use opentelemetry::trace::{
     Event, SpanContext, SpanId, SpanKind, Status as OtelStatus, TraceFlags, TraceId, TraceState,
@@ -67,7 +67,7 @@ fn span_data(
 ) -> SpanData {
     let mut attributes = Vec::with_capacity(span.fields.len() + 8);
     attributes.push(KeyValue::new(REQUEST_FIELD, u64_value(trace.request_id)));
-    attributes.push(KeyValue::new("hdrtrace.class", class_name(span.class)));
+    attributes.push(KeyValue::new("hdrtrace.class", span.class.name()));
     if let Some(model) = &span.model {
         attributes.push(KeyValue::new(MODEL_FIELD, model.clone()));
     }
@@ -142,13 +142,6 @@ pub(crate) fn status(status: Status) -> OtelStatus {
     }
 }
 
-fn class_name(class: SpanClass) -> &'static str {
-    match class {
-        SpanClass::Request => "request",
-        SpanClass::Stage => "stage",
-        SpanClass::Model => "model",
-    }
-}
 
 fn at_offset(base: SystemTime, offset: Duration) -> SystemTime {
     base.checked_add(offset).unwrap_or(base)

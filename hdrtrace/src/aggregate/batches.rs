@@ -1,0 +1,244 @@
+//! Recent batches, kept for the requests they served.
+//!
+//! A batch span ([`SpanClass::Batch`]) serves several requests' model spans
+//! and belongs to none of them: its records (and its children's, which have
+//! no request either) reach the aggregator outside any request's assembly.
+//! They wait here so that a captured request whose model span links to a
+//! batch can carry it. Three kinds of entries, each dropped after
+//! [`GRACE`](super::assembly::GRACE):
+//!
+//! - *loose* records outside any request (a batch's children, events and
+//!   links record, which close before the batch does), filed under the span
+//!   they hang from until their batch arrives and claims them;
+//! - *batches* whose span closed, with what they claimed;
+//! - *waits*: a model span's link to a batch that has not closed yet (its
+//!   start, for the batch wait histogram, and its request id).
+//!
+//! All of them hold at most `cap` records together (their share of
+//! `TracingConfig::memory_budget`); past it the oldest entry goes first, and
+//! the records it held are counted in `dropped`.
+
+use crate::config::limits::MAX_BATCH_REQUESTS;
+use crate::record::{Record, RecordKind, SpanClass};
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// A closed batch span and what hangs from it.
+pub(crate) struct Batch {
+    /// Its span record.
+    pub(crate) root: Record,
+    /// Its descendants' span, event and links records, and its own links
+    /// record, in arrival order.
+    pub(crate) below: Vec<Record>,
+    /// The ids of the requests it served (at most `MAX_BATCH_REQUESTS`).
+    pub(crate) requests: Vec<u64>,
+    /// Its batch size field's value (0 when it had none).
+    pub(crate) size: u64,
+    /// Its model's series.
+    key: u32,
+}
+
+impl Batch {
+    /// The spans it links to itself (its own links record).
+    pub(crate) fn links(&self) -> &[u64] {
+        self.below
+            .iter()
+            .find(|r| r.kind == RecordKind::Links && r.span == self.root.span)
+            .map_or(&[], |r| r.links())
+    }
+}
+
+/// A model span's link to a batch not closed yet.
+struct Wait {
+    /// The model span's start (clock ticks).
+    start: u64,
+    request_id: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Loose,
+    Batch,
+    Wait,
+}
+
+pub(crate) struct Batches {
+    loose: FxHashMap<u64, Vec<Record>>,
+    batches: FxHashMap<u64, Batch>,
+    waits: FxHashMap<u64, Vec<Wait>>,
+    /// Every entry by its first arrival, oldest first (an entry already gone
+    /// is skipped when it comes up).
+    order: VecDeque<(Instant, Kind, u64)>,
+    /// Records (and waits) held.
+    held: usize,
+    cap: usize,
+    retain: Duration,
+    /// Records dropped for the cap.
+    pub(crate) dropped: u64,
+}
+
+impl Batches {
+    /// A store of at most `cap` records (at least one batch with a few
+    /// children), each kept for `retain`.
+    pub(crate) fn new(cap: usize, retain: Duration) -> Self {
+        Self {
+            loose: FxHashMap::default(),
+            batches: FxHashMap::default(),
+            waits: FxHashMap::default(),
+            order: VecDeque::new(),
+            held: 0,
+            cap: cap.max(8),
+            retain,
+            dropped: 0,
+        }
+    }
+
+    /// A closed batch, by its span's ID.
+    pub(crate) fn get(&self, id: u64) -> Option<&Batch> {
+        self.batches.get(&id)
+    }
+
+    /// Files a record that belongs to no request: a batch span claims what
+    /// hangs from it and the waits for it (each handed to `wait`: the model
+    /// series and the wait in ticks); anything else waits for its batch.
+    pub(crate) fn add(
+        &mut self,
+        r: &Record,
+        size: u64,
+        key: u32,
+        now: Instant,
+        mut wait: impl FnMut(u32, u64),
+    ) {
+        if r.kind == RecordKind::Span && r.class == SpanClass::Batch {
+            let mut below = Vec::new();
+            self.claim(r.span, &mut below);
+            let mut requests = Vec::new();
+            if let Some(waits) = self.waits.remove(&r.span) {
+                self.held -= waits.len();
+                for w in waits {
+                    wait(key, r.start.saturating_sub(w.start));
+                    if requests.len() < MAX_BATCH_REQUESTS {
+                        requests.push(w.request_id);
+                    }
+                }
+            }
+            self.make_room(1);
+            self.held += 1;
+            let batch = Batch {
+                root: *r,
+                below,
+                requests,
+                size,
+                key,
+            };
+            if let Some(old) = self.batches.insert(r.span, batch) {
+                // A reused span ID: the older batch goes.
+                self.held -= 1 + old.below.len();
+            }
+            self.order.push_back((now, Kind::Batch, r.span));
+            return;
+        }
+        // What a record hangs from: a links record from its own span, a span
+        // or event from its parent.
+        let under = if r.kind == RecordKind::Links {
+            r.span
+        } else {
+            r.parent
+        };
+        if under == 0 {
+            return;
+        }
+        self.make_room(1);
+        self.held += 1;
+        let list = self.loose.entry(under).or_default();
+        if list.is_empty() {
+            self.order.push_back((now, Kind::Loose, under));
+        }
+        list.push(*r);
+    }
+
+    /// A request's model span (`model_start`, of request `request_id`) links
+    /// to span `batch`: the batch's wait is handed to `wait` (the model series
+    /// and ticks) now if it closed, else when it does.
+    pub(crate) fn served(
+        &mut self,
+        batch: u64,
+        model_start: u64,
+        request_id: u64,
+        now: Instant,
+        mut wait: impl FnMut(u32, u64),
+    ) {
+        if let Some(b) = self.batches.get_mut(&batch) {
+            wait(b.key, b.root.start.saturating_sub(model_start));
+            if b.requests.len() < MAX_BATCH_REQUESTS {
+                b.requests.push(request_id);
+            }
+            return;
+        }
+        self.make_room(1);
+        self.held += 1;
+        let list = self.waits.entry(batch).or_default();
+        if list.is_empty() {
+            self.order.push_back((now, Kind::Wait, batch));
+        }
+        list.push(Wait {
+            start: model_start,
+            request_id,
+        });
+    }
+
+    /// Moves what hangs from `id`, and below it, into `into`.
+    fn claim(&mut self, id: u64, into: &mut Vec<Record>) {
+        let mut next = into.len();
+        if let Some(list) = self.loose.remove(&id) {
+            into.extend(list);
+        }
+        // Breadth first over what was claimed: each span's own hangers-on.
+        while next < into.len() {
+            let r = into[next];
+            next += 1;
+            if r.kind == RecordKind::Span && r.span != id {
+                if let Some(list) = self.loose.remove(&r.span) {
+                    into.extend(list);
+                }
+            }
+        }
+    }
+
+    /// Drops entries older than the retention.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        while let Some(&(at, _, _)) = self.order.front() {
+            if now.duration_since(at) < self.retain {
+                break;
+            }
+            self.pop_oldest();
+        }
+    }
+
+    /// Drops the oldest entries until `n` more records fit; what they held
+    /// is counted as dropped.
+    fn make_room(&mut self, n: usize) {
+        while self.held + n > self.cap {
+            match self.pop_oldest() {
+                Some(lost) => self.dropped += lost as u64,
+                None => return,
+            }
+        }
+    }
+
+    /// Drops the oldest entry; returns how many records it held (`None`
+    /// when there was none).
+    fn pop_oldest(&mut self) -> Option<usize> {
+        let (_, kind, id) = self.order.pop_front()?;
+        let n = match kind {
+            Kind::Loose => self.loose.remove(&id).map_or(0, |l| l.len()),
+            Kind::Wait => self.waits.remove(&id).map_or(0, |l| l.len()),
+            Kind::Batch => self.batches.remove(&id).map_or(0, |b| 1 + b.below.len()),
+        };
+        self.held -= n;
+        Some(n)
+    }
+
+}
+
