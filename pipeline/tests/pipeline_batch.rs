@@ -1,0 +1,232 @@
+//! Attribution through a shared batch: with batching on and one model made
+//! slow once per batch, every over-budget request names that model and the
+//! batch's run; with a long maximum wait and a light load, it names waiting
+//! for the batch to fill. Two requests served by one batch each carry that
+//! batch span (shared, with its size and, at `Verbose`, its internals), linked
+//! both ways with their own model span.
+
+mod pipeline_support;
+
+use hdrtrace::record::{FieldValue, SpanClass};
+use hdrtrace::{BatchCause, RequestTrace, SpanTrace, TracingConfig, TracingLevel};
+use hdrtrace_pipeline::{
+    reference_models, BatchConfig, BatchPlan, ComputePool, EmbeddingPipeline, Fault, FaultPlan,
+    ModelId, PipelineConfig,
+};
+use pipeline_support::{fast_models, start, wait_for, Keep};
+use std::sync::Arc;
+use std::time::Duration;
+
+const TEXT: &str = "A batch serves many requests: which one made this request slow?";
+const TARGET: Duration = Duration::from_millis(200);
+
+fn capture_config(sampling_rate: f32, level: TracingLevel) -> TracingConfig {
+    TracingConfig {
+        sampling_rate,
+        level,
+        latency_target: TARGET,
+        ..TracingConfig::default()
+    }
+}
+
+/// Runs `rounds` rounds of `per_round` requests, all of a round in flight at
+/// once, the next round after the last answers; returns the request ids.
+fn rounds(
+    rt: &tokio::runtime::Runtime,
+    p: &Arc<EmbeddingPipeline>,
+    rounds: usize,
+    per_round: usize,
+) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for round in 0..rounds {
+        let fused = rt.block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..per_round {
+                let p = p.clone();
+                set.spawn(async move { p.embed(&format!("{TEXT} {round}.{i}")).await });
+            }
+            set.join_all().await
+        });
+        for f in fused {
+            let f = f.unwrap();
+            assert_eq!(f.models.len(), 12, "{:?}", f.failed);
+            ids.push(f.request_id);
+        }
+    }
+    ids
+}
+
+/// The captured traces of `ids`, once all have arrived.
+fn captured(guard: &hdrtrace::TracingGuard, keep: &Keep, ids: &[u64]) -> Vec<Arc<RequestTrace>> {
+    let arrived = wait_for(Duration::from_secs(10), || {
+        guard.flush();
+        let got = keep.traces();
+        ids.iter().all(|id| got.iter().any(|t| t.request_id == *id))
+    });
+    assert!(arrived, "not every request was captured");
+    keep.traces()
+}
+
+fn batch_span_of<'a>(t: &'a RequestTrace, model: &SpanTrace) -> &'a SpanTrace {
+    let batches: Vec<_> = t
+        .spans
+        .iter()
+        .filter(|s| s.class == SpanClass::Batch && model.links.contains(&s.id))
+        .collect();
+    assert_eq!(
+        batches.len(),
+        1,
+        "{} in request {}: {:?}",
+        model.label(),
+        t.request_id,
+        model.links
+    );
+    batches[0]
+}
+
+#[test]
+fn a_slow_batch_is_named_as_the_run_of_its_batch() {
+    const ROUNDS: usize = 4;
+    const PER_ROUND: usize = 4;
+    const SLOW: Duration = Duration::from_millis(260);
+    let keep = Keep::default();
+    let (guard, _dispatch, rt) = start(
+        hdrtrace::Builder::new(&capture_config(0.0, TracingLevel::Standard)).sink(keep.clone()),
+        2,
+    );
+    // Every model batched, the batch run as soon as the round's requests
+    // are in (or 20 ms after the first); Causal's batched call is slow.
+    let batching = BatchPlan::all(BatchConfig::new(PER_ROUND, Duration::from_millis(20)).unwrap());
+    let models = FaultPlan::new()
+        .with(ModelId::Causal, Fault::Delay(SLOW))
+        .apply(reference_models(7, &ComputePool::default()));
+    let config = PipelineConfig {
+        deadline: Duration::from_secs(5),
+        batching,
+        ..PipelineConfig::default()
+    };
+    let p = Arc::new(EmbeddingPipeline::with_config(models, config).unwrap());
+    let ids = rounds(&rt, &p, ROUNDS, PER_ROUND);
+
+    // Each request took at least the delay: all over the target, all kept.
+    let traces = captured(&guard, &keep, &ids);
+    assert_eq!(traces.len(), ids.len());
+    for t in &traces {
+        assert!(t.reason.over_budget, "{:?}", t.reason);
+        let a = t.attribution.as_ref().expect("an attribution");
+        assert_eq!(a.model, "Causal", "request {}", t.request_id);
+        let b = a.batch.as_ref().expect("Causal ran batched");
+        assert_eq!(b.cause, BatchCause::Run, "request {}: {b:?}", t.request_id);
+        assert!(b.run >= SLOW, "{b:?}");
+        assert!((1..=PER_ROUND as u64).contains(&b.size), "{b:?}");
+        assert!(b.requests.contains(&t.request_id), "{b:?}");
+        assert!(t.verdict.contains("Causal: batch of"), "{}", t.verdict);
+    }
+    let snap = guard.snapshot();
+    let causal = snap.model("Causal").unwrap();
+    assert_eq!(causal.count(), ids.len() as u64);
+    assert_eq!(causal.blamed(), ids.len() as u64);
+    let sizes = causal.batch_size().expect("Causal's batch sizes");
+    assert!(sizes.len() >= ROUNDS as u64, "{} batches", sizes.len());
+    assert!(sizes.max() <= PER_ROUND as u64);
+    let waits = causal.batch_wait().expect("Causal's batch waits");
+    assert_eq!(waits.count(), ids.len() as u64);
+}
+
+#[test]
+fn a_long_wait_under_light_load_is_named_as_waiting_for_the_batch() {
+    const REQUESTS: usize = 3;
+    const WAIT: Duration = Duration::from_millis(250);
+    let keep = Keep::default();
+    let (guard, _dispatch, rt) = start(
+        hdrtrace::Builder::new(&capture_config(0.0, TracingLevel::Standard)).sink(keep.clone()),
+        2,
+    );
+    // Only Causal batched, for up to 32 inputs or 250 ms: one request at a
+    // time never fills it, so each waits the whole 250 ms.
+    let mut batching = BatchPlan::new();
+    batching.set(ModelId::Causal, BatchConfig::new(32, WAIT).unwrap());
+    let config = PipelineConfig {
+        deadline: Duration::from_secs(5),
+        batching,
+        ..PipelineConfig::default()
+    };
+    let p = Arc::new(EmbeddingPipeline::with_config(fast_models(), config).unwrap());
+    let ids = rounds(&rt, &p, REQUESTS, 1);
+
+    let traces = captured(&guard, &keep, &ids);
+    assert_eq!(traces.len(), REQUESTS);
+    for t in &traces {
+        assert!(t.reason.over_budget, "{:?}", t.reason);
+        let a = t.attribution.as_ref().expect("an attribution");
+        assert_eq!(a.model, "Causal", "request {}", t.request_id);
+        let b = a.batch.as_ref().expect("Causal ran batched");
+        assert_eq!(b.cause, BatchCause::Wait, "request {}: {b:?}", t.request_id);
+        assert_eq!(b.size, 1, "{b:?}");
+        assert!(b.wait >= WAIT, "{b:?}");
+        assert!(
+            t.verdict.contains("for a batch of 1 to fill"),
+            "{}",
+            t.verdict
+        );
+    }
+    let snap = guard.snapshot();
+    let waits = snap.model("Causal").unwrap().batch_wait().unwrap();
+    assert!(waits.quantile(0.5) >= WAIT, "{:?}", waits.quantile(0.5));
+    assert!(snap.model("Code").unwrap().batch_size().is_none());
+}
+
+#[test]
+fn two_requests_of_one_batch_carry_it_linked_both_ways() {
+    let keep = Keep::default();
+    let (guard, _dispatch, rt) = start(
+        hdrtrace::Builder::new(&capture_config(1.0, TracingLevel::Verbose)).sink(keep.clone()),
+        2,
+    );
+    // Causal batches two inputs, waiting up to 5 s for the second: the two
+    // requests in flight together share exactly one batch.
+    let mut batching = BatchPlan::new();
+    batching.set(
+        ModelId::Causal,
+        BatchConfig::new(2, Duration::from_secs(5)).unwrap(),
+    );
+    let config = PipelineConfig {
+        deadline: Duration::from_secs(10),
+        batching,
+        ..PipelineConfig::default()
+    };
+    let p = Arc::new(EmbeddingPipeline::with_config(fast_models(), config).unwrap());
+    let ids = rounds(&rt, &p, 1, 2);
+
+    let traces = captured(&guard, &keep, &ids);
+    let mut batch_ids = Vec::new();
+    for id in &ids {
+        let t = traces.iter().find(|t| t.request_id == *id).unwrap();
+        let causal = t.models().find(|m| m.label() == "Causal").unwrap();
+        let batch = batch_span_of(t, causal);
+        assert_eq!(batch.name, "batch");
+        assert!(batch.shared, "the batch belongs to no single request");
+        assert!(!causal.shared);
+        assert_eq!(batch.field("batch_size"), Some(FieldValue::U64(2)));
+        assert!(batch.links.contains(&causal.id), "linked back: {batch:?}");
+        // At Verbose its internals come along, shared too.
+        for name in ["batch_wait", "forward", "scatter"] {
+            let child = t
+                .spans
+                .iter()
+                .find(|s| s.name == name && s.parent == batch.id)
+                .unwrap_or_else(|| panic!("no {name} under the batch"));
+            assert!(child.shared, "{name}");
+        }
+        // Unbatched models link to nothing.
+        let code = t.models().find(|m| m.label() == "Code").unwrap();
+        assert!(code.links.is_empty(), "{:?}", code.links);
+        let b = t.attribution.as_ref().and_then(|a| a.batch.as_ref());
+        if let Some(b) = b {
+            assert_eq!(b.span, batch.id);
+        }
+        batch_ids.push(batch.id);
+    }
+    assert_eq!(batch_ids[0], batch_ids[1], "one batch served both");
+    assert_eq!(guard.snapshot().counters().dropped_links, 0);
+}
