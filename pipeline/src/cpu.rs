@@ -5,6 +5,15 @@
 //! The compute runs inside the model's span (`span.in_scope` on the blocking
 //! thread), so the span's busy time is compute time, and its wall time minus
 //! busy time is queueing: waiting for a core, or for the task to be polled.
+//!
+//! A call's cost is a fixed part plus a part per input, as a real model's is:
+//! the fixed part is one trip to the compute pool (a permit and a hand-off to
+//! a blocking thread) and the pool's launch cost
+//! ([`ComputePool::with_launch_cost`], zero by default), which stands for
+//! what an accelerator pays once per call whatever its batch (the launch, and
+//! reading the weights); the part per input is its lookup, token mixing and
+//! dense rows. A batched call ([`EmbeddingModel::embed_batch`]) pays the fixed
+//! part once for all its inputs.
 
 use super::model::{
     BatchEmbeddings, BatchFuture, EmbeddingModel, ModelEmbedding, ModelFuture, ModelId,
@@ -13,6 +22,7 @@ use super::model::{
 use super::weights::Weights;
 use crate::error::{EmbeddingResult, Error};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Limits how many reference-model computations run at once (one per core by
@@ -22,7 +32,11 @@ use tokio::sync::Semaphore;
 pub struct ComputePool {
     permits: Arc<Semaphore>,
     size: usize,
+    launch: Duration,
 }
+
+/// The longest launch cost a [`ComputePool`] accepts.
+pub const MAX_LAUNCH_COST: Duration = Duration::from_secs(1);
 
 impl ComputePool {
     /// A pool running at most `size` computations at once; `None` when `size`
@@ -31,12 +45,36 @@ impl ComputePool {
         (size > 0 && size <= Semaphore::MAX_PERMITS).then(|| Self {
             permits: Arc::new(Semaphore::new(size)),
             size,
+            launch: Duration::ZERO,
+        })
+    }
+
+    /// The same pool, where every model call (batched or not) also pays
+    /// `cost` once before computing, holding its permit: a model of an
+    /// accelerator's fixed cost per call (launching kernels, reading the
+    /// weights), which a batch pays once for all its inputs. The time is
+    /// spent blocked, not computing, inside the calling span (busy time).
+    /// Refuses more than [`MAX_LAUNCH_COST`].
+    pub fn with_launch_cost(self, cost: Duration) -> EmbeddingResult<Self> {
+        if cost > MAX_LAUNCH_COST {
+            return Err(Error::Pipeline(
+                format!("launch cost {cost:?} is above the {MAX_LAUNCH_COST:?} limit").into(),
+            ));
+        }
+        Ok(Self {
+            launch: cost,
+            ..self
         })
     }
 
     /// How many computations may run at once.
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// The fixed cost every call pays (zero unless set).
+    pub fn launch_cost(&self) -> Duration {
+        self.launch
     }
 }
 
@@ -47,6 +85,7 @@ impl Default for ComputePool {
         Self {
             permits: Arc::new(Semaphore::new(cores)),
             size: cores,
+            launch: Duration::ZERO,
         }
     }
 }
@@ -103,11 +142,17 @@ impl ReferenceModel {
         // instrumented (as the pipeline does).
         let span = tracing::Span::current();
         let weights = self.weights.clone();
+        let launch = self.pool.launch;
         // The permit moves into the computation: if the model is aborted
         // (deadline), the core stays accounted for until the compute ends.
         let compute = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            span.in_scope(|| work(&weights))
+            span.in_scope(|| {
+                if !launch.is_zero() {
+                    std::thread::sleep(launch);
+                }
+                work(&weights)
+            })
         });
         compute.await.map_err(|e| Error::Model {
             model: model.as_str(),
@@ -174,6 +219,11 @@ mod tests {
         let batch = rt.block_on(model.embed_batch(&inputs)).unwrap();
         assert_eq!(batch.embeddings.len(), 3);
         assert_eq!(batch.device_ns, None);
+        assert!(ComputePool::default()
+            .with_launch_cost(Duration::from_secs(2))
+            .unwrap_err()
+            .to_string()
+            .contains("launch cost 2s is above"));
         for (got, input) in batch.embeddings.iter().zip(&inputs) {
             assert_eq!(*got, rt.block_on(model.embed(input)).unwrap());
         }

@@ -64,7 +64,7 @@ pub use batch_config::{
     MAX_BATCH_WAIT, MAX_QUEUE_CAPACITY,
 };
 pub use batcher::BatchedModel;
-pub use cpu::{reference_models, ComputePool, ReferenceModel};
+pub use cpu::{reference_models, ComputePool, ReferenceModel, MAX_LAUNCH_COST};
 pub use embed::{EmbeddingPipeline, PipelineConfig};
 pub use error::{EmbeddingResult, Error};
 pub use events::{
