@@ -350,7 +350,7 @@ impl RequestSink for TraceCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hdrtrace::{CaptureReason, EventTrace, SpanTrace};
+    use hdrtrace::{CaptureReason, EventTrace, SpanTrace, TreeIndex};
     use tracing_core::Level;
 
     fn span(
@@ -378,6 +378,8 @@ mod tests {
             busy: Duration::from_millis(wall),
             status: Status::Ok,
             fields: Vec::new(),
+            links: Vec::new(),
+            shared: false,
         }
     }
 
@@ -391,10 +393,20 @@ mod tests {
             ("embedding_count", FieldValue::U64(1)),
             ("output_dim", FieldValue::U64(256)),
         ];
+        let spans = vec![
+            span(1, 0, "embed_pipeline", None, 0, 153),
+            span(2, 1, "model_execution", None, 1, 151),
+            span(3, 2, "model", Some("Causal"), 1, 40),
+            timed_out,
+            failed,
+            fusion,
+        ];
+        let closed_at = SystemTime::now();
+        let total = Duration::from_millis(153);
         RequestTrace {
             request_id: 9,
             name: "embed_pipeline",
-            total: Duration::from_millis(153),
+            total,
             target: Duration::from_millis(200),
             reason: CaptureReason {
                 sampled,
@@ -404,14 +416,8 @@ mod tests {
             status: Status::Timeout,
             complete: true,
             omitted: Vec::new(),
-            spans: vec![
-                span(1, 0, "embed_pipeline", None, 0, 153),
-                span(2, 1, "model_execution", None, 1, 151),
-                span(3, 2, "model", Some("Causal"), 1, 40),
-                timed_out,
-                failed,
-                fusion,
-            ],
+            index: TreeIndex::new(&spans),
+            spans,
             events: vec![
                 EventTrace {
                     span: 5,
@@ -434,8 +440,10 @@ mod tests {
                 },
             ],
             attribution: None,
-            closed_at: SystemTime::now(),
+            closed_at,
+            started_at: closed_at - total,
             remote_parent: None,
+            verdict: "no model ran".to_string(),
         }
     }
 
