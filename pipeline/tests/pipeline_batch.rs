@@ -10,10 +10,11 @@ mod pipeline_support;
 use hdrtrace::record::{FieldValue, SpanClass};
 use hdrtrace::{BatchCause, RequestTrace, SpanTrace, TracingConfig, TracingLevel};
 use hdrtrace_pipeline::{
-    reference_models, BatchConfig, BatchPlan, ComputePool, EmbeddingPipeline, Fault, FaultPlan,
-    ModelId, PipelineConfig,
+    reference_models, BatchConfig, BatchEmbeddings, BatchFuture, BatchPlan, ComputePool,
+    EmbeddingModel, EmbeddingPipeline, Fault, FaultPlan, ModelFuture, ModelId, PipelineConfig,
+    PreparedInput,
 };
-use pipeline_support::{fast_models, start, wait_for, Keep};
+use pipeline_support::{fast_models, start, wait_for, Fast, Keep};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,6 +175,70 @@ fn a_long_wait_under_light_load_is_named_as_waiting_for_the_batch() {
     let waits = snap.model("Causal").unwrap().batch_wait().unwrap();
     assert!(waits.quantile(0.5) >= WAIT, "{:?}", waits.quantile(0.5));
     assert!(snap.model("Code").unwrap().batch_size().is_none());
+}
+
+/// A fast model whose batched call reports a fixed device time.
+struct DeviceTimed(Fast);
+
+const DEVICE_NS: u64 = 70_000;
+
+impl EmbeddingModel for DeviceTimed {
+    fn model_id(&self) -> ModelId {
+        self.0.model_id()
+    }
+
+    fn embed<'a>(&'a self, input: &'a PreparedInput) -> ModelFuture<'a> {
+        self.0.embed(input)
+    }
+
+    fn embed_batch<'a>(&'a self, inputs: &'a [PreparedInput]) -> BatchFuture<'a> {
+        Box::pin(async move {
+            let mut embeddings = Vec::new();
+            for input in inputs {
+                embeddings.push(self.0.embed(input).await?);
+            }
+            Ok(BatchEmbeddings {
+                embeddings,
+                device_ns: Some(DEVICE_NS),
+            })
+        })
+    }
+}
+
+#[test]
+fn a_batchs_device_time_is_recorded_for_every_request_it_served() {
+    const REQUESTS: usize = 6;
+    let (guard, _dispatch, rt) = start(
+        hdrtrace::Builder::new(&capture_config(0.0, TracingLevel::Standard)),
+        2,
+    );
+    let mut models = fast_models();
+    models[ModelId::Code.index()] = Arc::new(DeviceTimed(Fast(ModelId::Code)));
+    let mut batching = BatchPlan::new();
+    batching.set(
+        ModelId::Code,
+        BatchConfig::new(3, Duration::from_millis(50)).unwrap(),
+    );
+    let config = PipelineConfig {
+        deadline: Duration::from_secs(5),
+        batching,
+        ..PipelineConfig::default()
+    };
+    let p = Arc::new(EmbeddingPipeline::with_config(models, config).unwrap());
+    rounds(&rt, &p, 2, REQUESTS / 2);
+    let snap = guard.flushed_snapshot();
+    let gpu = snap
+        .model("Code")
+        .unwrap()
+        .gpu()
+        .expect("Code's device time");
+    assert_eq!(gpu.count(), REQUESTS as u64);
+    let got = gpu.quantile(0.5).as_nanos() as f64;
+    assert!(
+        (got - DEVICE_NS as f64).abs() <= DEVICE_NS as f64 * 1e-3,
+        "{got}"
+    );
+    assert!(snap.model("Causal").unwrap().gpu().is_none());
 }
 
 #[test]
