@@ -11,8 +11,8 @@ use hdrtrace::record::{FieldValue, SpanClass};
 use hdrtrace::{BatchCause, RequestTrace, SpanTrace, TracingConfig, TracingLevel};
 use hdrtrace_pipeline::{
     reference_models, BatchConfig, BatchEmbeddings, BatchFuture, BatchPlan, ComputePool,
-    EmbeddingModel, EmbeddingPipeline, Fault, FaultPlan, ModelFuture, ModelId, PipelineConfig,
-    PreparedInput,
+    EmbeddingModel, EmbeddingPipeline, Fault, FaultPlan, FusedEmbedding, ModelFuture, ModelId,
+    ModelSet, PipelineConfig, PreparedInput, TraceCollector, TraceEvent,
 };
 use pipeline_support::{fast_models, start, wait_for, Fast, Keep};
 use std::sync::Arc;
@@ -31,14 +31,31 @@ fn capture_config(sampling_rate: f32, level: TracingLevel) -> TracingConfig {
 }
 
 /// Runs `rounds` rounds of `per_round` requests, all of a round in flight at
-/// once, the next round after the last answers; returns the request ids.
+/// once, the next round after the last answers; checks that each fused the
+/// twelve models and returns the request ids.
 fn rounds(
     rt: &tokio::runtime::Runtime,
     p: &Arc<EmbeddingPipeline>,
     rounds: usize,
     per_round: usize,
 ) -> Vec<u64> {
-    let mut ids = Vec::new();
+    run_rounds(rt, p, rounds, per_round)
+        .into_iter()
+        .map(|f| {
+            assert_eq!(f.models.len(), 12, "{:?}", f.failed);
+            f.request_id
+        })
+        .collect()
+}
+
+/// As [`rounds`], returning what each request fused.
+fn run_rounds(
+    rt: &tokio::runtime::Runtime,
+    p: &Arc<EmbeddingPipeline>,
+    rounds: usize,
+    per_round: usize,
+) -> Vec<FusedEmbedding> {
+    let mut out = Vec::new();
     for round in 0..rounds {
         let fused = rt.block_on(async {
             let mut set = tokio::task::JoinSet::new();
@@ -48,13 +65,9 @@ fn rounds(
             }
             set.join_all().await
         });
-        for f in fused {
-            let f = f.unwrap();
-            assert_eq!(f.models.len(), 12, "{:?}", f.failed);
-            ids.push(f.request_id);
-        }
+        out.extend(fused.into_iter().map(Result::unwrap));
     }
-    ids
+    out
 }
 
 /// The captured traces of `ids`, once all have arrived.
@@ -175,6 +188,88 @@ fn a_long_wait_under_light_load_is_named_as_waiting_for_the_batch() {
     let waits = snap.model("Causal").unwrap().batch_wait().unwrap();
     assert!(waits.quantile(0.5) >= WAIT, "{:?}", waits.quantile(0.5));
     assert!(snap.model("Code").unwrap().batch_size().is_none());
+}
+
+#[test]
+fn faults_in_a_batch_reach_every_request_it_served() {
+    const ROUNDS: usize = 2;
+    const PER_ROUND: usize = 3;
+    let events = TraceCollector::new();
+    let (guard, _dispatch, rt) = start(
+        hdrtrace::Builder::new(&capture_config(1.0, TracingLevel::Standard)).sink(events.clone()),
+        2,
+    );
+    let plan: FaultPlan = "Code=error,Sparse=panic,Semantic=hang".parse().unwrap();
+    // Long enough for a panic's report (a backtrace, when enabled) on a
+    // loaded machine: only the hung model may time out.
+    let deadline = Duration::from_secs(1);
+    let config = PipelineConfig {
+        deadline,
+        batching: BatchPlan::all(BatchConfig::new(PER_ROUND, Duration::from_millis(50)).unwrap()),
+        ..PipelineConfig::default()
+    };
+    let p = Arc::new(EmbeddingPipeline::with_config(plan.apply(fast_models()), config).unwrap());
+    let fused = run_rounds(&rt, &p, ROUNDS, PER_ROUND);
+    let requests = (ROUNDS * PER_ROUND) as u64;
+    for f in &fused {
+        assert_eq!(
+            f.models.len(),
+            9,
+            "{:?} {:?} {:?}",
+            f.models,
+            f.failed,
+            f.timed_out
+        );
+        assert_eq!(
+            f.failed,
+            ModelSet::from_iter([ModelId::Code, ModelId::Sparse])
+        );
+        assert_eq!(f.timed_out, ModelSet::from_iter([ModelId::Semantic]));
+    }
+    assert!(wait_for(Duration::from_secs(10), || {
+        guard.flush();
+        fused
+            .iter()
+            .all(|f| !events.for_request(f.request_id).is_empty())
+    }));
+    let snap = guard.snapshot();
+    for (name, errors, timeouts) in [
+        ("Code", requests, 0),
+        ("Sparse", requests, 0),
+        ("Semantic", 0, requests),
+        ("Causal", 0, 0),
+    ] {
+        let m = snap.model(name).unwrap();
+        assert_eq!((m.errors(), m.timeouts()), (errors, timeouts), "{name}");
+    }
+    // Each request's own model spans carry the events an unbatched model's do.
+    for f in &fused {
+        let ev = events.for_request(f.request_id);
+        let mut errors: Vec<(ModelId, &str)> = ev
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::ModelError { model_id, error } => Some((*model_id, error.as_str())),
+                _ => None,
+            })
+            .collect();
+        errors.sort();
+        assert_eq!(errors.len(), 2, "{ev:?}");
+        assert_eq!(errors[0].0, ModelId::Sparse);
+        // (The message is cut at the record's inline text size.)
+        assert!(errors[0].1.contains("panicked"), "{errors:?}");
+        assert_eq!(errors[1].0, ModelId::Code);
+        assert!(errors[1].1.contains("injected error"), "{errors:?}");
+        let timeouts: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::ModelTimeout { model_id, after_ms } => Some((*model_id, *after_ms)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(timeouts.len(), 1, "{ev:?}");
+        assert_eq!(timeouts[0].0, ModelId::Semantic);
+        assert!(timeouts[0].1 >= deadline.as_secs_f64() * 1e3);
+    }
 }
 
 /// A fast model whose batched call reports a fixed device time.
