@@ -303,6 +303,11 @@ pub struct Record {
     pub fields: InlineFields,
 }
 
+// Links travel in a record of their own, so the record every close copies
+// into its ring does not grow for them (at most 176 bytes on 64-bit targets).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Record>() <= 176);
+
 // A links record carries every kept link in the inline field words.
 const _: () = assert!(crate::subscriber::links::MAX_LINKS <= INLINE_FIELDS);
 

@@ -175,6 +175,8 @@ fn text_verdict_names_timeouts_and_starvation() {
     let a = t.attribution.as_mut().unwrap();
     a.status = hdrtrace::Status::Timeout;
     a.starved = true;
+    // The verdict every renderer shows is made at capture: made again here.
+    t.refresh();
     let text = render_text(&t);
     let line = text
         .lines()
@@ -210,6 +212,8 @@ fn text_tree_keeps_orphans_and_survives_malformed_traces() {
     t.spans[a].parent = idb;
     t.spans[b].parent = ida;
     t.complete = false;
+    // The tree every renderer uses is indexed at capture: indexed again here.
+    t.refresh();
     let text = render_text(&t);
     for s in &t.spans {
         assert_eq!(
@@ -462,6 +466,7 @@ fn chrome_trace_lanes_nest_for_overrunning_orphan_and_cyclic_spans() {
     let (ida, idb) = (t.spans[a].id, t.spans[b].id);
     t.spans[a].parent = idb;
     t.spans[b].parent = ida;
+    t.refresh();
     let json = chrome_trace_json(&[Arc::new(t.clone())]);
     assert_eq!(x_events(&json).len(), t.spans.len());
     assert_lanes_nest(&json);

@@ -466,3 +466,76 @@ fn an_incoming_traceparent_joins_the_callers_trace() {
         .parent_span_id
         .is_empty());
 }
+
+/// Two requests whose model spans one batch served (linked both ways with
+/// `follows_from`): each request's exported trace holds the batch span, a
+/// child of the model span it served, and the receiver sees the span links
+/// between them, both ways, by their exported span ids.
+#[test]
+fn the_collector_sees_links_between_model_spans_and_their_batch() {
+    let (addr, received, _stop) = start_collector();
+    let (subscriber, guard) = hdrtrace::build(&TracingConfig {
+        otel_endpoint: Some(format!("http://{addr}")),
+        ..config()
+    })
+    .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        let roots: Vec<tracing::Span> = [21u64, 22]
+            .iter()
+            .map(|&id| tracing::info_span!("embed_pipeline", request_id = id))
+            .collect();
+        let models: Vec<tracing::Span> = roots
+            .iter()
+            .map(|r| tracing::info_span!(parent: r, "model", model_id = "Causal"))
+            .collect();
+        let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 2u64);
+        for m in &models {
+            m.follows_from(batch.id());
+            batch.follows_from(m.id());
+        }
+        batch.in_scope(|| std::thread::sleep(Duration::from_millis(1)));
+    });
+    guard.flush();
+    let snapshot = guard.snapshot();
+    let spans = received.lock().unwrap().clone();
+    let mut batch_ids = BTreeSet::new();
+    for id in [21u64, 22] {
+        let trace = snapshot
+            .captured()
+            .iter()
+            .find(|t| t.request_id == id)
+            .expect("sampled");
+        let trace_id = trace.trace_id().to_bytes().to_vec();
+        let exported: Vec<&Span> = spans
+            .iter()
+            .map(|(_, s)| s)
+            .filter(|s| s.trace_id == trace_id)
+            .collect();
+        assert_eq!(exported.len(), 3, "root, model, batch: {exported:#?}");
+        let model = named(&exported, "model")[0];
+        let batch = named(&exported, "batch")[0];
+        batch_ids.insert(batch.span_id.clone());
+        assert_eq!(batch.parent_span_id, model.span_id, "shown under its model span");
+        assert!(matches!(
+            attr(&batch.attributes, "hdrtrace.shared"),
+            Some(Value::BoolValue(true))
+        ));
+        assert!(matches!(
+            attr(&batch.attributes, "batch_size"),
+            Some(Value::IntValue(2))
+        ));
+        let linked = |from: &Span, to: &Span| {
+            from.links
+                .iter()
+                .any(|l| l.span_id == to.span_id && l.trace_id == trace_id)
+        };
+        assert!(linked(model, batch), "model -> batch: {:#?}", model.links);
+        assert!(linked(batch, model), "batch -> model: {:#?}", batch.links);
+        let root = named(&exported, "embed_pipeline")[0];
+        assert_eq!(
+            string_attr(&root.attributes, "hdrtrace.verdict").as_deref(),
+            Some(trace.verdict.as_str())
+        );
+    }
+    assert_eq!(batch_ids.len(), 1, "one batch span, in both traces");
+}

@@ -1,7 +1,8 @@
 //! The hot path allocates nothing: a counting global allocator counts the
 //! allocations made by measured threads while they run span lifecycles, after
 //! each thread's warm-up (its first span creates its ring), on plain threads and
-//! in tokio JoinSet tasks, with the subscriber enabled and disabled.
+//! in tokio JoinSet tasks, with the subscriber enabled and disabled; batched
+//! requests add `follows_from` links, kept and dropped past `MAX_LINKS`.
 
 use hdrtrace::{TracingConfig, TracingLevel};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -106,8 +107,34 @@ fn request(i: u64) {
     }
 }
 
+/// Batched requests made (each 4 spans, one link dropped).
+static BATCHED: AtomicU64 = AtomicU64::new(0);
+
+/// A request of two model spans served by one batch (a span of no request),
+/// linked both ways with `follows_from`, and the batch linked past
+/// `MAX_LINKS` (one link dropped and counted).
+fn batched_request(i: u64) {
+    // Relaxed: a counter read after the threads are joined.
+    BATCHED.fetch_add(1, Ordering::Relaxed);
+    let root = tracing::info_span!("embed_pipeline", request_id = i);
+    let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 2u64);
+    let models = [
+        tracing::debug_span!(parent: &root, "model", model_id = "Causal"),
+        tracing::debug_span!(parent: &root, "model", model_id = "Causal"),
+    ];
+    for m in &models {
+        m.follows_from(batch.id());
+        batch.follows_from(m.id());
+    }
+    for _ in 0..hdrtrace::limits::MAX_LINKS - models.len() + 1 {
+        batch.follows_from(root.id());
+    }
+    batch.in_scope(|| std::hint::black_box(i));
+}
+
 /// Runs `n` requests on this thread with allocation counting on, after one
-/// request of warm-up; returns the allocations counted.
+/// request of warm-up (every hundredth also a batched one); returns the
+/// allocations counted.
 fn measure(n: u64, base: u64) -> u64 {
     request(base);
     // A thread's first log line brings its log ring (warm-up, like its
@@ -119,6 +146,9 @@ fn measure(n: u64, base: u64) -> u64 {
     MEASURED.with(|m| m.set(true));
     for i in 1..=n {
         request(base + i);
+        if i % 100 == 0 {
+            batched_request(base + i);
+        }
     }
     MEASURED.with(|m| m.set(false));
     ALLOCS.load(Ordering::Relaxed) - before
@@ -182,11 +212,17 @@ fn hot_path_allocates_nothing_enabled_and_disabled() {
     // 2 x 10 001 + 24 x 1 001 requests (warm-up included), 7 spans each, plus
     // the error events emitted: every one recorded or counted as dropped.
     let requests = 2 * 10_001 + 24 * 1_001;
-    assert_eq!(
-        c.spans + c.events + c.dropped_records + c.dropped_spans,
-        requests * 7 + EVENTS.load(Ordering::Relaxed),
-        "every span and event was recorded or counted as dropped: {c:?}"
+    let batched = BATCHED.load(Ordering::Relaxed);
+    // A full ring also drops links records (3 per batched request: both
+    // model spans' and the batch's), counted in `dropped_records` too.
+    let accounted = c.spans + c.events + c.dropped_records + c.dropped_spans;
+    let made = requests * 7 + batched * 4 + EVENTS.load(Ordering::Relaxed);
+    assert!(
+        (made..=made + batched * 3).contains(&accounted),
+        "every span and event was recorded or counted as dropped: {accounted} for {made} \
+         made: {c:?}"
     );
+    assert_eq!(c.dropped_links, batched, "one link past MAX_LINKS each");
     assert!(recorded > 0);
     assert!(
         snap.model("Causal").unwrap().errors() > 0,

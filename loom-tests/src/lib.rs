@@ -19,6 +19,9 @@ pub mod ring;
 #[path = "../../hdrtrace/src/subscriber/slots.rs"]
 pub mod slots;
 
+#[path = "../../hdrtrace/src/subscriber/links.rs"]
+pub mod links;
+
 #[path = "../../hdrtrace/src/sampling.rs"]
 pub mod sampling;
 
@@ -100,6 +103,35 @@ impl SlotCache {
 /// Splits an ID into (slot index, generation): `slots::unpack_id`.
 pub fn unpack_id(id: u64) -> (usize, u32) {
     slots::unpack_id(id)
+}
+
+/// How many links a span keeps: `links::MAX_LINKS`.
+pub const MAX_LINKS: usize = links::MAX_LINKS;
+
+/// A span's inline links (`src/subscriber/links.rs`), forwarded.
+#[derive(Default)]
+pub struct LinkSlots(links::LinkSlots);
+
+impl LinkSlots {
+    /// `links::LinkSlots::add`.
+    pub fn add(&self, id: u64) -> bool {
+        self.0.add(id)
+    }
+
+    /// `links::LinkSlots::read`.
+    pub fn read(&self, out: &mut [u64; MAX_LINKS]) -> usize {
+        self.0.read(out)
+    }
+
+    /// `links::LinkSlots::len`.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// `links::LinkSlots::reset`.
+    pub fn reset(&self) {
+        self.0.reset()
+    }
 }
 
 /// The enable flag (`src/sampling.rs`), forwarded.

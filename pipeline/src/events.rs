@@ -350,7 +350,7 @@ impl RequestSink for TraceCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hdrtrace::{CaptureReason, EventTrace, SpanTrace, TreeIndex};
+    use hdrtrace::{CaptureReason, EventTrace, SpanTrace};
     use tracing_core::Level;
 
     fn span(
@@ -393,20 +393,10 @@ mod tests {
             ("embedding_count", FieldValue::U64(1)),
             ("output_dim", FieldValue::U64(256)),
         ];
-        let spans = vec![
-            span(1, 0, "embed_pipeline", None, 0, 153),
-            span(2, 1, "model_execution", None, 1, 151),
-            span(3, 2, "model", Some("Causal"), 1, 40),
-            timed_out,
-            failed,
-            fusion,
-        ];
-        let closed_at = SystemTime::now();
-        let total = Duration::from_millis(153);
         RequestTrace {
             request_id: 9,
             name: "embed_pipeline",
-            total,
+            total: Duration::from_millis(153),
             target: Duration::from_millis(200),
             reason: CaptureReason {
                 sampled,
@@ -416,8 +406,14 @@ mod tests {
             status: Status::Timeout,
             complete: true,
             omitted: Vec::new(),
-            index: TreeIndex::new(&spans),
-            spans,
+            spans: vec![
+                span(1, 0, "embed_pipeline", None, 0, 153),
+                span(2, 1, "model_execution", None, 1, 151),
+                span(3, 2, "model", Some("Causal"), 1, 40),
+                timed_out,
+                failed,
+                fusion,
+            ],
             events: vec![
                 EventTrace {
                     span: 5,
@@ -440,10 +436,12 @@ mod tests {
                 },
             ],
             attribution: None,
-            closed_at,
-            started_at: closed_at - total,
+            closed_at: SystemTime::now(),
             remote_parent: None,
-            verdict: "no model ran".to_string(),
+            started_at: SystemTime::now(),
+            verdict: "no model ran".into(),
+            // Left empty: `RequestTrace::tree` builds one for a hand-made trace.
+            index: Default::default(),
         }
     }
 

@@ -343,6 +343,24 @@ impl RequestTrace {
         }
     }
 
+    /// The tree of its spans: the index it carries, or for a trace assembled
+    /// by hand whose index does not cover its spans, one built now.
+    pub fn tree(&self) -> std::borrow::Cow<'_, TreeIndex> {
+        if self.index.parent.len() == self.spans.len() {
+            std::borrow::Cow::Borrowed(&self.index)
+        } else {
+            std::borrow::Cow::Owned(TreeIndex::new(&self.spans))
+        }
+    }
+
+    /// Rebuilds what the trace carries for its renderers (its
+    /// [`index`](Self::index) and [`verdict`](Self::verdict)) from its spans
+    /// and attribution, after they were edited by hand.
+    pub fn refresh(&mut self) {
+        self.index = TreeIndex::new(&self.spans);
+        self.verdict = verdict(self.attribution.as_ref());
+    }
+
     /// Model spans.
     pub fn models(&self) -> impl Iterator<Item = &SpanTrace> {
         self.spans.iter().filter(|s| s.class == SpanClass::Model)

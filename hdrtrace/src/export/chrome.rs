@@ -20,16 +20,20 @@
 //! lane of the span they fired in; metadata events (`"ph":"M"`) name the
 //! processes and lanes.
 //!
+//! A model span that ran in a batch is joined to the batch's span (shared
+//! with the other requests it served, and shown on the model's lane) by a
+//! flow arrow: a `"ph":"s"` event at the model span's start and a `"ph":"f"`
+//! event with the same `id` at the batch's start.
+//!
 //! Times are microseconds (`ts`, `dur`) as floats with nanosecond precision.
 //! Each request starts at `closed_at - total`, measured from the earliest
 //! request in the file; within a request, offsets are the recorded ones.
 
 use super::text::status_name;
-use crate::aggregate::requests::{RequestTrace, SpanTrace};
+use crate::aggregate::requests::{RequestTrace, SpanTrace, TreeIndex};
 use crate::error::Error;
 use crate::record::{FieldValue, SpanClass};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -48,8 +52,9 @@ const JS_SAFE_INT: u64 = (1 << 53) - 1;
 /// See the [module docs](self) for the layout. Per span the `args` hold
 /// `request_id`, `trace_id` ([`RequestTrace::trace_id`], as the OTLP export
 /// and the Prometheus exemplars carry it), `status`, `wall_ms`, `busy_ms`, `waiting_ms`, the numeric
-/// `fields`, and for model spans `model_id` (plus `bottleneck: true` on the
-/// attributed one). A `request_id` beyond 2^53 is written as a string, since
+/// `fields`, and for model and batch spans `model_id` (plus `bottleneck:
+/// true` on the attributed one), `shared: true` on a batch's spans, and on
+/// the root the trace's `verdict`. A `request_id` beyond 2^53 is written as a string, since
 /// JavaScript viewers would round the number.
 pub fn chrome_trace_json(traces: &[Arc<RequestTrace>]) -> Value {
     let starts: Vec<Duration> = traces.iter().map(|t| request_start(t)).collect();
@@ -58,9 +63,10 @@ pub fn chrome_trace_json(traces: &[Arc<RequestTrace>]) -> Value {
     order.sort_by_key(|&i| starts[i]);
 
     let mut events = Vec::new();
+    let mut flow = 0;
     for (k, &i) in order.iter().enumerate() {
         let offset = starts[i].saturating_sub(base);
-        request_events(&traces[i], k as u64 + 1, nanos(offset), &mut events);
+        request_events(&traces[i], k as u64 + 1, nanos(offset), &mut flow, &mut events);
     }
     json!({
         "traceEvents": events,
@@ -91,10 +97,7 @@ pub fn write_chrome_trace(path: &Path, traces: &[Arc<RequestTrace>]) -> Result<(
 
 /// Wall-clock start of a request, since the Unix epoch.
 fn request_start(t: &RequestTrace) -> Duration {
-    t.closed_at
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .saturating_sub(t.total)
+    t.started_at.duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -173,19 +176,8 @@ struct Lane {
 /// when nothing is open there, or when the innermost open span is one of its
 /// ancestors and encloses it; the parent's lane is tried first, then the
 /// others, then a new lane.
-fn assign_lanes(spans: &[SpanTrace], offset: u64) -> (Vec<usize>, Vec<Lane>) {
-    let index: HashMap<u64, usize> = spans
-        .iter()
-        .enumerate()
-        .rev()
-        .map(|(i, s)| (s.id, i))
-        .collect();
-    let parent_of = |i: usize| -> Option<usize> {
-        index
-            .get(&spans[i].parent)
-            .copied()
-            .filter(|&p| p != i && i != 0)
-    };
+fn assign_lanes(spans: &[SpanTrace], tree: &TreeIndex, offset: u64) -> (Vec<usize>, Vec<Lane>) {
+    let parent_of = |i: usize| -> Option<usize> { tree.parent(i) };
     // Bounded walks: a parent cycle cannot loop forever.
     let is_ancestor = |a: usize, mut i: usize| -> bool {
         for _ in 0..spans.len() {
@@ -283,8 +275,9 @@ fn lane_name(names: &[String]) -> String {
 }
 
 /// The metadata, complete and instant events of one request.
-fn request_events(t: &RequestTrace, pid: u64, offset: u64, out: &mut Vec<Value>) {
-    let (lane_of, lanes) = assign_lanes(&t.spans, offset);
+fn request_events(t: &RequestTrace, pid: u64, offset: u64, flow: &mut u64, out: &mut Vec<Value>) {
+    let tree = t.tree();
+    let (lane_of, lanes) = assign_lanes(&t.spans, &tree, offset);
     let tid = |lane: usize| lane as u64 + 1;
     let request_id = request_id_value(t.request_id);
     let trace_id = t.trace_id().to_string();
@@ -320,11 +313,17 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, out: &mut Vec<Value>)
             "waiting_ms": ms(s.waiting()),
             "fields": fields_value(&s.fields),
         });
-        if let (SpanClass::Model, Some(m)) = (s.class, &s.model) {
+        if let (SpanClass::Model | SpanClass::Batch, Some(m)) = (s.class, &s.model) {
             args["model_id"] = json!(m);
             if bottleneck == Some(s.id) {
                 args["bottleneck"] = json!(true);
             }
+        }
+        if i == 0 {
+            args["verdict"] = json!(t.verdict);
+        }
+        if s.shared {
+            args["shared"] = json!(true);
         }
         out.push(json!({
             "ph": "X",
@@ -338,12 +337,37 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, out: &mut Vec<Value>)
         }));
     }
 
+    // A flow arrow from each model span to the batch that served it.
+    for (i, s) in t.spans.iter().enumerate() {
+        if s.class != SpanClass::Model {
+            continue;
+        }
+        for &l in &s.links {
+            let Some(b) = tree.position(l).filter(|&b| t.spans[b].shared) else {
+                continue;
+            };
+            *flow += 1;
+            for (ph, at) in [("s", i), ("f", b)] {
+                let mut e = json!({
+                    "ph": ph,
+                    "id": *flow,
+                    "name": "batch",
+                    "cat": "batch",
+                    "pid": pid,
+                    "tid": tid(lane_of[at]),
+                    "ts": us(offset.saturating_add(nanos(t.spans[at].start))),
+                });
+                if ph == "f" {
+                    // Bound to the batch's slice, which starts there.
+                    e["bp"] = json!("e");
+                }
+                out.push(e);
+            }
+        }
+    }
+
     for ev in &t.events {
-        let lane = t
-            .spans
-            .iter()
-            .position(|s| s.id == ev.span)
-            .map_or(0, |i| lane_of[i]);
+        let lane = tree.position(ev.span).map_or(0, |i| lane_of[i]);
         let name = if ev.message.is_empty() {
             ev.level.as_str().to_string()
         } else {

@@ -15,21 +15,22 @@
 use crate::aggregate::requests::{EventTrace, RequestTrace, SpanTrace};
 use crate::aggregate::GPU_FIELD;
 use crate::record::{FieldValue, SpanClass, Status};
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Renders a captured request as an indented tree, one span a line.
 ///
-/// Spans are nested by their parent links, children ordered by start time, and
+/// Spans are nested by the trace's [`TreeIndex`](crate::TreeIndex) (their
+/// parents; a batch that served a model span under that span, marked
+/// `[shared]`: other requests' traces show it too), children ordered by start
+/// time, and
 /// each line reads `name{fields}: <wall time>`. Model spans show their
 /// `model_id` and their busy (polled) time, plus the waiting time when they
 /// waited longer than they ran; `TIMEOUT` / `ERROR` mark failed spans; the
 /// model named by the trace's attribution is marked `← BOTTLENECK`. Events are
 /// listed under the span they fired in, in time order among its children.
 /// The last lines give the total against the latency target and the
-/// bottleneck's share of it, and whether it was slow while running or starved
-/// (waiting, not running: queued for a worker thread or a compute pool); the
+/// trace's [`verdict`](RequestTrace::verdict) on the bottleneck; the
 /// last line gives the request's trace id ([`RequestTrace::trace_id`]), as the
 /// OTLP export and the Prometheus exemplars carry it.
 ///
@@ -137,25 +138,19 @@ struct Tree<'a> {
 impl<'a> Tree<'a> {
     fn new(trace: &'a RequestTrace) -> Self {
         let spans = &trace.spans;
-        let mut index: HashMap<u64, usize> = HashMap::with_capacity(spans.len());
-        for (i, s) in spans.iter().enumerate() {
-            index.entry(s.id).or_insert(i);
-        }
+        let tree = trace.tree();
         let mut below: Vec<Vec<(Duration, Node)>> = vec![Vec::new(); spans.len()];
         let mut orphan = vec![false; spans.len()];
         for (i, s) in spans.iter().enumerate().skip(1) {
-            let parent = match index.get(&s.parent) {
-                Some(&p) if p != i => p,
-                _ => {
-                    orphan[i] = true;
-                    0
-                }
-            };
+            let parent = tree.parent(i).unwrap_or_else(|| {
+                orphan[i] = true;
+                0
+            });
             below[parent].push((s.start, Node::Span(i)));
         }
         if !spans.is_empty() {
             for (e, ev) in trace.events.iter().enumerate() {
-                let at = index.get(&ev.span).copied().unwrap_or(0);
+                let at = tree.position(ev.span).unwrap_or(0);
                 below[at].push((ev.at, Node::Event(e)));
             }
         }
@@ -226,7 +221,7 @@ impl<'a> Tree<'a> {
         out.push_str(s.name);
         let request_id = self.trace.request_id.to_string();
         let lead = match (i, s.class, s.model.as_deref()) {
-            (_, SpanClass::Model, Some(m)) => Some(("model_id", m)),
+            (_, SpanClass::Model | SpanClass::Batch, Some(m)) => Some(("model_id", m)),
             (0, _, _) => Some(("request_id", request_id.as_str())),
             _ => None,
         };
@@ -246,6 +241,9 @@ impl<'a> Tree<'a> {
         out.push_str(status_mark(s.status));
         if s.class == SpanClass::Model && self.bottleneck == Some(s.id) {
             out.push_str(" ← BOTTLENECK");
+        }
+        if s.shared {
+            out.push_str(" [shared]");
         }
         if self.orphan[i] {
             out.push_str(" (parent missing)");

@@ -8,12 +8,11 @@ use crate::export::trace_id::wire_span_id;
 use crate::record::{FieldValue, Status};
 use crate::subscriber::callsites::{MODEL_FIELD, REQUEST_FIELD};
 use opentelemetry::trace::{
-    Event, SpanContext, SpanId, SpanKind, Status as OtelStatus, TraceFlags, TraceId, TraceState,
+    Event, Link, SpanContext, SpanId, SpanKind, Status as OtelStatus, TraceFlags, TraceId, TraceState,
 };
 use opentelemetry::{InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 /// The trace ID of a request: [`RequestTrace::trace_id`], the id every other
@@ -29,20 +28,16 @@ pub(crate) fn push_spans(
     out: &mut Vec<SpanData>,
 ) {
     let trace_id = trace_id(trace);
-    // The root opened `total` before it closed; every offset is from there.
-    let base = trace
-        .closed_at
-        .checked_sub(trace.total)
-        .unwrap_or(trace.closed_at);
+    let base = trace.started_at;
     let first = out.len();
-    let mut index = HashMap::with_capacity(trace.spans.len());
-    for span in &trace.spans {
-        index.insert(span.id, out.len());
-        out.push(span_data(trace, span, trace_id, base, scope));
+    let tree = trace.tree();
+    for (i, span) in trace.spans.iter().enumerate() {
+        let parent = tree.parent(i).map(|p| trace.spans[p].id);
+        out.push(span_data(trace, i, span, parent, trace_id, base, scope));
     }
     for event in &trace.events {
         // An event whose span's record never arrived goes on the root.
-        let at = index.get(&event.span).copied().unwrap_or(first);
+        let at = first + tree.position(event.span).unwrap_or(0);
         let mut attributes = Vec::with_capacity(event.fields.len() + 1);
         attributes.push(KeyValue::new("level", event.level.as_str()));
         attributes.extend(event.fields.iter().map(|(k, v)| field(k, *v)));
@@ -58,9 +53,14 @@ pub(crate) fn push_spans(
     }
 }
 
+/// Span `i` of `trace`, a child of span `parent` (its recorded parent, or for
+/// a shared batch the model span it served; `None` for the root and for a
+/// span whose parent is missing).
 fn span_data(
     trace: &RequestTrace,
+    i: usize,
     span: &SpanTrace,
+    parent: Option<u64>,
     trace_id: TraceId,
     base: SystemTime,
     scope: &InstrumentationScope,
@@ -79,25 +79,38 @@ fn span_data(
             .filter(|(k, _)| *k != REQUEST_FIELD && *k != MODEL_FIELD)
             .map(|(k, v)| field(k, *v)),
     );
-    if span.parent == 0 {
+    if i == 0 {
         root_attributes(trace, &mut attributes);
     }
-    let start = at_offset(base, span.start);
-    SpanData {
-        span_context: SpanContext::new(
+    if span.shared {
+        attributes.push(KeyValue::new("hdrtrace.shared", true));
+    }
+    let context = |id: u64| {
+        SpanContext::new(
             trace_id,
-            SpanId::from(wire_span_id(span.id)),
+            SpanId::from(wire_span_id(id)),
             TraceFlags::SAMPLED,
             false,
             TraceState::default(),
-        ),
+        )
+    };
+    let mut links = SpanLinks::default();
+    links
+        .links
+        .extend(span.links.iter().map(|&l| Link::with_context(context(l))));
+    let start = at_offset(base, span.start);
+    SpanData {
+        span_context: context(span.id),
         // A root that joined a caller's trace is that caller's span's child.
-        parent_span_id: match (span.parent, &trace.remote_parent) {
-            (0, Some(caller)) => SpanId::from(caller.span_id),
-            (0, None) => SpanId::INVALID,
-            (parent, _) => SpanId::from(wire_span_id(parent)),
+        parent_span_id: match (i, parent, &trace.remote_parent) {
+            (0, _, Some(caller)) => SpanId::from(caller.span_id),
+            (_, Some(parent), _) => SpanId::from(wire_span_id(parent)),
+            // A span whose parent's record never arrived keeps its recorded
+            // parent, as before.
+            (i, None, _) if i > 0 && span.parent != 0 => SpanId::from(wire_span_id(span.parent)),
+            _ => SpanId::INVALID,
         },
-        parent_span_is_remote: span.parent == 0 && trace.remote_parent.is_some(),
+        parent_span_is_remote: i == 0 && trace.remote_parent.is_some(),
         span_kind: SpanKind::Internal,
         name: Cow::Borrowed(span.name),
         start_time: start,
@@ -105,7 +118,7 @@ fn span_data(
         attributes,
         dropped_attributes_count: 0,
         events: SpanEvents::default(),
-        links: SpanLinks::default(),
+        links,
         status: status(span.status),
         instrumentation_scope: scope.clone(),
     }
@@ -124,6 +137,7 @@ fn root_attributes(trace: &RequestTrace, attributes: &mut Vec<KeyValue>) {
         "hdrtrace.target_ns",
         duration_value(trace.target),
     ));
+    attributes.push(KeyValue::new("hdrtrace.verdict", trace.verdict.clone()));
     if let Some(a) = &trace.attribution {
         attributes.push(KeyValue::new("hdrtrace.bottleneck", a.model.clone()));
         attributes.push(KeyValue::new("hdrtrace.bottleneck_share", a.share));

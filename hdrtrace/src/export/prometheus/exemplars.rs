@@ -24,6 +24,8 @@ pub(super) enum Measure {
     Wall,
     Busy,
     Gpu,
+    /// No span carries it: never has exemplars.
+    BatchWait,
 }
 
 /// One exemplar: a captured request's span.

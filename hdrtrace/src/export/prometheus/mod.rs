@@ -20,7 +20,9 @@
 //! | `hdrtrace_{model,stage}_latency_seconds` | histogram | wall time, creation to close |
 //! | `hdrtrace_{model,stage}_busy_seconds` | histogram | busy time, entered or polled |
 //! | `hdrtrace_{model,stage}_gpu_seconds` | histogram | device time (where `gpu_ns` was set) |
-//! | `hdrtrace_{model,stage}_recent_{latency,busy,gpu}_seconds` | summary | the same, quantiles over the recent window |
+//! | `hdrtrace_model_batch_wait_seconds` | histogram | each batched request's wait for its batch to start |
+//! | `hdrtrace_{model,stage}_recent_{latency,busy,gpu,batch_wait}_seconds` | summary | the same, quantiles over the recent window |
+//! | `hdrtrace_model_batch_size` | histogram | batch sizes, one per batch span (`le` = [`BATCH_SIZE_BOUNDS`], powers of two to 1024) |
 //! | `hdrtrace_{model,stage}_errors_total` | counter | spans closed with an error |
 //! | `hdrtrace_{model,stage}_timeouts_total` | counter | spans closed timed out |
 //! | `hdrtrace_model_blamed_total` | counter | over-budget requests the model held up most |
@@ -69,7 +71,7 @@ mod write_deadline;
 
 pub use buckets::Buckets;
 pub use limits::ServerLimits;
-pub use render::{render_with, Format, QUANTILES};
+pub use render::{render_with, Format, BATCH_SIZE_BOUNDS, QUANTILES};
 pub use server::{serve, serve_with, serve_with_buckets, MetricsServer};
 
 use crate::aggregate::snapshot::LatencySnapshot;

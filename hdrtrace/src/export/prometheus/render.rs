@@ -98,6 +98,7 @@ pub fn render_with(snapshot: &LatencySnapshot, format: Format, buckets: &Buckets
                 exemplars: exemplars.as_ref(),
                 table,
                 measure,
+                seconds: true,
             };
             histogram.write(
                 &mut w,
@@ -135,6 +136,7 @@ pub fn render_with(snapshot: &LatencySnapshot, format: Format, buckets: &Buckets
             &count(ModelLatency::timeouts),
         );
         if table == Table::Model {
+            batch_sizes(&mut w, &all);
             w.counter(
                 "hdrtrace_model_blamed",
                 "Over-budget requests this model was the bottleneck of.",
@@ -213,6 +215,16 @@ pub fn render_with(snapshot: &LatencySnapshot, format: Format, buckets: &Buckets
             "Request traceparent fields ignored as malformed.",
             c.malformed_traceparents,
         ),
+        (
+            "dropped_links",
+            "follows_from links not kept past a span's MAX_LINKS.",
+            c.dropped_links,
+        ),
+        (
+            "dropped_batch_records",
+            "Batch records not kept for captured requests because their memory_budget share was full.",
+            c.dropped_batch_records,
+        ),
     ];
     for (name, help, value) in totals {
         w.counter(&format!("hdrtrace_{name}"), help, None, &[("", value)]);
@@ -223,9 +235,53 @@ pub fn render_with(snapshot: &LatencySnapshot, format: Format, buckets: &Buckets
     w.out
 }
 
+/// The `le` bounds of `hdrtrace_model_batch_size`: powers of two up to 1024
+/// (the same for every instance, so the fleet's buckets add up).
+pub const BATCH_SIZE_BOUNDS: [u64; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+/// `hdrtrace_model_batch_size`: the sizes of each batched model's batches.
+fn batch_sizes(w: &mut Writer, all: &[(&str, &ModelLatency)]) {
+    let items: Vec<(&str, Latency)> = all
+        .iter()
+        .filter_map(|(name, m)| m.batch_size().map(|h| (*name, Latency::new(h.clone()))))
+        .collect();
+    if items.is_empty() {
+        return;
+    }
+    let bounds: Vec<Duration> = BATCH_SIZE_BOUNDS
+        .iter()
+        .map(|&n| Duration::from_nanos(n))
+        .collect();
+    // Constant, strictly increasing, above zero: always valid.
+    let Ok(buckets) = Buckets::new(&bounds) else {
+        return;
+    };
+    let les: Vec<String> = BATCH_SIZE_BOUNDS
+        .iter()
+        .map(u64::to_string)
+        .chain(std::iter::once("+Inf".to_string()))
+        .collect();
+    let histogram = Histogram {
+        name: "hdrtrace_model_batch_size".to_string(),
+        label: "model",
+        les: &les,
+        buckets: &buckets,
+        exemplars: None,
+        table: Table::Model,
+        measure: Measure::Wall,
+        seconds: false,
+    };
+    let items: Vec<(&str, &Latency)> = items.iter().map(|(n, l)| (*n, l)).collect();
+    histogram.write(
+        w,
+        "Sizes of the batches each model ran (one per batch span), since start.",
+        &items,
+    );
+}
+
 /// Each latency measure: its exemplar slot, its family-name part and what
 /// it is (`{kind}` is replaced by `model` or `stage`).
-const MEASURES: [(Measure, &str, &str); 3] = [
+const MEASURES: [(Measure, &str, &str); 4] = [
     (
         Measure::Wall,
         "latency",
@@ -240,6 +296,11 @@ const MEASURES: [(Measure, &str, &str); 3] = [
         Measure::Gpu,
         "gpu",
         "Device time {kind} spans reported in gpu_ns",
+    ),
+    (
+        Measure::BatchWait,
+        "batch_wait",
+        "Wait of each request served by a batch, its {kind} span's start to the batch's start",
     ),
 ];
 
@@ -262,6 +323,7 @@ fn measure_of(m: &ModelLatency, measure: Measure) -> Option<&Latency> {
         Measure::Wall => Some(m.wall()),
         Measure::Busy => Some(m.busy()),
         Measure::Gpu => m.gpu(),
+        Measure::BatchWait => m.batch_wait(),
     }
 }
 
@@ -326,6 +388,8 @@ struct Histogram<'a> {
     exemplars: Option<&'a Exemplars<'a>>,
     table: Table,
     measure: Measure,
+    /// Values in nanoseconds, exported in seconds (else counts, as they are).
+    seconds: bool,
 }
 
 impl Histogram<'_> {
@@ -334,7 +398,7 @@ impl Histogram<'_> {
             return;
         }
         let (name, label) = (&self.name, self.label);
-        w.header(name, "histogram", help, true);
+        w.header(name, "histogram", help, self.seconds);
         for (key, l) in items {
             let h = l.histogram();
             let counts = self.buckets.cumulative_counts(h);
@@ -353,7 +417,8 @@ impl Histogram<'_> {
                 w.out.push('\n');
             }
             let _ = writeln!(w.out, "{name}_count{{{label}=\"{key}\"}} {}", h.len());
-            let sum = sum_nanos(h) as f64 / 1e9;
+            let scale = if self.seconds { 1e9 } else { 1.0 };
+            let sum = sum_nanos(h) as f64 / scale;
             let _ = writeln!(w.out, "{name}_sum{{{label}=\"{key}\"}} {}", float(sum));
         }
     }

@@ -1,0 +1,286 @@
+//! Batches: one `batch` span (no parent) serving two requests' model spans,
+//! linked both ways with `follows_from`, as a dynamic batcher makes them. Each
+//! captured request carries the batch, its size and its children, the
+//! attribution splits the bottleneck's time around it, and every export
+//! shows it.
+
+use hdrtrace::export::{chrome_trace_json, render_text};
+use hdrtrace::{
+    limits, BatchCause, LatencySnapshot, RequestTrace, SpanClass, SpanTrace, TracingConfig,
+    TracingLevel,
+};
+use std::sync::{Arc, Mutex};
+use std::thread::sleep;
+use std::time::Duration;
+use tracing::subscriber::with_default;
+
+/// One scenario at a time: scoped subscribers built and dropped on several
+/// test threads at once race in tracing-core's interest cache.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn config() -> TracingConfig {
+    TracingConfig {
+        sampling_rate: 1.0,
+        level: TracingLevel::Verbose,
+        latency_target: Duration::from_millis(5),
+        ..TracingConfig::default()
+    }
+}
+
+/// Two requests (ids 1 and 2) whose `Causal` model spans wait `wait` for a
+/// batch of 2 that runs `run`; the batch span closes before the model spans,
+/// or, with `batch_last`, after both requests' roots.
+fn two_requests_one_batch(
+    wait: Duration,
+    run: Duration,
+    batch_last: bool,
+) -> (Vec<Arc<RequestTrace>>, LatencySnapshot) {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (subscriber, guard) = hdrtrace::build(&config()).unwrap();
+    with_default(subscriber, || {
+        let roots: Vec<tracing::Span> = (1..=2u64)
+            .map(|id| tracing::info_span!("embed_pipeline", request_id = id))
+            .collect();
+        let models: Vec<tracing::Span> = roots
+            .iter()
+            .map(|r| tracing::info_span!(parent: r, "model", model_id = "Causal", input_tokens = 3u64))
+            .collect();
+        sleep(wait);
+        let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 2u64);
+        for m in &models {
+            m.follows_from(batch.id());
+            batch.follows_from(m.id());
+        }
+        batch.in_scope(|| {
+            tracing::trace_span!("forward").in_scope(|| sleep(run));
+            tracing::trace_span!("scatter").in_scope(|| {});
+        });
+        if batch_last {
+            drop(models);
+            drop(roots);
+            sleep(Duration::from_millis(20));
+            drop(batch);
+        } else {
+            drop(batch);
+            drop(models);
+            drop(roots);
+        }
+    });
+    let snapshot = guard.flushed_snapshot();
+    let mut traces: Vec<Arc<RequestTrace>> = snapshot.captured().to_vec();
+    traces.sort_by_key(|t| t.request_id);
+    assert_eq!(
+        traces.iter().map(|t| t.request_id).collect::<Vec<_>>(),
+        [1, 2],
+        "{:?}",
+        snapshot.counters()
+    );
+    (traces, snapshot)
+}
+
+fn batch_of(t: &RequestTrace) -> &SpanTrace {
+    t.spans
+        .iter()
+        .find(|s| s.class == SpanClass::Batch)
+        .unwrap_or_else(|| panic!("no batch span in\n{}", render_text(t)))
+}
+
+fn model_of(t: &RequestTrace) -> &SpanTrace {
+    t.models().next().expect("a model span")
+}
+
+#[test]
+fn two_requests_carry_the_batch_that_served_them_linked_both_ways() {
+    let (traces, snapshot) =
+        two_requests_one_batch(Duration::from_millis(2), Duration::from_millis(30), false);
+    let batch_ids: Vec<u64> = traces.iter().map(|t| batch_of(t).id).collect();
+    assert_eq!(batch_ids[0], batch_ids[1], "one batch served both");
+    for t in &traces {
+        let text = render_text(t);
+        assert!(t.complete, "{text}");
+        let (batch, model) = (batch_of(t), model_of(t));
+        assert!(batch.shared, "{text}");
+        assert!(!model.shared);
+        assert_eq!(batch.model.as_deref(), Some("Causal"));
+        assert_eq!(
+            batch.field("batch_size"),
+            Some(hdrtrace::record::FieldValue::U64(2))
+        );
+        assert_eq!(model.links, [batch.id], "{text}");
+        assert_eq!(batch.links, [model.id], "{text}");
+        // Its children, recorded at Verbose, come along, shared too.
+        for name in ["forward", "scatter"] {
+            let child = t.spans.iter().find(|s| s.name == name).expect(name);
+            assert_eq!(child.parent, batch.id);
+            assert!(child.shared);
+        }
+        // The tree hangs the batch under the model span it served.
+        let tree = t.tree();
+        let at = |id| tree.position(id).unwrap();
+        assert_eq!(tree.parent(at(batch.id)), Some(at(model.id)));
+        let model_line = text.lines().position(|l| l.contains("model{")).unwrap();
+        let batch_line = text.lines().position(|l| l.contains("batch{")).unwrap();
+        assert_eq!(batch_line, model_line + 1, "{text}");
+        let line = text.lines().nth(batch_line).unwrap();
+        assert!(line.contains("[shared]") && line.contains("batch_size=2"), "{text}");
+        assert!(!line.contains("parent missing"), "{text}");
+
+        let a = t.attribution.as_ref().expect("attribution");
+        let share = a.batch.as_ref().expect("a batch share");
+        assert_eq!(share.span, batch.id);
+        assert_eq!(share.size, 2);
+        let mut served = share.requests.clone();
+        served.sort_unstable();
+        assert_eq!(served, [1, 2]);
+        assert_eq!(share.cause, BatchCause::Run, "{share:?}");
+        assert!(share.run >= Duration::from_millis(30), "{share:?}");
+        assert!(t.verdict.starts_with("Causal: batch of 2 ran "), "{}", t.verdict);
+        assert!(text.contains(&format!("Bottleneck: {}", t.verdict)), "{text}");
+    }
+    let causal = snapshot.model("Causal").unwrap();
+    assert_eq!(causal.count(), 2, "the batch's wall is not a model span's");
+    let sizes = causal.batch_size().expect("batch sizes");
+    assert_eq!((sizes.len(), sizes.max()), (1, 2));
+    let waits = causal.batch_wait().expect("batch waits");
+    assert_eq!(waits.count(), 2, "one wait per served request");
+    assert!(waits.min() >= Duration::from_millis(2));
+    assert_eq!(snapshot.stage("batch").unwrap().count(), 1);
+    assert_eq!(snapshot.counters().dropped_links, 0);
+}
+
+#[test]
+fn a_long_wait_for_the_batch_is_named_even_when_the_batch_closes_last() {
+    let (traces, _) =
+        two_requests_one_batch(Duration::from_millis(40), Duration::from_millis(1), true);
+    for t in &traces {
+        let batch = batch_of(t);
+        let share = t.attribution.as_ref().unwrap().batch.as_ref().unwrap();
+        assert_eq!(share.span, batch.id);
+        assert_eq!(share.cause, BatchCause::Wait, "{share:?}");
+        assert!(share.wait >= Duration::from_millis(40), "{share:?}");
+        assert!(
+            t.verdict.starts_with("Causal: waited ") && t.verdict.ends_with("for a batch of 2 to fill"),
+            "{}",
+            t.verdict
+        );
+        assert!(t.complete);
+    }
+}
+
+#[test]
+fn perfetto_draws_a_flow_from_each_model_span_to_its_batch() {
+    let (traces, _) =
+        two_requests_one_batch(Duration::from_millis(1), Duration::from_millis(5), false);
+    let json = chrome_trace_json(&traces);
+    let events = json["traceEvents"].as_array().unwrap();
+    let flows = |ph: &str| -> Vec<&serde_json::Value> {
+        events.iter().filter(|e| e["ph"] == ph).collect()
+    };
+    let (starts, finishes) = (flows("s"), flows("f"));
+    assert_eq!(starts.len(), 2, "one arrow per request");
+    assert_eq!(finishes.len(), 2);
+    for s in &starts {
+        let f = finishes
+            .iter()
+            .find(|f| f["id"] == s["id"])
+            .expect("a finish with the start's id");
+        assert_eq!(f["pid"], s["pid"]);
+        // The arrow starts on the model span and ends on the batch span.
+        let slice_at = |e: &serde_json::Value| {
+            events
+                .iter()
+                .find(|x| x["ph"] == "X" && x["pid"] == e["pid"] && x["tid"] == e["tid"] && x["ts"] == e["ts"])
+                .map(|x| x["cat"].as_str().unwrap().to_string())
+        };
+        assert_eq!(slice_at(s).as_deref(), Some("model"));
+        assert_eq!(slice_at(f).as_deref(), Some("batch"));
+    }
+    let root_verdicts: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["args"]["verdict"].as_str())
+        .collect();
+    let expected: Vec<&str> = traces.iter().map(|t| t.verdict.as_str()).collect();
+    assert_eq!(root_verdicts, expected, "Perfetto shows the trace's one verdict");
+}
+
+#[test]
+fn links_past_max_links_are_counted_as_dropped() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (subscriber, guard) = hdrtrace::build(&config()).unwrap();
+    let extra = 3;
+    with_default(subscriber, || {
+        let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 7u64);
+        let roots: Vec<tracing::Span> = (1..=(limits::MAX_LINKS + extra) as u64)
+            .map(|id| tracing::info_span!("embed_pipeline", request_id = id))
+            .collect();
+        let models: Vec<tracing::Span> = roots
+            .iter()
+            .map(|r| tracing::info_span!(parent: r, "model", model_id = "Causal"))
+            .collect();
+        for m in &models {
+            m.follows_from(batch.id());
+            batch.follows_from(m.id());
+        }
+        drop(batch);
+        drop(models);
+        drop(roots);
+    });
+    let snapshot = guard.flushed_snapshot();
+    assert_eq!(snapshot.counters().dropped_links, extra as u64);
+    // The batch kept MAX_LINKS links of its own, but every request it served
+    // links to it from its side: each carries it.
+    let traces = snapshot.captured();
+    assert_eq!(traces.len(), limits::MAX_LINKS + extra);
+    for t in traces {
+        let batch = batch_of(t);
+        assert_eq!(batch.links, [model_of(t).id], "{}", render_text(t));
+        let share = t.attribution.as_ref().unwrap().batch.as_ref().unwrap();
+        assert_eq!(share.requests.len(), limits::MAX_LINKS + extra);
+    }
+}
+
+#[test]
+fn batches_beyond_their_share_of_the_budget_are_dropped_and_counted() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (subscriber, guard) = hdrtrace::build(&TracingConfig {
+        // The smallest budget: its batch share holds a few dozen records.
+        memory_budget: 64 << 10,
+        capture_capacity: 2,
+        max_capture_spans: 16,
+        ..config()
+    })
+    .unwrap();
+    const BATCHES: u64 = 300;
+    with_default(subscriber, || {
+        for _ in 0..BATCHES {
+            let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 4u64);
+            batch.in_scope(|| {
+                tracing::trace_span!("batch_wait").in_scope(|| {});
+                tracing::trace_span!("forward").in_scope(|| {});
+                tracing::trace_span!("scatter").in_scope(|| {});
+            });
+        }
+        // The newest batch is still held: a request it serves carries it.
+        let root = tracing::info_span!("embed_pipeline", request_id = 9u64);
+        let model = tracing::info_span!(parent: &root, "model", model_id = "Causal");
+        let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 1u64);
+        model.follows_from(batch.id());
+        drop(batch);
+        drop(model);
+        drop(root);
+    });
+    let snapshot = guard.flushed_snapshot();
+    let c = snapshot.counters();
+    assert!(c.dropped_batch_records > 0, "{c:?}");
+    assert!(
+        c.dropped_batch_records <= BATCHES * 4,
+        "only what was held can be dropped: {c:?}"
+    );
+    // The histograms count every batch whatever the store kept.
+    let causal = snapshot.model("Causal").unwrap();
+    assert_eq!(causal.batch_size().unwrap().len(), BATCHES + 1);
+    assert_eq!(snapshot.stage("batch").unwrap().count(), BATCHES + 1);
+    let t = &snapshot.captured()[0];
+    assert_eq!(t.request_id, 9);
+    assert_eq!(batch_of(t).field("batch_size"), Some(hdrtrace::record::FieldValue::U64(1)));
+}
