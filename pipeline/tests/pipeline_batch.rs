@@ -12,9 +12,9 @@ use hdrtrace::{BatchCause, RequestTrace, SpanTrace, TracingConfig, TracingLevel}
 use hdrtrace_pipeline::{
     reference_models, BatchConfig, BatchEmbeddings, BatchFuture, BatchPlan, ComputePool,
     EmbeddingModel, EmbeddingPipeline, Fault, FaultPlan, FusedEmbedding, ModelFuture, ModelId,
-    ModelSet, PipelineConfig, PreparedInput, TraceCollector, TraceEvent,
+    ModelSet, PipelineConfig, PreparedInput, TraceCollector,
 };
-use pipeline_support::{fast_models, start, wait_for, Fast, Keep};
+use pipeline_support::{errors, fast_models, start, timeouts, wait_for, Fast, Keep};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,23 @@ fn capture_config(sampling_rate: f32, level: TracingLevel) -> TracingConfig {
         latency_target: TARGET,
         ..TracingConfig::default()
     }
+}
+
+/// A pipeline over `models` where only `model` is batched, with `config`.
+fn one_batched(
+    models: Vec<Arc<dyn EmbeddingModel>>,
+    model: ModelId,
+    config: BatchConfig,
+    deadline: Duration,
+) -> Arc<EmbeddingPipeline> {
+    let mut batching = BatchPlan::new();
+    batching.set(model, config);
+    let config = PipelineConfig {
+        deadline,
+        batching,
+        ..PipelineConfig::default()
+    };
+    Arc::new(EmbeddingPipeline::with_config(models, config).unwrap())
 }
 
 /// Runs `rounds` rounds of `per_round` requests, all of a round in flight at
@@ -158,14 +175,12 @@ fn a_long_wait_under_light_load_is_named_as_waiting_for_the_batch() {
     );
     // Only Causal batched, for up to 32 inputs or 250 ms: one request at a
     // time never fills it, so each waits the whole 250 ms.
-    let mut batching = BatchPlan::new();
-    batching.set(ModelId::Causal, BatchConfig::new(32, WAIT).unwrap());
-    let config = PipelineConfig {
-        deadline: Duration::from_secs(5),
-        batching,
-        ..PipelineConfig::default()
-    };
-    let p = Arc::new(EmbeddingPipeline::with_config(fast_models(), config).unwrap());
+    let p = one_batched(
+        fast_models(),
+        ModelId::Causal,
+        BatchConfig::new(32, WAIT).unwrap(),
+        Duration::from_secs(5),
+    );
     let ids = rounds(&rt, &p, REQUESTS, 1);
 
     let traces = captured(&guard, &keep, &ids);
@@ -245,13 +260,7 @@ fn faults_in_a_batch_reach_every_request_it_served() {
     // Each request's own model spans carry the events an unbatched model's do.
     for f in &fused {
         let ev = events.for_request(f.request_id);
-        let mut errors: Vec<(ModelId, &str)> = ev
-            .iter()
-            .filter_map(|e| match e {
-                TraceEvent::ModelError { model_id, error } => Some((*model_id, error.as_str())),
-                _ => None,
-            })
-            .collect();
+        let mut errors = errors(&ev);
         errors.sort();
         assert_eq!(errors.len(), 2, "{ev:?}");
         assert_eq!(errors[0].0, ModelId::Sparse);
@@ -259,13 +268,7 @@ fn faults_in_a_batch_reach_every_request_it_served() {
         assert!(errors[0].1.contains("panicked"), "{errors:?}");
         assert_eq!(errors[1].0, ModelId::Code);
         assert!(errors[1].1.contains("injected error"), "{errors:?}");
-        let timeouts: Vec<_> = ev
-            .iter()
-            .filter_map(|e| match e {
-                TraceEvent::ModelTimeout { model_id, after_ms } => Some((*model_id, *after_ms)),
-                _ => None,
-            })
-            .collect();
+        let timeouts = timeouts(&ev);
         assert_eq!(timeouts.len(), 1, "{ev:?}");
         assert_eq!(timeouts[0].0, ModelId::Semantic);
         assert!(timeouts[0].1 >= deadline.as_secs_f64() * 1e3);
@@ -309,17 +312,12 @@ fn a_batchs_device_time_is_recorded_for_every_request_it_served() {
     );
     let mut models = fast_models();
     models[ModelId::Code.index()] = Arc::new(DeviceTimed(Fast(ModelId::Code)));
-    let mut batching = BatchPlan::new();
-    batching.set(
+    let p = one_batched(
+        models,
         ModelId::Code,
         BatchConfig::new(3, Duration::from_millis(50)).unwrap(),
+        Duration::from_secs(5),
     );
-    let config = PipelineConfig {
-        deadline: Duration::from_secs(5),
-        batching,
-        ..PipelineConfig::default()
-    };
-    let p = Arc::new(EmbeddingPipeline::with_config(models, config).unwrap());
     rounds(&rt, &p, 2, REQUESTS / 2);
     let snap = guard.flushed_snapshot();
     let gpu = snap
@@ -345,17 +343,12 @@ fn two_requests_of_one_batch_carry_it_linked_both_ways() {
     );
     // Causal batches two inputs, waiting up to 5 s for the second: the two
     // requests in flight together share exactly one batch.
-    let mut batching = BatchPlan::new();
-    batching.set(
+    let p = one_batched(
+        fast_models(),
         ModelId::Causal,
         BatchConfig::new(2, Duration::from_secs(5)).unwrap(),
+        Duration::from_secs(10),
     );
-    let config = PipelineConfig {
-        deadline: Duration::from_secs(10),
-        batching,
-        ..PipelineConfig::default()
-    };
-    let p = Arc::new(EmbeddingPipeline::with_config(fast_models(), config).unwrap());
     let ids = rounds(&rt, &p, 1, 2);
 
     let traces = captured(&guard, &keep, &ids);
