@@ -15,6 +15,21 @@
 //!   fusion{embedding_count, output_dim}        DEBUG
 //! ```
 //!
+//! With batching ([`PipelineConfig::batching`], a [`BatchPlan`] of one
+//! [`BatchConfig`] per model) a model's inputs from concurrent requests queue
+//! up and run together in one [`EmbeddingModel::embed_batch`] call, when the
+//! batch is full or its oldest input has waited long enough
+//! ([`BatchedModel`]). Each batch is a span of its own that belongs to no
+//! request, linked both ways (`follows_from`) with the model span of every
+//! request it served:
+//!
+//! ```text
+//! batch{model_id, batch_size}                  INFO, parent: None
+//!   batch_wait{oldest_wait_us}                 TRACE (Verbose)
+//!   forward                                    TRACE, the batched call
+//!   scatter                                    TRACE, the results handed back
+//! ```
+//!
 //! Faults become records, not crashes: a model that errs or panics leaves an
 //! `ERROR` event in its span, a model past the deadline a `WARN` event with
 //! `timeout = true` and `after_ms` (so the subscriber marks the span failed or
