@@ -174,7 +174,8 @@ async fn run(model: Arc<dyn EmbeddingModel>, config: BatchConfig, mut queue: mps
                 Some(job) => break job,
             }
         };
-        let due = first.queued + config.max_wait();
+        let due = tokio::time::sleep_until(first.queued + config.max_wait());
+        tokio::pin!(due);
         batch.push(first);
         while batch.len() < config.max_size() {
             tokio::select! {
@@ -185,7 +186,7 @@ async fn run(model: Arc<dyn EmbeddingModel>, config: BatchConfig, mut queue: mps
                     Some(job) => batch.push(job),
                     None => break,
                 },
-                () = tokio::time::sleep_until(due) => break,
+                () = &mut due => break,
             }
         }
         run_batch(&*model, &mut batch).await;
