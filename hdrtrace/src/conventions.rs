@@ -183,35 +183,32 @@ impl Conventions {
             }
             Ok(())
         };
-        if self.request_spans.len() > MAX_REQUEST_SPANS {
-            return Err(Error::config(
-                "conventions.request_spans",
-                format!(
-                    "may name at most {MAX_REQUEST_SPANS} spans, got {}",
-                    self.request_spans.len()
-                ),
-            ));
-        }
-        if self.batch_spans.len() > MAX_REQUEST_SPANS {
-            return Err(Error::config(
-                "conventions.batch_spans",
-                format!(
-                    "may name at most {MAX_REQUEST_SPANS} spans, got {}",
-                    self.batch_spans.len()
-                ),
-            ));
-        }
-        for name in &self.request_spans {
-            check("conventions.request_spans", name)?;
-        }
-        for name in &self.batch_spans {
-            check("conventions.batch_spans", name)?;
-            if self.request_spans.contains(name) {
+        for (what, names) in [
+            ("conventions.request_spans", &self.request_spans),
+            ("conventions.batch_spans", &self.batch_spans),
+        ] {
+            if names.len() > MAX_REQUEST_SPANS {
                 return Err(Error::config(
-                    "conventions.batch_spans",
-                    format!("{name:?} is also a request span name"),
+                    what,
+                    format!(
+                        "may name at most {MAX_REQUEST_SPANS} spans, got {}",
+                        names.len()
+                    ),
                 ));
             }
+            for name in names {
+                check(what, name)?;
+            }
+        }
+        if let Some(name) = self
+            .batch_spans
+            .iter()
+            .find(|n| self.request_spans.contains(n))
+        {
+            return Err(Error::config(
+                "conventions.batch_spans",
+                format!("{name:?} is also a request span name"),
+            ));
         }
         let fields = [
             ("conventions.request_id_field", &self.request_id_field),

@@ -46,7 +46,8 @@ fn two_requests_one_batch(
             .map(|r| tracing::info_span!(parent: r, "model", model_id = "Causal", input_tokens = 3u64))
             .collect();
         sleep(wait);
-        let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 2u64);
+        let batch =
+            tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 2u64);
         for m in &models {
             m.follows_from(batch.id());
             batch.follows_from(m.id());
@@ -122,7 +123,10 @@ fn two_requests_carry_the_batch_that_served_them_linked_both_ways() {
         let batch_line = text.lines().position(|l| l.contains("batch{")).unwrap();
         assert_eq!(batch_line, model_line + 1, "{text}");
         let line = text.lines().nth(batch_line).unwrap();
-        assert!(line.contains("[shared]") && line.contains("batch_size=2"), "{text}");
+        assert!(
+            line.contains("[shared]") && line.contains("batch_size=2"),
+            "{text}"
+        );
         assert!(!line.contains("parent missing"), "{text}");
 
         let a = t.attribution.as_ref().expect("attribution");
@@ -134,8 +138,15 @@ fn two_requests_carry_the_batch_that_served_them_linked_both_ways() {
         assert_eq!(served, [1, 2]);
         assert_eq!(share.cause, BatchCause::Run, "{share:?}");
         assert!(share.run >= Duration::from_millis(30), "{share:?}");
-        assert!(t.verdict.starts_with("Causal: batch of 2 ran "), "{}", t.verdict);
-        assert!(text.contains(&format!("Bottleneck: {}", t.verdict)), "{text}");
+        assert!(
+            t.verdict.starts_with("Causal: batch of 2 ran "),
+            "{}",
+            t.verdict
+        );
+        assert!(
+            text.contains(&format!("Bottleneck: {}", t.verdict)),
+            "{text}"
+        );
     }
     let causal = snapshot.model("Causal").unwrap();
     assert_eq!(causal.count(), 2, "the batch's wall is not a model span's");
@@ -159,7 +170,8 @@ fn a_long_wait_for_the_batch_is_named_even_when_the_batch_closes_last() {
         assert_eq!(share.cause, BatchCause::Wait, "{share:?}");
         assert!(share.wait >= Duration::from_millis(40), "{share:?}");
         assert!(
-            t.verdict.starts_with("Causal: waited ") && t.verdict.ends_with("for a batch of 2 to fill"),
+            t.verdict.starts_with("Causal: waited ")
+                && t.verdict.ends_with("for a batch of 2 to fill"),
             "{}",
             t.verdict
         );
@@ -173,9 +185,8 @@ fn perfetto_draws_a_flow_from_each_model_span_to_its_batch() {
         two_requests_one_batch(Duration::from_millis(1), Duration::from_millis(5), false);
     let json = chrome_trace_json(&traces);
     let events = json["traceEvents"].as_array().unwrap();
-    let flows = |ph: &str| -> Vec<&serde_json::Value> {
-        events.iter().filter(|e| e["ph"] == ph).collect()
-    };
+    let flows =
+        |ph: &str| -> Vec<&serde_json::Value> { events.iter().filter(|e| e["ph"] == ph).collect() };
     let (starts, finishes) = (flows("s"), flows("f"));
     assert_eq!(starts.len(), 2, "one arrow per request");
     assert_eq!(finishes.len(), 2);
@@ -189,7 +200,12 @@ fn perfetto_draws_a_flow_from_each_model_span_to_its_batch() {
         let slice_at = |e: &serde_json::Value| {
             events
                 .iter()
-                .find(|x| x["ph"] == "X" && x["pid"] == e["pid"] && x["tid"] == e["tid"] && x["ts"] == e["ts"])
+                .find(|x| {
+                    x["ph"] == "X"
+                        && x["pid"] == e["pid"]
+                        && x["tid"] == e["tid"]
+                        && x["ts"] == e["ts"]
+                })
                 .map(|x| x["cat"].as_str().unwrap().to_string())
         };
         assert_eq!(slice_at(s).as_deref(), Some("model"));
@@ -200,7 +216,10 @@ fn perfetto_draws_a_flow_from_each_model_span_to_its_batch() {
         .filter_map(|e| e["args"]["verdict"].as_str())
         .collect();
     let expected: Vec<&str> = traces.iter().map(|t| t.verdict.as_str()).collect();
-    assert_eq!(root_verdicts, expected, "Perfetto shows the trace's one verdict");
+    assert_eq!(
+        root_verdicts, expected,
+        "Perfetto shows the trace's one verdict"
+    );
 }
 
 #[test]
@@ -209,7 +228,8 @@ fn links_past_max_links_are_counted_as_dropped() {
     let (subscriber, guard) = hdrtrace::build(&config()).unwrap();
     let extra = 3;
     with_default(subscriber, || {
-        let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 7u64);
+        let batch =
+            tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 7u64);
         let roots: Vec<tracing::Span> = (1..=(limits::MAX_LINKS + extra) as u64)
             .map(|id| tracing::info_span!("embed_pipeline", request_id = id))
             .collect();
@@ -253,7 +273,8 @@ fn batches_beyond_their_share_of_the_budget_are_dropped_and_counted() {
     const BATCHES: u64 = 300;
     with_default(subscriber, || {
         for _ in 0..BATCHES {
-            let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 4u64);
+            let batch =
+                tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 4u64);
             batch.in_scope(|| {
                 tracing::trace_span!("batch_wait").in_scope(|| {});
                 tracing::trace_span!("forward").in_scope(|| {});
@@ -263,7 +284,8 @@ fn batches_beyond_their_share_of_the_budget_are_dropped_and_counted() {
         // The newest batch is still held: a request it serves carries it.
         let root = tracing::info_span!("embed_pipeline", request_id = 9u64);
         let model = tracing::info_span!(parent: &root, "model", model_id = "Causal");
-        let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 1u64);
+        let batch =
+            tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 1u64);
         model.follows_from(batch.id());
         drop(batch);
         drop(model);
@@ -282,5 +304,82 @@ fn batches_beyond_their_share_of_the_budget_are_dropped_and_counted() {
     assert_eq!(snapshot.stage("batch").unwrap().count(), BATCHES + 1);
     let t = &snapshot.captured()[0];
     assert_eq!(t.request_id, 9);
-    assert_eq!(batch_of(t).field("batch_size"), Some(hdrtrace::record::FieldValue::U64(1)));
+    assert_eq!(
+        batch_of(t).field("batch_size"),
+        Some(hdrtrace::record::FieldValue::U64(1))
+    );
+}
+
+/// Batch size and batch wait travel in snapshot bytes, add up when snapshots
+/// are merged, and are exported as Prometheus histograms labelled by model.
+#[cfg(feature = "prometheus")]
+#[test]
+fn batch_histograms_travel_in_bytes_merge_and_reach_prometheus() {
+    use hdrtrace::export::prometheus::{render_with, Buckets, Format};
+    let (_, snapshot) =
+        two_requests_one_batch(Duration::from_millis(1), Duration::from_millis(2), false);
+    let bytes = snapshot.to_bytes().unwrap();
+    let back = LatencySnapshot::from_bytes(&bytes).unwrap();
+    let (a, b) = (
+        snapshot.model("Causal").unwrap(),
+        back.model("Causal").unwrap(),
+    );
+    assert_eq!(b.batch_size(), a.batch_size());
+    assert_eq!(
+        b.batch_wait().unwrap().histogram(),
+        a.batch_wait().unwrap().histogram()
+    );
+    let merged = LatencySnapshot::merged(&[snapshot.clone(), back]);
+    let m = merged.model("Causal").unwrap();
+    assert_eq!(m.batch_size().unwrap().len(), 2);
+    assert_eq!(m.batch_wait().unwrap().count(), 4);
+
+    for format in [Format::OpenMetrics, Format::Text] {
+        let text = render_with(&merged, format, &Buckets::default());
+        let sample = |series: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.split(' ').next())
+                .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+                .parse()
+                .unwrap()
+        };
+        assert!(
+            text.contains("# TYPE hdrtrace_model_batch_size histogram"),
+            "{text}"
+        );
+        assert_eq!(
+            sample(r#"hdrtrace_model_batch_size_bucket{model="Causal",le="1"}"#),
+            0.0
+        );
+        assert_eq!(
+            sample(r#"hdrtrace_model_batch_size_bucket{model="Causal",le="2"}"#),
+            2.0
+        );
+        assert_eq!(
+            sample(r#"hdrtrace_model_batch_size_bucket{model="Causal",le="+Inf"}"#),
+            2.0
+        );
+        assert_eq!(
+            sample(r#"hdrtrace_model_batch_size_count{model="Causal"}"#),
+            2.0
+        );
+        assert_eq!(
+            sample(r#"hdrtrace_model_batch_size_sum{model="Causal"}"#),
+            4.0
+        );
+        assert!(
+            text.contains("# TYPE hdrtrace_model_batch_wait_seconds histogram"),
+            "{text}"
+        );
+        assert_eq!(
+            sample(r#"hdrtrace_model_batch_wait_seconds_bucket{model="Causal",le="+Inf"}"#),
+            4.0
+        );
+        assert!(sample(r#"hdrtrace_model_batch_wait_seconds_sum{model="Causal"}"#) >= 0.004);
+        // Stages never ran batched: no stage family for either.
+        assert!(
+            !text.contains("hdrtrace_stage_batch_wait_seconds_bucket"),
+            "{text}"
+        );
+    }
 }

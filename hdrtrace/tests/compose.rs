@@ -71,3 +71,33 @@ fn hdr_layer_beside_fmt_and_env_filter() {
         warns[0]
     );
 }
+
+/// Links reach the core through the layer too: Registry span IDs are mapped
+/// to ours, so a request carries the batch its model span links to.
+#[test]
+fn hdr_layer_records_links() {
+    let (hdr, guard) = Builder::new(&TracingConfig {
+        sampling_rate: 1.0,
+        ..TracingConfig::default()
+    })
+    .build_layer()
+    .unwrap();
+    tracing::subscriber::with_default(Registry::default().with(hdr), || {
+        let root = tracing::info_span!("embed_pipeline", request_id = 3u64);
+        let model = tracing::info_span!(parent: &root, "model", model_id = "Causal");
+        let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 1u64);
+        model.follows_from(batch.id());
+        batch.follows_from(model.id());
+    });
+    let snap = guard.flushed_snapshot();
+    let trace = &snap.captured()[0];
+    let model = trace.models().next().unwrap();
+    let batch = trace
+        .spans
+        .iter()
+        .find(|s| s.class == hdrtrace::SpanClass::Batch)
+        .expect("the batch");
+    assert!(batch.shared);
+    assert_eq!(model.links, [batch.id]);
+    assert_eq!(batch.links, [model.id]);
+}

@@ -156,6 +156,35 @@ fn invalid_filters_and_names_are_errors_naming_them() {
 }
 
 #[test]
+fn batch_names_are_validated() {
+    let d = TracingConfig::default;
+    let refused = |conventions: Conventions, says: &str| {
+        let e = TracingConfig { conventions, ..d() }
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(says), "{e}");
+    };
+    refused(
+        Conventions::default().batch_span("embed_pipeline"),
+        "also a request span name",
+    );
+    refused(Conventions::default().batch_span("a batch"), "whitespace");
+    refused(
+        Conventions::default().batch_size_field("model_id"),
+        "the same name as conventions.batch_size_field",
+    );
+    let many = (0..65).map(|i| format!("b{i}"));
+    refused(Conventions::default().batch_spans(many), "at most 64");
+    assert!(TracingConfig {
+        conventions: Conventions::default().batch_spans(Vec::<String>::new()),
+        ..d()
+    }
+    .validate()
+    .is_ok());
+}
+
+#[test]
 fn conventions_and_filter_come_from_the_environment() {
     let vars: HashMap<&str, &str> = [
         ("HDRTRACE_REQUEST_SPANS", "handle_request, grpc_call"),
@@ -163,6 +192,8 @@ fn conventions_and_filter_come_from_the_environment() {
         ("HDRTRACE_MODEL_FIELD", "model"),
         ("HDRTRACE_TIMEOUT_FIELD", "deadline"),
         ("HDRTRACE_DEVICE_TIME_FIELD", "device_ns"),
+        ("HDRTRACE_BATCH_SPANS", "forward_batch, ,microbatch"),
+        ("HDRTRACE_BATCH_SIZE_FIELD", "n_inputs"),
         ("HDRTRACE_FILTER", "hyper=off,info"),
     ]
     .into();
@@ -173,6 +204,9 @@ fn conventions_and_filter_come_from_the_environment() {
     assert_eq!(c.conventions.model_name(), "model");
     assert_eq!(c.conventions.timeout_name(), "deadline");
     assert_eq!(c.conventions.device_time_name(), "device_ns");
+    let batches: Vec<&str> = c.conventions.batch_span_names().collect();
+    assert_eq!(batches, ["forward_batch", "microbatch"]);
+    assert_eq!(c.conventions.batch_size_name(), "n_inputs");
     assert_eq!(c.filter.as_deref(), Some("hyper=off,info"));
     let e = TracingConfig::from_lookup(|k| (k == "HDRTRACE_FILTER").then(|| "x=nope".into()))
         .unwrap_err()

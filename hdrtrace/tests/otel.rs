@@ -134,6 +134,22 @@ fn run_requests() {
     }
 }
 
+/// A collector, and a scoped subscriber exporting to it.
+fn exporting_subscriber() -> (
+    Received,
+    tokio::sync::oneshot::Sender<()>,
+    hdrtrace::HdrSubscriber,
+    hdrtrace::TracingGuard,
+) {
+    let (addr, received, stop) = start_collector();
+    let (subscriber, guard) = hdrtrace::build(&TracingConfig {
+        otel_endpoint: Some(format!("http://{addr}")),
+        ..config()
+    })
+    .unwrap();
+    (received, stop, subscriber, guard)
+}
+
 fn config() -> TracingConfig {
     TracingConfig {
         sampling_rate: 1.0,
@@ -385,12 +401,7 @@ fn bad_settings_are_refused_with_a_reason() {
 fn an_incoming_traceparent_joins_the_callers_trace() {
     const CALLER: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let other_caller = String::from("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
-    let (addr, received, _stop) = start_collector();
-    let (subscriber, guard) = hdrtrace::build(&TracingConfig {
-        otel_endpoint: Some(format!("http://{addr}")),
-        ..config()
-    })
-    .unwrap();
+    let (received, _stop, subscriber, guard) = exporting_subscriber();
     tracing::subscriber::with_default(subscriber, || {
         let joined = tracing::info_span!("embed_pipeline", request_id = 7u64, traceparent = CALLER);
         joined.in_scope(|| tracing::info_span!("model", model_id = "Causal").in_scope(|| {}));
@@ -473,12 +484,7 @@ fn an_incoming_traceparent_joins_the_callers_trace() {
 /// between them, both ways, by their exported span ids.
 #[test]
 fn the_collector_sees_links_between_model_spans_and_their_batch() {
-    let (addr, received, _stop) = start_collector();
-    let (subscriber, guard) = hdrtrace::build(&TracingConfig {
-        otel_endpoint: Some(format!("http://{addr}")),
-        ..config()
-    })
-    .unwrap();
+    let (received, _stop, subscriber, guard) = exporting_subscriber();
     tracing::subscriber::with_default(subscriber, || {
         let roots: Vec<tracing::Span> = [21u64, 22]
             .iter()
@@ -488,7 +494,8 @@ fn the_collector_sees_links_between_model_spans_and_their_batch() {
             .iter()
             .map(|r| tracing::info_span!(parent: r, "model", model_id = "Causal"))
             .collect();
-        let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 2u64);
+        let batch =
+            tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 2u64);
         for m in &models {
             m.follows_from(batch.id());
             batch.follows_from(m.id());
@@ -515,7 +522,10 @@ fn the_collector_sees_links_between_model_spans_and_their_batch() {
         let model = named(&exported, "model")[0];
         let batch = named(&exported, "batch")[0];
         batch_ids.insert(batch.span_id.clone());
-        assert_eq!(batch.parent_span_id, model.span_id, "shown under its model span");
+        assert_eq!(
+            batch.parent_span_id, model.span_id,
+            "shown under its model span"
+        );
         assert!(matches!(
             attr(&batch.attributes, "hdrtrace.shared"),
             Some(Value::BoolValue(true))

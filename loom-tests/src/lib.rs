@@ -123,8 +123,8 @@ impl LinkSlots {
         self.0.read(out)
     }
 
-    /// `links::LinkSlots::len`.
-    pub fn len(&self) -> usize {
+    /// `links::LinkSlots::len`: how many links are kept.
+    pub fn kept(&self) -> usize {
         self.0.len()
     }
 

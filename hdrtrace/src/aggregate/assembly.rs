@@ -72,6 +72,8 @@ struct Pending {
     nodes: u32,
     /// Whether records of it were dropped for the budget.
     lost: bool,
+    /// Whether a model span of it has links (it may wait for a batch).
+    linked: bool,
     /// The worst status seen in any record.
     worst: Status,
     /// When its root arrived.
@@ -187,8 +189,10 @@ impl Assembler {
             let p = &self.entries[e as usize];
             return (p.children >= self.nodes[p.root as usize].rec.descendants).then_some(e);
         }
-        if r.kind == RecordKind::Span {
-            p.children += 1;
+        match r.kind {
+            RecordKind::Span => p.children += 1,
+            RecordKind::Links => p.linked |= r.class == SpanClass::Model,
+            RecordKind::Event => {}
         }
         if p.tail == NIL {
             p.head = node;
@@ -300,6 +304,7 @@ impl Assembler {
             children: 0,
             nodes: 0,
             lost: false,
+            linked: false,
             worst: Status::Ok,
             root_seen: None,
             age: UNLINKED,
@@ -360,21 +365,29 @@ impl Assembler {
         p.root != NIL && !p.lost && p.children >= self.nodes[p.root as usize].rec.descendants
     }
 
-    /// A span one of the request's model spans links to that `batches` does
-    /// not hold (yet): the request waits for it, at most until the sweep.
+    /// A span one of the request's model spans links to that is neither in
+    /// the request nor held by `batches` (yet): the request waits for it, at
+    /// most until the sweep.
     pub(crate) fn unclosed_batch(&self, e: u32, batches: &Batches) -> Option<u64> {
-        let mut at = self.entries[e as usize].head;
-        while at != NIL {
-            let node = &self.nodes[at as usize];
-            let r = &node.rec;
-            if r.kind == RecordKind::Links && r.class == SpanClass::Model {
-                if let Some(&b) = r.links().iter().find(|&&b| batches.get(b).is_none()) {
-                    return Some(b);
-                }
-            }
-            at = node.next;
+        let p = &self.entries[e as usize];
+        if !p.linked {
+            return None;
         }
-        None
+        let chain = || {
+            let mut at = p.head;
+            std::iter::from_fn(move || {
+                let node = self.nodes.get(at as usize)?;
+                at = node.next;
+                Some(&node.rec)
+            })
+        };
+        let own = |id: u64| {
+            id == p.root_span || chain().any(|r| r.kind == RecordKind::Span && r.span == id)
+        };
+        chain()
+            .filter(|r| r.kind == RecordKind::Links && r.class == SpanClass::Model)
+            .flat_map(|r| r.links().iter().copied())
+            .find(|&b| batches.get(b).is_none() && !own(b))
     }
 
     /// Judges a finished request (`complete`: every record it counted

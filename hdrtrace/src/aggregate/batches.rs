@@ -151,11 +151,12 @@ impl Batches {
         }
         self.make_room(1);
         self.held += 1;
-        let list = self.loose.entry(under).or_default();
-        if list.is_empty() {
-            self.order.push_back((now, Kind::Loose, under));
-        }
-        list.push(*r);
+        file(
+            &mut self.order,
+            &mut self.loose,
+            (now, Kind::Loose, under),
+            *r,
+        );
     }
 
     /// A request's model span (`model_start`, of request `request_id`) links
@@ -178,14 +179,16 @@ impl Batches {
         }
         self.make_room(1);
         self.held += 1;
-        let list = self.waits.entry(batch).or_default();
-        if list.is_empty() {
-            self.order.push_back((now, Kind::Wait, batch));
-        }
-        list.push(Wait {
+        let wait = Wait {
             start: model_start,
             request_id,
-        });
+        };
+        file(
+            &mut self.order,
+            &mut self.waits,
+            (now, Kind::Wait, batch),
+            wait,
+        );
     }
 
     /// Moves what hangs from `id`, and below it, into `into`.
@@ -239,6 +242,19 @@ impl Batches {
         self.held -= n;
         Some(n)
     }
-
 }
 
+/// Adds `value` to the list under `entry`'s key, a new list joining the age
+/// order.
+fn file<T>(
+    order: &mut VecDeque<(Instant, Kind, u64)>,
+    lists: &mut FxHashMap<u64, Vec<T>>,
+    entry: (Instant, Kind, u64),
+    value: T,
+) {
+    let list = lists.entry(entry.2).or_default();
+    if list.is_empty() {
+        order.push_back(entry);
+    }
+    list.push(value);
+}

@@ -109,8 +109,10 @@ pub struct BatchShare {
     pub span: u64,
     /// Its batch size field.
     pub size: u64,
-    /// The ids of the requests it served, as far as they are known (at most
-    /// `limits::MAX_BATCH_REQUESTS`).
+    /// The ids of the requests it served, as far as they were known when
+    /// this request was judged (those whose model span's links record had
+    /// reached the aggregator; this request's always), at most
+    /// `limits::MAX_BATCH_REQUESTS`.
     pub requests: Vec<u64>,
     /// Model span start to batch span start: waiting for the batch to form
     /// (and to start).

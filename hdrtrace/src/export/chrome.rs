@@ -66,7 +66,13 @@ pub fn chrome_trace_json(traces: &[Arc<RequestTrace>]) -> Value {
     let mut flow = 0;
     for (k, &i) in order.iter().enumerate() {
         let offset = starts[i].saturating_sub(base);
-        request_events(&traces[i], k as u64 + 1, nanos(offset), &mut flow, &mut events);
+        request_events(
+            &traces[i],
+            k as u64 + 1,
+            nanos(offset),
+            &mut flow,
+            &mut events,
+        );
     }
     json!({
         "traceEvents": events,
@@ -392,4 +398,3 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, flow: &mut u64, out: 
         }));
     }
 }
-

@@ -27,6 +27,8 @@ impl LinkSlots {
     /// Forgets the previous tenant's links (the caller owns the slot).
     #[inline]
     pub(crate) fn reset(&self) {
+        // Relaxed: the slot is not shared yet; its ID reaches other threads
+        // through a transfer that orders this store first (module docs).
         self.claimed.store(0, Relaxed);
     }
 
@@ -36,12 +38,17 @@ impl LinkSlots {
     pub(crate) fn add(&self, id: u64) -> bool {
         // A span past its capacity stops claiming: the counter cannot grow
         // past `MAX_LINKS` plus the number of threads linking at that moment.
+        // Relaxed (load and increment): the counter only hands out places;
+        // the atomic increment alone makes each place claimed once, and the
+        // closing reader is ordered after every holder by the refcount.
         if self.claimed.load(Relaxed) as usize >= MAX_LINKS {
             return false;
         }
         let at = self.claimed.fetch_add(1, Relaxed) as usize;
         match self.ids.get(at) {
             Some(place) => {
+                // Relaxed: read only by the closing thread, after the
+                // refcount's release decrement / acquire fence (module docs).
                 place.store(id, Relaxed);
                 true
             }
@@ -52,6 +59,8 @@ impl LinkSlots {
     /// How many links are kept.
     #[inline]
     pub(crate) fn len(&self) -> usize {
+        // Relaxed: called by the closing thread (ordered as in the module
+        // docs), or by a holder that only needs an estimate.
         (self.claimed.load(Relaxed) as usize).min(MAX_LINKS)
     }
 
@@ -60,6 +69,8 @@ impl LinkSlots {
     pub(crate) fn read(&self, out: &mut [u64; MAX_LINKS]) -> usize {
         let n = self.len();
         for (o, place) in out.iter_mut().zip(&self.ids).take(n) {
+            // Relaxed: the closing thread's reads, ordered after every
+            // holder's store by the refcount (module docs).
             *o = place.load(Relaxed);
         }
         n

@@ -3,11 +3,10 @@
 use super::{Assembler, Judge, NIL};
 use crate::aggregate::batches::Batch;
 use crate::aggregate::requests::{
-    verdict, Attribution, BatchShare, CaptureReason, EventTrace, RequestTrace, SpanTrace,
-    TreeIndex,
+    verdict, Attribution, BatchShare, CaptureReason, EventTrace, RequestTrace, SpanTrace, TreeIndex,
 };
-use crate::record::{FieldValue, Record, RecordKind, SpanClass, Status};
 use crate::clock::Clock;
+use crate::record::{FieldValue, Record, RecordKind, SpanClass, Status};
 use std::time::Duration;
 
 impl Assembler {

@@ -8,7 +8,8 @@ use crate::export::trace_id::wire_span_id;
 use crate::record::{FieldValue, Status};
 use crate::subscriber::callsites::{MODEL_FIELD, REQUEST_FIELD};
 use opentelemetry::trace::{
-    Event, Link, SpanContext, SpanId, SpanKind, Status as OtelStatus, TraceFlags, TraceId, TraceState,
+    Event, Link, SpanContext, SpanId, SpanKind, Status as OtelStatus, TraceFlags, TraceId,
+    TraceState,
 };
 use opentelemetry::{InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
@@ -155,7 +156,6 @@ pub(crate) fn status(status: Status) -> OtelStatus {
         Status::Timeout => OtelStatus::error("timeout"),
     }
 }
-
 
 fn at_offset(base: SystemTime, offset: Duration) -> SystemTime {
     base.checked_add(offset).unwrap_or(base)
