@@ -7,11 +7,16 @@
 //! cargo run --release --example pipeline -- --hang Semantic --fail Code --panic Sparse
 //! cargo run --release --example pipeline -- --batch-size 32 --batch-wait 5ms
 //! cargo run --release --example pipeline -- --no-batching
+//! cargo run --release --example pipeline -- --batch Causal=32/250ms --concurrency 1 --requests 20 --deadline-ms 400
 //! ```
 //!
 //! Batching is on by default for every model but LongContext (each model's
 //! inputs from concurrent requests run together, up to `--batch-size` of them
-//! or after `--batch-wait`); `--no-batching` runs each model once per request.
+//! or after `--batch-wait`; `--batch MODEL=SIZE/WAIT` or `MODEL=off` per
+//! model); `--no-batching` runs each model once per request. Every CPU model
+//! call also pays `--launch-cost` (1 ms), the fixed part of a model's cost that
+//! a batch pays once: `--no-batching --launch-cost 0ms` is the pipeline as it
+//! ran before batching existed.
 //!
 //! Prints a per-model latency table (count, p50, p95, p99, max, timeouts,
 //! errors, times blamed for an over-budget request, and for batched models
@@ -24,9 +29,9 @@ use clap::Parser;
 use hdrtrace::export::{render_text, write_chrome_trace};
 use hdrtrace::{LatencySnapshot, ModelLatency, RequestTrace, TracingConfig, TracingLevel};
 use hdrtrace_pipeline::{
-    parse_duration, Backend, BatchConfig, BatchConfigError, BatchPlan, ComputePool,
-    EmbeddingPipeline, Fault, FaultPlan, FaultSpec, ModelId, PipelineConfig, MAX_BATCH_SIZE,
-    MAX_BATCH_WAIT, MAX_LAUNCH_COST,
+    parse_duration, Backend, BatchConfig, BatchPlan, BatchSpec, ComputePool, EmbeddingPipeline,
+    Fault, FaultPlan, FaultSpec, ModelId, PipelineConfig, MAX_BATCH_SIZE, MAX_BATCH_WAIT,
+    MAX_LAUNCH_COST,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -94,6 +99,11 @@ struct Args {
     /// `2ms`, `500us`.
     #[arg(long, default_value = "2ms", value_parser = parse_wait)]
     batch_wait: Duration,
+    /// One model's batching, over the defaults: `Causal=32/250ms` (size and
+    /// wait) or `Code=off`; LongContext too (e.g. `LongContext=4/1ms`).
+    /// Repeatable.
+    #[arg(long, value_name = "MODEL=SIZE/WAIT|off")]
+    batch: Vec<BatchSpec>,
     /// Seed for the model weights and the generated documents.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -156,15 +166,20 @@ fn parse_slow(s: &str) -> Result<(ModelId, Duration), String> {
 
 impl Args {
     /// The batching `--no-batching`, `--batch-size` and `--batch-wait` ask for.
-    fn batching(&self) -> Result<BatchPlan, BatchConfigError> {
+    /// The batching `--no-batching`, `--batch-size`, `--batch-wait` and
+    /// `--batch` ask for.
+    fn batching(&self) -> Result<BatchPlan, String> {
         if self.no_batching {
+            if !self.batch.is_empty() {
+                return Err("--batch and --no-batching contradict each other".into());
+            }
             return Ok(BatchPlan::new());
         }
         let size = usize::try_from(self.batch_size).unwrap_or(usize::MAX);
-        Ok(BatchPlan::where_it_pays(BatchConfig::new(
-            size,
-            self.batch_wait,
-        )?))
+        let config = BatchConfig::new(size, self.batch_wait).map_err(|e| e.to_string())?;
+        let mut plan = BatchPlan::where_it_pays(config);
+        plan.extend(self.batch.iter().copied());
+        Ok(plan)
     }
 
     fn faults(&self) -> FaultPlan {
@@ -265,16 +280,23 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if batching.is_empty() {
         println!("batching off: each model runs once per request");
     } else {
+        let configs: Vec<String> = batching
+            .iter()
+            .map(|(m, c)| format!("{m} {}/{:?}", c.max_size(), c.max_wait()))
+            .collect();
         let unbatched: Vec<&str> = ModelId::ALL
             .iter()
             .filter(|m| batching.get(**m).is_none())
             .map(|m| m.as_str())
             .collect();
         println!(
-            "batching: up to {} inputs per batch, waiting at most {:?} for it to fill; not batched: {}",
-            args.batch_size,
-            args.batch_wait,
-            if unbatched.is_empty() { "none".to_string() } else { unbatched.join(", ") }
+            "batching (size/wait): {}; not batched: {}",
+            configs.join(", "),
+            if unbatched.is_empty() {
+                "none".to_string()
+            } else {
+                unbatched.join(", ")
+            }
         );
     }
     if faults.is_empty() {

@@ -3,7 +3,9 @@
 //! each configured model in a [`BatchedModel`].
 
 use super::batcher::BatchedModel;
-use super::model::{EmbeddingModel, ModelId};
+use super::faults::parse_duration;
+use super::model::{EmbeddingModel, ModelId, UnknownModel};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,6 +169,71 @@ impl BatchPlan {
     }
 }
 
+/// One model's batching as a flag gives it: `Causal=32/5ms` (batches of up
+/// to 32 inputs, waiting at most 5 ms), or `Causal=off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSpec {
+    /// The model.
+    pub model: ModelId,
+    /// Its batching; `None` for `off`.
+    pub config: Option<BatchConfig>,
+}
+
+/// A batch spec that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchSpecError {
+    /// Not `MODEL=SIZE/WAIT` or `MODEL=off`.
+    #[error(
+        "invalid batch spec {0:?}: expected MODEL=SIZE/WAIT (e.g. Causal=32/5ms) or MODEL=off"
+    )]
+    Form(String),
+    /// The model part names no model.
+    #[error(transparent)]
+    UnknownModel(#[from] UnknownModel),
+    /// The size or wait is out of range.
+    #[error(transparent)]
+    Config(#[from] BatchConfigError),
+}
+
+impl FromStr for BatchSpec {
+    type Err = BatchSpecError;
+
+    fn from_str(s: &str) -> Result<Self, BatchSpecError> {
+        let form = || BatchSpecError::Form(s.to_string());
+        let (model, batching) = s.split_once('=').ok_or_else(form)?;
+        let model = model.parse()?;
+        let batching = batching.trim();
+        if batching.eq_ignore_ascii_case("off") {
+            return Ok(Self {
+                model,
+                config: None,
+            });
+        }
+        let (size, wait) = batching.split_once('/').ok_or_else(form)?;
+        let size = size.trim().parse().map_err(|_| form())?;
+        let wait = parse_duration(wait).map_err(|_| form())?;
+        Ok(Self {
+            model,
+            config: Some(BatchConfig::new(size, wait)?),
+        })
+    }
+}
+
+impl Extend<BatchSpec> for BatchPlan {
+    /// Applies each spec in turn: a config replaces the model's, `off`
+    /// removes it.
+    fn extend<I: IntoIterator<Item = BatchSpec>>(&mut self, specs: I) {
+        for spec in specs {
+            match spec.config {
+                Some(config) => self.set(spec.model, config),
+                None => {
+                    self.remove(spec.model);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +253,36 @@ mod tests {
         assert_eq!(ok.with_queue_capacity(8).unwrap().queue_capacity(), 8);
         let big = BatchConfig::new(MAX_BATCH_SIZE, Duration::ZERO).unwrap();
         assert_eq!(big.queue_capacity(), DEFAULT_QUEUE_CAPACITY);
+    }
+
+    #[test]
+    fn specs_parse_and_bad_ones_say_what_is_expected() {
+        let spec: BatchSpec = "Causal=32/5ms".parse().unwrap();
+        assert_eq!(spec.model, ModelId::Causal);
+        let config = spec.config.unwrap();
+        assert_eq!(
+            (config.max_size(), config.max_wait()),
+            (32, Duration::from_millis(5))
+        );
+        assert_eq!("e5=OFF".parse::<BatchSpec>().unwrap().config, None);
+        let mut plan = BatchPlan::new();
+        plan.extend(["Code=4/0ms", "Causal=8/1s", "Code=off"].map(|s| s.parse().unwrap()));
+        assert_eq!(
+            plan.iter().map(|(m, _)| m).collect::<Vec<_>>(),
+            [ModelId::Causal]
+        );
+        for (spec, want) in [
+            ("Causal", "expected MODEL=SIZE/WAIT"),
+            ("Causal=32", "expected MODEL=SIZE/WAIT"),
+            ("Causal=x/5ms", "expected MODEL=SIZE/WAIT"),
+            ("Causal=32/5", "expected MODEL=SIZE/WAIT"),
+            ("Nope=32/5ms", "unknown model"),
+            ("Causal=0/5ms", "batch size 0"),
+            ("Causal=8/20s", "batch wait"),
+        ] {
+            let err = spec.parse::<BatchSpec>().unwrap_err().to_string();
+            assert!(err.contains(want), "{spec}: {err}");
+        }
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //! the batch runs. A fault in the batched call (an error, a panic) becomes
 //! every served request's error, logged in its own model span as an unbatched
 //! model's is; a batch that never answers is given up when every request it
-//! serves has gone (each past its deadline, with its own timeout warning).
+//! serves has gone (each past its deadline, with its own timeout warning),
+//! and an input whose request has gone before its batch runs is left out.
 
 use super::batch_config::BatchConfig;
 use super::model::{
@@ -189,7 +190,12 @@ async fn run(model: Arc<dyn EmbeddingModel>, config: BatchConfig, mut queue: mps
                 () = &mut due => break,
             }
         }
-        run_batch(&*model, &mut batch).await;
+        // Requests gone while their batch formed (past their deadline) are
+        // left out: nothing to compute for them, no span to link.
+        batch.retain(|job| !job.reply.is_closed());
+        if !batch.is_empty() {
+            run_batch(&*model, &mut batch).await;
+        }
     }
 }
 

@@ -75,8 +75,8 @@ mod weights;
 
 pub use backend::{Backend, BackendError, BackendModels, UnknownBackend};
 pub use batch_config::{
-    BatchConfig, BatchConfigError, BatchPlan, DEFAULT_QUEUE_CAPACITY, MAX_BATCH_SIZE,
-    MAX_BATCH_WAIT, MAX_QUEUE_CAPACITY,
+    BatchConfig, BatchConfigError, BatchPlan, BatchSpec, BatchSpecError, DEFAULT_QUEUE_CAPACITY,
+    MAX_BATCH_SIZE, MAX_BATCH_WAIT, MAX_QUEUE_CAPACITY,
 };
 pub use batcher::BatchedModel;
 pub use cpu::{reference_models, ComputePool, ReferenceModel, MAX_LAUNCH_COST};
