@@ -1,6 +1,7 @@
 //! The batcher on its own: requests in flight together share one batched call
 //! up to the batch size, a lone request runs after the maximum wait, a full
-//! queue refuses the extra input, and faults (error, panic, hang) reach every
+//! queue refuses the extra input, an input whose request has gone is left
+//! out, and faults (error, panic, hang) reach every
 //! request of the batch while the pipeline keeps its deadline per request.
 
 mod pipeline_support;
@@ -97,6 +98,24 @@ fn a_lone_request_runs_after_the_maximum_wait() {
     rt().block_on(model.embed(&input(1))).unwrap();
     let took = started.elapsed();
     assert!(took >= WAIT, "answered after {took:?}, before the wait");
+    assert_eq!(*sizes.lock().unwrap(), [1]);
+}
+
+#[test]
+fn an_input_whose_request_has_gone_is_left_out_of_its_batch() {
+    let (model, sizes) = sizes_model(BatchConfig::new(8, Duration::from_millis(200)).unwrap());
+    let answered = rt().block_on(async {
+        let gone = tokio::spawn({
+            let model = model.clone();
+            async move { model.embed(&input(1)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        gone.abort();
+        model.embed(&input(2)).await
+    });
+    assert!(answered.is_ok());
+    // One batch, formed while the first request was still there, run with
+    // the second input only.
     assert_eq!(*sizes.lock().unwrap(), [1]);
 }
 
