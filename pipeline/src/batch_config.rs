@@ -5,6 +5,7 @@
 use super::batcher::BatchedModel;
 use super::faults::parse_duration;
 use super::model::{EmbeddingModel, ModelId, UnknownModel};
+use super::per_model::PerModel;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,22 +101,14 @@ impl BatchConfig {
 
 /// Which models are batched, and how (at most one [`BatchConfig`] per model).
 /// The default batches nothing: every model runs once per request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BatchPlan {
-    configs: [Option<BatchConfig>; ModelId::COUNT],
-}
+pub type BatchPlan = PerModel<BatchConfig>;
 
-impl BatchPlan {
-    /// No model batched.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
+impl PerModel<BatchConfig> {
     /// Every model batched with `config`.
     pub fn all(config: BatchConfig) -> Self {
-        Self {
-            configs: [Some(config); ModelId::COUNT],
-        }
+        ModelId::ALL
+            .into_iter()
+            .fold(Self::new(), |plan, m| plan.with(m, config))
     }
 
     /// The models where batching pays, batched with `config`: every model but
@@ -129,43 +122,10 @@ impl BatchPlan {
         plan
     }
 
-    /// Batches `model` with `config` (replacing any earlier config).
-    pub fn set(&mut self, model: ModelId, config: BatchConfig) {
-        self.configs[model.index()] = Some(config);
-    }
-
-    /// Stops batching `model`; returns whether it was batched.
-    pub fn remove(&mut self, model: ModelId) -> bool {
-        self.configs[model.index()].take().is_some()
-    }
-
-    /// A model's config, when it is batched.
-    pub fn get(&self, model: ModelId) -> Option<BatchConfig> {
-        self.configs[model.index()]
-    }
-
-    /// Whether no model is batched.
-    pub fn is_empty(&self) -> bool {
-        self.configs.iter().all(Option::is_none)
-    }
-
-    /// `(model, config)` pairs, in `E1..E12` order.
-    pub fn iter(&self) -> impl Iterator<Item = (ModelId, BatchConfig)> + '_ {
-        ModelId::ALL
-            .into_iter()
-            .filter_map(|m| self.get(m).map(|c| (m, c)))
-    }
-
     /// Wraps each model that has a config in a [`BatchedModel`]; the others
     /// are returned as they are.
     pub fn apply(&self, models: Vec<Arc<dyn EmbeddingModel>>) -> Vec<Arc<dyn EmbeddingModel>> {
-        models
-            .into_iter()
-            .map(|m| match self.get(m.model_id()) {
-                Some(config) => Arc::new(BatchedModel::new(m, config)) as Arc<dyn EmbeddingModel>,
-                None => m,
-            })
-            .collect()
+        self.wrap(models, |m, config| Arc::new(BatchedModel::new(m, config)))
     }
 }
 
@@ -219,7 +179,7 @@ impl FromStr for BatchSpec {
     }
 }
 
-impl Extend<BatchSpec> for BatchPlan {
+impl Extend<BatchSpec> for PerModel<BatchConfig> {
     /// Applies each spec in turn: a config replaces the model's, `off`
     /// removes it.
     fn extend<I: IntoIterator<Item = BatchSpec>>(&mut self, specs: I) {

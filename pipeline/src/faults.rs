@@ -5,6 +5,7 @@
 use super::model::{
     BatchFuture, EmbeddingModel, ModelFuture, ModelId, PreparedInput, UnknownModel,
 };
+use super::per_model::PerModel;
 use crate::error::{EmbeddingResult, Error};
 use std::future::Future;
 use std::pin::Pin;
@@ -110,55 +111,14 @@ impl FromStr for FaultSpec {
     }
 }
 
-/// At most one fault per model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FaultPlan {
-    faults: [Option<Fault>; ModelId::COUNT],
-}
+/// At most one fault per model: `FaultPlan::new().with(ModelId::Causal,
+/// Fault::Delay(..))`, or parsed from `Causal=180ms,Code=error`.
+pub type FaultPlan = PerModel<Fault>;
 
-impl FaultPlan {
-    /// No faults.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets a model's fault (replacing any earlier one); returns the plan.
-    pub fn with(mut self, model: ModelId, fault: Fault) -> Self {
-        self.set(model, fault);
-        self
-    }
-
-    /// Sets a model's fault (replacing any earlier one).
-    pub fn set(&mut self, model: ModelId, fault: Fault) {
-        self.faults[model.index()] = Some(fault);
-    }
-
-    /// A model's fault.
-    pub fn get(&self, model: ModelId) -> Option<Fault> {
-        self.faults[model.index()]
-    }
-
-    /// Whether no model has a fault.
-    pub fn is_empty(&self) -> bool {
-        self.faults.iter().all(Option::is_none)
-    }
-
-    /// `(model, fault)` pairs, in `E1..E12` order.
-    pub fn iter(&self) -> impl Iterator<Item = (ModelId, Fault)> + '_ {
-        ModelId::ALL
-            .into_iter()
-            .filter_map(|m| self.get(m).map(|f| (m, f)))
-    }
-
+impl PerModel<Fault> {
     /// Wraps each model that has a fault; the others are returned as they are.
     pub fn apply(&self, models: Vec<Arc<dyn EmbeddingModel>>) -> Vec<Arc<dyn EmbeddingModel>> {
-        models
-            .into_iter()
-            .map(|m| match self.get(m.model_id()) {
-                Some(fault) => Arc::new(FaultyModel::new(m, fault)) as Arc<dyn EmbeddingModel>,
-                None => m,
-            })
-            .collect()
+        self.wrap(models, |m, fault| Arc::new(FaultyModel::new(m, fault)))
     }
 }
 

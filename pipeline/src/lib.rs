@@ -69,6 +69,7 @@ pub mod gpu;
 pub mod math;
 mod model;
 mod orchestrator;
+mod per_model;
 mod span_ctx;
 mod tokenize;
 mod weights;
@@ -94,6 +95,7 @@ pub use model::{
     PreparedInput, UnknownModel,
 };
 pub use orchestrator::{AsyncOrchestrator, ModelOutputs, DEFAULT_DEADLINE};
+pub use per_model::PerModel;
 pub use span_ctx::{model_span, ModelSpanContext};
 pub use tokenize::{Tokenizer, CLS, DEFAULT_MAX_TOKENS, VOCAB};
 pub use weights::{Attention, Dense, Pooling, Profile, Weights};

@@ -30,6 +30,18 @@ fn capture_config(sampling_rate: f32, level: TracingLevel) -> TracingConfig {
     }
 }
 
+/// A subscriber keeping every captured request (at `sampling_rate` and
+/// `level`, target 200 ms), and a two-worker runtime recording into it.
+fn keeping(
+    sampling_rate: f32,
+    level: TracingLevel,
+) -> (Keep, hdrtrace::TracingGuard, tokio::runtime::Runtime) {
+    let keep = Keep::default();
+    let builder = hdrtrace::Builder::new(&capture_config(sampling_rate, level)).sink(keep.clone());
+    let (guard, _dispatch, rt) = start(builder, 2);
+    (keep, guard, rt)
+}
+
 /// A pipeline over `models` where only `model` is batched, with `config`.
 fn one_batched(
     models: Vec<Arc<dyn EmbeddingModel>>,
@@ -120,11 +132,7 @@ fn a_slow_batch_is_named_as_the_run_of_its_batch() {
     const ROUNDS: usize = 4;
     const PER_ROUND: usize = 4;
     const SLOW: Duration = Duration::from_millis(260);
-    let keep = Keep::default();
-    let (guard, _dispatch, rt) = start(
-        hdrtrace::Builder::new(&capture_config(0.0, TracingLevel::Standard)).sink(keep.clone()),
-        2,
-    );
+    let (keep, guard, rt) = keeping(0.0, TracingLevel::Standard);
     // Every model batched, the batch run as soon as the round's requests
     // are in (or 20 ms after the first); Causal's batched call is slow.
     let batching = BatchPlan::all(BatchConfig::new(PER_ROUND, Duration::from_millis(20)).unwrap());
@@ -168,11 +176,7 @@ fn a_slow_batch_is_named_as_the_run_of_its_batch() {
 fn a_long_wait_under_light_load_is_named_as_waiting_for_the_batch() {
     const REQUESTS: usize = 3;
     const WAIT: Duration = Duration::from_millis(250);
-    let keep = Keep::default();
-    let (guard, _dispatch, rt) = start(
-        hdrtrace::Builder::new(&capture_config(0.0, TracingLevel::Standard)).sink(keep.clone()),
-        2,
-    );
+    let (keep, guard, rt) = keeping(0.0, TracingLevel::Standard);
     // Only Causal batched, for up to 32 inputs or 250 ms: one request at a
     // time never fills it, so each waits the whole 250 ms.
     let p = one_batched(
@@ -336,11 +340,7 @@ fn a_batchs_device_time_is_recorded_for_every_request_it_served() {
 
 #[test]
 fn two_requests_of_one_batch_carry_it_linked_both_ways() {
-    let keep = Keep::default();
-    let (guard, _dispatch, rt) = start(
-        hdrtrace::Builder::new(&capture_config(1.0, TracingLevel::Verbose)).sink(keep.clone()),
-        2,
-    );
+    let (keep, guard, rt) = keeping(1.0, TracingLevel::Verbose);
     // Causal batches two inputs, waiting up to 5 s for the second: the two
     // requests in flight together share exactly one batch.
     let p = one_batched(
