@@ -270,7 +270,7 @@ impl std::fmt::Debug for InlineText {
 /// One closed span or one event, as the hot path wrote it.
 #[derive(Debug, Clone, Copy)]
 pub struct Record {
-    /// Span or event.
+    /// Span, event, or a span's links.
     pub kind: RecordKind,
     /// The span's class (for events: the class of the span they fired in).
     pub class: SpanClass,

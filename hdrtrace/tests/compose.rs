@@ -85,7 +85,8 @@ fn hdr_layer_records_links() {
     tracing::subscriber::with_default(Registry::default().with(hdr), || {
         let root = tracing::info_span!("embed_pipeline", request_id = 3u64);
         let model = tracing::info_span!(parent: &root, "model", model_id = "Causal");
-        let batch = tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 1u64);
+        let batch =
+            tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 1u64);
         model.follows_from(batch.id());
         batch.follows_from(model.id());
     });

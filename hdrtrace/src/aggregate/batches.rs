@@ -15,8 +15,8 @@
 //!   start, for the batch wait histogram, and its request id).
 //!
 //! All of them hold at most `cap` records together (their share of
-//! `TracingConfig::memory_budget`); past it the oldest entry goes first, and
-//! the records it held are counted in `dropped`.
+//! `TracingConfig::memory_budget`), in at most `cap` entries; past it the
+//! oldest entry goes first, and the records it held are counted in `dropped`.
 
 use crate::config::limits::MAX_BATCH_REQUESTS;
 use crate::record::{Record, RecordKind, SpanClass};
@@ -220,9 +220,10 @@ impl Batches {
     }
 
     /// Drops the oldest entries until `n` more records fit; what they held
-    /// is counted as dropped.
+    /// is counted as dropped. The age order (which keeps an entry already
+    /// claimed until it comes up) is held to `cap` entries too.
     fn make_room(&mut self, n: usize) {
-        while self.held + n > self.cap {
+        while self.held + n > self.cap || self.order.len() >= self.cap {
             match self.pop_oldest() {
                 Some(lost) => self.dropped += lost as u64,
                 None => return,
@@ -257,4 +258,122 @@ fn file<T>(
         order.push_back(entry);
     }
     list.push(value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_core::callsite::Callsite;
+    use tracing_core::metadata::Kind;
+    use tracing_core::subscriber::Interest;
+    use tracing_core::{Level, Metadata};
+
+    struct Site;
+    impl Callsite for Site {
+        fn set_interest(&self, _: Interest) {}
+        fn metadata(&self) -> &Metadata<'_> {
+            &META
+        }
+    }
+    static SITE: Site = Site;
+    static META: Metadata<'static> = tracing_core::metadata! {
+        name: "batch",
+        target: "batches",
+        level: Level::INFO,
+        fields: &[],
+        callsite: &SITE,
+        kind: Kind::SPAN,
+    };
+
+    /// A span record of no request.
+    fn span(class: SpanClass, id: u64, parent: u64, start: u64) -> Record {
+        Record {
+            kind: RecordKind::Span,
+            class,
+            status: crate::record::Status::Ok,
+            sampled: false,
+            metadata: &META,
+            span: id,
+            parent,
+            request_span: 0,
+            request_id: 0,
+            start,
+            end: start + 10,
+            busy: 0,
+            descendants: 0,
+            text: Default::default(),
+            fields: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_batch_claims_its_descendants_and_the_requests_that_waited_for_it() {
+        let now = Instant::now();
+        let mut b = Batches::new(64, Duration::from_secs(2));
+        let mut waits = Vec::new();
+        b.served(1, 100, 7, now, |k, t| waits.push((k, t)));
+        b.add(&span(SpanClass::Stage, 2, 1, 150), 0, 0, now, |_, _| {});
+        b.add(&span(SpanClass::Stage, 3, 2, 160), 0, 0, now, |_, _| {});
+        b.add(&span(SpanClass::Stage, 4, 99, 160), 0, 0, now, |_, _| {});
+        b.add(&span(SpanClass::Batch, 1, 0, 140), 5, 3, now, |k, t| {
+            waits.push((k, t))
+        });
+        assert_eq!(waits, [(3, 40)], "the wait: batch start - model start");
+        let batch = b.get(1).expect("held");
+        assert_eq!(batch.size, 5);
+        assert_eq!(batch.requests, [7]);
+        let below: Vec<u64> = batch.below.iter().map(|r| r.span).collect();
+        assert_eq!(below, [2, 3], "its child and grandchild, not span 4");
+        // A request linking to it now is served at once.
+        b.served(1, 120, 8, now, |k, t| waits.push((k, t)));
+        assert_eq!(waits[1], (3, 20));
+        assert_eq!(b.get(1).unwrap().requests, [7, 8]);
+        assert_eq!(b.held, 4, "the batch, two claimed, span 4 still loose");
+        assert_eq!(b.dropped, 0);
+    }
+
+    #[test]
+    fn the_cap_drops_the_oldest_first_and_counts_what_it_held() {
+        let now = Instant::now();
+        let mut b = Batches::new(8, Duration::from_secs(2));
+        for id in 1..=20 {
+            b.add(
+                &span(SpanClass::Stage, 100 + id, id, 0),
+                0,
+                0,
+                now,
+                |_, _| {},
+            );
+            assert!(b.held <= 8 && b.order.len() <= 8);
+        }
+        assert_eq!(b.dropped, 12);
+        // Batches that claim nothing still leave age entries: bounded too.
+        for id in 1..=50 {
+            b.add(
+                &span(SpanClass::Batch, 1000 + id, 0, 0),
+                1,
+                0,
+                now,
+                |_, _| {},
+            );
+            assert!(b.held <= 8 && b.order.len() <= 8);
+        }
+        assert!(b.get(1050).is_some(), "the newest batch is held");
+        assert!(b.get(1001).is_none(), "the oldest went");
+    }
+
+    #[test]
+    fn entries_expire_after_the_retention_without_counting_as_dropped() {
+        let now = Instant::now();
+        let mut b = Batches::new(64, Duration::from_millis(10));
+        b.add(&span(SpanClass::Stage, 2, 1, 0), 0, 0, now, |_, _| {});
+        b.served(5, 0, 9, now, |_, _| {});
+        b.add(&span(SpanClass::Batch, 3, 0, 0), 1, 0, now, |_, _| {});
+        b.expire(now + Duration::from_millis(5));
+        assert!(b.get(3).is_some());
+        b.expire(now + Duration::from_millis(10));
+        assert!(b.get(3).is_none());
+        assert_eq!((b.held, b.order.len(), b.dropped), (0, 0, 0));
+        assert!(b.loose.is_empty() && b.waits.is_empty());
+    }
 }
