@@ -268,7 +268,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     )?);
 
     println!(
-        "{} requests, {} in flight, 12 reference CPU models on {} compute threads ({:?} per call on the CPU); deadline {} ms, target {} ms, sampling {}",
+        "{} requests, {} in flight, 12 reference CPU models on {} compute threads ({:?} launch cost per call); deadline {} ms, target {} ms, sampling {}",
         args.requests,
         args.concurrency,
         pool.size(),
