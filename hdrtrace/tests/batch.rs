@@ -4,6 +4,9 @@
 //! attribution splits the bottleneck's time around it, and every export
 //! shows it.
 
+mod batch_support;
+
+use batch_support::{batch_for, requests};
 use hdrtrace::export::{chrome_trace_json, render_text};
 use hdrtrace::{
     limits, BatchCause, LatencySnapshot, RequestTrace, SpanClass, SpanTrace, TracingConfig,
@@ -38,20 +41,9 @@ fn two_requests_one_batch(
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let (subscriber, guard) = hdrtrace::build(&config()).unwrap();
     with_default(subscriber, || {
-        let roots: Vec<tracing::Span> = (1..=2u64)
-            .map(|id| tracing::info_span!("embed_pipeline", request_id = id))
-            .collect();
-        let models: Vec<tracing::Span> = roots
-            .iter()
-            .map(|r| tracing::info_span!(parent: r, "model", model_id = "Causal", input_tokens = 3u64))
-            .collect();
+        let (roots, models) = requests(1..=2);
         sleep(wait);
-        let batch =
-            tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 2u64);
-        for m in &models {
-            m.follows_from(batch.id());
-            batch.follows_from(m.id());
-        }
+        let batch = batch_for(&models, 2);
         batch.in_scope(|| {
             tracing::trace_span!("forward").in_scope(|| sleep(run));
             tracing::trace_span!("scatter").in_scope(|| {});
@@ -228,19 +220,8 @@ fn links_past_max_links_are_counted_as_dropped() {
     let (subscriber, guard) = hdrtrace::build(&config()).unwrap();
     let extra = 3;
     with_default(subscriber, || {
-        let batch =
-            tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 7u64);
-        let roots: Vec<tracing::Span> = (1..=(limits::MAX_LINKS + extra) as u64)
-            .map(|id| tracing::info_span!("embed_pipeline", request_id = id))
-            .collect();
-        let models: Vec<tracing::Span> = roots
-            .iter()
-            .map(|r| tracing::info_span!(parent: r, "model", model_id = "Causal"))
-            .collect();
-        for m in &models {
-            m.follows_from(batch.id());
-            batch.follows_from(m.id());
-        }
+        let (roots, models) = requests(1..=(limits::MAX_LINKS + extra) as u64);
+        let batch = batch_for(&models, 7);
         drop(batch);
         drop(models);
         drop(roots);
@@ -282,14 +263,10 @@ fn batches_beyond_their_share_of_the_budget_are_dropped_and_counted() {
             });
         }
         // The newest batch is still held: a request it serves carries it.
-        let root = tracing::info_span!("embed_pipeline", request_id = 9u64);
-        let model = tracing::info_span!(parent: &root, "model", model_id = "Causal");
-        let batch =
-            tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 1u64);
-        model.follows_from(batch.id());
-        drop(batch);
-        drop(model);
-        drop(root);
+        let (roots, models) = requests([9]);
+        drop(batch_for(&models, 1));
+        drop(models);
+        drop(roots);
     });
     let snapshot = guard.flushed_snapshot();
     let c = snapshot.counters();
@@ -382,4 +359,50 @@ fn batch_histograms_travel_in_bytes_merge_and_reach_prometheus() {
             "{text}"
         );
     }
+}
+
+/// A batch whose forward pass fails fails every request it served: each
+/// model span gets the error, the verdict says so, and the batch's own error
+/// event comes along with the shared batch.
+#[test]
+fn a_failed_batch_fails_every_request_it_served() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (subscriber, guard) = hdrtrace::build(&config()).unwrap();
+    with_default(subscriber, || {
+        let (_roots, models) = requests(1..=2);
+        let batch = batch_for(&models, 2);
+        batch.in_scope(|| {
+            sleep(Duration::from_millis(10));
+            tracing::error!("forward pass failed");
+        });
+        drop(batch);
+        for m in &models {
+            tracing::error!(parent: m, "model Causal failed");
+        }
+    });
+    let snapshot = guard.flushed_snapshot();
+    assert_eq!(snapshot.captured().len(), 2);
+    for t in snapshot.captured() {
+        let batch = batch_of(t);
+        assert_eq!(batch.status, hdrtrace::Status::Error);
+        let event = t
+            .events
+            .iter()
+            .find(|e| e.span == batch.id)
+            .expect("the batch's error event");
+        assert_eq!(event.message, "forward pass failed");
+        assert!(t.reason.failed);
+        assert!(
+            t.verdict.starts_with("Causal: batch of 2 ran ")
+                && t.verdict.ends_with(", and it failed"),
+            "{}",
+            t.verdict
+        );
+        let text = render_text(t);
+        assert!(
+            text.contains("[ERROR @") && text.contains("forward pass failed"),
+            "{text}"
+        );
+    }
+    assert_eq!(snapshot.model("Causal").unwrap().errors(), 2);
 }

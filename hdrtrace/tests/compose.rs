@@ -2,6 +2,7 @@
 //! `EnvFilter` on one Registry, as a service that already runs that stack
 //! would: fmt prints the lines, the histograms are right.
 
+mod batch_support;
 mod writer_support;
 
 use hdrtrace::{Builder, TracingConfig};
@@ -83,12 +84,8 @@ fn hdr_layer_records_links() {
     .build_layer()
     .unwrap();
     tracing::subscriber::with_default(Registry::default().with(hdr), || {
-        let root = tracing::info_span!("embed_pipeline", request_id = 3u64);
-        let model = tracing::info_span!(parent: &root, "model", model_id = "Causal");
-        let batch =
-            tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 1u64);
-        model.follows_from(batch.id());
-        batch.follows_from(model.id());
+        let (_roots, models) = batch_support::requests([3]);
+        let _batch = batch_support::batch_for(&models, 1);
     });
     let snap = guard.flushed_snapshot();
     let trace = &snap.captured()[0];

@@ -3,6 +3,8 @@
 //! endpoint where nothing listens.
 #![cfg(feature = "otel")]
 
+mod batch_support;
+
 use hdrtrace::export::otel::{OtlpSink, OtlpStats};
 use hdrtrace::{Builder, TracingConfig, TracingLevel};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -486,20 +488,8 @@ fn an_incoming_traceparent_joins_the_callers_trace() {
 fn the_collector_sees_links_between_model_spans_and_their_batch() {
     let (received, _stop, subscriber, guard) = exporting_subscriber();
     tracing::subscriber::with_default(subscriber, || {
-        let roots: Vec<tracing::Span> = [21u64, 22]
-            .iter()
-            .map(|&id| tracing::info_span!("embed_pipeline", request_id = id))
-            .collect();
-        let models: Vec<tracing::Span> = roots
-            .iter()
-            .map(|r| tracing::info_span!(parent: r, "model", model_id = "Causal"))
-            .collect();
-        let batch =
-            tracing::info_span!(parent: None, "batch", model_id = "Causal", batch_size = 2u64);
-        for m in &models {
-            m.follows_from(batch.id());
-            batch.follows_from(m.id());
-        }
+        let (_roots, models) = batch_support::requests([21, 22]);
+        let batch = batch_support::batch_for(&models, 2);
         batch.in_scope(|| std::thread::sleep(Duration::from_millis(1)));
     });
     guard.flush();

@@ -175,21 +175,25 @@ pub(crate) fn verdict(attribution: Option<&Attribution>) -> String {
         return "no model ran".to_string();
     };
     if let Some(b) = &a.batch {
-        return match b.cause {
+        let part = match b.cause {
             BatchCause::Wait => format!(
-                "{}: waited {} for a batch of {} to fill",
-                a.model,
+                "waited {} for a batch of {} to fill",
                 fmt_ms(b.wait),
                 b.size
             ),
-            BatchCause::Run => format!("{}: batch of {} ran {}", a.model, b.size, fmt_ms(b.run)),
+            BatchCause::Run => format!("batch of {} ran {}", b.size, fmt_ms(b.run)),
             BatchCause::After => format!(
-                "{}: results came {} after its batch of {} ran",
-                a.model,
+                "results came {} after its batch of {} ran",
                 fmt_ms(b.after),
                 b.size
             ),
         };
+        let outcome = match a.status {
+            Status::Ok => "",
+            Status::Error => ", and it failed",
+            Status::Timeout => ", and it timed out",
+        };
+        return format!("{}: {part}{outcome}", a.model);
     }
     // A timed-out model's span may stay open past the deadline (its task is
     // aborted, its blocking compute is not), so its wall is "open".
@@ -262,8 +266,8 @@ pub struct RequestTrace {
     /// The one sentence naming the bottleneck and why, which every renderer
     /// shows: `Causal took 180.0ms, 87.8% of the total: slow while running
     /// (busy 179.2ms, waiting 0.800ms)`, or for a batched model
-    /// `Causal: waited 38.0ms for a batch of 32 to fill`; `no model ran` when
-    /// none did.
+    /// `Causal: waited 38.0ms for a batch of 32 to fill` (`, and it failed`
+    /// when it did); `no model ran` when none did.
     pub verdict: String,
     /// Where each span sits in the tree; see [`TreeIndex`].
     pub index: TreeIndex,
