@@ -5,18 +5,33 @@
 //! cargo run --release --example pipeline
 //! cargo run --release --example pipeline -- --slow Causal=180ms --target-ms 200
 //! cargo run --release --example pipeline -- --hang Semantic --fail Code --panic Sparse
+//! cargo run --release --example pipeline -- --batch-size 32 --batch-wait 5ms
+//! cargo run --release --example pipeline -- --no-batching
+//! cargo run --release --example pipeline -- --batch Causal=32/250ms --concurrency 1 --requests 20 --deadline-ms 400
 //! ```
 //!
+//! Batching is on by default for every model but LongContext (each model's
+//! inputs from concurrent requests run together, up to `--batch-size` of them
+//! or after `--batch-wait`; `--batch MODEL=SIZE/WAIT` or `MODEL=off` per
+//! model); `--no-batching` runs each model once per request. Every CPU model
+//! call also pays `--launch-cost` (1 ms), the fixed part of a model's cost that
+//! a batch pays once: `--no-batching --launch-cost 0ms` is the pipeline as it
+//! ran before batching existed.
+//!
 //! Prints a per-model latency table (count, p50, p95, p99, max, timeouts,
-//! errors, times blamed for an over-budget request), the slowest captured
-//! request as a tree with its bottleneck, and writes the captured requests as
-//! Chrome trace / Perfetto JSON (open it in ui.perfetto.dev).
+//! errors, times blamed for an over-budget request, and for batched models
+//! the median batch size and the 95th percentile of the wait for a batch),
+//! the slowest captured request as a tree with its bottleneck (and the batch
+//! that served it), and writes the captured requests as Chrome trace /
+//! Perfetto JSON (open it in ui.perfetto.dev).
 
 use clap::Parser;
 use hdrtrace::export::{render_text, write_chrome_trace};
 use hdrtrace::{LatencySnapshot, ModelLatency, RequestTrace, TracingConfig, TracingLevel};
 use hdrtrace_pipeline::{
-    Backend, ComputePool, EmbeddingPipeline, Fault, FaultPlan, FaultSpec, ModelId, PipelineConfig,
+    parse_duration, Backend, BatchConfig, BatchPlan, BatchSpec, ComputePool, EmbeddingPipeline,
+    Fault, FaultPlan, FaultSpec, ModelId, PipelineConfig, MAX_BATCH_SIZE, MAX_BATCH_WAIT,
+    MAX_LAUNCH_COST,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -69,6 +84,26 @@ struct Args {
     /// feature are there, else the CPU, saying why).
     #[arg(long, default_value = "auto")]
     backend: Backend,
+    /// Fixed cost of every CPU model call, batched or not, modelling an
+    /// accelerator's launch and weight reads (what batching saves), e.g.
+    /// `1ms`; `0ms` for the bare compute.
+    #[arg(long, default_value = "1ms", value_parser = parse_launch)]
+    launch_cost: Duration,
+    /// Run each model once per request, as without a batcher.
+    #[arg(long)]
+    no_batching: bool,
+    /// Largest batch of a batched model.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH_SIZE as u64))]
+    batch_size: u64,
+    /// Longest the oldest input of a batch waits for the batch to fill, e.g.
+    /// `2ms`, `500us`.
+    #[arg(long, default_value = "2ms", value_parser = parse_wait)]
+    batch_wait: Duration,
+    /// One model's batching, over the defaults: `Causal=32/250ms` (size and
+    /// wait) or `Code=off`; LongContext too (e.g. `LongContext=4/1ms`).
+    /// Repeatable.
+    #[arg(long, value_name = "MODEL=SIZE/WAIT|off")]
+    batch: Vec<BatchSpec>,
     /// Seed for the model weights and the generated documents.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -101,6 +136,22 @@ fn parse_rate(s: &str) -> Result<f32, String> {
     }
 }
 
+fn parse_launch(s: &str) -> Result<Duration, String> {
+    let cost = parse_duration(s).map_err(|e| e.to_string())?;
+    if cost > MAX_LAUNCH_COST {
+        return Err(format!("expected at most {MAX_LAUNCH_COST:?}, got {s:?}"));
+    }
+    Ok(cost)
+}
+
+fn parse_wait(s: &str) -> Result<Duration, String> {
+    let wait = parse_duration(s).map_err(|e| e.to_string())?;
+    if wait > MAX_BATCH_WAIT {
+        return Err(format!("expected at most {MAX_BATCH_WAIT:?}, got {s:?}"));
+    }
+    Ok(wait)
+}
+
 fn parse_slow(s: &str) -> Result<(ModelId, Duration), String> {
     let expected = || format!("expected MODEL=DURATION, e.g. Causal=180ms, got {s:?}");
     if !s.contains('=') {
@@ -114,6 +165,23 @@ fn parse_slow(s: &str) -> Result<(ModelId, Duration), String> {
 }
 
 impl Args {
+    /// The batching `--no-batching`, `--batch-size` and `--batch-wait` ask for.
+    /// The batching `--no-batching`, `--batch-size`, `--batch-wait` and
+    /// `--batch` ask for.
+    fn batching(&self) -> Result<BatchPlan, String> {
+        if self.no_batching {
+            if !self.batch.is_empty() {
+                return Err("--batch and --no-batching contradict each other".into());
+            }
+            return Ok(BatchPlan::new());
+        }
+        let size = usize::try_from(self.batch_size).unwrap_or(usize::MAX);
+        let config = BatchConfig::new(size, self.batch_wait).map_err(|e| e.to_string())?;
+        let mut plan = BatchPlan::where_it_pays(config);
+        plan.extend(self.batch.iter().copied());
+        Ok(plan)
+    }
+
     fn faults(&self) -> FaultPlan {
         let mut plan = FaultPlan::new();
         for &(m, d) in &self.slow {
@@ -185,28 +253,52 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     quiet_injected_panics();
 
     let faults = args.faults();
-    let chosen = args
-        .backend
-        .reference_models(args.seed, &ComputePool::default())?;
+    let pool = ComputePool::default().with_launch_cost(args.launch_cost)?;
+    let chosen = args.backend.reference_models(args.seed, &pool)?;
     println!("{}", chosen.describe());
     let models = faults.apply(chosen.models);
+    let batching = args.batching()?;
     let pipeline = Arc::new(EmbeddingPipeline::with_config(
         models,
         PipelineConfig {
             deadline: Duration::from_millis(args.deadline_ms),
+            batching,
             ..PipelineConfig::default()
         },
     )?);
 
     println!(
-        "{} requests, {} in flight, 12 reference CPU models on {} compute threads; deadline {} ms, target {} ms, sampling {}",
+        "{} requests, {} in flight, 12 reference CPU models on {} compute threads ({:?} launch cost per call); deadline {} ms, target {} ms, sampling {}",
         args.requests,
         args.concurrency,
-        ComputePool::default().size(),
+        pool.size(),
+        pool.launch_cost(),
         args.deadline_ms,
         args.target_ms,
         args.sampling_rate
     );
+    if batching.is_empty() {
+        println!("batching off: each model runs once per request");
+    } else {
+        let configs: Vec<String> = batching
+            .iter()
+            .map(|(m, c)| format!("{m} {}/{:?}", c.max_size(), c.max_wait()))
+            .collect();
+        let unbatched: Vec<&str> = ModelId::ALL
+            .iter()
+            .filter(|m| batching.get(**m).is_none())
+            .map(|m| m.as_str())
+            .collect();
+        println!(
+            "batching (size/wait): {}; not batched: {}",
+            configs.join(", "),
+            if unbatched.is_empty() {
+                "none".to_string()
+            } else {
+                unbatched.join(", ")
+            }
+        );
+    }
     if faults.is_empty() {
         println!("no injected faults: the models' own cost profiles decide");
     } else {
@@ -442,7 +534,7 @@ fn report(args: &Args, snap: &LatencySnapshot, elapsed: Duration, failed: u64, t
     } else {
         models.sort_by_key(|m| std::cmp::Reverse(m.1.quantile(0.95)));
         println!(
-            "\n{:<16} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7} {:>7}",
+            "\n{:<16} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7} {:>7} {:>6} {:>9}",
             "model (ms)",
             "count",
             "p50",
@@ -452,17 +544,29 @@ fn report(args: &Args, snap: &LatencySnapshot, elapsed: Duration, failed: u64, t
             "busy p95",
             "timeouts",
             "errors",
-            "blamed"
+            "blamed",
+            "batch",
+            "bwait p95"
         );
         let on_gpu = models.iter().any(|(_, m)| m.gpu().is_some());
         for (name, m) in &models {
+            // Batched models: the median batch size, and the 95th percentile
+            // of a request's wait for its batch to start.
+            let size = m
+                .batch_size()
+                .map_or("-".to_string(), |h| h.value_at_quantile(0.5).to_string());
+            let wait = m
+                .batch_wait()
+                .map_or("-".to_string(), |w| ms(w.quantile(0.95)));
             print!(
-                "{} {:>9} {:>8} {:>7} {:>7}",
+                "{} {:>9} {:>8} {:>7} {:>7} {:>6} {:>9}",
                 wall_cells(name, m),
                 ms(m.busy().quantile(0.95)),
                 m.timeouts(),
                 m.errors(),
-                m.blamed()
+                m.blamed(),
+                size,
+                wait
             );
             // Device time beside host time, when the models ran on a GPU.
             match m.gpu() {

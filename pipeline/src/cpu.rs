@@ -5,11 +5,24 @@
 //! The compute runs inside the model's span (`span.in_scope` on the blocking
 //! thread), so the span's busy time is compute time, and its wall time minus
 //! busy time is queueing: waiting for a core, or for the task to be polled.
+//!
+//! A call's cost is a fixed part plus a part per input, as a real model's is:
+//! the fixed part is one trip to the compute pool (a permit and a hand-off to
+//! a blocking thread) and the pool's launch cost
+//! ([`ComputePool::with_launch_cost`], zero by default), which stands for
+//! what an accelerator pays once per call whatever its batch (the launch, and
+//! reading the weights); the part per input is its lookup, token mixing and
+//! dense rows. A batched call ([`EmbeddingModel::embed_batch`]) pays the fixed
+//! part once for all its inputs.
 
-use super::model::{EmbeddingModel, ModelEmbedding, ModelFuture, ModelId, PreparedInput};
+use super::model::{
+    BatchEmbeddings, BatchFuture, EmbeddingModel, ModelEmbedding, ModelFuture, ModelId,
+    PreparedInput,
+};
 use super::weights::Weights;
-use crate::error::Error;
+use crate::error::{EmbeddingResult, Error};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Limits how many reference-model computations run at once (one per core by
@@ -19,7 +32,11 @@ use tokio::sync::Semaphore;
 pub struct ComputePool {
     permits: Arc<Semaphore>,
     size: usize,
+    launch: Duration,
 }
+
+/// The longest launch cost a [`ComputePool`] accepts.
+pub const MAX_LAUNCH_COST: Duration = Duration::from_secs(1);
 
 impl ComputePool {
     /// A pool running at most `size` computations at once; `None` when `size`
@@ -28,12 +45,36 @@ impl ComputePool {
         (size > 0 && size <= Semaphore::MAX_PERMITS).then(|| Self {
             permits: Arc::new(Semaphore::new(size)),
             size,
+            launch: Duration::ZERO,
+        })
+    }
+
+    /// The same pool, where every model call (batched or not) also pays
+    /// `cost` once before computing, holding its permit: a model of an
+    /// accelerator's fixed cost per call (launching kernels, reading the
+    /// weights), which a batch pays once for all its inputs. The time is
+    /// spent blocked, not computing, inside the calling span (busy time).
+    /// Refuses more than [`MAX_LAUNCH_COST`].
+    pub fn with_launch_cost(self, cost: Duration) -> EmbeddingResult<Self> {
+        if cost > MAX_LAUNCH_COST {
+            return Err(Error::Pipeline(
+                format!("launch cost {cost:?} is above the {MAX_LAUNCH_COST:?} limit").into(),
+            ));
+        }
+        Ok(Self {
+            launch: cost,
+            ..self
         })
     }
 
     /// How many computations may run at once.
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// The fixed cost every call pays (zero unless set).
+    pub fn launch_cost(&self) -> Duration {
+        self.launch
     }
 }
 
@@ -44,6 +85,7 @@ impl Default for ComputePool {
         Self {
             permits: Arc::new(Semaphore::new(cores)),
             size: cores,
+            launch: Duration::ZERO,
         }
     }
 }
@@ -78,6 +120,51 @@ pub fn reference_models(seed: u64, pool: &ComputePool) -> Vec<Arc<dyn EmbeddingM
         .collect()
 }
 
+impl ReferenceModel {
+    /// Runs `work` on tokio's blocking pool, holding one compute permit, inside
+    /// the current span (so it counts as that span's busy time).
+    async fn compute<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Weights) -> R + Send + 'static,
+    ) -> EmbeddingResult<R> {
+        let model = self.weights.model;
+        let permit = self
+            .pool
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Model {
+                model: model.as_str(),
+                reason: "the compute pool was closed".into(),
+            })?;
+        // The model span (or, batched, the batch's span), when this runs
+        // instrumented (as the pipeline does).
+        let span = tracing::Span::current();
+        let weights = self.weights.clone();
+        let launch = self.pool.launch;
+        // The permit moves into the computation: if the model is aborted
+        // (deadline), the core stays accounted for until the compute ends.
+        let compute = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            span.in_scope(|| {
+                if !launch.is_zero() {
+                    std::thread::sleep(launch);
+                }
+                work(&weights)
+            })
+        });
+        compute.await.map_err(|e| Error::Model {
+            model: model.as_str(),
+            reason: if e.is_panic() {
+                "its computation panicked".into()
+            } else {
+                "its computation was cancelled".into()
+            },
+        })
+    }
+}
+
 impl EmbeddingModel for ReferenceModel {
     fn model_id(&self) -> ModelId {
         self.weights.model
@@ -85,41 +172,60 @@ impl EmbeddingModel for ReferenceModel {
 
     fn embed<'a>(&'a self, input: &'a PreparedInput) -> ModelFuture<'a> {
         Box::pin(async move {
-            let model = self.weights.model;
-            let permit = self
-                .pool
-                .permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::Model {
-                    model: model.as_str(),
-                    reason: "the compute pool was closed".into(),
-                })?;
-            // The model span, when this runs instrumented (as the pipeline does).
-            let span = tracing::Span::current();
-            let weights = self.weights.clone();
             let tokens = input.shared_tokens();
-            // The permit moves into the computation: if the model is aborted
-            // (deadline), the core stays accounted for until the compute ends.
-            let compute = tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                span.in_scope(|| weights.forward(&tokens))
-            });
-            match compute.await {
-                Ok(vector) => Ok(ModelEmbedding {
-                    model_id: model,
-                    vector,
-                }),
-                Err(e) => Err(Error::Model {
-                    model: model.as_str(),
-                    reason: if e.is_panic() {
-                        "its computation panicked".into()
-                    } else {
-                        "its computation was cancelled".into()
-                    },
-                }),
-            }
+            let vector = self.compute(move |w| w.forward(&tokens)).await?;
+            Ok(ModelEmbedding {
+                model_id: self.weights.model,
+                vector,
+            })
         })
+    }
+
+    /// One computation for the whole batch ([`Weights::forward_batch`]): one
+    /// compute permit and one hand-off to a blocking thread per batch (the
+    /// fixed part), and each input's lookup, mixing and dense rows (the part
+    /// per input).
+    fn embed_batch<'a>(&'a self, inputs: &'a [PreparedInput]) -> BatchFuture<'a> {
+        Box::pin(async move {
+            let tokens: Vec<Arc<[u32]>> = inputs.iter().map(PreparedInput::shared_tokens).collect();
+            let vectors = self.compute(move |w| w.forward_batch(&tokens)).await?;
+            let model_id = self.weights.model;
+            Ok(BatchEmbeddings {
+                embeddings: vectors
+                    .into_iter()
+                    .map(|vector| ModelEmbedding { model_id, vector })
+                    .collect(),
+                device_ns: None,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_answers_each_input_as_embed_does() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let model = ReferenceModel::new(ModelId::Causal, 5, ComputePool::default());
+        let inputs: Vec<PreparedInput> = [&[1u32, 2, 3][..], &[7; 30], &[]]
+            .iter()
+            .map(|t| PreparedInput::new(t.to_vec(), t.len()))
+            .collect();
+        let batch = rt.block_on(model.embed_batch(&inputs)).unwrap();
+        assert_eq!(batch.embeddings.len(), 3);
+        assert_eq!(batch.device_ns, None);
+        assert!(ComputePool::default()
+            .with_launch_cost(Duration::from_secs(2))
+            .unwrap_err()
+            .to_string()
+            .contains("launch cost 2s is above"));
+        for (got, input) in batch.embeddings.iter().zip(&inputs) {
+            assert_eq!(*got, rt.block_on(model.embed(input)).unwrap());
+        }
     }
 }

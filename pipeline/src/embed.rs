@@ -1,6 +1,7 @@
 //! [`EmbeddingPipeline`]: tokenize, run every model under a deadline, fuse;
 //! instrumented as the spec shows.
 
+use super::batch_config::BatchPlan;
 use super::cpu::{reference_models, ComputePool};
 use super::fuse::{fuse, FusedEmbedding, FUSED_DIM};
 use super::model::{EmbeddingModel, ModelId};
@@ -20,6 +21,9 @@ pub struct PipelineConfig {
     pub deadline: Duration,
     /// Longer inputs are truncated to this many tokens.
     pub max_tokens: usize,
+    /// Which models batch their inputs across requests (none by default: each
+    /// request runs every model on its own).
+    pub batching: BatchPlan,
 }
 
 impl Default for PipelineConfig {
@@ -27,6 +31,7 @@ impl Default for PipelineConfig {
         Self {
             deadline: DEFAULT_DEADLINE,
             max_tokens: DEFAULT_MAX_TOKENS,
+            batching: BatchPlan::new(),
         }
     }
 }
@@ -52,7 +57,8 @@ impl EmbeddingPipeline {
         Self::with_config(models, PipelineConfig::default())
     }
 
-    /// A pipeline over `models` with `config`.
+    /// A pipeline over `models` with `config`; the models `config.batching`
+    /// names are wrapped in a [`BatchedModel`](crate::BatchedModel).
     pub fn with_config(
         models: Vec<Arc<dyn EmbeddingModel>>,
         config: PipelineConfig,
@@ -64,7 +70,10 @@ impl EmbeddingPipeline {
         })?;
         Ok(Self {
             tokenizer,
-            orchestrator: AsyncOrchestrator::with_deadline(models, config.deadline)?,
+            orchestrator: AsyncOrchestrator::with_deadline(
+                config.batching.apply(models),
+                config.deadline,
+            )?,
         })
     }
 

@@ -2,8 +2,13 @@
 //! panicking or never answering. Specs read like `Causal=180ms`, `Code=error`,
 //! `Sparse=panic`, `Semantic=hang`.
 
-use super::model::{EmbeddingModel, ModelFuture, ModelId, PreparedInput, UnknownModel};
-use crate::error::Error;
+use super::model::{
+    BatchFuture, EmbeddingModel, ModelFuture, ModelId, PreparedInput, UnknownModel,
+};
+use super::per_model::PerModel;
+use crate::error::{EmbeddingResult, Error};
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,55 +111,14 @@ impl FromStr for FaultSpec {
     }
 }
 
-/// At most one fault per model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FaultPlan {
-    faults: [Option<Fault>; ModelId::COUNT],
-}
+/// At most one fault per model: `FaultPlan::new().with(ModelId::Causal,
+/// Fault::Delay(..))`, or parsed from `Causal=180ms,Code=error`.
+pub type FaultPlan = PerModel<Fault>;
 
-impl FaultPlan {
-    /// No faults.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets a model's fault (replacing any earlier one); returns the plan.
-    pub fn with(mut self, model: ModelId, fault: Fault) -> Self {
-        self.set(model, fault);
-        self
-    }
-
-    /// Sets a model's fault (replacing any earlier one).
-    pub fn set(&mut self, model: ModelId, fault: Fault) {
-        self.faults[model.index()] = Some(fault);
-    }
-
-    /// A model's fault.
-    pub fn get(&self, model: ModelId) -> Option<Fault> {
-        self.faults[model.index()]
-    }
-
-    /// Whether no model has a fault.
-    pub fn is_empty(&self) -> bool {
-        self.faults.iter().all(Option::is_none)
-    }
-
-    /// `(model, fault)` pairs, in `E1..E12` order.
-    pub fn iter(&self) -> impl Iterator<Item = (ModelId, Fault)> + '_ {
-        ModelId::ALL
-            .into_iter()
-            .filter_map(|m| self.get(m).map(|f| (m, f)))
-    }
-
+impl PerModel<Fault> {
     /// Wraps each model that has a fault; the others are returned as they are.
     pub fn apply(&self, models: Vec<Arc<dyn EmbeddingModel>>) -> Vec<Arc<dyn EmbeddingModel>> {
-        models
-            .into_iter()
-            .map(|m| match self.get(m.model_id()) {
-                Some(fault) => Arc::new(FaultyModel::new(m, fault)) as Arc<dyn EmbeddingModel>,
-                None => m,
-            })
-            .collect()
+        self.wrap(models, |m, fault| Arc::new(FaultyModel::new(m, fault)))
     }
 }
 
@@ -194,16 +158,17 @@ impl FaultyModel {
     }
 }
 
-impl EmbeddingModel for FaultyModel {
-    fn model_id(&self) -> ModelId {
-        self.inner.model_id()
-    }
+/// A boxed model call: [`ModelFuture`] or [`BatchFuture`].
+type Call<'a, T> = Pin<Box<dyn Future<Output = EmbeddingResult<T>> + Send + 'a>>;
 
-    fn embed<'a>(&'a self, input: &'a PreparedInput) -> ModelFuture<'a> {
+impl FaultyModel {
+    /// The inner model's call `work` with the fault applied: once per call, so
+    /// a batched call's fault hits every input of the batch.
+    fn faulted<'a, T: Send + 'a>(&'a self, work: Call<'a, T>) -> Call<'a, T> {
         let model = self.inner.model_id();
         match self.fault {
             Fault::Delay(delay) => Box::pin(async move {
-                let out = self.inner.embed(input).await?;
+                let out = work.await?;
                 let span = tracing::Span::current();
                 tokio::task::spawn_blocking(move || span.in_scope(|| std::thread::sleep(delay)))
                     .await
@@ -222,6 +187,20 @@ impl EmbeddingModel for FaultyModel {
             Fault::Panic => Box::pin(async move { panic!("injected panic in model {model}") }),
             Fault::Hang => Box::pin(std::future::pending()),
         }
+    }
+}
+
+impl EmbeddingModel for FaultyModel {
+    fn model_id(&self) -> ModelId {
+        self.inner.model_id()
+    }
+
+    fn embed<'a>(&'a self, input: &'a PreparedInput) -> ModelFuture<'a> {
+        self.faulted(self.inner.embed(input))
+    }
+
+    fn embed_batch<'a>(&'a self, inputs: &'a [PreparedInput]) -> BatchFuture<'a> {
+        self.faulted(self.inner.embed_batch(inputs))
     }
 }
 

@@ -15,6 +15,21 @@
 //!   fusion{embedding_count, output_dim}        DEBUG
 //! ```
 //!
+//! With batching ([`PipelineConfig::batching`], a [`BatchPlan`] of one
+//! [`BatchConfig`] per model) a model's inputs from concurrent requests queue
+//! up and run together in one [`EmbeddingModel::embed_batch`] call, when the
+//! batch is full or its oldest input has waited long enough
+//! ([`BatchedModel`]). Each batch is a span of its own that belongs to no
+//! request, linked both ways (`follows_from`) with the model span of every
+//! request it served:
+//!
+//! ```text
+//! batch{model_id, batch_size}                  INFO, parent: None
+//!   batch_wait{oldest_wait_us}                 TRACE (Verbose)
+//!   forward                                    TRACE, the batched call
+//!   scatter                                    TRACE, the results handed back
+//! ```
+//!
 //! Faults become records, not crashes: a model that errs or panics leaves an
 //! `ERROR` event in its span, a model past the deadline a `WARN` event with
 //! `timeout = true` and `after_ms` (so the subscriber marks the span failed or
@@ -41,6 +56,8 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod batch_config;
+mod batcher;
 mod cpu;
 mod embed;
 mod error;
@@ -52,12 +69,18 @@ pub mod gpu;
 pub mod math;
 mod model;
 mod orchestrator;
+mod per_model;
 mod span_ctx;
 mod tokenize;
 mod weights;
 
 pub use backend::{Backend, BackendError, BackendModels, UnknownBackend};
-pub use cpu::{reference_models, ComputePool, ReferenceModel};
+pub use batch_config::{
+    BatchConfig, BatchConfigError, BatchPlan, BatchSpec, BatchSpecError, DEFAULT_QUEUE_CAPACITY,
+    MAX_BATCH_SIZE, MAX_BATCH_WAIT, MAX_QUEUE_CAPACITY,
+};
+pub use batcher::BatchedModel;
+pub use cpu::{reference_models, ComputePool, ReferenceModel, MAX_LAUNCH_COST};
 pub use embed::{EmbeddingPipeline, PipelineConfig};
 pub use error::{EmbeddingResult, Error};
 pub use events::{
@@ -68,9 +91,11 @@ pub use faults::{
 };
 pub use fuse::{fuse, fuse_vectors, FusedEmbedding, FUSED_DIM};
 pub use model::{
-    EmbeddingModel, ModelEmbedding, ModelFuture, ModelId, ModelSet, PreparedInput, UnknownModel,
+    BatchEmbeddings, BatchFuture, EmbeddingModel, ModelEmbedding, ModelFuture, ModelId, ModelSet,
+    PreparedInput, UnknownModel,
 };
 pub use orchestrator::{AsyncOrchestrator, ModelOutputs, DEFAULT_DEADLINE};
+pub use per_model::PerModel;
 pub use span_ctx::{model_span, ModelSpanContext};
 pub use tokenize::{Tokenizer, CLS, DEFAULT_MAX_TOKENS, VOCAB};
 pub use weights::{Attention, Dense, Pooling, Profile, Weights};

@@ -253,6 +253,20 @@ impl ModelEmbedding {
 pub type ModelFuture<'a> =
     Pin<Box<dyn Future<Output = EmbeddingResult<ModelEmbedding>> + Send + 'a>>;
 
+/// A batch's outputs: one embedding per input, in input order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BatchEmbeddings {
+    /// One embedding per input, in the order of the inputs.
+    pub embeddings: Vec<ModelEmbedding>,
+    /// Device time of the batch's forward pass, in nanoseconds, when it ran on
+    /// a GPU; recorded as `gpu_ns` on the model span of every request it served.
+    pub device_ns: Option<u64>,
+}
+
+/// The future [`EmbeddingModel::embed_batch`] returns.
+pub type BatchFuture<'a> =
+    Pin<Box<dyn Future<Output = EmbeddingResult<BatchEmbeddings>> + Send + 'a>>;
+
 /// A model the pipeline can run. Implement it for your own models; the pipeline
 /// instruments every call (a `model` span with `model_id` and `input_tokens`),
 /// enforces the deadline and turns errors and panics into records.
@@ -283,6 +297,27 @@ pub trait EmbeddingModel: Send + Sync + 'static {
     /// The returned embedding must carry this model's id and a non-empty vector
     /// of finite values; anything else is recorded as the model's error.
     fn embed<'a>(&'a self, input: &'a PreparedInput) -> ModelFuture<'a>;
+
+    /// Embeds several inputs in one call, as a batcher
+    /// ([`BatchPlan`](crate::BatchPlan)) calls it: one embedding per input, in
+    /// input order; an error fails every input of the batch.
+    ///
+    /// The default runs [`embed`](Self::embed) on each input in turn (no
+    /// saving). The reference models override it with one computation for the
+    /// whole batch, whose cost is a fixed part paid once per call plus a part
+    /// per input.
+    fn embed_batch<'a>(&'a self, inputs: &'a [PreparedInput]) -> BatchFuture<'a> {
+        Box::pin(async move {
+            let mut embeddings = Vec::with_capacity(inputs.len());
+            for input in inputs {
+                embeddings.push(self.embed(input).await?);
+            }
+            Ok(BatchEmbeddings {
+                embeddings,
+                device_ns: None,
+            })
+        })
+    }
 }
 
 #[cfg(test)]

@@ -246,7 +246,7 @@ fn check(id: ModelId, e: ModelEmbedding) -> EmbeddingResult<ModelEmbedding> {
     })
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
     payload
         .downcast_ref::<&'static str>()
         .copied()
@@ -255,8 +255,8 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 }
 
 /// Polls a boxed future, turning a panic into an `Err` with its payload.
-struct CatchPanic<F> {
-    inner: F,
+pub(crate) struct CatchPanic<F> {
+    pub(crate) inner: F,
 }
 
 impl<F: Future + Unpin> Future for CatchPanic<F> {

@@ -164,25 +164,64 @@ impl Weights {
     /// pooling, optional top-k, L2 normalisation. Reads at most
     /// `profile.max_tokens` tokens; an empty input gives a zero vector.
     pub fn forward(&self, tokens: &[u32]) -> Vec<f32> {
+        self.forward_batch(&[tokens]).pop().unwrap_or_default()
+    }
+
+    /// The forward pass of a batch, in one call: each input is looked up and
+    /// mixed on its own (attention never crosses inputs), then the rows of
+    /// every input go through the dense layers together as one matrix, and
+    /// each input's rows are pooled into its vector. Output `i` is exactly
+    /// `forward(inputs[i])` (the same operations in the same order).
+    pub fn forward_batch<T: AsRef<[u32]>>(&self, inputs: &[T]) -> Vec<Vec<f32>> {
         let p = &self.profile;
-        let tokens = &tokens[..tokens.len().min(p.max_tokens)];
-        let rows = tokens.len();
-        let mut x = math::lookup(&self.table, p.dim, tokens);
-        x = match p.attention {
-            Attention::None => x,
-            Attention::Window(w) => math::attention(&x, rows, p.dim, Some(w)),
-            Attention::Full => math::attention(&x, rows, p.dim, None),
-        };
+        let mut rows = Vec::with_capacity(inputs.len());
+        let mut x: Vec<f32> = Vec::new();
+        for tokens in inputs {
+            let tokens = tokens.as_ref();
+            let tokens = &tokens[..tokens.len().min(p.max_tokens)];
+            let mixed = self.mix(tokens);
+            rows.push(tokens.len());
+            if x.is_empty() {
+                x = mixed;
+            } else {
+                x.extend_from_slice(&mixed);
+            }
+        }
+        let total: usize = rows.iter().sum();
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
-            x = math::dense(&x, rows, &layer.weight, &layer.bias, layer.input);
+            x = math::dense(&x, total, &layer.weight, &layer.bias, layer.input);
             if i < last {
                 math::relu(&mut x);
             }
         }
+        let mut start = 0;
+        rows.iter()
+            .map(|&n| {
+                let own = &x[start * p.out..(start + n) * p.out];
+                start += n;
+                self.finish(own, n)
+            })
+            .collect()
+    }
+
+    /// One input's lookup and token mixing: `rows x dim`.
+    fn mix(&self, tokens: &[u32]) -> Vec<f32> {
+        let p = &self.profile;
+        let x = math::lookup(&self.table, p.dim, tokens);
+        match p.attention {
+            Attention::None => x,
+            Attention::Window(w) => math::attention(&x, tokens.len(), p.dim, Some(w)),
+            Attention::Full => math::attention(&x, tokens.len(), p.dim, None),
+        }
+    }
+
+    /// One input's pooling, top-k and normalisation of its `rows x out` rows.
+    fn finish(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let p = &self.profile;
         let mut v = match p.pooling {
-            Pooling::Mean => math::mean_pool(&x, rows, p.out),
-            Pooling::Max => math::max_pool(&x, rows, p.out),
+            Pooling::Mean => math::mean_pool(x, rows, p.out),
+            Pooling::Max => math::max_pool(x, rows, p.out),
         };
         if let Some(k) = p.top_k {
             math::top_k(&mut v, k);
@@ -218,6 +257,22 @@ mod tests {
         }
         let sparse = Weights::generate(ModelId::Sparse, 1).forward(&[1, 2, 3]);
         assert_eq!(sparse.iter().filter(|v| **v != 0.0).count(), 16);
+    }
+
+    #[test]
+    fn a_batch_gives_each_input_its_own_forward_pass() {
+        for m in ModelId::ALL {
+            let w = Weights::generate(m, 3);
+            let inputs: [&[u32]; 4] = [&[5, 6, 7, 8], &[], &[9; 40], &[1, 2]];
+            let batch = w.forward_batch(&inputs);
+            assert_eq!(batch.len(), inputs.len(), "{m}");
+            for (got, input) in batch.iter().zip(inputs) {
+                assert_eq!(*got, w.forward(input), "{m}");
+            }
+        }
+        assert!(Weights::generate(ModelId::Code, 1)
+            .forward_batch::<&[u32]>(&[])
+            .is_empty());
     }
 
     #[test]

@@ -375,6 +375,37 @@ fn gpu_outputs_match_the_cpu_models() {
 }
 
 #[test]
+fn a_batched_call_gives_each_input_its_own_forward_pass() {
+    let Some(gpu) = gpu_or_skip("a_batched_call_gives_each_input_its_own_forward_pass") else {
+        return;
+    };
+    let tokenizer = Tokenizer::new(DEFAULT_MAX_TOKENS).unwrap();
+    let mut inputs: Vec<Vec<u32>> = texts()
+        .iter()
+        .map(|t| tokenizer.prepare(t).unwrap().tokens().to_vec())
+        .collect();
+    inputs.insert(1, Vec::new());
+    for m in ModelId::ALL {
+        let model = GpuModel::new(m, SEED, &gpu).unwrap();
+        let batch = model.forward_batch(&inputs).unwrap();
+        assert_eq!(batch.vectors.len(), inputs.len(), "{m}");
+        assert!(batch.gpu_ns.is_some_and(|ns| ns > 0), "{m}");
+        for (got, tokens) in batch.vectors.iter().zip(&inputs) {
+            let want = Weights::generate(m, SEED).forward(tokens);
+            let err = relative_error(got, &want);
+            assert!(
+                err <= 1e-4,
+                "{m}, {} tokens: relative error {err}",
+                tokens.len()
+            );
+        }
+        // A second, smaller batch reuses the grown buffers.
+        let again = model.forward_batch(&inputs[..2]).unwrap();
+        assert_eq!(again.vectors[..], batch.vectors[..2], "{m}");
+    }
+}
+
+#[test]
 fn recorded_device_time_matches_events_read_directly() {
     let Some(gpu) = gpu_or_skip("recorded_device_time_matches_events_read_directly") else {
         return;

@@ -9,7 +9,7 @@
 mod pipeline_support;
 
 use hdrtrace::TracingConfig;
-use hdrtrace_pipeline::{EmbeddingPipeline, PipelineConfig};
+use hdrtrace_pipeline::{BatchConfig, BatchPlan, EmbeddingPipeline, ModelId, PipelineConfig};
 use pipeline_support::fast_models;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -80,21 +80,43 @@ fn allocations_per_run(rt: &tokio::runtime::Runtime, p: &EmbeddingPipeline) -> u
     })
 }
 
+/// Unbatched, then with Causal batched: each request's input runs alone in
+/// its own batch (size 1, no wait, one request at a time, so every run forms
+/// the same batches), whose span is linked both ways with the request's
+/// model span; recording the batch spans and links allocates nothing either.
+/// One test, not two: with two such tests on two threads at once, a whole
+/// run's spans sometimes never reached its subscriber (most likely `tracing`'s
+/// global callsite interest, rebuilt as the other thread's subscribers come
+/// and go, the disabled one among them).
 #[test]
 fn subscriber_adds_no_allocation_per_request() {
+    let mut batching = BatchPlan::new();
+    batching.set(
+        ModelId::Causal,
+        BatchConfig::new(1, Duration::ZERO).unwrap(),
+    );
+    for batching in [BatchPlan::new(), batching] {
+        // No deadline can fire, however loaded the machine: every run does
+        // the same work.
+        let config = PipelineConfig {
+            deadline: Duration::from_secs(600),
+            batching,
+            ..PipelineConfig::default()
+        };
+        let p = EmbeddingPipeline::with_config(fast_models(), config).unwrap();
+        adds_no_allocation(&p);
+    }
+}
+
+/// Runs `p` without a subscriber, then under ours enabled (1 % and 100 %
+/// sampling) and disabled, on a current-thread runtime: the same number of
+/// allocations on this thread each time.
+fn adds_no_allocation(p: &EmbeddingPipeline) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    // No deadline can fire, however loaded the machine: every run does the
-    // same work.
-    let config = PipelineConfig {
-        deadline: Duration::from_secs(600),
-        ..PipelineConfig::default()
-    };
-    let p = EmbeddingPipeline::with_config(fast_models(), config).unwrap();
-
-    let none = allocations_per_run(&rt, &p);
+    let none = allocations_per_run(&rt, p);
     assert!(
         none >= MEASURED as u64,
         "the counter sees the pipeline's own allocations"
@@ -114,7 +136,7 @@ fn subscriber_adds_no_allocation_per_request() {
             ..TracingConfig::default()
         };
         let (subscriber, guard) = hdrtrace::build(&config).unwrap();
-        let ours = tracing::subscriber::with_default(subscriber, || allocations_per_run(&rt, &p));
+        let ours = tracing::subscriber::with_default(subscriber, || allocations_per_run(&rt, p));
         assert_eq!(
             ours, none,
             "{label}: {ours} allocations for {MEASURED} requests, {none} without a subscriber"
@@ -131,7 +153,19 @@ fn subscriber_adds_no_allocation_per_request() {
             "{label}: the subscriber recorded the requests"
         );
         if enabled {
-            assert_eq!(snap.model("Causal").unwrap().count(), want);
+            let counts: Vec<_> = snap
+                .models()
+                .map(|(n, m)| (n.to_string(), m.count()))
+                .collect();
+            assert_eq!(
+                snap.model("Causal").unwrap().count(),
+                want,
+                "{label}: {counts:?} {:?} stages {:?}",
+                snap.counters(),
+                snap.stages()
+                    .map(|(n, m)| (n.to_string(), m.count()))
+                    .collect::<Vec<_>>()
+            );
             assert_eq!(snap.dropped_records(), 0);
         }
     }

@@ -11,7 +11,7 @@ use hdrtrace_pipeline::{
     reference_models, ComputePool, EmbeddingPipeline, Fault, FaultPlan, ModelId, ModelSet,
     PipelineConfig, TraceCollector, TraceEvent, FUSED_DIM,
 };
-use pipeline_support::{start, wait_for, Keep};
+use pipeline_support::{errors, start, timeouts, wait_for, Keep};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,13 +171,7 @@ fn hung_model_times_out_and_the_other_eleven_fuse() {
         assert_eq!(fusion.class, SpanClass::Stage);
 
         let ev = events.for_request(t.request_id);
-        let timeouts: Vec<_> = ev
-            .iter()
-            .filter_map(|e| match e {
-                TraceEvent::ModelTimeout { model_id, after_ms } => Some((*model_id, *after_ms)),
-                _ => None,
-            })
-            .collect();
+        let timeouts = timeouts(&ev);
         assert_eq!(timeouts.len(), 1);
         assert_eq!(timeouts[0].0, ModelId::Semantic);
         assert!(
@@ -242,13 +236,7 @@ fn failing_and_panicking_models_become_errors() {
     assert_eq!(snap.model("Causal").unwrap().errors(), 0);
     for id in ids {
         let ev = events.for_request(id);
-        let errors: Vec<_> = ev
-            .iter()
-            .filter_map(|e| match e {
-                TraceEvent::ModelError { model_id, error } => Some((*model_id, error.as_str())),
-                _ => None,
-            })
-            .collect();
+        let errors = errors(&ev);
         assert_eq!(errors.len(), 2, "{ev:?}");
         for (model, error) in errors {
             match model {

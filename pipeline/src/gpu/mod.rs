@@ -46,7 +46,9 @@ pub use device::GpuBackend;
 pub use error::GpuError;
 pub use guard::{driver_present, nvrtc_present};
 pub use kernels::{compile_kernels, KERNEL_SOURCE, MAX_LAYERS, MAX_WIDTH};
-pub use model::{gpu_reference_models, GpuModel, GpuModelOptions, GpuOutput, KernelProbe};
+pub use model::{
+    gpu_reference_models, GpuBatchOutput, GpuModel, GpuModelOptions, GpuOutput, KernelProbe,
+};
 pub use timer::{ms_to_ns, record_gpu_ns, DeviceTimer};
 
 /// The cudarc version this module is built against, re-exported so that code

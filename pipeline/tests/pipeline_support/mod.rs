@@ -6,7 +6,9 @@
 #![allow(dead_code)]
 
 use hdrtrace::{RequestSink, RequestTrace};
-use hdrtrace_pipeline::{EmbeddingModel, ModelEmbedding, ModelFuture, ModelId, PreparedInput};
+use hdrtrace_pipeline::{
+    EmbeddingModel, ModelEmbedding, ModelFuture, ModelId, PreparedInput, TraceEvent,
+};
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -108,4 +110,24 @@ pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The `ModelTimeout` events among `ev`: `(model, after_ms)`.
+pub fn timeouts(ev: &[TraceEvent]) -> Vec<(ModelId, f64)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            TraceEvent::ModelTimeout { model_id, after_ms } => Some((*model_id, *after_ms)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The `ModelError` events among `ev`: `(model, error)`.
+pub fn errors(ev: &[TraceEvent]) -> Vec<(ModelId, &str)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            TraceEvent::ModelError { model_id, error } => Some((*model_id, error.as_str())),
+            _ => None,
+        })
+        .collect()
 }
