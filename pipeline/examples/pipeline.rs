@@ -13,10 +13,11 @@
 //! Batching is on by default for every model but LongContext (each model's
 //! inputs from concurrent requests run together, up to `--batch-size` of them
 //! or after `--batch-wait`; `--batch MODEL=SIZE/WAIT` or `MODEL=off` per
-//! model); `--no-batching` runs each model once per request. Every CPU model
-//! call also pays `--launch-cost` (1 ms), the fixed part of a model's cost that
-//! a batch pays once: `--no-batching --launch-cost 0ms` is the pipeline as it
-//! ran before batching existed.
+//! model); `--no-batching` runs each model once per request, as the pipeline
+//! ran before batching existed. With batching, every CPU model call also pays
+//! `--launch-cost` (1 ms), the fixed part of a model's cost that a batch pays
+//! once; `--no-batching` leaves it at 0 unless given, so to compare the two on
+//! equal terms give both the same `--launch-cost`.
 //!
 //! Prints a per-model latency table (count, p50, p95, p99, max, timeouts,
 //! errors, times blamed for an over-budget request, and for batched models
@@ -86,9 +87,10 @@ struct Args {
     backend: Backend,
     /// Fixed cost of every CPU model call, batched or not, modelling an
     /// accelerator's launch and weight reads (what batching saves), e.g.
-    /// `1ms`; `0ms` for the bare compute.
-    #[arg(long, default_value = "1ms", value_parser = parse_launch)]
-    launch_cost: Duration,
+    /// `1ms`; `0ms` for the bare compute. Default: 1ms with batching, 0ms
+    /// with `--no-batching` (the pipeline as it ran before batching).
+    #[arg(long, value_parser = parse_launch)]
+    launch_cost: Option<Duration>,
     /// Run each model once per request, as without a batcher.
     #[arg(long)]
     no_batching: bool,
@@ -168,6 +170,15 @@ impl Args {
     /// The batching `--no-batching`, `--batch-size` and `--batch-wait` ask for.
     /// The batching `--no-batching`, `--batch-size`, `--batch-wait` and
     /// `--batch` ask for.
+    /// `--launch-cost`, else 1 ms with batching and 0 without.
+    fn launch_cost(&self) -> Duration {
+        self.launch_cost.unwrap_or(if self.no_batching {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(1)
+        })
+    }
+
     fn batching(&self) -> Result<BatchPlan, String> {
         if self.no_batching {
             if !self.batch.is_empty() {
@@ -253,7 +264,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     quiet_injected_panics();
 
     let faults = args.faults();
-    let pool = ComputePool::default().with_launch_cost(args.launch_cost)?;
+    let pool = ComputePool::default().with_launch_cost(args.launch_cost())?;
     let chosen = args.backend.reference_models(args.seed, &pool)?;
     println!("{}", chosen.describe());
     let models = faults.apply(chosen.models);
