@@ -23,20 +23,7 @@ use hdrtrace::TracingConfig;
 use std::time::{Duration, Instant};
 use tracing::dispatcher::Dispatch;
 
-const MODELS: [&str; 12] = [
-    "Semantic",
-    "Causal",
-    "Code",
-    "Sparse",
-    "Multilingual",
-    "Instruct",
-    "Legal",
-    "Medical",
-    "Finance",
-    "Vision",
-    "Audio",
-    "Reranker",
-];
+use hdrtrace::aggregate::bench::MODEL_NAMES as MODELS;
 /// Records one request makes.
 const PER_REQUEST: u64 = 14;
 /// Requests recorded before each timed drain (70 000 records: the ring holds

@@ -119,20 +119,7 @@ const ROWS: &[Row] = &[
     },
 ];
 
-const MODELS: [&str; 12] = [
-    "Semantic",
-    "Causal",
-    "Code",
-    "Sparse",
-    "Multilingual",
-    "Instruct",
-    "Legal",
-    "Medical",
-    "Finance",
-    "Vision",
-    "Audio",
-    "Reranker",
-];
+use hdrtrace::aggregate::bench::MODEL_NAMES as MODELS;
 const SPANS_PER_REQUEST: u64 = 14;
 
 fn request(id: u64) {

@@ -8,20 +8,7 @@
 use hdrtrace::{LatencySnapshot, TracingConfig, TracingGuard};
 use std::time::Duration;
 
-const MODELS: [&str; 12] = [
-    "Semantic",
-    "Causal",
-    "Code",
-    "Sparse",
-    "Multilingual",
-    "Instruct",
-    "Legal",
-    "Medical",
-    "Finance",
-    "Vision",
-    "Audio",
-    "Reranker",
-];
+use hdrtrace::aggregate::bench::MODEL_NAMES as MODELS;
 
 /// The smallest budget the config accepts, with a capture store that fits it.
 fn tiny() -> TracingConfig {

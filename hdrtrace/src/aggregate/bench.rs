@@ -13,6 +13,23 @@ use crate::subscriber::HdrSubscriber;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Twelve model names, for benches, load examples and tests that make
+/// requests of a dozen models.
+pub const MODEL_NAMES: [&str; 12] = [
+    "Semantic",
+    "Causal",
+    "Code",
+    "Sparse",
+    "Multilingual",
+    "Instruct",
+    "Legal",
+    "Medical",
+    "Finance",
+    "Vision",
+    "Audio",
+    "Reranker",
+];
+
 /// An aggregator that runs only when [`IngestBench::drain`] is called.
 pub struct IngestBench {
     aggregator: Aggregator,
