@@ -15,10 +15,15 @@
 //! - `floor`: the least a timing subscriber can do: enabled, visits the span's
 //!   fields, reads the TSC at new, enter, exit and close and adds the readings
 //!   into a thread-local;
+//! - `event_log_bound`: the hot path of an event-log design and nothing more
+//!   (`common/event_log.rs`): a bound on what that design could reach, not a
+//!   subscriber;
 //! - `hdrtrace_enabled`: ours, installed with `init_tracing`;
 //! - `registry_hdr_layer`: Registry + the naive HDR layer users write.
 
 mod common;
+#[path = "common/event_log.rs"]
+mod event_log;
 #[path = "common/naive.rs"]
 mod naive;
 
@@ -36,11 +41,12 @@ use tracing_core::span::Current;
 use tracing_subscriber::layer::SubscriberExt;
 
 const VARIANT: &str = "HDRTRACE_GLOBAL_VARIANT";
-const VARIANTS: [&str; 6] = [
+const VARIANTS: [&str; 7] = [
     "none",
     "hdrtrace_disabled",
     "do_nothing",
     "floor",
+    "event_log_bound",
     "hdrtrace_enabled",
     "registry_hdr_layer",
 ];
@@ -162,6 +168,10 @@ fn install(variant: &str) -> Option<hdrtrace::TracingGuard> {
         }
         "floor" => {
             global(tracing::Dispatch::new(Bare::<true>));
+            None
+        }
+        "event_log_bound" => {
+            global(tracing::Dispatch::new(event_log::EventLog));
             None
         }
         "hdrtrace_enabled" => Some(hdrtrace::init_tracing(&config).expect("valid config")),

@@ -1,0 +1,176 @@
+//! A measurement, not a subscriber to use: the least the hot path of an
+//! *event-log* design would do (issue 13's "next design"). Each operation
+//! appends one fixed 64-byte entry to this thread's ring (new: callsite, id,
+//! parent, clock, the model key and up to two numbers; enter / exit / close:
+//! id and clock) and publishes it with a release store; everything else
+//! (busy time, request context, refcounts, sampling, histograms) would be the
+//! aggregator's work. It keeps no per-span state at all, so `try_close`
+//! cannot know a clone from the last handle: this variant bounds what such a
+//! design could reach, it does not implement one.
+
+use hdrtrace::Clock;
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber};
+use tracing_core::span::Current;
+
+const ENTRIES: usize = 1024;
+const STACK: usize = 64;
+
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Entry {
+    kind: u64,
+    id: u64,
+    parent: u64,
+    at: u64,
+    text: [u8; 16],
+    numbers: [u64; 2],
+}
+
+const EMPTY: Entry = Entry {
+    kind: 0,
+    id: 0,
+    parent: 0,
+    at: 0,
+    text: [0; 16],
+    numbers: [0; 2],
+};
+
+struct Log {
+    entries: [Entry; ENTRIES],
+    /// Published entry count: the consumer side of a real ring reads it.
+    tail: AtomicUsize,
+    stack: [u64; STACK],
+    depth: usize,
+    next_id: u64,
+}
+
+thread_local! {
+    static LOG: UnsafeCell<Log> = const {
+        UnsafeCell::new(Log {
+            entries: [EMPTY; ENTRIES],
+            tail: AtomicUsize::new(0),
+            stack: [0; STACK],
+            depth: 0,
+            next_id: 0,
+        })
+    };
+}
+
+fn clock() -> &'static Clock {
+    static CLOCK: OnceLock<Clock> = OnceLock::new();
+    CLOCK.get_or_init(Clock::new)
+}
+
+#[inline(always)]
+fn with_log<R>(f: impl FnOnce(&mut Log) -> R) -> R {
+    // SAFETY: the log is this thread's own, and no closure passed here calls
+    // back into tracing, so no second `&mut` to it exists while `f` runs.
+    LOG.with(|log| f(unsafe { &mut *log.get() }))
+}
+
+impl Log {
+    #[inline(always)]
+    fn append(&mut self, entry: Entry) {
+        let tail = self.tail.load(Ordering::Relaxed);
+        self.entries[tail % ENTRIES] = entry;
+        // Release: what a real consumer would pair with.
+        self.tail.store(tail.wrapping_add(1), Ordering::Release);
+    }
+}
+
+/// Keeps the model key's first bytes and up to two numbers.
+struct Fields<'a>(&'a mut Entry, usize);
+
+impl Visit for Fields<'_> {
+    fn record_u64(&mut self, _: &Field, v: u64) {
+        if let Some(slot) = self.0.numbers.get_mut(self.1) {
+            *slot = v;
+            self.1 += 1;
+        }
+    }
+    fn record_str(&mut self, _: &Field, v: &str) {
+        let n = v.len().min(16);
+        self.0.text[..n].copy_from_slice(&v.as_bytes()[..n]);
+    }
+    fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
+}
+
+/// See the module docs.
+pub struct EventLog;
+
+impl EventLog {
+    #[inline(always)]
+    fn mark(kind: u64, id: u64) {
+        let at = clock().now();
+        with_log(|log| {
+            log.append(Entry {
+                kind,
+                id,
+                at,
+                ..EMPTY
+            })
+        });
+    }
+}
+
+impl Subscriber for EventLog {
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+        Interest::always()
+    }
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+    fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+        let at = clock().now();
+        let mut entry = Entry {
+            kind: attrs.metadata() as *const Metadata<'static> as u64,
+            at,
+            ..EMPTY
+        };
+        attrs.record(&mut Fields(&mut entry, 0));
+        let id = with_log(|log| {
+            log.next_id += 1;
+            entry.id = log.next_id;
+            entry.parent = match log.depth {
+                0 => 0,
+                d => log.stack[d - 1],
+            };
+            log.append(entry);
+            entry.id
+        });
+        Id::from_u64(id)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, _: &Event<'_>) {}
+    fn enter(&self, id: &Id) {
+        let id = id.into_u64();
+        Self::mark(1, id);
+        with_log(|log| {
+            if log.depth < STACK {
+                log.stack[log.depth] = id;
+                log.depth += 1;
+            }
+        });
+    }
+    fn exit(&self, id: &Id) {
+        Self::mark(2, id.into_u64());
+        with_log(|log| log.depth = log.depth.saturating_sub(1));
+    }
+    fn try_close(&self, id: Id) -> bool {
+        Self::mark(3, id.into_u64());
+        true
+    }
+    fn current_span(&self) -> Current {
+        Current::none()
+    }
+}
