@@ -169,47 +169,50 @@ impl Core {
         if fields.malformed_traceparent {
             self.handoff.count_malformed_traceparent();
         }
-        self.local(|local| {
-            let (parent, parent_slot) = match parent {
-                Parent::Explicit(p) => (p, self.slots.get(p)),
-                Parent::Current => match local.current(|id| self.slots.get(id)) {
-                    Some((p, slot)) => (p, Some(slot)),
-                    None => (0, None),
-                },
-                Parent::Root => (0, None),
-            };
-            let home = local.home;
-            let Some((id, slot)) = self.slots.alloc_cached(&mut local.slot_cache, home) else {
-                self.handoff.count_untracked();
-                return UNTRACKED;
-            };
-            let ctx = if info.class == SpanClass::Request {
-                let request_id = fields.request_id.unwrap_or_else(|| local.next_request_id());
-                RequestCtx {
-                    request_span: id,
-                    request_id,
-                    sampled: self.sampler.decide(request_id),
-                }
-            } else {
-                let ctx = parent_slot.map(SpanSlot::ctx).unwrap_or_default();
-                if let Some(root) = self.slots.get(ctx.request_span) {
-                    root.add_descendant(local.thread());
-                }
-                ctx
-            };
-            let parent = if parent_slot.is_some() { parent } else { 0 };
-            slot.open(
-                local.thread(),
-                meta,
-                info.class,
-                parent,
-                ctx,
-                start,
-                &fields.text,
-                &fields.fields,
-            );
-            id
-        })
+        self.local(
+            #[inline(always)]
+            |local| {
+                let (parent, parent_slot) = match parent {
+                    Parent::Explicit(p) => (p, self.slots.get(p)),
+                    Parent::Current => match local.current(|id| self.slots.get(id)) {
+                        Some((p, slot)) => (p, Some(slot)),
+                        None => (0, None),
+                    },
+                    Parent::Root => (0, None),
+                };
+                let home = local.home;
+                let Some((id, slot)) = self.slots.alloc_cached(&mut local.slot_cache, home) else {
+                    self.handoff.count_untracked();
+                    return UNTRACKED;
+                };
+                let ctx = if info.class == SpanClass::Request {
+                    let request_id = fields.request_id.unwrap_or_else(|| local.next_request_id());
+                    RequestCtx {
+                        request_span: id,
+                        request_id,
+                        sampled: self.sampler.decide(request_id),
+                    }
+                } else {
+                    let ctx = parent_slot.map(SpanSlot::ctx).unwrap_or_default();
+                    if let Some(root) = self.slots.get(ctx.request_span) {
+                        root.add_descendant(local.thread());
+                    }
+                    ctx
+                };
+                let parent = if parent_slot.is_some() { parent } else { 0 };
+                slot.open(
+                    local.thread(),
+                    meta,
+                    info.class,
+                    parent,
+                    ctx,
+                    start,
+                    &fields.text,
+                    &fields.fields,
+                );
+                id
+            },
+        )
         .unwrap_or_else(|| {
             self.handoff.count_untracked();
             UNTRACKED
@@ -267,19 +270,25 @@ impl Core {
     #[inline]
     pub(crate) fn enter(&self, id: u64) {
         let now = self.clock.now();
-        self.local(|local| local.push(id, now, |id| self.slots.get(id).is_some()));
+        self.local(
+            #[inline(always)]
+            |local| local.push(id, now, |id| self.slots.get(id).is_some()),
+        );
     }
 
     #[inline]
     pub(crate) fn exit(&self, id: u64) {
         let now = self.clock.now();
-        self.local(|local| {
-            if let Some(entered) = local.pop(id) {
-                if let Some(slot) = self.slots.get(id) {
-                    slot.add_busy(now.saturating_sub(entered), local.thread());
+        self.local(
+            #[inline(always)]
+            |local| {
+                if let Some(entered) = local.pop(id) {
+                    if let Some(slot) = self.slots.get(id) {
+                        slot.add_busy(now.saturating_sub(entered), local.thread());
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 
     #[inline]
@@ -314,24 +323,27 @@ impl Core {
         }
         let end = self.clock.now();
         let meta = slot.metadata();
-        let wake = self.local(|local| {
-            if let Some(meta) = meta {
-                if slot.links.len() != 0 {
-                    Self::push_links(local, slot, id, meta, end);
+        let wake = self.local(
+            #[inline(always)]
+            |local| {
+                if let Some(meta) = meta {
+                    if slot.links.len() != 0 {
+                        Self::push_links(local, slot, id, meta, end);
+                    }
+                    // SAFETY: `close_into` writes every field of the record.
+                    let pushed = unsafe {
+                        local
+                            .producer
+                            .push_init(|dst| slot.close_into(id, meta, end, dst))
+                    };
+                    if !pushed {
+                        local.producer.count_drop();
+                    }
                 }
-                // SAFETY: `close_into` writes every field of the record.
-                let pushed = unsafe {
-                    local
-                        .producer
-                        .push_init(|dst| slot.close_into(id, meta, end, dst))
-                };
-                if !pushed {
-                    local.producer.count_drop();
-                }
-            }
-            self.slots.free_cached(id, &mut local.slot_cache);
-            local.producer.needs_drain()
-        });
+                self.slots.free_cached(id, &mut local.slot_cache);
+                local.producer.needs_drain()
+            },
+        );
         self.after_push(wake);
         if wake.is_none() {
             self.slots.free(id);

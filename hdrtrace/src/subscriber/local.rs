@@ -250,7 +250,7 @@ impl Local {
 /// Runs `f` on this thread's state for the subscriber `core_id`, creating it with
 /// `make` on first use. `None` when the thread is being torn down or the call
 /// re-entered (both leave the caller to count what it could not record).
-#[inline]
+#[inline(always)]
 pub(crate) fn with_local<R>(
     core_id: u64,
     make: impl FnOnce() -> Local,
