@@ -233,6 +233,21 @@ impl InlineText {
         self.hash = 0;
     }
 
+    /// Replaces the text with `s`: `clear` then `write_str`, with the common
+    /// case (the whole of `s` fits) a plain copy.
+    #[inline]
+    pub(crate) fn set(&mut self, s: &str) {
+        if s.len() <= INLINE_TEXT {
+            self.bytes[..s.len()].copy_from_slice(s.as_bytes());
+            self.len = s.len() as u8;
+            self.truncated = false;
+            self.hash = 0;
+        } else {
+            self.clear();
+            let _ = std::fmt::Write::write_str(self, s);
+        }
+    }
+
     /// Builds one from a string (truncating at a char boundary), exactly as the
     /// hot path builds it from the same text.
     pub fn from_str_truncated(s: &str) -> Self {

@@ -162,27 +162,10 @@ impl<S> SlotTable<S> {
 
     /// `alloc` through this thread's cache: pops a cached index, refilling half
     /// the cache from the shards (home first) when it is empty.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn alloc_cached(&self, cache: &mut SlotCache, home: usize) -> Option<(u64, &S)> {
         if cache.len == 0 {
-            let want = cache.limit.div_ceil(2);
-            let n = self.shards.len();
-            'refill: for k in 0..n {
-                let shard = &self.shards[(home + k) % n];
-                while cache.len < want {
-                    match self.pop(shard) {
-                        Some(index) => {
-                            cache.index[cache.len] = index as u32;
-                            cache.len += 1;
-                        }
-                        None => continue 'refill,
-                    }
-                }
-                break;
-            }
-            if cache.len == 0 {
-                return self.alloc(home);
-            }
+            return self.refill_and_alloc(cache, home);
         }
         cache.len -= 1;
         let index = cache.index[cache.len] as usize;
@@ -193,8 +176,34 @@ impl<S> SlotTable<S> {
         Some((pack_id(index, gen), &entry.value))
     }
 
+    /// `alloc_cached` with an empty cache: refills half of it from the shards
+    /// (home first), then takes one; `alloc` when the shards had none to give.
+    #[cold]
+    #[inline(never)]
+    fn refill_and_alloc(&self, cache: &mut SlotCache, home: usize) -> Option<(u64, &S)> {
+        let want = cache.limit.div_ceil(2);
+        let n = self.shards.len();
+        'refill: for k in 0..n {
+            let shard = &self.shards[(home + k) % n];
+            while cache.len < want {
+                match self.pop(shard) {
+                    Some(index) => {
+                        cache.index[cache.len] = index as u32;
+                        cache.len += 1;
+                    }
+                    None => continue 'refill,
+                }
+            }
+            break;
+        }
+        if cache.len == 0 {
+            return self.alloc(home);
+        }
+        self.alloc_cached(cache, home)
+    }
+
     /// `free` into this thread's cache (or, when it is full, onto the shard).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn free_cached(&self, id: u64, cache: &mut SlotCache) {
         let (index, gen) = unpack_id(id);
         let Some(entry) = self.entries.get(index) else {
@@ -211,8 +220,15 @@ impl<S> SlotTable<S> {
             cache.index[cache.len] = index as u32;
             cache.len += 1;
         } else {
-            self.push(index);
+            self.spill(index);
         }
+    }
+
+    /// `free_cached` with a full cache: the slot goes back to its shard.
+    #[cold]
+    #[inline(never)]
+    fn spill(&self, index: usize) {
+        self.push(index);
     }
 
     /// Gives every cached slot back to its shard and the cache's share back

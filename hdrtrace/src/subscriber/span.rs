@@ -373,16 +373,24 @@ impl FieldVisitor {
         self.info.request_field() == Some(f.index())
     }
 
-    #[inline]
+    #[inline(always)]
     fn number(&mut self, field: &Field, v: FieldValue, as_u64: u64) {
         if self.is_model(field) {
-            self.text.clear();
-            let _ = write!(self.text, "{as_u64}");
+            self.numeric_model(as_u64);
         } else if self.is_request(field) {
             self.request_id = Some(as_u64);
         } else {
             self.fields.push(field.index(), v);
         }
+    }
+}
+
+impl FieldVisitor {
+    /// A model key given as a number.
+    #[cold]
+    fn numeric_model(&mut self, key: u64) {
+        self.text.clear();
+        let _ = write!(self.text, "{key}");
     }
 }
 
@@ -422,8 +430,7 @@ impl Visit for FieldVisitor {
         if self.is_traceparent(field) {
             self.traceparent(trace_context::parse(value));
         } else if self.is_model(field) || (self.want_message && field.name() == "message") {
-            self.text.clear();
-            let _ = self.text.write_str(value);
+            self.text.set(value);
         } else if self.is_request(field) {
             let mut h = HashWriter(FNV_OFFSET);
             let _ = h.write_str(value);
