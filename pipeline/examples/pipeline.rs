@@ -30,9 +30,9 @@ use clap::Parser;
 use hdrtrace::export::{render_text, write_chrome_trace};
 use hdrtrace::{LatencySnapshot, ModelLatency, RequestTrace, TracingConfig, TracingLevel};
 use hdrtrace_pipeline::{
-    parse_duration, Backend, BatchConfig, BatchPlan, BatchSpec, ComputePool, EmbeddingPipeline,
-    Fault, FaultPlan, FaultSpec, ModelId, PipelineConfig, MAX_BATCH_SIZE, MAX_BATCH_WAIT,
-    MAX_LAUNCH_COST,
+    parse_duration, quiet_injected_panics, Backend, BatchConfig, BatchPlan, BatchSpec, ComputePool,
+    EmbeddingPipeline, Fault, FaultPlan, FaultSpec, ModelId, PipelineConfig, MAX_BATCH_SIZE,
+    MAX_BATCH_WAIT, MAX_LAUNCH_COST,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -598,21 +598,4 @@ fn report(args: &Args, snap: &LatencySnapshot, elapsed: Duration, failed: u64, t
     for (name, s) in snap.stages() {
         println!("{}", wall_cells(name, s));
     }
-}
-
-/// Injected panics are expected: keep them off the terminal (they are in the
-/// table and the traces); any other panic is reported as usual.
-fn quiet_injected_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let msg = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("");
-        if !msg.starts_with("injected panic") {
-            default(info);
-        }
-    }));
 }

@@ -184,7 +184,7 @@ impl FaultyModel {
                     reason: "injected error".into(),
                 })
             }),
-            Fault::Panic => Box::pin(async move { panic!("injected panic in model {model}") }),
+            Fault::Panic => Box::pin(async move { panic!("{INJECTED_PANIC} in model {model}") }),
             Fault::Hang => Box::pin(std::future::pending()),
         }
     }
@@ -202,6 +202,32 @@ impl EmbeddingModel for FaultyModel {
     fn embed_batch<'a>(&'a self, inputs: &'a [PreparedInput]) -> BatchFuture<'a> {
         self.faulted(self.inner.embed_batch(inputs))
     }
+}
+
+/// How every panic that [`Fault::Panic`] injects begins.
+const INJECTED_PANIC: &str = "injected panic";
+
+/// Keeps injected panics ([`Fault::Panic`]) off stderr, and spares them the
+/// default hook's work (with `RUST_BACKTRACE` set, resolving a backtrace can
+/// take seconds and hold the thread the model ran on, past a request's
+/// deadline): they are expected, and recorded in the spans. Any other panic
+/// goes to the hook that was installed before. Installed once per process.
+pub fn quiet_injected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("");
+            if !msg.starts_with(INJECTED_PANIC) {
+                previous(info);
+            }
+        }));
+    });
 }
 
 #[cfg(test)]

@@ -87,7 +87,8 @@ pub use events::{
     trace_events, RequestEvent, TraceCollector, TraceEvent, TraceEventReceiver, TraceEventSink,
 };
 pub use faults::{
-    parse_duration, Fault, FaultParseError, FaultPlan, FaultSpec, FaultyModel, MAX_DELAY,
+    parse_duration, quiet_injected_panics, Fault, FaultParseError, FaultPlan, FaultSpec,
+    FaultyModel, MAX_DELAY,
 };
 pub use fuse::{fuse, fuse_vectors, FusedEmbedding, FUSED_DIM};
 pub use model::{

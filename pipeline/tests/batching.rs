@@ -179,6 +179,7 @@ fn concurrently(
 
 #[test]
 fn errors_and_panics_fail_every_request_of_the_batch() {
+    hdrtrace_pipeline::quiet_injected_panics();
     let plan: FaultPlan = "Code=error,Sparse=panic".parse().unwrap();
     let results = concurrently(&rt(), &batched_pipeline(plan, Duration::from_secs(5)), 6);
     for r in results {
@@ -186,7 +187,9 @@ fn errors_and_panics_fail_every_request_of_the_batch() {
         assert_eq!(fused.models.len(), 10);
         assert_eq!(
             fused.failed,
-            ModelSet::from_iter([ModelId::Code, ModelId::Sparse])
+            ModelSet::from_iter([ModelId::Code, ModelId::Sparse]),
+            "timed out: {:?}",
+            fused.timed_out
         );
     }
 }

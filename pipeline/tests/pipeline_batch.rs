@@ -218,6 +218,7 @@ fn faults_in_a_batch_reach_every_request_it_served() {
         hdrtrace::Builder::new(&capture_config(1.0, TracingLevel::Standard)).sink(events.clone()),
         2,
     );
+    hdrtrace_pipeline::quiet_injected_panics();
     let plan: FaultPlan = "Code=error,Sparse=panic,Semantic=hang".parse().unwrap();
     // Long enough for a panic's report (a backtrace, when enabled) on a
     // loaded machine: only the hung model may time out.

@@ -205,6 +205,7 @@ fn failing_and_panicking_models_become_errors() {
         ..TracingConfig::default()
     };
     let (guard, dispatch, rt) = start(hdrtrace::Builder::new(&config).sink(events.clone()), 2);
+    hdrtrace_pipeline::quiet_injected_panics();
     let plan: FaultPlan = "Code=error,Sparse=panic".parse().unwrap();
     let p = pipeline(plan, Duration::from_secs(2));
     let mut ids = Vec::new();
