@@ -11,61 +11,54 @@
 //! thread. The issue's goal: `drain` at least 10 M records/s.
 //!
 //! ```text
-//! cargo bench --bench aggregator
+//! cargo bench -p hdrtrace --bench aggregator
 //! ```
 
 mod common;
 
 use common::scoped;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hdrtrace::aggregate::bench::IngestBench;
+use hdrtrace::aggregate::bench::{pipeline_request, IngestBench, SPANS_PER_REQUEST};
 use hdrtrace::TracingConfig;
 use std::time::{Duration, Instant};
 use tracing::dispatcher::Dispatch;
 
-use hdrtrace::aggregate::bench::MODEL_NAMES as MODELS;
-/// Records one request makes.
-const PER_REQUEST: u64 = 14;
-/// Requests recorded before each timed drain (70 000 records: the ring holds
-/// them all, so nothing is dropped).
-const REQUESTS: u64 = 5_000;
-
-fn request(id: u64) {
-    let root = tracing::info_span!("embed_pipeline", request_id = id);
-    let _r = root.enter();
-    let stage = tracing::info_span!("model_execution");
-    let _s = stage.enter();
-    for model in MODELS {
-        let span = tracing::debug_span!("model", model_id = model);
-        let _e = span.enter();
-    }
-}
+/// Requests recorded before each timed drain (56 000 records: the ring, at
+/// its largest, holds them all, so nothing is dropped).
+const REQUESTS: u64 = 4_000;
 
 fn config() -> TracingConfig {
     TracingConfig {
-        ring_capacity: 1 << 17,
+        ring_capacity: hdrtrace::limits::MAX_RING,
         ..TracingConfig::default()
     }
 }
+
+// Every record of a round fits the ring.
+const _: () = assert!(REQUESTS * SPANS_PER_REQUEST <= hdrtrace::limits::MAX_RING as u64);
 
 fn ingest(c: &mut Criterion) {
     let (subscriber, mut bench) = IngestBench::new(&config()).expect("a valid config");
     let mut next_id = 0u64;
     scoped(Dispatch::new(subscriber), |_| {
         let mut group = c.benchmark_group("aggregator");
-        group.throughput(Throughput::Elements(REQUESTS * PER_REQUEST));
+        group.throughput(Throughput::Elements(REQUESTS * SPANS_PER_REQUEST));
         group.bench_function("drain", |b| {
             b.iter_custom(|iters| {
                 let mut measured = Duration::ZERO;
                 for _ in 0..iters {
                     for _ in 0..REQUESTS {
                         next_id += 1;
-                        request(next_id);
+                        pipeline_request(next_id, None);
                     }
                     let start = Instant::now();
                     let n = bench.drain();
                     measured += start.elapsed();
-                    assert_eq!(n as u64, REQUESTS * PER_REQUEST, "every record drained");
+                    assert_eq!(
+                        n as u64,
+                        REQUESTS * SPANS_PER_REQUEST,
+                        "every record drained"
+                    );
                 }
                 measured
             })
@@ -77,7 +70,7 @@ fn ingest(c: &mut Criterion) {
                     let start = Instant::now();
                     for _ in 0..REQUESTS {
                         next_id += 1;
-                        request(next_id);
+                        pipeline_request(next_id, None);
                     }
                     measured += start.elapsed();
                     bench.drain();

@@ -19,6 +19,7 @@
 //! ```
 
 use clap::Parser;
+use hdrtrace::aggregate::bench::{pipeline_request, MODEL_NAMES, SPANS_PER_REQUEST};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -119,20 +120,6 @@ const ROWS: &[Row] = &[
     },
 ];
 
-use hdrtrace::aggregate::bench::MODEL_NAMES as MODELS;
-const SPANS_PER_REQUEST: u64 = 14;
-
-fn request(id: u64) {
-    let root = tracing::info_span!("embed_pipeline", request_id = id);
-    let _r = root.enter();
-    let stage = tracing::info_span!("model_execution");
-    let _s = stage.enter();
-    for model in MODELS {
-        let span = tracing::debug_span!("model", model_id = model);
-        let _e = span.enter();
-    }
-}
-
 /// Requests back to back, or paced at `rate` spans/s (in 1 ms steps, sleeping
 /// between them), until `deadline`; returns the spans closed.
 fn record(thread: u64, rate: Option<u64>, deadline: Instant) -> u64 {
@@ -149,7 +136,7 @@ fn record(thread: u64, rate: Option<u64>, deadline: Instant) -> u64 {
         };
         while requests < due {
             id += 1;
-            request(id);
+            pipeline_request(id, None);
             requests += 1;
         }
         if rate.is_some() {
@@ -179,7 +166,7 @@ fn long_root(children: u64) -> u64 {
     let root = tracing::info_span!("embed_pipeline", request_id = 1u64);
     let _r = root.enter();
     for i in 0..children {
-        let span = tracing::debug_span!("model", model_id = MODELS[(i % 12) as usize]);
+        let span = tracing::debug_span!("model", model_id = MODEL_NAMES[(i % 12) as usize]);
         drop(span.enter());
         if i % 4096 == 0 {
             // A steady producer, not a burst: the rings drain as they go.

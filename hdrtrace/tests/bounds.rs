@@ -8,7 +8,7 @@
 use hdrtrace::{LatencySnapshot, TracingConfig, TracingGuard};
 use std::time::Duration;
 
-use hdrtrace::aggregate::bench::MODEL_NAMES as MODELS;
+use hdrtrace::aggregate::bench::{pipeline_request, MODEL_NAMES};
 
 /// The smallest budget the config accepts, with a capture store that fits it.
 fn tiny() -> TracingConfig {
@@ -17,22 +17,6 @@ fn tiny() -> TracingConfig {
         capture_capacity: 2,
         max_capture_spans: 16,
         ..TracingConfig::default()
-    }
-}
-
-/// A pipeline-shaped request: root, stage, twelve models (14 spans); the
-/// model `fail` (if any) logs an error.
-fn request(id: u64, fail: Option<&str>) {
-    let root = tracing::info_span!("embed_pipeline", request_id = id);
-    let _r = root.enter();
-    let stage = tracing::info_span!("model_execution");
-    let _s = stage.enter();
-    for model in MODELS {
-        let span = tracing::debug_span!("model", model_id = model);
-        let _e = span.enter();
-        if fail == Some(model) {
-            tracing::error!("model failed");
-        }
     }
 }
 
@@ -63,7 +47,7 @@ fn closed_equals_counted_plus_dropped_under_overload_with_a_tiny_budget() {
             std::thread::spawn(move || {
                 tracing::subscriber::with_default(sub, || {
                     for i in 0..REQUESTS {
-                        request(t << 32 | i, None);
+                        pipeline_request(t << 32 | i, None);
                     }
                 })
             })
@@ -160,7 +144,8 @@ fn a_request_that_lost_records_to_the_budget_is_incomplete() {
         // Far more children than the budget holds while the root is open
         // (flushed as they go, so no ring fills).
         for i in 0..5_000u64 {
-            tracing::debug_span!("model", model_id = MODELS[(i % 12) as usize]).in_scope(|| {});
+            tracing::debug_span!("model", model_id = MODEL_NAMES[(i % 12) as usize])
+                .in_scope(|| {});
             if i % 512 == 0 {
                 guard.flush();
             }
@@ -196,7 +181,7 @@ fn slow_or_failed_requests_whose_records_all_arrived_are_captured_and_attributed
         },
         || {
             for i in 0..60u64 {
-                request(i, (i % 3 == 0).then_some("Code"));
+                pipeline_request(i, (i % 3 == 0).then_some("Code"));
             }
         },
     );
@@ -210,7 +195,7 @@ fn slow_or_failed_requests_whose_records_all_arrived_are_captured_and_attributed
         assert_eq!(t.reason.failed, t.request_id % 3 == 0);
         assert_eq!(t.spans.len(), 14);
         let a = t.attribution.as_ref().expect("a model gated it");
-        assert!(MODELS.contains(&a.model.as_str()));
+        assert!(MODEL_NAMES.contains(&a.model.as_str()));
     }
     // The gating model is blamed once per over-budget request.
     let blamed: u64 = snap.models().map(|(_, m)| m.blamed()).sum();
@@ -229,7 +214,8 @@ fn a_huge_captured_request_keeps_at_most_max_capture_spans() {
             let root = tracing::info_span!("embed_pipeline", request_id = 1u64);
             let _r = root.enter();
             for i in 0..100u64 {
-                tracing::debug_span!("model", model_id = MODELS[(i % 2) as usize]).in_scope(|| {});
+                tracing::debug_span!("model", model_id = MODEL_NAMES[(i % 2) as usize])
+                    .in_scope(|| {});
                 tracing::info_span!("tokenize").in_scope(|| {});
             }
         },
@@ -261,7 +247,8 @@ fn the_budget_drops_the_oldest_pending_records_first() {
         let long = tracing::info_span!("embed_pipeline", request_id = 1u64);
         long.in_scope(|| {
             for i in 0..2_000u64 {
-                tracing::debug_span!("model", model_id = MODELS[(i % 12) as usize]).in_scope(|| {});
+                tracing::debug_span!("model", model_id = MODEL_NAMES[(i % 12) as usize])
+                    .in_scope(|| {});
                 if i % 512 == 0 {
                     guard.flush();
                 }
@@ -298,7 +285,7 @@ fn the_budget_drops_the_oldest_pending_records_first() {
 fn request_children() {
     let stage = tracing::info_span!("model_execution");
     let _s = stage.enter();
-    for model in MODELS {
+    for model in MODEL_NAMES {
         tracing::debug_span!("model", model_id = model).in_scope(|| {});
     }
 }

@@ -13,8 +13,7 @@ use crate::subscriber::HdrSubscriber;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Twelve model names, for benches, load examples and tests that make
-/// requests of a dozen models.
+/// The twelve models of a [`pipeline_request`].
 pub const MODEL_NAMES: [&str; 12] = [
     "Semantic",
     "Causal",
@@ -29,6 +28,27 @@ pub const MODEL_NAMES: [&str; 12] = [
     "Audio",
     "Reranker",
 ];
+
+/// Spans one [`pipeline_request`] makes: its root, one stage, twelve models.
+pub const SPANS_PER_REQUEST: u64 = 2 + MODEL_NAMES.len() as u64;
+
+/// Records one pipeline-shaped request through the current dispatcher: an
+/// `embed_pipeline{request_id}` root, a `model_execution` stage, and one
+/// `model{model_id}` span per [`MODEL_NAMES`] entry; the model `fail` (if any)
+/// logs an error in its span.
+pub fn pipeline_request(id: u64, fail: Option<&str>) {
+    let root = tracing::info_span!("embed_pipeline", request_id = id);
+    let _r = root.enter();
+    let stage = tracing::info_span!("model_execution");
+    let _s = stage.enter();
+    for model in MODEL_NAMES {
+        let span = tracing::debug_span!("model", model_id = model);
+        let _e = span.enter();
+        if fail == Some(model) {
+            tracing::error!("model failed");
+        }
+    }
+}
 
 /// An aggregator that runs only when [`IngestBench::drain`] is called.
 pub struct IngestBench {
