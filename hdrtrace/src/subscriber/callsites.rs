@@ -38,6 +38,9 @@ pub(crate) struct CallsiteInfo {
     pub(crate) event_status: Status,
     /// For events: at or above the log level, so written as a log line.
     pub(crate) logged: bool,
+    /// For events: index of the `message` field (the text an event record
+    /// keeps), or `u8::MAX`.
+    pub(crate) message_field: u8,
 }
 
 impl CallsiteInfo {
@@ -80,6 +83,7 @@ impl CallsiteInfo {
             NONE
         };
         let logged = !is_span && rules.log_level >= *meta.level();
+        let message_field = if is_span { NONE } else { index_of("message") };
         let in_level = level.admits(is_span, class, *meta.level())
             && rules
                 .filter
@@ -94,6 +98,7 @@ impl CallsiteInfo {
             traceparent_field,
             event_status,
             logged,
+            message_field,
         }
     }
 
@@ -107,6 +112,7 @@ impl CallsiteInfo {
             | (self.request_field as u64) << 16
             | (self.traceparent_field as u64) << 24
             | (self.logged as u64) << 32
+            | (self.message_field as u64) << 40
     }
 
     fn unpack(v: u64) -> Option<Self> {
@@ -122,6 +128,7 @@ impl CallsiteInfo {
             request_field: (v >> 16) as u8,
             traceparent_field: (v >> 24) as u8,
             logged: v >> 32 & 1 == 1,
+            message_field: (v >> 40) as u8,
         })
     }
 
@@ -131,6 +138,10 @@ impl CallsiteInfo {
 
     pub(crate) fn traceparent_field(&self) -> Option<usize> {
         (self.traceparent_field != NONE).then_some(self.traceparent_field as usize)
+    }
+
+    pub(crate) fn message_field(&self) -> Option<usize> {
+        (self.message_field != NONE).then_some(self.message_field as usize)
     }
 
     pub(crate) fn request_field(&self) -> Option<usize> {

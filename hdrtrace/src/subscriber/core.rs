@@ -164,7 +164,7 @@ impl Core {
         }
         let meta = attrs.metadata();
         let start = self.clock.now();
-        let mut fields = FieldVisitor::new(info, false);
+        let mut fields = FieldVisitor::new(info);
         attrs.record(&mut fields);
         if fields.malformed_traceparent {
             self.handoff.count_malformed_traceparent();
@@ -223,7 +223,7 @@ impl Core {
     pub(crate) fn record(&self, id: u64, values: &Values<'_>) {
         if let Some(slot) = self.slots.get(id) {
             if let Some(meta) = slot.metadata() {
-                let mut fields = FieldVisitor::new(self.callsites.get(meta), false);
+                let mut fields = FieldVisitor::new(self.callsites.get(meta));
                 values.record(&mut fields);
                 if fields.malformed_traceparent {
                     self.handoff.count_malformed_traceparent();
@@ -412,7 +412,7 @@ impl Core {
         if !ctx.sampled && info.event_status == Status::Ok {
             return;
         }
-        let mut fields = FieldVisitor::new(info, true);
+        let mut fields = FieldVisitor::new(info);
         event.record(&mut fields);
         let now = self.clock.now();
         self.emit_with(|| Record {

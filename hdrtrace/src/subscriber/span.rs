@@ -333,25 +333,30 @@ pub(crate) struct FieldVisitor {
     pub(crate) request_id: Option<u64>,
     /// A traceparent field was there but not a valid W3C one.
     pub(crate) malformed_traceparent: bool,
-    /// For events: copy the `message` field into `text`.
-    want_message: bool,
 }
 
 impl FieldVisitor {
-    pub(crate) fn new(info: CallsiteInfo, want_message: bool) -> Self {
+    /// A visitor for a callsite classified as `info` (an event's `message`
+    /// goes into `text`, found by the index the callsite keeps).
+    pub(crate) fn new(info: CallsiteInfo) -> Self {
         Self {
             info,
             text: InlineText::default(),
             fields: InlineFields::default(),
             request_id: None,
             malformed_traceparent: false,
-            want_message,
         }
     }
 
     #[inline]
     fn is_model(&self, f: &Field) -> bool {
         self.info.model_field() == Some(f.index())
+    }
+
+    /// An event's `message`, which it keeps as its text.
+    #[inline]
+    fn is_message(&self, f: &Field) -> bool {
+        self.info.message_field() == Some(f.index())
     }
 
     #[inline]
@@ -429,7 +434,7 @@ impl Visit for FieldVisitor {
     fn record_str(&mut self, field: &Field, value: &str) {
         if self.is_traceparent(field) {
             self.traceparent(trace_context::parse(value));
-        } else if self.is_model(field) || (self.want_message && field.name() == "message") {
+        } else if self.is_model(field) || self.is_message(field) {
             self.text.set(value);
         } else if self.is_request(field) {
             let mut h = HashWriter(FNV_OFFSET);
@@ -441,7 +446,7 @@ impl Visit for FieldVisitor {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if self.is_traceparent(field) {
             self.traceparent(trace_context::parse_debug(value));
-        } else if self.is_model(field) || (self.want_message && field.name() == "message") {
+        } else if self.is_model(field) || self.is_message(field) {
             // `%x` fields arrive here as DisplayValue, whose Debug is Display.
             self.text.clear();
             let _ = write!(self.text, "{value:?}");
