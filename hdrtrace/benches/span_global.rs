@@ -27,12 +27,11 @@ mod event_log;
 #[path = "common/naive.rs"]
 mod naive;
 
-use common::timed_batches;
+use common::{clock, timed_batches};
 use criterion::Criterion;
-use hdrtrace::{Clock, TracingConfig};
+use hdrtrace::TracingConfig;
 use std::cell::Cell;
 use std::hint::black_box;
-use std::sync::OnceLock;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
@@ -68,11 +67,6 @@ fn lifecycle() {
 
 thread_local! {
     static READINGS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn clock() -> &'static Clock {
-    static CLOCK: OnceLock<Clock> = OnceLock::new();
-    CLOCK.get_or_init(Clock::new)
 }
 
 /// Visits every field, keeping what a timing subscriber would need.

@@ -8,10 +8,9 @@
 //! cannot know a clone from the last handle: this variant bounds what such a
 //! design could reach, it does not implement one.
 
-use hdrtrace::Clock;
+use crate::common::clock;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
@@ -60,11 +59,6 @@ thread_local! {
             next_id: 0,
         })
     };
-}
-
-fn clock() -> &'static Clock {
-    static CLOCK: OnceLock<Clock> = OnceLock::new();
-    CLOCK.get_or_init(Clock::new)
 }
 
 #[inline(always)]

@@ -3,7 +3,9 @@
 //! Each bench uses a subset of them.
 #![allow(dead_code)]
 
+use hdrtrace::Clock;
 use std::hint::black_box;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tracing::dispatcher::{self, Dispatch};
 use tracing_core::callsite::rebuild_interest_cache;
@@ -54,4 +56,11 @@ pub fn timed_batches(
         left -= n;
     }
     measured
+}
+
+/// The clock the floor and the bound subscribers read (the one the hot path
+/// reads: `hdrtrace::Clock`, quanta's raw counter), made once.
+pub fn clock() -> &'static Clock {
+    static CLOCK: OnceLock<Clock> = OnceLock::new();
+    CLOCK.get_or_init(Clock::new)
 }
