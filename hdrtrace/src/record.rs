@@ -320,7 +320,8 @@ pub struct Record {
     /// The ID of the request's root span, or 0 outside any request.
     pub request_span: u64,
     /// The request's numeric id (its `request_id` field, or one the subscriber
-    /// made up), or 0 outside any request.
+    /// made up). Outside any request (`request_span` 0): for a batch span and
+    /// everything under it, the batch span's ID; otherwise 0.
     pub request_id: u64,
     /// Clock ticks at creation (for an event: when it fired).
     pub start: u64,

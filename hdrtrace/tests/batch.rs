@@ -287,6 +287,57 @@ fn batches_beyond_their_share_of_the_budget_are_dropped_and_counted() {
     );
 }
 
+/// Spans of a service outside any request and outside any batch (children
+/// of a background root) are not held for batches: they take none of the
+/// batches' share of the budget, so a batch served after a flood of them
+/// still carries its children, and nothing is counted as a dropped batch record.
+#[test]
+fn spans_outside_requests_and_batches_are_not_held_for_batches() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (subscriber, guard) = hdrtrace::build(&TracingConfig {
+        // The smallest budget, as in the test above.
+        memory_budget: 64 << 10,
+        capture_capacity: 2,
+        max_capture_spans: 16,
+        ..config()
+    })
+    .unwrap();
+    with_default(subscriber, || {
+        let background = tracing::info_span!(parent: None, "housekeeping");
+        background.in_scope(|| {
+            for i in 0..5_000 {
+                tracing::info_span!("sweep").in_scope(|| {});
+                if i % 1_000 == 999 {
+                    // Drained as it goes: the ring keeps every record.
+                    guard.flush();
+                }
+            }
+        });
+        let (roots, models) = requests([7]);
+        let batch = batch_for(&models, 1);
+        batch.in_scope(|| {
+            tracing::trace_span!("forward").in_scope(|| {});
+            tracing::trace_span!("scatter").in_scope(|| {});
+        });
+        drop(batch);
+        drop(models);
+        drop(roots);
+    });
+    let snapshot = guard.flushed_snapshot();
+    let c = snapshot.counters();
+    assert_eq!(c.dropped_batch_records, 0, "{c:?}");
+    assert_eq!(snapshot.stage("sweep").unwrap().count(), 5_000, "{c:?}");
+    let t = &snapshot.captured()[0];
+    let batch = batch_of(t).id;
+    let below: Vec<&str> = t
+        .spans
+        .iter()
+        .filter(|s| s.parent == batch)
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(below, ["forward", "scatter"], "{}", render_text(t));
+}
+
 /// Batch size and batch wait travel in snapshot bytes, add up when snapshots
 /// are merged, and are exported as Prometheus histograms labelled by model.
 #[cfg(feature = "prometheus")]

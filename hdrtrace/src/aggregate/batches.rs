@@ -7,9 +7,11 @@
 //! batch can carry it. Three kinds of entries, each dropped after
 //! [`GRACE`](super::assembly::GRACE):
 //!
-//! - *loose* records outside any request (a batch's children, events and
-//!   links record, which close before the batch does), filed under the span
-//!   they hang from until their batch arrives and claims them;
+//! - *loose* records under a batch (its children, events and links record,
+//!   which close before the batch does; the hot path marks them with the
+//!   batch's ID as their `request_id`), filed under the span they hang from
+//!   until their batch arrives and claims them; records outside both requests
+//!   and batches are not held;
 //! - *batches* whose span closed, with what they claimed;
 //! - *waits*: a model span's link to a batch that has not closed yet (its
 //!   start, for the batch wait histogram, and its request id).
@@ -137,6 +139,12 @@ impl Batches {
                 self.held -= 1 + old.below.len();
             }
             self.order.push_back((now, Kind::Batch, r.span));
+            return;
+        }
+        // Only what lies under a batch waits for one (its `request_id` is the
+        // batch's ID): the rest of a service's spans outside requests take
+        // none of the store.
+        if r.request_id == 0 {
             return;
         }
         // What a record hangs from: a links record from its own span, a span
@@ -285,8 +293,9 @@ mod tests {
         kind: Kind::SPAN,
     };
 
-    /// A span record of no request.
-    fn span(class: SpanClass, id: u64, parent: u64, start: u64) -> Record {
+    /// A span record of no request, under batch `batch` (its request id, as
+    /// the hot path marks it; a batch span's own ID).
+    fn span(class: SpanClass, id: u64, parent: u64, start: u64, batch: u64) -> Record {
         Record {
             kind: RecordKind::Span,
             class,
@@ -296,7 +305,7 @@ mod tests {
             span: id,
             parent,
             request_span: 0,
-            request_id: 0,
+            request_id: batch,
             start,
             end: start + 10,
             busy: 0,
@@ -312,10 +321,16 @@ mod tests {
         let mut b = Batches::new(64, Duration::from_secs(2));
         let mut waits = Vec::new();
         b.served(1, 100, 7, now, |k, t| waits.push((k, t)));
-        b.add(&span(SpanClass::Stage, 2, 1, 150), 0, 0, now, |_, _| {});
-        b.add(&span(SpanClass::Stage, 3, 2, 160), 0, 0, now, |_, _| {});
-        b.add(&span(SpanClass::Stage, 4, 99, 160), 0, 0, now, |_, _| {});
-        b.add(&span(SpanClass::Batch, 1, 0, 140), 5, 3, now, |k, t| {
+        b.add(&span(SpanClass::Stage, 2, 1, 150, 1), 0, 0, now, |_, _| {});
+        b.add(&span(SpanClass::Stage, 3, 2, 160, 1), 0, 0, now, |_, _| {});
+        b.add(
+            &span(SpanClass::Stage, 4, 99, 160, 99),
+            0,
+            0,
+            now,
+            |_, _| {},
+        );
+        b.add(&span(SpanClass::Batch, 1, 0, 140, 1), 5, 3, now, |k, t| {
             waits.push((k, t))
         });
         assert_eq!(waits, [(3, 40)], "the wait: batch start - model start");
@@ -330,6 +345,9 @@ mod tests {
         assert_eq!(b.get(1).unwrap().requests, [7, 8]);
         assert_eq!(b.held, 4, "the batch, two claimed, span 4 still loose");
         assert_eq!(b.dropped, 0);
+        // A record under no batch (request id 0) is not held at all.
+        b.add(&span(SpanClass::Stage, 5, 4, 170, 0), 0, 0, now, |_, _| {});
+        assert_eq!(b.held, 4);
     }
 
     #[test]
@@ -338,7 +356,7 @@ mod tests {
         let mut b = Batches::new(8, Duration::from_secs(2));
         for id in 1..=20 {
             b.add(
-                &span(SpanClass::Stage, 100 + id, id, 0),
+                &span(SpanClass::Stage, 100 + id, id, 0, id),
                 0,
                 0,
                 now,
@@ -350,7 +368,7 @@ mod tests {
         // Batches that claim nothing still leave age entries: bounded too.
         for id in 1..=50 {
             b.add(
-                &span(SpanClass::Batch, 1000 + id, 0, 0),
+                &span(SpanClass::Batch, 1000 + id, 0, 0, 1000 + id),
                 1,
                 0,
                 now,
@@ -366,9 +384,9 @@ mod tests {
     fn entries_expire_after_the_retention_without_counting_as_dropped() {
         let now = Instant::now();
         let mut b = Batches::new(64, Duration::from_millis(10));
-        b.add(&span(SpanClass::Stage, 2, 1, 0), 0, 0, now, |_, _| {});
+        b.add(&span(SpanClass::Stage, 2, 1, 0, 1), 0, 0, now, |_, _| {});
         b.served(5, 0, 9, now, |_, _| {});
-        b.add(&span(SpanClass::Batch, 3, 0, 0), 1, 0, now, |_, _| {});
+        b.add(&span(SpanClass::Batch, 3, 0, 0, 3), 1, 0, now, |_, _| {});
         b.expire(now + Duration::from_millis(5));
         assert!(b.get(3).is_some());
         b.expire(now + Duration::from_millis(10));

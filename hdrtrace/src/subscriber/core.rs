@@ -193,9 +193,15 @@ impl Core {
                         sampled: self.sampler.decide(request_id),
                     }
                 } else {
-                    let ctx = parent_slot.map(SpanSlot::ctx).unwrap_or_default();
+                    let mut ctx = parent_slot.map(SpanSlot::ctx).unwrap_or_default();
                     if let Some(root) = self.slots.get(ctx.request_span) {
                         root.add_descendant(local.thread());
+                    }
+                    // A batch outside any request is the unit its descendants belong
+                    // to: they carry its ID as their request id, so the aggregator holds
+                    // them for it (and only them).
+                    if info.class == SpanClass::Batch && ctx.request_span == 0 {
+                        ctx.request_id = id;
                     }
                     ctx
                 };
