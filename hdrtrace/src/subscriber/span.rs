@@ -239,9 +239,12 @@ impl SpanSlot {
     pub(crate) fn update(&self, text: &InlineText, fields: &InlineFields) {
         if !text.is_empty() {
             self.store_text(text);
-            let flags = self.flags.load(Relaxed);
-            self.flags
-                .store(flags & 0x00FF_FFFF | text_flags(text), Relaxed);
+            // One atomic update of the length bits, so that a status marked
+            // meanwhile by an event on another thread (`mark`) is kept.
+            // Relaxed: as every flag here (see `mark`).
+            let _ = self.flags.fetch_update(Relaxed, Relaxed, |flags| {
+                Some(flags & 0x00FF_FFFF | text_flags(text))
+            });
         }
         if !fields.is_empty() {
             let mut merged = self.load_fields();
@@ -462,6 +465,33 @@ impl Visit for FieldVisitor {
 mod tests {
     use super::SpanSlot;
     use std::sync::atomic::Ordering::Relaxed;
+
+    /// A model key recorded late (`update`) on one thread never erases an
+    /// error status an event marks on another at the same moment.
+    #[test]
+    fn a_late_model_key_keeps_a_status_marked_meanwhile() {
+        use crate::record::{InlineFields, InlineText, Status};
+        let slot = SpanSlot::default();
+        let text = InlineText::from_str_truncated("Causal");
+        for _ in 0..5_000 {
+            slot.flags.store(0, Relaxed);
+            let go = std::sync::Barrier::new(2);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    go.wait();
+                    for _ in 0..200 {
+                        slot.update(&text, &InlineFields::default());
+                    }
+                });
+                go.wait();
+                for _ in 0..50 {
+                    std::hint::spin_loop();
+                }
+                slot.mark(Status::Error);
+            });
+            assert_ne!(slot.flags.load(Relaxed) >> 8 & Status::Error as u32, 0);
+        }
+    }
 
     /// The owner's plain load and store lose nothing while other threads
     /// add concurrently: every tick and every descendant is counted once.
