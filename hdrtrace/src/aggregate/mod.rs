@@ -89,9 +89,9 @@ pub(crate) struct State {
     assembler: Assembler,
     /// Recent batches, for the requests they served.
     pub(crate) batches: Batches,
-    /// Complete requests waiting for a batch their model span links to:
-    /// `(batch span, request root span)`.
-    deferred: Vec<(u64, u64)>,
+    /// Complete requests waiting for a batch their model span links to: the
+    /// request root spans, by batch span.
+    deferred: FxHashMap<u64, Vec<u64>>,
     kept: Kept,
     counters: Counters,
     start: Instant,
@@ -173,7 +173,7 @@ impl Aggregator {
                     config.pending_budget() / 8 / assembly::UNIT_BYTES,
                     assembly::GRACE,
                 ),
-                deferred: Vec::new(),
+                deferred: FxHashMap::default(),
                 kept: Kept {
                     captures: Captures::new(config.capture_capacity),
                     sinks: Sinks::new(sinks),
@@ -368,7 +368,7 @@ impl State {
     /// its model spans link to have closed.
     fn complete(&mut self, e: u32, root_span: u64) {
         if let Some(batch) = self.assembler.unclosed_batch(e, &self.batches) {
-            self.deferred.push((batch, root_span));
+            self.deferred.entry(batch).or_default().push(root_span);
             return;
         }
         let judge = Judge {
@@ -395,14 +395,8 @@ impl State {
         self.batches.add(r, size, model, now, |k, ticks| {
             record_wait(keys, clock, k, ticks, slice)
         });
-        if is_batch && self.deferred.iter().any(|&(b, _)| b == r.span) {
-            let mut i = 0;
-            while i < self.deferred.len() {
-                if self.deferred[i].0 != r.span {
-                    i += 1;
-                    continue;
-                }
-                let (_, root) = self.deferred.swap_remove(i);
+        if let Some(roots) = is_batch.then(|| self.deferred.remove(&r.span)).flatten() {
+            for root in roots {
                 if let Some(e) = self.assembler.entry_of(root) {
                     self.complete(e, root);
                 }
@@ -543,8 +537,10 @@ impl State {
             }
         });
         let assembler = &self.assembler;
-        self.deferred
-            .retain(|&(_, root)| assembler.entry_of(root).is_some());
+        self.deferred.retain(|_, roots| {
+            roots.retain(|&root| assembler.entry_of(root).is_some());
+            !roots.is_empty()
+        });
         self.batches.expire(now);
     }
 }
