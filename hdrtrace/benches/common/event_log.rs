@@ -7,10 +7,20 @@
 //! aggregator's work. It keeps no per-span state at all, so `try_close`
 //! cannot know a clone from the last handle: this variant bounds what such a
 //! design could reach, it does not implement one.
+//!
+//! `EventLog<false>` (`event_log_bound`) writes a 1 024-entry ring nobody
+//! reads: its lines never leave the recording core. `EventLog<true>`
+//! (`event_log_drained`) writes a 262 144-entry ring (16 MiB) that a consumer
+//! thread drains every millisecond, as an aggregator would: the entries'
+//! lines then move to the consumer's core and back, the hand-off every design
+//! that aggregates off the recording thread pays.
 
 use crate::common::clock;
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, Once};
+use std::time::Duration;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
@@ -18,6 +28,7 @@ use tracing::{Event, Metadata, Subscriber};
 use tracing_core::span::Current;
 
 const ENTRIES: usize = 1024;
+const DRAINED_ENTRIES: usize = 1 << 18;
 const STACK: usize = 64;
 
 #[derive(Clone, Copy)]
@@ -40,41 +51,132 @@ const EMPTY: Entry = Entry {
     numbers: [0; 2],
 };
 
+/// Keeps the producer's and the consumer's index on lines of their own.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// One thread's entries: written by it, read by the consumer (if any).
+struct Ring {
+    entries: Box<[UnsafeCell<Entry>]>,
+    /// Published entry count (the producer's).
+    tail: Padded<AtomicUsize>,
+    /// Consumed entry count (the consumer's).
+    head: Padded<AtomicUsize>,
+    /// Entries not written because the consumer was a whole ring behind.
+    dropped: AtomicU64,
+}
+
+// SAFETY: an entry is written only by the ring's thread while it is outside
+// `head..tail`, and read by the consumer only inside it; the release store of
+// `tail` and of `head` order the two (see `append` and `drain`).
+unsafe impl Sync for Ring {}
+
+/// Every drained ring, for the consumer.
+static RINGS: Mutex<Vec<&'static Ring>> = Mutex::new(Vec::new());
+
 struct Log {
-    entries: [Entry; ENTRIES],
-    /// Published entry count: the consumer side of a real ring reads it.
-    tail: AtomicUsize,
+    ring: &'static Ring,
+    cached_head: usize,
     stack: [u64; STACK],
     depth: usize,
     next_id: u64,
 }
 
 thread_local! {
-    static LOG: UnsafeCell<Log> = const {
-        UnsafeCell::new(Log {
-            entries: [EMPTY; ENTRIES],
-            tail: AtomicUsize::new(0),
-            stack: [0; STACK],
-            depth: 0,
-            next_id: 0,
-        })
-    };
+    static LOG: UnsafeCell<Option<Log>> = const { UnsafeCell::new(None) };
 }
 
 #[inline(always)]
-fn with_log<R>(f: impl FnOnce(&mut Log) -> R) -> R {
+fn with_log<const DRAINED: bool, R>(f: impl FnOnce(&mut Log) -> R) -> R {
     // SAFETY: the log is this thread's own, and no closure passed here calls
     // back into tracing, so no second `&mut` to it exists while `f` runs.
-    LOG.with(|log| f(unsafe { &mut *log.get() }))
+    LOG.with(|log| f(unsafe { &mut *log.get() }.get_or_insert_with(new_log::<DRAINED>)))
+}
+
+/// Cold: this thread's first entry. A drained ring is handed to the consumer
+/// (started with the first one).
+#[inline(never)]
+fn new_log<const DRAINED: bool>() -> Log {
+    let len = if DRAINED { DRAINED_ENTRIES } else { ENTRIES };
+    let ring: &'static Ring = Box::leak(Box::new(Ring {
+        entries: (0..len).map(|_| UnsafeCell::new(EMPTY)).collect(),
+        tail: Padded(AtomicUsize::new(0)),
+        head: Padded(AtomicUsize::new(0)),
+        dropped: AtomicU64::new(0),
+    }));
+    if DRAINED {
+        RINGS.lock().expect("rings").push(ring);
+        static CONSUMER: Once = Once::new();
+        CONSUMER.call_once(|| {
+            std::thread::spawn(|| loop {
+                drain();
+                std::thread::sleep(Duration::from_millis(1));
+            });
+        });
+    }
+    Log {
+        ring,
+        cached_head: 0,
+        stack: [0; STACK],
+        depth: 0,
+        next_id: 0,
+    }
+}
+
+/// The consumer's pass: reads every published entry of every ring.
+fn drain() {
+    let rings = RINGS.lock().expect("rings").clone();
+    let mut sum = 0u64;
+    for ring in rings {
+        let mask = ring.entries.len() - 1;
+        // Relaxed: only this thread stores `head`.
+        let head = ring.head.0.load(Ordering::Relaxed);
+        // Acquire: pairs with the producer's release store in `append`.
+        let tail = ring.tail.0.load(Ordering::Acquire);
+        for i in head..tail {
+            // SAFETY: `i` is in `head..tail`: published, and not rewritten
+            // before the release store of `head` below.
+            let e = unsafe { *ring.entries[i & mask].get() };
+            sum = sum.wrapping_add(e.at ^ e.id ^ e.kind);
+        }
+        // Release: our reads of the entries happen before the producer's
+        // acquire load of `head` lets it overwrite them.
+        ring.head.0.store(tail, Ordering::Release);
+    }
+    black_box(sum);
+}
+
+/// The drained variant's entries, over every thread: (written, not written
+/// because the consumer was a whole ring behind).
+pub fn counts() -> (u64, u64) {
+    let rings = RINGS.lock().expect("rings");
+    rings.iter().fold((0, 0), |(w, d), r| {
+        (
+            w + r.tail.0.load(Ordering::Relaxed) as u64,
+            d + r.dropped.load(Ordering::Relaxed),
+        )
+    })
 }
 
 impl Log {
     #[inline(always)]
-    fn append(&mut self, entry: Entry) {
-        let tail = self.tail.load(Ordering::Relaxed);
-        self.entries[tail % ENTRIES] = entry;
-        // Release: what a real consumer would pair with.
-        self.tail.store(tail.wrapping_add(1), Ordering::Release);
+    fn append<const DRAINED: bool>(&mut self, entry: Entry) {
+        let ring = self.ring;
+        // Relaxed: only this thread stores `tail`.
+        let tail = ring.tail.0.load(Ordering::Relaxed);
+        if DRAINED && tail.wrapping_sub(self.cached_head) >= ring.entries.len() {
+            // Acquire: pairs with the consumer's release store of `head`.
+            self.cached_head = ring.head.0.load(Ordering::Acquire);
+            if tail.wrapping_sub(self.cached_head) >= ring.entries.len() {
+                ring.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        // SAFETY: slot `tail` is outside the consumer's `head..tail` (checked
+        // above when drained; the undrained ring has no consumer).
+        unsafe { *ring.entries[tail & (ring.entries.len() - 1)].get() = entry };
+        // Release: publishes the entry to the consumer's acquire load.
+        ring.tail.0.store(tail.wrapping_add(1), Ordering::Release);
     }
 }
 
@@ -96,14 +198,14 @@ impl Visit for Fields<'_> {
 }
 
 /// See the module docs.
-pub struct EventLog;
+pub struct EventLog<const DRAINED: bool>;
 
-impl EventLog {
+impl<const DRAINED: bool> EventLog<DRAINED> {
     #[inline(always)]
     fn mark(kind: u64, id: u64) {
         let at = clock().now();
-        with_log(|log| {
-            log.append(Entry {
+        with_log::<DRAINED, _>(|log| {
+            log.append::<DRAINED>(Entry {
                 kind,
                 id,
                 at,
@@ -113,7 +215,7 @@ impl EventLog {
     }
 }
 
-impl Subscriber for EventLog {
+impl<const DRAINED: bool> Subscriber for EventLog<DRAINED> {
     fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
         Interest::always()
     }
@@ -131,14 +233,14 @@ impl Subscriber for EventLog {
             ..EMPTY
         };
         attrs.record(&mut Fields(&mut entry, 0));
-        let id = with_log(|log| {
+        let id = with_log::<DRAINED, _>(|log| {
             log.next_id += 1;
             entry.id = log.next_id;
             entry.parent = match log.depth {
                 0 => 0,
                 d => log.stack[d - 1],
             };
-            log.append(entry);
+            log.append::<DRAINED>(entry);
             entry.id
         });
         Id::from_u64(id)
@@ -149,7 +251,7 @@ impl Subscriber for EventLog {
     fn enter(&self, id: &Id) {
         let id = id.into_u64();
         Self::mark(1, id);
-        with_log(|log| {
+        with_log::<DRAINED, _>(|log| {
             if log.depth < STACK {
                 log.stack[log.depth] = id;
                 log.depth += 1;
@@ -158,7 +260,7 @@ impl Subscriber for EventLog {
     }
     fn exit(&self, id: &Id) {
         Self::mark(2, id.into_u64());
-        with_log(|log| log.depth = log.depth.saturating_sub(1));
+        with_log::<DRAINED, _>(|log| log.depth = log.depth.saturating_sub(1));
     }
     fn try_close(&self, id: Id) -> bool {
         Self::mark(3, id.into_u64());
