@@ -152,7 +152,7 @@ impl Core {
     /// Opens a span whose callsite the front end has looked up and whose
     /// parent it has resolved to one of our IDs (the `Layer` front end maps
     /// Registry IDs to ours).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn open_span(
         &self,
         attrs: &Attributes<'_>,
@@ -307,7 +307,7 @@ impl Core {
     }
 
     /// Drops one reference; on the last, records the span and frees its slot.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_close(&self, id: u64) -> bool {
         let Some(slot) = self.slots.get(id) else {
             return false;
