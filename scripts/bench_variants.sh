@@ -1,14 +1,22 @@
 #!/bin/bash
 # Interleaved rounds of span_global variants from one bench binary: each round
-# runs every named variant once (a process each), then prints each variant's
-# sorted figures and median.
+# runs every named variant once (a process each). Prints each variant's sorted
+# figures and median, and (after the first variant) the median of its
+# per-round ratios to the first variant, which drifts less than the figures.
 # usage: bench_variants.sh ROUNDS BIN VARIANT...
 R=$1; B=$2; shift 2
-declare -A T
+declare -A T Q
 for r in $(seq "$R"); do
+  base=""
   for v in "$@"; do
-    T[$v]="${T[$v]} $(HDRTRACE_GLOBAL_VARIANT=$v "$B" --bench --warm-up-time 1 --measurement-time 2 2>&1 | grep -E "^\s+time:" | awk '{print $4}')"
+    t=$(HDRTRACE_GLOBAL_VARIANT=$v "$B" --bench --warm-up-time 1 --measurement-time 2 2>&1 | grep -E "^\s+time:" | awk '{print $4}')
+    T[$v]="${T[$v]} $t"
+    if [ -z "$base" ]; then base=$t; else Q[$v]="${Q[$v]} $(echo "scale=3; $t/$base" | bc)"; fi
   done
 done
 med() { echo "$@" | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-for v in "$@"; do echo "$v: $(echo ${T[$v]} | tr ' ' '\n' | sort -n | tr '\n' ' ') median $(med ${T[$v]})"; done
+for v in "$@"; do
+  line="$v: $(echo ${T[$v]} | tr ' ' '\n' | sort -n | tr '\n' ' ') median $(med ${T[$v]})"
+  [ -n "${Q[$v]}" ] && line="$line; ratio per round $(echo ${Q[$v]} | tr ' ' '\n' | sort -n | tr '\n' ' ') median $(med ${Q[$v]})"
+  echo "$line"
+done
