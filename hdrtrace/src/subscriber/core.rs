@@ -11,7 +11,7 @@ use crate::record::{Record, RecordKind, SpanClass, Status};
 use crate::sampling::{Sampler, Switch};
 use crate::subscriber::callsites::{CallsiteInfo, CallsiteMap, Rules};
 use crate::subscriber::links::MAX_LINKS;
-use crate::subscriber::local::{with_local, with_local_leaf, Local};
+use crate::subscriber::local::{with_local, with_local_leaf, Leaf, Local};
 use crate::subscriber::slots::SlotTable;
 use crate::subscriber::span::{FieldVisitor, RequestCtx, SpanSlot};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
@@ -130,16 +130,11 @@ impl Core {
         with_local(self.id, || self.make_local(), f)
     }
 
-    /// `local` for a leaf closure (see `with_local_leaf`): the hot path's.
-    ///
-    /// # Safety
-    ///
-    /// `f` must not call into `tracing`, user code or anything that might;
-    /// it may use this core's slot table, rings and counters.
+    /// `local` for a leaf closure (`leaf` is the caller's promise; see
+    /// `with_local_leaf`): the hot path's.
     #[inline(always)]
-    unsafe fn leaf<R>(&self, f: impl FnOnce(&mut Local) -> R) -> Option<R> {
-        // SAFETY: the caller's guarantee is `with_local_leaf`'s.
-        unsafe { with_local_leaf(self.id, || self.make_local(), f) }
+    fn leaf<R>(&self, leaf: Leaf, f: impl FnOnce(&mut Local) -> R) -> Option<R> {
+        with_local_leaf(leaf, self.id, || self.make_local(), f)
     }
 
     #[inline]
@@ -181,61 +176,58 @@ impl Core {
         if fields.malformed_traceparent {
             self.handoff.count_malformed_traceparent();
         }
-        // SAFETY: a leaf: the slot table, the sampler (pure) and counters.
-        unsafe {
-            self.leaf(
-                #[inline(always)]
-                |local| {
-                    let (parent, parent_slot) = match parent {
-                        Parent::Explicit(p) => (p, self.slots.get(p)),
-                        Parent::Current => match local.current(|id| self.slots.get(id)) {
-                            Some((p, slot)) => (p, Some(slot)),
-                            None => (0, None),
-                        },
-                        Parent::Root => (0, None),
-                    };
-                    let home = local.home;
-                    let Some((id, slot)) = self.slots.alloc_cached(&mut local.slot_cache, home)
-                    else {
-                        self.handoff.count_untracked();
-                        return UNTRACKED;
-                    };
-                    let ctx = if info.class == SpanClass::Request {
-                        let request_id =
-                            fields.request_id.unwrap_or_else(|| local.next_request_id());
-                        RequestCtx {
-                            request_span: id,
-                            request_id,
-                            sampled: self.sampler.decide(request_id),
-                        }
-                    } else {
-                        let mut ctx = parent_slot.map(SpanSlot::ctx).unwrap_or_default();
-                        if let Some(root) = self.slots.get(ctx.request_span) {
-                            root.add_descendant(local.thread());
-                        }
-                        // A batch outside any request is the unit its descendants belong
-                        // to: they carry its ID as their request id, so the aggregator holds
-                        // them for it (and only them).
-                        if info.class == SpanClass::Batch && ctx.request_span == 0 {
-                            ctx.request_id = id;
-                        }
-                        ctx
-                    };
-                    let parent = if parent_slot.is_some() { parent } else { 0 };
-                    slot.open(
-                        local.thread(),
-                        meta,
-                        info.class,
-                        parent,
-                        ctx,
-                        start,
-                        &fields.text,
-                        &fields.fields,
-                    );
-                    id
-                },
-            )
-        }
+        self.leaf(
+            // SAFETY: a leaf: the slot table, the sampler (pure) and counters.
+            unsafe { Leaf::promise() },
+            #[inline(always)]
+            |local| {
+                let (parent, parent_slot) = match parent {
+                    Parent::Explicit(p) => (p, self.slots.get(p)),
+                    Parent::Current => match local.current(|id| self.slots.get(id)) {
+                        Some((p, slot)) => (p, Some(slot)),
+                        None => (0, None),
+                    },
+                    Parent::Root => (0, None),
+                };
+                let home = local.home;
+                let Some((id, slot)) = self.slots.alloc_cached(&mut local.slot_cache, home) else {
+                    self.handoff.count_untracked();
+                    return UNTRACKED;
+                };
+                let ctx = if info.class == SpanClass::Request {
+                    let request_id = fields.request_id.unwrap_or_else(|| local.next_request_id());
+                    RequestCtx {
+                        request_span: id,
+                        request_id,
+                        sampled: self.sampler.decide(request_id),
+                    }
+                } else {
+                    let mut ctx = parent_slot.map(SpanSlot::ctx).unwrap_or_default();
+                    if let Some(root) = self.slots.get(ctx.request_span) {
+                        root.add_descendant(local.thread());
+                    }
+                    // A batch outside any request is the unit its descendants belong
+                    // to: they carry its ID as their request id, so the aggregator holds
+                    // them for it (and only them).
+                    if info.class == SpanClass::Batch && ctx.request_span == 0 {
+                        ctx.request_id = id;
+                    }
+                    ctx
+                };
+                let parent = if parent_slot.is_some() { parent } else { 0 };
+                slot.open(
+                    local.thread(),
+                    meta,
+                    info.class,
+                    parent,
+                    ctx,
+                    start,
+                    &fields.text,
+                    &fields.fields,
+                );
+                id
+            },
+        )
         .unwrap_or_else(|| {
             self.handoff.count_untracked();
             UNTRACKED
@@ -293,31 +285,29 @@ impl Core {
     #[inline]
     pub(crate) fn enter(&self, id: u64) {
         let now = self.clock.now();
-        // SAFETY: a leaf: this thread's stack and slot lookups.
-        unsafe {
-            self.leaf(
-                #[inline(always)]
-                |local| local.push(id, now, |id| self.slots.get(id).is_some()),
-            )
-        };
+        self.leaf(
+            // SAFETY: a leaf: this thread's stack and slot lookups.
+            unsafe { Leaf::promise() },
+            #[inline(always)]
+            |local| local.push(id, now, |id| self.slots.get(id).is_some()),
+        );
     }
 
     #[inline]
     pub(crate) fn exit(&self, id: u64) {
         let now = self.clock.now();
-        // SAFETY: a leaf: this thread's stack, a slot lookup and its counters.
-        unsafe {
-            self.leaf(
-                #[inline(always)]
-                |local| {
-                    if let Some(entered) = local.pop(id) {
-                        if let Some(slot) = self.slots.get(id) {
-                            slot.add_busy(now.saturating_sub(entered), local.thread());
-                        }
+        self.leaf(
+            // SAFETY: a leaf: this thread's stack, a slot lookup and its counters.
+            unsafe { Leaf::promise() },
+            #[inline(always)]
+            |local| {
+                if let Some(entered) = local.pop(id) {
+                    if let Some(slot) = self.slots.get(id) {
+                        slot.add_busy(now.saturating_sub(entered), local.thread());
                     }
-                },
-            )
-        };
+                }
+            },
+        );
     }
 
     #[inline]
@@ -352,30 +342,29 @@ impl Core {
         }
         let end = self.clock.now();
         let meta = slot.metadata();
-        // SAFETY: a leaf: this thread's ring and slot cache, the slot table.
-        let wake = unsafe {
-            self.leaf(
-                #[inline(always)]
-                |local| {
-                    if let Some(meta) = meta {
-                        if slot.links.len() != 0 {
-                            Self::push_links(local, slot, id, meta, end);
-                        }
-                        // SAFETY: `close_into` writes every field of the record.
-                        let pushed = unsafe {
-                            local
-                                .producer
-                                .push_init(|dst| slot.close_into(id, meta, end, dst))
-                        };
-                        if !pushed {
-                            local.producer.count_drop();
-                        }
+        let wake = self.leaf(
+            // SAFETY: a leaf: this thread's ring and slot cache, the slot table.
+            unsafe { Leaf::promise() },
+            #[inline(always)]
+            |local| {
+                if let Some(meta) = meta {
+                    if slot.links.len() != 0 {
+                        Self::push_links(local, slot, id, meta, end);
                     }
-                    self.slots.free_cached(id, &mut local.slot_cache);
-                    local.producer.needs_drain()
-                },
-            )
-        };
+                    // SAFETY: `close_into` writes every field of the record.
+                    let pushed = unsafe {
+                        local
+                            .producer
+                            .push_init(|dst| slot.close_into(id, meta, end, dst))
+                    };
+                    if !pushed {
+                        local.producer.count_drop();
+                    }
+                }
+                self.slots.free_cached(id, &mut local.slot_cache);
+                local.producer.needs_drain()
+            },
+        );
         self.after_push(wake);
         if wake.is_none() {
             self.slots.free(id);
@@ -426,10 +415,13 @@ impl Core {
         let meta = event.metadata();
         let found = match parent {
             Parent::Explicit(p) => self.slots.get(p).map(|slot| (p, slot)),
-            // SAFETY: a leaf: this thread's stack and slot lookups.
-            Parent::Current => {
-                unsafe { self.leaf(|l| l.current(|id| self.slots.get(id))) }.flatten()
-            }
+            Parent::Current => self
+                .leaf(
+                    // SAFETY: a leaf: this thread's stack and slot lookups.
+                    unsafe { Leaf::promise() },
+                    |l| l.current(|id| self.slots.get(id)),
+                )
+                .flatten(),
             Parent::Root => None,
         };
         if info.logged {
@@ -492,14 +484,15 @@ impl Core {
     /// `make` only assembles values its caller has already computed.
     #[inline]
     fn emit_with(&self, make: impl FnOnce() -> Record) {
-        // SAFETY: a leaf: this thread's ring, and `make`, which runs no code
-        // but the record's construction.
-        let wake = unsafe {
-            self.leaf(|local| {
+        let wake = self.leaf(
+            // SAFETY: a leaf: this thread's ring, and `make`, which runs no
+            // code but the record's construction.
+            unsafe { Leaf::promise() },
+            |local| {
                 Self::push_record(local, make);
                 local.producer.needs_drain()
-            })
-        };
+            },
+        );
         self.after_push(wake);
     }
 
@@ -524,8 +517,11 @@ impl Core {
 
     #[inline]
     pub(crate) fn current(&self) -> Option<(Id, &'static Metadata<'static>)> {
-        // SAFETY: a leaf: this thread's stack and slot lookups.
-        let (id, slot) = unsafe { self.leaf(|l| l.current(|id| self.slots.get(id))) }??;
+        let (id, slot) = self.leaf(
+            // SAFETY: a leaf: this thread's stack and slot lookups.
+            unsafe { Leaf::promise() },
+            |l| l.current(|id| self.slots.get(id)),
+        )??;
         Some((Id::from_u64(id), slot.metadata()?))
     }
 }

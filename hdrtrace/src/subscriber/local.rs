@@ -278,17 +278,30 @@ pub(crate) fn with_local<R>(
     with_local_slow(core_id, make, f)
 }
 
-/// `with_local` for a *leaf* closure: one that cannot re-enter, so the state
-/// is lent to it without marking `LAST` busy (two stores fewer per call).
-///
-/// # Safety
-///
-/// `f` must not reach `with_local` or `with_local_leaf` on this thread, directly
-/// or through anything it runs: it must not call into `tracing`, user code or
-/// anything that might (the subscriber's own slot table, rings and counters
-/// are fine).
+/// A caller's promise that the closure it passes along with this token is a
+/// *leaf*: one that cannot re-enter (see [`with_local_leaf`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Leaf(());
+
+impl Leaf {
+    /// # Safety
+    ///
+    /// The closure passed with this token must not reach `with_local` or
+    /// `with_local_leaf` on this thread, directly or through anything it runs:
+    /// it must not call into `tracing`, user code or anything that might (the
+    /// subscriber's own slot table, rings and counters are fine).
+    #[inline(always)]
+    pub(crate) const unsafe fn promise() -> Self {
+        Leaf(())
+    }
+}
+
+/// `with_local` for a leaf closure (the `Leaf` token is the caller's promise),
+/// which is lent the state without marking `LAST` busy: two stores fewer per
+/// call.
 #[inline(always)]
-pub(crate) unsafe fn with_local_leaf<R>(
+pub(crate) fn with_local_leaf<R>(
+    _leaf: Leaf,
     core_id: u64,
     make: impl FnOnce() -> Local,
     f: impl FnOnce(&mut Local) -> R,
@@ -297,9 +310,9 @@ pub(crate) unsafe fn with_local_leaf<R>(
     if last.core == core_id {
         // SAFETY: as in `with_local`, `last.local` points to a live boxed
         // `Local` that is not lent out (it is not marked busy). It stays
-        // unmarked while `f` runs, and nothing can take it meanwhile: the
-        // caller guarantees `f` cannot reach `with_local*` on this thread,
-        // and no other thread reads this thread's `LAST`.
+        // unmarked while `f` runs, and nothing can take it meanwhile: `f` is a
+        // leaf (the `Leaf` token's promise), so it cannot reach `with_local*`
+        // on this thread, and no other thread reads this thread's `LAST`.
         return Some(f(unsafe { &mut *last.local }));
     }
     if last.core == core_id | BUSY {
