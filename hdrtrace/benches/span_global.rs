@@ -20,12 +20,19 @@
 //!   subscriber;
 //! - `event_log_drained`: the same, with a consumer thread draining the ring
 //!   every millisecond as an aggregator would (the hand-off's cost included);
+//! - `local_hist_bound`: the hot path of a thread-local design and nothing more
+//!   (`common/local_hist.rs`): per-thread model histograms recorded at close,
+//!   a 32-byte summary per span handed to a consumer thread;
 //! - `hdrtrace_enabled`: ours, installed with `init_tracing`;
 //! - `registry_hdr_layer`: Registry + the naive HDR layer users write.
 
 mod common;
+#[path = "common/drained_ring.rs"]
+mod drained_ring;
 #[path = "common/event_log.rs"]
 mod event_log;
+#[path = "common/local_hist.rs"]
+mod local_hist;
 #[path = "common/naive.rs"]
 mod naive;
 
@@ -42,13 +49,14 @@ use tracing_core::span::Current;
 use tracing_subscriber::layer::SubscriberExt;
 
 const VARIANT: &str = "HDRTRACE_GLOBAL_VARIANT";
-const VARIANTS: [&str; 8] = [
+const VARIANTS: [&str; 9] = [
     "none",
     "hdrtrace_disabled",
     "do_nothing",
     "floor",
     "event_log_bound",
     "event_log_drained",
+    "local_hist_bound",
     "hdrtrace_enabled",
     "registry_hdr_layer",
 ];
@@ -178,6 +186,10 @@ fn install(variant: &str) -> Option<hdrtrace::TracingGuard> {
             global(tracing::Dispatch::new(event_log::EventLog::<true>));
             None
         }
+        "local_hist_bound" => {
+            global(tracing::Dispatch::new(local_hist::LocalHist));
+            None
+        }
         "hdrtrace_enabled" => Some(hdrtrace::init_tracing(&config).expect("valid config")),
         "registry_hdr_layer" => {
             let layer = naive::NaiveHdrLayer {
@@ -214,12 +226,12 @@ fn run(variant: &str) {
         let snapshot = g.flushed_snapshot();
         assert_eq!(snapshot.dropped_records(), 0, "records were dropped");
     }
-    if variant == "event_log_drained" {
+    if matches!(variant, "event_log_drained" | "local_hist_bound") {
         // A dropped entry skips its write, so many would make the figure a
         // bound of dropping, not of handing off: say how many.
-        let (written, dropped) = event_log::counts();
+        let (written, dropped) = drained_ring::counts();
         eprintln!(
-            "event_log_drained: {written} entries handed off, {dropped} dropped ({:.3} %)",
+            "{variant}: {written} entries handed off, {dropped} dropped ({:.3} %)",
             dropped as f64 * 100.0 / (written + dropped).max(1) as f64
         );
     }

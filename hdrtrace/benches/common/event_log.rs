@@ -16,11 +16,8 @@
 //! that aggregates off the recording thread pays.
 
 use crate::common::clock;
+use crate::drained_ring::{self, Writer};
 use std::cell::UnsafeCell;
-use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, Once};
-use std::time::Duration;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
@@ -51,32 +48,14 @@ const EMPTY: Entry = Entry {
     numbers: [0; 2],
 };
 
-/// Keeps the producer's and the consumer's index on lines of their own.
-#[repr(align(128))]
-struct Padded<T>(T);
-
-/// One thread's entries: written by it, read by the consumer (if any).
-struct Ring {
-    entries: Box<[UnsafeCell<Entry>]>,
-    /// Published entry count (the producer's).
-    tail: Padded<AtomicUsize>,
-    /// Consumed entry count (the consumer's).
-    head: Padded<AtomicUsize>,
-    /// Entries not written because the consumer was a whole ring behind.
-    dropped: AtomicU64,
+impl drained_ring::Entry for Entry {
+    fn fold(&self) -> u64 {
+        self.at ^ self.id ^ self.kind
+    }
 }
 
-// SAFETY: an entry is written only by the ring's thread while it is outside
-// `head..tail`, and read by the consumer only inside it; the release store of
-// `tail` and of `head` order the two (see `append` and `drain`).
-unsafe impl Sync for Ring {}
-
-/// Every drained ring, for the consumer.
-static RINGS: Mutex<Vec<&'static Ring>> = Mutex::new(Vec::new());
-
 struct Log {
-    ring: &'static Ring,
-    cached_head: usize,
+    ring: Writer<Entry>,
     stack: [u64; STACK],
     depth: usize,
     next_id: u64,
@@ -93,90 +72,22 @@ fn with_log<const DRAINED: bool, R>(f: impl FnOnce(&mut Log) -> R) -> R {
     LOG.with(|log| f(unsafe { &mut *log.get() }.get_or_insert_with(new_log::<DRAINED>)))
 }
 
-/// Cold: this thread's first entry. A drained ring is handed to the consumer
-/// (started with the first one).
+/// Cold: this thread's first entry.
 #[inline(never)]
 fn new_log<const DRAINED: bool>() -> Log {
     let len = if DRAINED { DRAINED_ENTRIES } else { ENTRIES };
-    let ring: &'static Ring = Box::leak(Box::new(Ring {
-        entries: (0..len).map(|_| UnsafeCell::new(EMPTY)).collect(),
-        tail: Padded(AtomicUsize::new(0)),
-        head: Padded(AtomicUsize::new(0)),
-        dropped: AtomicU64::new(0),
-    }));
-    if DRAINED {
-        RINGS.lock().expect("rings").push(ring);
-        static CONSUMER: Once = Once::new();
-        CONSUMER.call_once(|| {
-            std::thread::spawn(|| loop {
-                drain();
-                std::thread::sleep(Duration::from_millis(1));
-            });
-        });
-    }
     Log {
-        ring,
-        cached_head: 0,
+        ring: Writer::new(len, EMPTY, DRAINED),
         stack: [0; STACK],
         depth: 0,
         next_id: 0,
     }
 }
 
-/// The consumer's pass: reads every published entry of every ring.
-fn drain() {
-    let rings = RINGS.lock().expect("rings").clone();
-    let mut sum = 0u64;
-    for ring in rings {
-        let mask = ring.entries.len() - 1;
-        // Relaxed: only this thread stores `head`.
-        let head = ring.head.0.load(Ordering::Relaxed);
-        // Acquire: pairs with the producer's release store in `append`.
-        let tail = ring.tail.0.load(Ordering::Acquire);
-        for i in head..tail {
-            // SAFETY: `i` is in `head..tail`: published, and not rewritten
-            // before the release store of `head` below.
-            let e = unsafe { *ring.entries[i & mask].get() };
-            sum = sum.wrapping_add(e.at ^ e.id ^ e.kind);
-        }
-        // Release: our reads of the entries happen before the producer's
-        // acquire load of `head` lets it overwrite them.
-        ring.head.0.store(tail, Ordering::Release);
-    }
-    black_box(sum);
-}
-
-/// The drained variant's entries, over every thread: (written, not written
-/// because the consumer was a whole ring behind).
-pub fn counts() -> (u64, u64) {
-    let rings = RINGS.lock().expect("rings");
-    rings.iter().fold((0, 0), |(w, d), r| {
-        (
-            w + r.tail.0.load(Ordering::Relaxed) as u64,
-            d + r.dropped.load(Ordering::Relaxed),
-        )
-    })
-}
-
 impl Log {
     #[inline(always)]
     fn append<const DRAINED: bool>(&mut self, entry: Entry) {
-        let ring = self.ring;
-        // Relaxed: only this thread stores `tail`.
-        let tail = ring.tail.0.load(Ordering::Relaxed);
-        if DRAINED && tail.wrapping_sub(self.cached_head) >= ring.entries.len() {
-            // Acquire: pairs with the consumer's release store of `head`.
-            self.cached_head = ring.head.0.load(Ordering::Acquire);
-            if tail.wrapping_sub(self.cached_head) >= ring.entries.len() {
-                ring.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        }
-        // SAFETY: slot `tail` is outside the consumer's `head..tail` (checked
-        // above when drained; the undrained ring has no consumer).
-        unsafe { *ring.entries[tail & (ring.entries.len() - 1)].get() = entry };
-        // Release: publishes the entry to the consumer's acquire load.
-        ring.tail.0.store(tail.wrapping_add(1), Ordering::Release);
+        self.ring.append::<DRAINED>(entry);
     }
 }
 
