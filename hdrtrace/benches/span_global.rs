@@ -26,6 +26,32 @@
 //! - `hdrtrace_enabled`: ours, installed with `init_tracing`;
 //! - `registry_hdr_layer`: Registry + the naive HDR layer users write.
 
+/// The `Subscriber` methods every bound subscriber of this bench shares:
+/// every callsite enabled, `record`, `follows_from` and events ignored, no
+/// current span. Defined before the modules below, so they can use it.
+macro_rules! bound_subscriber {
+    () => {
+        fn register_callsite(
+            &self,
+            _: &'static tracing::Metadata<'static>,
+        ) -> tracing::subscriber::Interest {
+            tracing::subscriber::Interest::always()
+        }
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+            Some(tracing::level_filters::LevelFilter::TRACE)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, _: &tracing::Event<'_>) {}
+        fn current_span(&self) -> tracing_core::span::Current {
+            tracing_core::span::Current::none()
+        }
+    };
+}
+
 mod common;
 #[path = "common/drained_ring.rs"]
 mod drained_ring;
@@ -42,10 +68,8 @@ use hdrtrace::TracingConfig;
 use std::cell::Cell;
 use std::hint::black_box;
 use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::subscriber::Interest;
-use tracing::{Event, Metadata, Subscriber};
-use tracing_core::span::Current;
+use tracing::span::{Attributes, Id};
+use tracing::Subscriber;
 use tracing_subscriber::layer::SubscriberExt;
 
 const VARIANT: &str = "HDRTRACE_GLOBAL_VARIANT";
@@ -113,15 +137,7 @@ impl<const TIMED: bool> Bare<TIMED> {
 }
 
 impl<const TIMED: bool> Subscriber for Bare<TIMED> {
-    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
-        Interest::always()
-    }
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        Some(tracing::level_filters::LevelFilter::TRACE)
-    }
+    bound_subscriber!();
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
         if TIMED {
             let mut walk = Walk(0);
@@ -130,9 +146,6 @@ impl<const TIMED: bool> Subscriber for Bare<TIMED> {
         }
         Id::from_u64(1)
     }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, _: &Event<'_>) {}
     fn enter(&self, _: &Id) {
         Self::reading(0);
     }
@@ -142,9 +155,6 @@ impl<const TIMED: bool> Subscriber for Bare<TIMED> {
     fn try_close(&self, _: Id) -> bool {
         Self::reading(0);
         TIMED
-    }
-    fn current_span(&self) -> Current {
-        Current::none()
     }
 }
 

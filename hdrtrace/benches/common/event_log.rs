@@ -19,10 +19,8 @@ use crate::common::clock;
 use crate::drained_ring::{self, Writer};
 use std::cell::UnsafeCell;
 use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::subscriber::Interest;
-use tracing::{Event, Metadata, Subscriber};
-use tracing_core::span::Current;
+use tracing::span::{Attributes, Id};
+use tracing::{Metadata, Subscriber};
 
 const ENTRIES: usize = 1024;
 const DRAINED_ENTRIES: usize = 1 << 18;
@@ -127,15 +125,7 @@ impl<const DRAINED: bool> EventLog<DRAINED> {
 }
 
 impl<const DRAINED: bool> Subscriber for EventLog<DRAINED> {
-    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
-        Interest::always()
-    }
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        Some(tracing::level_filters::LevelFilter::TRACE)
-    }
+    bound_subscriber!();
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
         let at = clock().now();
         let mut entry = Entry {
@@ -156,9 +146,6 @@ impl<const DRAINED: bool> Subscriber for EventLog<DRAINED> {
         });
         Id::from_u64(id)
     }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, _: &Event<'_>) {}
     fn enter(&self, id: &Id) {
         let id = id.into_u64();
         Self::mark(1, id);
@@ -176,8 +163,5 @@ impl<const DRAINED: bool> Subscriber for EventLog<DRAINED> {
     fn try_close(&self, id: Id) -> bool {
         Self::mark(3, id.into_u64());
         true
-    }
-    fn current_span(&self) -> Current {
-        Current::none()
     }
 }

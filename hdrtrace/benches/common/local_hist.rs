@@ -13,10 +13,8 @@ use crate::drained_ring::{self, Writer};
 use hdrhistogram::Histogram;
 use std::cell::UnsafeCell;
 use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::subscriber::Interest;
-use tracing::{Event, Metadata, Subscriber};
-use tracing_core::span::Current;
+use tracing::span::{Attributes, Id};
+use tracing::Subscriber;
 
 /// Open spans tracked per thread (indexed by ID).
 const OPEN: usize = 256;
@@ -109,15 +107,7 @@ impl Visit for ModelOf {
 pub struct LocalHist;
 
 impl Subscriber for LocalHist {
-    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
-        Interest::always()
-    }
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        Some(tracing::level_filters::LevelFilter::TRACE)
-    }
+    bound_subscriber!();
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
         let start = clock().now();
         let mut model = ModelOf(0);
@@ -139,9 +129,6 @@ impl Subscriber for LocalHist {
         });
         Id::from_u64(id)
     }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, _: &Event<'_>) {}
     fn enter(&self, id: &Id) {
         let now = clock().now();
         let id = id.into_u64();
@@ -177,8 +164,5 @@ impl Subscriber for LocalHist {
             });
         });
         true
-    }
-    fn current_span(&self) -> Current {
-        Current::none()
     }
 }

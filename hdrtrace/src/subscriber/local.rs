@@ -256,26 +256,7 @@ pub(crate) fn with_local<R>(
     make: impl FnOnce() -> Local,
     f: impl FnOnce(&mut Local) -> R,
 ) -> Option<R> {
-    let last = LAST.get();
-    if last.core == core_id {
-        LAST.set(Last {
-            core: core_id | BUSY,
-            ..last
-        });
-        // SAFETY: `last.local` points to a live boxed `Local` owned by this
-        // thread's `Locals` (an entry is freed only after `LAST` stops pointing
-        // to it, and `LAST` is cleared before the list is destroyed). It is not
-        // lent out elsewhere: it was not marked busy, we marked it, and the only other
-        // way to a `Local` (`with_local_slow`) never hands out or frees the one
-        // `LAST` lends.
-        let r = f(unsafe { &mut *last.local });
-        LAST.set(last);
-        return Some(r);
-    }
-    if last.core == core_id | BUSY {
-        return None;
-    }
-    with_local_slow(core_id, make, f)
+    lend::<true, R>(core_id, make, f)
 }
 
 /// A caller's promise that the closure it passes along with this token is a
@@ -306,14 +287,38 @@ pub(crate) fn with_local_leaf<R>(
     make: impl FnOnce() -> Local,
     f: impl FnOnce(&mut Local) -> R,
 ) -> Option<R> {
+    lend::<false, R>(core_id, make, f)
+}
+
+/// `with_local` (`MARK`: the state is marked busy while `f` runs) and
+/// `with_local_leaf` (not marked: `f` is a leaf).
+#[inline(always)]
+fn lend<const MARK: bool, R>(
+    core_id: u64,
+    make: impl FnOnce() -> Local,
+    f: impl FnOnce(&mut Local) -> R,
+) -> Option<R> {
     let last = LAST.get();
     if last.core == core_id {
-        // SAFETY: as in `with_local`, `last.local` points to a live boxed
-        // `Local` that is not lent out (it is not marked busy). It stays
-        // unmarked while `f` runs, and nothing can take it meanwhile: `f` is a
-        // leaf (the `Leaf` token's promise), so it cannot reach `with_local*`
-        // on this thread, and no other thread reads this thread's `LAST`.
-        return Some(f(unsafe { &mut *last.local }));
+        if MARK {
+            LAST.set(Last {
+                core: core_id | BUSY,
+                ..last
+            });
+        }
+        // SAFETY: `last.local` points to a live boxed `Local` owned by this
+        // thread's `Locals` (an entry is freed only after `LAST` stops pointing
+        // to it, and `LAST` is cleared before the list is destroyed). It is not
+        // lent out elsewhere: it was not marked busy, and the only other way to
+        // a `Local` (`with_local_slow`) never hands out or frees the one `LAST`
+        // lends. Nothing takes it while `f` runs: either we marked it busy
+        // (`MARK`), or `f` is a leaf (`with_local_leaf`'s `Leaf` promise) and
+        // cannot reach `lend` on this thread; no other thread reads `LAST`.
+        let r = f(unsafe { &mut *last.local });
+        if MARK {
+            LAST.set(last);
+        }
+        return Some(r);
     }
     if last.core == core_id | BUSY {
         return None;
