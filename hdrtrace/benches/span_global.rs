@@ -61,6 +61,8 @@ mod event_log;
 mod local_hist;
 #[path = "common/naive.rs"]
 mod naive;
+#[path = "common/thread_state.rs"]
+mod thread_state;
 
 use common::{clock, timed_batches};
 use criterion::Criterion;

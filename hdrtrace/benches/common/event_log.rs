@@ -17,6 +17,7 @@
 
 use crate::common::clock;
 use crate::drained_ring::{self, Writer};
+use crate::thread_state::{with_state, SpanStack};
 use std::cell::UnsafeCell;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
@@ -24,7 +25,6 @@ use tracing::{Metadata, Subscriber};
 
 const ENTRIES: usize = 1024;
 const DRAINED_ENTRIES: usize = 1 << 18;
-const STACK: usize = 64;
 
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
@@ -54,9 +54,7 @@ impl drained_ring::Entry for Entry {
 
 struct Log {
     ring: Writer<Entry>,
-    stack: [u64; STACK],
-    depth: usize,
-    next_id: u64,
+    spans: SpanStack,
 }
 
 thread_local! {
@@ -65,9 +63,8 @@ thread_local! {
 
 #[inline(always)]
 fn with_log<const DRAINED: bool, R>(f: impl FnOnce(&mut Log) -> R) -> R {
-    // SAFETY: the log is this thread's own, and no closure passed here calls
-    // back into tracing, so no second `&mut` to it exists while `f` runs.
-    LOG.with(|log| f(unsafe { &mut *log.get() }.get_or_insert_with(new_log::<DRAINED>)))
+    // SAFETY: no closure passed here calls into tracing.
+    unsafe { with_state(&LOG, new_log::<DRAINED>, f) }
 }
 
 /// Cold: this thread's first entry.
@@ -76,9 +73,7 @@ fn new_log<const DRAINED: bool>() -> Log {
     let len = if DRAINED { DRAINED_ENTRIES } else { ENTRIES };
     Log {
         ring: Writer::new(len, EMPTY, DRAINED),
-        stack: [0; STACK],
-        depth: 0,
-        next_id: 0,
+        spans: SpanStack::new(),
     }
 }
 
@@ -135,12 +130,8 @@ impl<const DRAINED: bool> Subscriber for EventLog<DRAINED> {
         };
         attrs.record(&mut Fields(&mut entry, 0));
         let id = with_log::<DRAINED, _>(|log| {
-            log.next_id += 1;
-            entry.id = log.next_id;
-            entry.parent = match log.depth {
-                0 => 0,
-                d => log.stack[d - 1],
-            };
+            entry.id = log.spans.next_id();
+            entry.parent = log.spans.current();
             log.append::<DRAINED>(entry);
             entry.id
         });
@@ -149,16 +140,11 @@ impl<const DRAINED: bool> Subscriber for EventLog<DRAINED> {
     fn enter(&self, id: &Id) {
         let id = id.into_u64();
         Self::mark(1, id);
-        with_log::<DRAINED, _>(|log| {
-            if log.depth < STACK {
-                log.stack[log.depth] = id;
-                log.depth += 1;
-            }
-        });
+        with_log::<DRAINED, _>(|log| log.spans.enter(id));
     }
     fn exit(&self, id: &Id) {
         Self::mark(2, id.into_u64());
-        with_log::<DRAINED, _>(|log| log.depth = log.depth.saturating_sub(1));
+        with_log::<DRAINED, _>(|log| log.spans.exit());
     }
     fn try_close(&self, id: Id) -> bool {
         Self::mark(3, id.into_u64());

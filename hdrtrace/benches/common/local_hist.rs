@@ -10,6 +10,7 @@
 
 use crate::common::clock;
 use crate::drained_ring::{self, Writer};
+use crate::thread_state::{with_state, SpanStack};
 use hdrhistogram::Histogram;
 use std::cell::UnsafeCell;
 use tracing::field::{Field, Visit};
@@ -22,7 +23,6 @@ const OPEN: usize = 256;
 const MODELS: usize = 64;
 /// Summaries per ring: 16 MiB, as `event_log_drained`'s ring.
 const SUMMARIES: usize = 1 << 19;
-const STACK: usize = 64;
 
 #[derive(Clone, Copy)]
 #[repr(C, align(32))]
@@ -52,9 +52,7 @@ struct Local {
     summaries: Writer<Summary>,
     open: [Open; OPEN],
     models: Vec<Histogram<u64>>,
-    stack: [u64; STACK],
-    depth: usize,
-    next_id: u64,
+    spans: SpanStack,
 }
 
 thread_local! {
@@ -63,9 +61,8 @@ thread_local! {
 
 #[inline(always)]
 fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> R {
-    // SAFETY: the state is this thread's own, and no closure passed here
-    // calls back into tracing, so no second `&mut` to it exists while `f` runs.
-    LOCAL.with(|l| f(unsafe { &mut *l.get() }.get_or_insert_with(new_local)))
+    // SAFETY: no closure passed here calls into tracing.
+    unsafe { with_state(&LOCAL, new_local, f) }
 }
 
 /// Cold: this thread's first span.
@@ -83,9 +80,7 @@ fn new_local() -> Local {
         models: (0..MODELS)
             .map(|_| Histogram::new_with_max(1 << 40, 2).expect("valid bounds"))
             .collect(),
-        stack: [0; STACK],
-        depth: 0,
-        next_id: 0,
+        spans: SpanStack::new(),
     }
 }
 
@@ -113,16 +108,12 @@ impl Subscriber for LocalHist {
         let mut model = ModelOf(0);
         attrs.record(&mut model);
         let id = with_local(|l| {
-            l.next_id += 1;
-            let id = l.next_id;
+            let id = l.spans.next_id();
             l.open[id as usize % OPEN] = Open {
                 start,
                 entered: 0,
                 busy: 0,
-                parent: match l.depth {
-                    0 => 0,
-                    d => l.stack[d - 1],
-                },
+                parent: l.spans.current(),
                 model: model.0,
             };
             id
@@ -134,10 +125,7 @@ impl Subscriber for LocalHist {
         let id = id.into_u64();
         with_local(|l| {
             l.open[id as usize % OPEN].entered = now;
-            if l.depth < STACK {
-                l.stack[l.depth] = id;
-                l.depth += 1;
-            }
+            l.spans.enter(id);
         });
     }
     fn exit(&self, id: &Id) {
@@ -146,7 +134,7 @@ impl Subscriber for LocalHist {
         with_local(|l| {
             let open = &mut l.open[id as usize % OPEN];
             open.busy += now.saturating_sub(open.entered);
-            l.depth = l.depth.saturating_sub(1);
+            l.spans.exit();
         });
     }
     fn try_close(&self, id: Id) -> bool {
