@@ -1,15 +1,18 @@
 #!/bin/bash
-# Interleaved rounds of span_global variants from one bench binary: each round
-# runs every named variant once (a process each). Prints each variant's sorted
-# figures and median, and (after the first variant) the median of its
-# per-round ratios to the first variant, which drifts less than the figures.
+# Interleaved rounds of span_global variants: each round runs every named
+# variant once (a process each). Prints each one's sorted figures and median,
+# and (after the first) the median of its per-round ratios to the first,
+# which drifts less than the figures.
 # usage: bench_variants.sh ROUNDS BIN VARIANT...
+#   a VARIANT written OTHER_BIN:VARIANT runs from OTHER_BIN instead of BIN.
 R=$1; B=$2; shift 2
 declare -A T Q
 for r in $(seq "$R"); do
   base=""
   for v in "$@"; do
-    t=$(HDRTRACE_GLOBAL_VARIANT=$v "$B" --bench --warm-up-time 1 --measurement-time 2 2>&1 | grep -E "^\s+time:" | awk '{print $4}')
+    bin=$B; name=$v
+    if [[ $v == *:* ]]; then bin=${v%:*}; name=${v##*:}; fi
+    t=$(HDRTRACE_GLOBAL_VARIANT=$name "$bin" --bench --warm-up-time 1 --measurement-time 2 2>&1 | grep -E "^\s+time:" | awk '{print $4}')
     T[$v]="${T[$v]} $t"
     if [ -z "$base" ]; then base=$t; else Q[$v]="${Q[$v]} $(echo "scale=3; $t/$base" | bc)"; fi
   done
