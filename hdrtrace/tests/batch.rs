@@ -30,6 +30,17 @@ fn config() -> TracingConfig {
     }
 }
 
+/// `config` with the smallest memory budget: its batch share holds a few
+/// dozen records.
+fn small_budget() -> TracingConfig {
+    TracingConfig {
+        memory_budget: 64 << 10,
+        capture_capacity: 2,
+        max_capture_spans: 16,
+        ..config()
+    }
+}
+
 /// Two requests (ids 1 and 2) whose `Causal` model spans wait `wait` for a
 /// batch of 2 that runs `run`; the batch span closes before the model spans,
 /// or, with `batch_last`, after both requests' roots.
@@ -243,14 +254,7 @@ fn links_past_max_links_are_counted_as_dropped() {
 #[test]
 fn batches_beyond_their_share_of_the_budget_are_dropped_and_counted() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (subscriber, guard) = hdrtrace::build(&TracingConfig {
-        // The smallest budget: its batch share holds a few dozen records.
-        memory_budget: 64 << 10,
-        capture_capacity: 2,
-        max_capture_spans: 16,
-        ..config()
-    })
-    .unwrap();
+    let (subscriber, guard) = hdrtrace::build(&small_budget()).unwrap();
     const BATCHES: u64 = 300;
     with_default(subscriber, || {
         for _ in 0..BATCHES {
@@ -294,14 +298,7 @@ fn batches_beyond_their_share_of_the_budget_are_dropped_and_counted() {
 #[test]
 fn spans_outside_requests_and_batches_are_not_held_for_batches() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (subscriber, guard) = hdrtrace::build(&TracingConfig {
-        // The smallest budget, as in the test above.
-        memory_budget: 64 << 10,
-        capture_capacity: 2,
-        max_capture_spans: 16,
-        ..config()
-    })
-    .unwrap();
+    let (subscriber, guard) = hdrtrace::build(&small_budget()).unwrap();
     with_default(subscriber, || {
         let background = tracing::info_span!(parent: None, "housekeeping");
         background.in_scope(|| {
