@@ -21,26 +21,59 @@ pub const REQUEST_SPAN_NAMES: &[&str] = &["embed_pipeline"];
 
 const NONE: u8 = u8::MAX;
 
-/// What register_callsite decided about one callsite.
+/// What register_callsite decided about one callsite, packed in one word as
+/// the map keeps it, so the hot path reads it with no unpacking: each accessor
+/// is a shift and a mask where it is used.
+///
+/// Bits: class 0-1, is_span 2, in_level 3, event status 4-7, model field
+/// 8-15, request field 16-23, traceparent field 24-31, logged 32, message
+/// field 40-47, and bit 63 set (a classified callsite; the map's 0 is none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct CallsiteInfo {
-    pub(crate) class: SpanClass,
-    pub(crate) is_span: bool,
+pub(crate) struct CallsiteInfo(u64);
+
+/// The fields of a [`CallsiteInfo`], as `classify` decides them.
+struct Decided {
+    class: SpanClass,
+    is_span: bool,
     /// Within the configured `TracingLevel`.
-    pub(crate) in_level: bool,
+    in_level: bool,
     /// Index of `model_id` in the callsite's FieldSet, or `u8::MAX`.
-    pub(crate) model_field: u8,
+    model_field: u8,
     /// Index of `request_id`, or `u8::MAX`.
-    pub(crate) request_field: u8,
+    request_field: u8,
     /// For request spans: index of the traceparent field, or `u8::MAX`.
-    pub(crate) traceparent_field: u8,
+    traceparent_field: u8,
     /// For events: the status it marks its span with.
-    pub(crate) event_status: Status,
+    event_status: Status,
     /// For events: at or above the log level, so written as a log line.
-    pub(crate) logged: bool,
+    logged: bool,
     /// For events: index of the `message` field (the text an event record
     /// keeps), or `u8::MAX`.
-    pub(crate) message_field: u8,
+    message_field: u8,
+}
+
+impl Decided {
+    fn pack(self) -> CallsiteInfo {
+        CallsiteInfo(
+            1 << 63
+                | (self.class as u64)
+                | (self.is_span as u64) << 2
+                | (self.in_level as u64) << 3
+                | (self.event_status as u64) << 4
+                | (self.model_field as u64) << 8
+                | (self.request_field as u64) << 16
+                | (self.traceparent_field as u64) << 24
+                | (self.logged as u64) << 32
+                | (self.message_field as u64) << 40,
+        )
+    }
+}
+
+/// The field index in byte `shift / 8` of `v`, if there is one.
+#[inline(always)]
+fn field_at(v: u64, shift: u32) -> Option<usize> {
+    let i = (v >> shift) as u8;
+    (i != NONE).then_some(i as usize)
 }
 
 impl CallsiteInfo {
@@ -89,7 +122,7 @@ impl CallsiteInfo {
                 .filter
                 .as_ref()
                 .is_none_or(|f| f.admits(meta.target(), *meta.level()));
-        Self {
+        Decided {
             class,
             is_span,
             in_level,
@@ -100,52 +133,65 @@ impl CallsiteInfo {
             logged,
             message_field,
         }
+        .pack()
     }
 
-    fn pack(self) -> u64 {
-        1 << 63
-            | (self.class as u64)
-            | (self.is_span as u64) << 2
-            | (self.in_level as u64) << 3
-            | (self.event_status as u64) << 4
-            | (self.model_field as u64) << 8
-            | (self.request_field as u64) << 16
-            | (self.traceparent_field as u64) << 24
-            | (self.logged as u64) << 32
-            | (self.message_field as u64) << 40
+    /// The word the map keeps, as `from_word` takes it back.
+    fn word(self) -> u64 {
+        self.0
     }
 
-    fn unpack(v: u64) -> Option<Self> {
-        if v >> 63 == 0 {
-            return None;
-        }
-        Some(Self {
-            class: SpanClass::from_bits(v as u32),
-            is_span: v >> 2 & 1 == 1,
-            in_level: v >> 3 & 1 == 1,
-            event_status: Status::from_u8((v >> 4 & 0xF) as u8),
-            model_field: (v >> 8) as u8,
-            request_field: (v >> 16) as u8,
-            traceparent_field: (v >> 24) as u8,
-            logged: v >> 32 & 1 == 1,
-            message_field: (v >> 40) as u8,
-        })
+    /// A word the map holds: `None` for 0 (not classified yet).
+    #[inline(always)]
+    fn from_word(v: u64) -> Option<Self> {
+        (v >> 63 == 1).then_some(Self(v))
     }
 
-    pub(crate) fn model_field(&self) -> Option<usize> {
-        (self.model_field != NONE).then_some(self.model_field as usize)
+    #[inline(always)]
+    pub(crate) fn class(self) -> SpanClass {
+        SpanClass::from_bits(self.0 as u32)
     }
 
-    pub(crate) fn traceparent_field(&self) -> Option<usize> {
-        (self.traceparent_field != NONE).then_some(self.traceparent_field as usize)
+    /// Within the configured `TracingLevel` (and filter).
+    #[inline(always)]
+    pub(crate) fn in_level(self) -> bool {
+        self.0 >> 3 & 1 == 1
     }
 
-    pub(crate) fn message_field(&self) -> Option<usize> {
-        (self.message_field != NONE).then_some(self.message_field as usize)
+    /// For events: the status it marks its span with.
+    #[inline(always)]
+    pub(crate) fn event_status(self) -> Status {
+        Status::from_u8((self.0 >> 4 & 0xF) as u8)
     }
 
-    pub(crate) fn request_field(&self) -> Option<usize> {
-        (self.request_field != NONE).then_some(self.request_field as usize)
+    /// For events: at or above the log level, so written as a log line.
+    #[inline(always)]
+    pub(crate) fn logged(self) -> bool {
+        self.0 >> 32 & 1 == 1
+    }
+
+    /// Index of the model field in the callsite's FieldSet.
+    #[inline(always)]
+    pub(crate) fn model_field(self) -> Option<usize> {
+        field_at(self.0, 8)
+    }
+
+    /// Index of the request id field.
+    #[inline(always)]
+    pub(crate) fn request_field(self) -> Option<usize> {
+        field_at(self.0, 16)
+    }
+
+    /// For request spans: index of the traceparent field.
+    #[inline(always)]
+    pub(crate) fn traceparent_field(self) -> Option<usize> {
+        field_at(self.0, 24)
+    }
+
+    /// For events: index of the `message` field (the text an event record keeps).
+    #[inline(always)]
+    pub(crate) fn message_field(self) -> Option<usize> {
+        field_at(self.0, 40)
     }
 }
 
@@ -215,7 +261,7 @@ impl CallsiteMap {
                 Ok(_) => {
                     // Release: pairs with the acquire load in `get`, which then
                     // sees a complete packed value (or 0 and classifies itself).
-                    self.values[i].store(info.pack(), Ordering::Release);
+                    self.values[i].store(info.word(), Ordering::Release);
                     return info;
                 }
                 Err(k) if k == key => return info,
@@ -237,7 +283,7 @@ impl CallsiteMap {
         // only compare the key; the value's acquire load orders what we read.
         if self.keys[i].load(Ordering::Relaxed) == key {
             // Acquire: pairs with the release store in `register`.
-            if let Some(info) = CallsiteInfo::unpack(self.values[i].load(Ordering::Acquire)) {
+            if let Some(info) = CallsiteInfo::from_word(self.values[i].load(Ordering::Acquire)) {
                 return info;
             }
         }
@@ -253,7 +299,7 @@ impl CallsiteMap {
             // Relaxed / Acquire: as in `get`.
             let k = self.keys[i].load(Ordering::Relaxed);
             if k == key {
-                if let Some(info) = CallsiteInfo::unpack(self.values[i].load(Ordering::Acquire)) {
+                if let Some(info) = CallsiteInfo::from_word(self.values[i].load(Ordering::Acquire)) {
                     return info;
                 }
                 break;

@@ -144,7 +144,7 @@ impl Core {
 
     #[inline]
     pub(crate) fn enabled(&self, meta: &Metadata<'_>) -> bool {
-        self.switch.is_on() && self.callsites.get(meta).in_level
+        self.switch.is_on() && self.callsites.get(meta).in_level()
     }
 
     /// `new_span` for the hand-written subscriber, whose span IDs are ours.
@@ -194,7 +194,7 @@ impl Core {
                     self.handoff.count_untracked();
                     return UNTRACKED;
                 };
-                let ctx = if info.class == SpanClass::Request {
+                let ctx = if info.class() == SpanClass::Request {
                     let request_id = fields.request_id.unwrap_or_else(|| local.next_request_id());
                     RequestCtx {
                         request_span: id,
@@ -209,7 +209,7 @@ impl Core {
                     // A batch outside any request is the unit its descendants belong
                     // to: they carry its ID as their request id, so the aggregator holds
                     // them for it (and only them).
-                    if info.class == SpanClass::Batch && ctx.request_span == 0 {
+                    if info.class() == SpanClass::Batch && ctx.request_span == 0 {
                         ctx.request_id = id;
                     }
                     ctx
@@ -218,7 +218,7 @@ impl Core {
                 slot.open(
                     local.thread(),
                     meta,
-                    info.class,
+                    info.class(),
                     parent,
                     ctx,
                     start,
@@ -424,7 +424,7 @@ impl Core {
                 .flatten(),
             Parent::Root => None,
         };
-        if info.logged {
+        if info.logged() {
             if let Some(hub) = self.logs.as_deref() {
                 self.log_event(hub, event, found.map(|(_, slot)| slot));
             }
@@ -432,11 +432,11 @@ impl Core {
         let Some((parent, slot)) = found else {
             return;
         };
-        slot.mark(info.event_status);
+        slot.mark(info.event_status());
         let ctx = slot.ctx();
         // Events are kept for sampled requests, and always when they report a
         // failure (so tail capture shows them); others cost only the lookup.
-        if !ctx.sampled && info.event_status == Status::Ok {
+        if !ctx.sampled && info.event_status() == Status::Ok {
             return;
         }
         let mut fields = FieldVisitor::new(info);
@@ -445,7 +445,7 @@ impl Core {
         self.emit_with(|| Record {
             kind: RecordKind::Event,
             class: slot.class(),
-            status: info.event_status,
+            status: info.event_status(),
             sampled: ctx.sampled,
             metadata: meta,
             span: parent,

@@ -71,7 +71,7 @@ where
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let info = self.core.callsites.get(attrs.metadata());
-        if !info.in_level {
+        if !info.in_level() {
             return;
         }
         let parent = Parent::resolve(attrs.parent(), attrs.is_contextual(), |p| {
@@ -99,7 +99,7 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let info = self.core.callsites.get(event.metadata());
-        if !info.in_level {
+        if !info.in_level() {
             return;
         }
         let parent = Parent::resolve(event.parent(), event.is_contextual(), |p| {

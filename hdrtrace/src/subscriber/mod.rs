@@ -49,7 +49,7 @@ impl Subscriber for HdrSubscriber {
     /// asked about again until the interest cache is rebuilt.
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
         let info = self.core.register_callsite(meta);
-        if self.core.switch.is_on() && info.in_level {
+        if self.core.switch.is_on() && info.in_level() {
             Interest::always()
         } else {
             Interest::never()
