@@ -220,10 +220,18 @@ impl Rules {
     }
 }
 
-/// An open-addressed table of `(metadata address, packed CallsiteInfo)`.
+/// One callsite's place in the map: its metadata address and its packed
+/// `CallsiteInfo`, side by side so a lookup reads one cache line.
+struct Entry {
+    key: AtomicUsize,
+    value: AtomicU64,
+}
+
+/// An open-addressed table of `(metadata address, packed CallsiteInfo)`. A
+/// fixed-size array, so the hot path's index (masked to the size) needs no
+/// bounds check.
 pub(crate) struct CallsiteMap {
-    keys: Box<[AtomicUsize]>,
-    values: Box<[AtomicU64]>,
+    entries: Box<[Entry; MAP_SIZE]>,
     rules: Rules,
 }
 
@@ -242,8 +250,14 @@ fn home(key: usize) -> usize {
 impl CallsiteMap {
     pub(crate) fn new(rules: Rules) -> Self {
         Self {
-            keys: (0..MAP_SIZE).map(|_| AtomicUsize::new(0)).collect(),
-            values: (0..MAP_SIZE).map(|_| AtomicU64::new(0)).collect(),
+            entries: Box::new(
+                [const {
+                    Entry {
+                        key: AtomicUsize::new(0),
+                        value: AtomicU64::new(0),
+                    }
+                }; MAP_SIZE],
+            ),
             rules,
         }
     }
@@ -257,11 +271,11 @@ impl CallsiteMap {
             let i = (start + probe) % MAP_SIZE;
             // Acquire on failure: the key we see was published by a racing
             // register; either way we only compare it.
-            match self.keys[i].compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire) {
+            match self.entries[i].key.compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
                     // Release: pairs with the acquire load in `get`, which then
                     // sees a complete packed value (or 0 and classifies itself).
-                    self.values[i].store(info.word(), Ordering::Release);
+                    self.entries[i].value.store(info.word(), Ordering::Release);
                     return info;
                 }
                 Err(k) if k == key => return info,
@@ -281,9 +295,9 @@ impl CallsiteMap {
         let i = home(key);
         // The common case: the callsite sits in its home slot. Relaxed: we
         // only compare the key; the value's acquire load orders what we read.
-        if self.keys[i].load(Ordering::Relaxed) == key {
+        if self.entries[i].key.load(Ordering::Relaxed) == key {
             // Acquire: pairs with the release store in `register`.
-            if let Some(info) = CallsiteInfo::from_word(self.values[i].load(Ordering::Acquire)) {
+            if let Some(info) = CallsiteInfo::from_word(self.entries[i].value.load(Ordering::Acquire)) {
                 return info;
             }
         }
@@ -297,9 +311,9 @@ impl CallsiteMap {
         for probe in 0..MAP_SIZE {
             let i = (start + probe) % MAP_SIZE;
             // Relaxed / Acquire: as in `get`.
-            let k = self.keys[i].load(Ordering::Relaxed);
+            let k = self.entries[i].key.load(Ordering::Relaxed);
             if k == key {
-                if let Some(info) = CallsiteInfo::from_word(self.values[i].load(Ordering::Acquire)) {
+                if let Some(info) = CallsiteInfo::from_word(self.entries[i].value.load(Ordering::Acquire)) {
                     return info;
                 }
                 break;
