@@ -271,7 +271,10 @@ impl CallsiteMap {
             let i = (start + probe) % MAP_SIZE;
             // Acquire on failure: the key we see was published by a racing
             // register; either way we only compare it.
-            match self.entries[i].key.compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire) {
+            match self.entries[i]
+                .key
+                .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => {
                     // Release: pairs with the acquire load in `get`, which then
                     // sees a complete packed value (or 0 and classifies itself).
@@ -297,7 +300,9 @@ impl CallsiteMap {
         // only compare the key; the value's acquire load orders what we read.
         if self.entries[i].key.load(Ordering::Relaxed) == key {
             // Acquire: pairs with the release store in `register`.
-            if let Some(info) = CallsiteInfo::from_word(self.entries[i].value.load(Ordering::Acquire)) {
+            if let Some(info) =
+                CallsiteInfo::from_word(self.entries[i].value.load(Ordering::Acquire))
+            {
                 return info;
             }
         }
@@ -313,7 +318,9 @@ impl CallsiteMap {
             // Relaxed / Acquire: as in `get`.
             let k = self.entries[i].key.load(Ordering::Relaxed);
             if k == key {
-                if let Some(info) = CallsiteInfo::from_word(self.entries[i].value.load(Ordering::Acquire)) {
+                if let Some(info) =
+                    CallsiteInfo::from_word(self.entries[i].value.load(Ordering::Acquire))
+                {
                     return info;
                 }
                 break;

@@ -250,13 +250,36 @@ impl Local {
 /// Runs `f` on this thread's state for the subscriber `core_id`, creating it with
 /// `make` on first use. `None` when the thread is being torn down or the call
 /// re-entered (both leave the caller to count what it could not record).
+///
+/// The state is marked busy in `LAST` while `f` runs, so `f` may run user code
+/// that calls back into the subscriber: that call gets `None`.
 #[inline(always)]
 pub(crate) fn with_local<R>(
     core_id: u64,
     make: impl FnOnce() -> Local,
     f: impl FnOnce(&mut Local) -> R,
 ) -> Option<R> {
-    lend::<true, R>(core_id, make, f)
+    let last = LAST.get();
+    if last.core != core_id {
+        if last.core == core_id | BUSY {
+            return None;
+        }
+        return with_local_slow(core_id, make, f);
+    }
+    LAST.set(Last {
+        core: core_id | BUSY,
+        ..last
+    });
+    // SAFETY: `last.local` points to a live boxed `Local` owned by this
+    // thread's `Locals` (an entry is freed only after `LAST` stops pointing to
+    // it, and `LAST` is cleared before the list is destroyed). It is not lent
+    // out elsewhere: it was not marked busy, and the only other ways to a
+    // `Local` (`with_local_slow`, `leaf_slow`) never hand out or free the one
+    // `LAST` lends. Nothing takes it while `f` runs: we marked it busy, and no
+    // other thread reads `LAST`.
+    let r = f(unsafe { &mut *last.local });
+    LAST.set(last);
+    Some(r)
 }
 
 /// A caller's promise that the closure it passes along with this token is a
@@ -279,7 +302,9 @@ impl Leaf {
 
 /// `with_local` for a leaf closure (the `Leaf` token is the caller's promise),
 /// which is lent the state without marking `LAST` busy: two stores fewer per
-/// call.
+/// call. `f` is called in one place only, inline, and never handed to the cold
+/// path (`leaf_slow` only finds the state), so the values it captures stay in
+/// registers instead of being stored for a call that does not happen.
 #[inline(always)]
 pub(crate) fn with_local_leaf<R>(
     _leaf: Leaf,
@@ -287,47 +312,53 @@ pub(crate) fn with_local_leaf<R>(
     make: impl FnOnce() -> Local,
     f: impl FnOnce(&mut Local) -> R,
 ) -> Option<R> {
-    lend::<false, R>(core_id, make, f)
+    let last = LAST.get();
+    let local = if last.core == core_id {
+        last.local
+    } else {
+        leaf_slow(core_id, make)?
+    };
+    // SAFETY: `local` points to a live boxed `Local` owned by this thread's
+    // `Locals`: the one `LAST` lends (freed only after `LAST` stops pointing to
+    // it, and `LAST` is cleared before the list is destroyed), or the one
+    // `leaf_slow` found in the list. It is not lent out elsewhere: `LAST`'s was
+    // not marked busy, `leaf_slow` refuses a state that is, and the other ways
+    // to a `Local` (`with_local_slow`, `leaf_slow`) never hand out or free the
+    // one `LAST` lends. Nothing frees or takes it while `f` runs: `f` is a leaf
+    // (the `Leaf` promise), so it cannot reach any of them on this thread, and
+    // no other thread reads this thread's `LAST` or list.
+    Some(f(unsafe { &mut *local }))
 }
 
-/// `with_local` (`MARK`: the state is marked busy while `f` runs) and
-/// `with_local_leaf` (not marked: `f` is a leaf).
-#[inline(always)]
-fn lend<const MARK: bool, R>(
-    core_id: u64,
-    make: impl FnOnce() -> Local,
-    f: impl FnOnce(&mut Local) -> R,
-) -> Option<R> {
-    let last = LAST.get();
-    if last.core == core_id {
-        if MARK {
-            LAST.set(Last {
-                core: core_id | BUSY,
-                ..last
-            });
-        }
-        // SAFETY: `last.local` points to a live boxed `Local` owned by this
-        // thread's `Locals` (an entry is freed only after `LAST` stops pointing
-        // to it, and `LAST` is cleared before the list is destroyed). It is not
-        // lent out elsewhere: it was not marked busy, and the only other way to
-        // a `Local` (`with_local_slow`) never hands out or frees the one `LAST`
-        // lends. Nothing takes it while `f` runs: either we marked it busy
-        // (`MARK`), or `f` is a leaf (`with_local_leaf`'s `Leaf` promise) and
-        // cannot reach `lend` on this thread; no other thread reads `LAST`.
-        let r = f(unsafe { &mut *last.local });
-        if MARK {
-            LAST.set(last);
-        }
-        return Some(r);
-    }
-    if last.core == core_id | BUSY {
+/// Cold path of `with_local_leaf`: this subscriber's state when `LAST` holds
+/// another's (or none), found by a scan of this thread's list or created, and
+/// made `LAST` unless `LAST` is lent out right now. `None` when this
+/// subscriber's state is itself lent out (a re-entrant call) or the thread is
+/// being torn down.
+#[inline(never)]
+fn leaf_slow(core_id: u64, make: impl FnOnce() -> Local) -> Option<*mut Local> {
+    if LAST.get().core == core_id | BUSY {
         return None;
     }
-    with_local_slow(core_id, make, f)
+    LOCALS
+        .try_with(|cell| {
+            let mut locals = cell.try_borrow_mut().ok()?;
+            let ptr = find_or_make(&mut locals, core_id, make);
+            if !LAST.get().busy() {
+                LAST.set(Last {
+                    core: core_id,
+                    local: ptr.as_ptr(),
+                });
+            }
+            Some(ptr.as_ptr())
+        })
+        .ok()
+        .flatten()
 }
 
-/// Cold path: another subscriber than last time (or the first call), found by a
-/// scan of this thread's list, created when missing; it becomes `LAST`.
+/// Cold path of `with_local`: another subscriber than last time (or the first
+/// call), found by a scan of this thread's list, created when missing; it
+/// becomes `LAST`.
 #[inline(never)]
 fn with_local_slow<R>(
     core_id: u64,
@@ -337,39 +368,7 @@ fn with_local_slow<R>(
     LOCALS
         .try_with(|cell| {
             let mut locals = cell.try_borrow_mut().ok()?;
-            let last = LAST.get();
-            let ptr = match locals.0.iter().find(|o| o.core_id == core_id) {
-                Some(o) => o.local,
-                None => {
-                    // Cold: first span of this thread for this subscriber. Drop
-                    // the states of subscribers that have shut down meanwhile,
-                    // except one lent out right now.
-                    let mut i = 0;
-                    while i < locals.0.len() {
-                        let o = &locals.0[i];
-                        // Relaxed: a hint; a stale `true` only keeps an entry longer.
-                        let dead = !o.core_alive.load(Ordering::Relaxed);
-                        let cached = o.local.as_ptr() == last.local;
-                        if dead && !(cached && last.busy()) {
-                            if cached {
-                                LAST.set(Last::EMPTY);
-                            }
-                            locals.0.swap_remove(i).free();
-                        } else {
-                            i += 1;
-                        }
-                    }
-                    let local = make();
-                    let owned = Owned {
-                        core_id,
-                        core_alive: local.core_alive.clone(),
-                        local: NonNull::from(Box::leak(Box::new(local))),
-                    };
-                    let ptr = owned.local;
-                    locals.0.push(owned);
-                    ptr
-                }
-            };
+            let ptr = find_or_make(&mut locals, core_id, make);
             // Another call holds `LAST`'s state: leave the cache to it (it
             // restores it when it returns).
             let cache = !LAST.get().busy();
@@ -394,4 +393,39 @@ fn with_local_slow<R>(
         })
         .ok()
         .flatten()
+}
+
+/// This subscriber's state in this thread's list, created with `make` when
+/// missing. Creating one first drops the states of subscribers that have shut
+/// down meanwhile, except one lent out right now.
+fn find_or_make(locals: &mut Locals, core_id: u64, make: impl FnOnce() -> Local) -> NonNull<Local> {
+    if let Some(o) = locals.0.iter().find(|o| o.core_id == core_id) {
+        return o.local;
+    }
+    // Cold: first span of this thread for this subscriber.
+    let last = LAST.get();
+    let mut i = 0;
+    while i < locals.0.len() {
+        let o = &locals.0[i];
+        // Relaxed: a hint; a stale `true` only keeps an entry longer.
+        let dead = !o.core_alive.load(Ordering::Relaxed);
+        let cached = o.local.as_ptr() == last.local;
+        if dead && !(cached && last.busy()) {
+            if cached {
+                LAST.set(Last::EMPTY);
+            }
+            locals.0.swap_remove(i).free();
+        } else {
+            i += 1;
+        }
+    }
+    let local = make();
+    let owned = Owned {
+        core_id,
+        core_alive: local.core_alive.clone(),
+        local: NonNull::from(Box::leak(Box::new(local))),
+    };
+    let ptr = owned.local;
+    locals.0.push(owned);
+    ptr
 }
