@@ -14,6 +14,7 @@ use crate::subscriber::links::MAX_LINKS;
 use crate::subscriber::local::{with_local, with_local_leaf, Leaf, Local};
 use crate::subscriber::slots::SlotTable;
 use crate::subscriber::span::{FieldVisitor, RequestCtx, SpanSlot};
+use std::num::NonZeroU64;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tracing_core::span::{Attributes, Id, Record as Values};
@@ -22,6 +23,15 @@ use tracing_core::{Event, Metadata};
 /// The ID of a span that could not be tracked (slot table full, or the
 /// subscriber switched off): every operation on it is a no-op.
 pub(crate) const UNTRACKED: u64 = u64::MAX;
+
+/// Our span ID as tracing's `Id`. Ours are never 0 (a slot's ID holds its
+/// index plus one in the low word, and `UNTRACKED` is `u64::MAX`); a 0 would
+/// become `UNTRACKED`. `Id::from_non_zero_u64` is inlined, where
+/// `Id::from_u64` (which panics on 0) is a call per span.
+#[inline(always)]
+pub(crate) fn tracing_id(id: u64) -> Id {
+    Id::from_non_zero_u64(NonZeroU64::new(id).unwrap_or(NonZeroU64::MAX))
+}
 
 /// Where a new span or event belongs, in our ID space.
 #[derive(Clone, Copy, Debug)]
@@ -522,6 +532,6 @@ impl Core {
             unsafe { Leaf::promise() },
             |l| l.current(|id| self.slots.get(id)),
         )??;
-        Some((Id::from_u64(id), slot.metadata()?))
+        Some((tracing_id(id), slot.metadata()?))
     }
 }

@@ -19,7 +19,7 @@ pub(crate) mod local;
 pub(crate) mod slots;
 pub(crate) mod span;
 
-use self::core::Core;
+use self::core::{tracing_id, Core};
 use std::sync::Arc;
 use tracing_core::span::{Attributes, Current, Id, Record as Values};
 use tracing_core::subscriber::{Interest, Subscriber};
@@ -72,7 +72,7 @@ impl Subscriber for HdrSubscriber {
 
     #[inline]
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
-        Id::from_u64(self.core.new_span(attrs))
+        tracing_id(self.core.new_span(attrs))
     }
 
     #[inline]
