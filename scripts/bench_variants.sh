@@ -1,6 +1,7 @@
 #!/bin/bash
-# Interleaved rounds of span_global variants: each round runs every named
-# variant once (a process each). Prints each one's sorted figures and median,
+# Interleaved rounds of span_overhead's global variants (its group
+# span_lifecycle_global): each round runs every named variant once (a
+# process each). Prints each one's sorted figures and median,
 # and (after the first) the median of its per-round ratios to the first,
 # which drifts less than the figures.
 # usage: bench_variants.sh ROUNDS BIN VARIANT...

@@ -1,7 +1,8 @@
-//! The per-thread ring the bound subscribers of `span_global` append to (not
-//! a subscriber's ring to use): fixed entries, a release store per append,
-//! and optionally a consumer thread that drains every ring every millisecond,
-//! as an aggregator would, so each entry's lines move to the consumer's core.
+//! The per-thread ring the bound subscribers of `span_overhead`'s global
+//! group append to (not a subscriber's ring to use): fixed entries, a release
+//! store per append, and optionally a consumer thread that drains every ring
+//! every millisecond, as an aggregator would, so each entry's lines move to
+//! the consumer's core.
 
 use std::cell::UnsafeCell;
 use std::hint::black_box;

@@ -1,5 +1,6 @@
-//! What every bound subscriber of `span_global` keeps per thread: its state,
-//! made on the thread's first span, and the IDs it hands out and enters.
+//! What every bound subscriber of `span_overhead`'s global group keeps per
+//! thread: its state, made on the thread's first span, and the IDs it hands
+//! out and enters.
 
 use std::cell::UnsafeCell;
 use std::thread::LocalKey;

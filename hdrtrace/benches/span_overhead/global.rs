@@ -1,12 +1,13 @@
-//! The span lifecycle of `span_overhead` (new, enter, exit, close of a model
-//! span with `model_id` and `input_tokens`, under a held request root) with
-//! each subscriber installed as the *global* default, as in production: a
-//! global dispatcher is not reference-counted per span, a scoped one is.
+//! The group `span_lifecycle_global`: the lifecycle (new, enter, exit, close
+//! of a model span with `model_id` and `input_tokens`, under a held request
+//! root) with each subscriber installed as the *global* default, as in
+//! production: a global dispatcher is not reference-counted per span, a
+//! scoped one is.
 //!
 //! A global default cannot be replaced, so each variant runs in a process of
-//! its own: run without `HDRTRACE_GLOBAL_VARIANT`, this bench re-runs itself
-//! once per variant (criterion's arguments passed on), and every variant's
-//! result lands in the one group `span_lifecycle_global`.
+//! its own: the bench re-runs itself once per variant with
+//! `HDRTRACE_GLOBAL_VARIANT` set (criterion's arguments passed on), and every
+//! variant's result lands in this one group.
 //!
 //! - `none`: no subscriber ever installed;
 //! - `hdrtrace_disabled`: ours, switched off;
@@ -26,45 +27,8 @@
 //! - `hdrtrace_enabled`: ours, installed with `init_tracing`;
 //! - `registry_hdr_layer`: Registry + the naive HDR layer users write.
 
-/// The `Subscriber` methods every bound subscriber of this bench shares:
-/// every callsite enabled, `record`, `follows_from` and events ignored, no
-/// current span. Defined before the modules below, so they can use it.
-macro_rules! bound_subscriber {
-    () => {
-        fn register_callsite(
-            &self,
-            _: &'static tracing::Metadata<'static>,
-        ) -> tracing::subscriber::Interest {
-            tracing::subscriber::Interest::always()
-        }
-        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-            true
-        }
-        fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-            Some(tracing::level_filters::LevelFilter::TRACE)
-        }
-        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-        fn event(&self, _: &tracing::Event<'_>) {}
-        fn current_span(&self) -> tracing_core::span::Current {
-            tracing_core::span::Current::none()
-        }
-    };
-}
-
-mod common;
-#[path = "common/drained_ring.rs"]
-mod drained_ring;
-#[path = "common/event_log.rs"]
-mod event_log;
-#[path = "common/local_hist.rs"]
-mod local_hist;
-#[path = "common/naive.rs"]
-mod naive;
-#[path = "common/thread_state.rs"]
-mod thread_state;
-
-use common::{clock, timed_batches};
+use crate::common::{clock, timed_batches};
+use crate::{drained_ring, event_log, local_hist, naive};
 use criterion::Criterion;
 use hdrtrace::TracingConfig;
 use std::cell::Cell;
@@ -74,7 +38,8 @@ use tracing::span::{Attributes, Id};
 use tracing::Subscriber;
 use tracing_subscriber::layer::SubscriberExt;
 
-const VARIANT: &str = "HDRTRACE_GLOBAL_VARIANT";
+/// Set in a child process: the one variant it runs.
+pub const VARIANT: &str = "HDRTRACE_GLOBAL_VARIANT";
 const VARIANTS: [&str; 9] = [
     "none",
     "hdrtrace_disabled",
@@ -216,7 +181,8 @@ fn install(variant: &str) -> Option<hdrtrace::TracingGuard> {
     }
 }
 
-fn run(variant: &str) {
+/// Runs one variant, installed as this process's global default.
+pub fn run(variant: &str) {
     let guard = install(variant);
     let mut c = Criterion::default().configure_from_args();
     let mut group = c.benchmark_group("span_lifecycle_global");
@@ -250,11 +216,9 @@ fn run(variant: &str) {
     c.final_summary();
 }
 
-fn main() {
-    if let Ok(variant) = std::env::var(VARIANT) {
-        run(&variant);
-        return;
-    }
+/// Runs every variant, each in a child process of its own (this binary,
+/// re-run with `VARIANT` set and the same arguments).
+pub fn run_each_variant() {
     let me = std::env::current_exe().expect("the bench binary's path");
     for variant in VARIANTS {
         let status = std::process::Command::new(&me)

@@ -1,5 +1,6 @@
-//! What one full span lifecycle costs (new, enter, exit, close of a model span
-//! with a `model_id` and an `input_tokens` field), side by side in one group:
+//! The group `span_lifecycle`: what one full span lifecycle costs (new, enter,
+//! exit, close of a model span with a `model_id` and an `input_tokens` field)
+//! with each variant's dispatcher scoped to this thread, side by side:
 //!
 //! - `no_subscriber`: no dispatcher at all (tracing's `NoSubscriber`);
 //! - `hdrtrace_disabled`: ours, built with `enabled: false`;
@@ -17,16 +18,12 @@
 //! dispatcher. `no_subscriber` runs first, before any dispatcher exists (see
 //! its doc). Figures and the command: docs/performance.md.
 
-mod common;
-#[path = "common/naive.rs"]
-mod naive;
-
-use common::{lifecycle, scoped, timed_batches};
+use crate::common::{lifecycle, scoped, timed_batches};
+use crate::naive::{Histograms, NaiveHdrLayer, MAX_NS};
 use criterion::measurement::WallTime;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use criterion::{BenchmarkGroup, Criterion};
 use hdrhistogram::Histogram;
 use hdrtrace::TracingConfig;
-use naive::{Histograms, NaiveHdrLayer, MAX_NS};
 use std::hint::black_box;
 use std::sync::PoisonError;
 use tracing::dispatcher::Dispatch;
@@ -194,7 +191,9 @@ fn tracing_timing(group: &mut BenchmarkGroup<'_, WallTime>) {
     assert!(!ran || recorded > 0, "tracing-timing recorded nothing");
 }
 
-fn span_lifecycle(c: &mut Criterion) {
+/// The group `span_lifecycle`: every variant with a scoped dispatcher, in this
+/// process.
+pub fn span_lifecycle(c: &mut Criterion) {
     let mut group = c.benchmark_group("span_lifecycle");
     no_subscriber(&mut group);
     hdrtrace_disabled(&mut group);
@@ -206,6 +205,3 @@ fn span_lifecycle(c: &mut Criterion) {
     tracing_timing(&mut group);
     group.finish();
 }
-
-criterion_group!(benches, span_lifecycle);
-criterion_main!(benches);
