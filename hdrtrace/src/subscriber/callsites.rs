@@ -25,7 +25,7 @@ const NONE: u8 = u8::MAX;
 /// the map keeps it, so the hot path reads it with no unpacking: each accessor
 /// is a shift and a mask where it is used.
 ///
-/// Bits: class 0-1, is_span 2, in_level 3, event status 4-7, model field
+/// Bits: class 0-1, in_level 3, event status 4-7, model field
 /// 8-15, request field 16-23, traceparent field 24-31, logged 32, message
 /// field 40-47, and bit 63 set (a classified callsite; the map's 0 is none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,6 @@ pub(crate) struct CallsiteInfo(u64);
 /// The fields of a [`CallsiteInfo`], as `classify` decides them.
 struct Decided {
     class: SpanClass,
-    is_span: bool,
     /// Within the configured `TracingLevel`.
     in_level: bool,
     /// Index of `model_id` in the callsite's FieldSet, or `u8::MAX`.
@@ -57,7 +56,6 @@ impl Decided {
         CallsiteInfo(
             1 << 63
                 | (self.class as u64)
-                | (self.is_span as u64) << 2
                 | (self.in_level as u64) << 3
                 | (self.event_status as u64) << 4
                 | (self.model_field as u64) << 8
@@ -124,7 +122,6 @@ impl CallsiteInfo {
                 .is_none_or(|f| f.admits(meta.target(), *meta.level()));
         Decided {
             class,
-            is_span,
             in_level,
             model_field,
             request_field,
@@ -330,5 +327,54 @@ impl CallsiteMap {
             }
         }
         CallsiteInfo::classify(meta, &self.rules)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Decided, NONE};
+    use crate::record::{SpanClass, Status};
+
+    /// Every decision comes back out of the packed word unchanged, at the
+    /// edges of each field (no field index, the largest one kept, each
+    /// class and status).
+    #[test]
+    fn the_packed_word_gives_back_every_decision() {
+        let classes = [
+            SpanClass::Request,
+            SpanClass::Stage,
+            SpanClass::Model,
+            SpanClass::Batch,
+        ];
+        let statuses = [Status::Ok, Status::Error, Status::Timeout];
+        let indices = [0u8, 1, 7, NONE - 1, NONE];
+        let as_index = |i: u8| (i != NONE).then_some(i as usize);
+        for (n, &class) in classes.iter().enumerate() {
+            for (m, &event_status) in statuses.iter().enumerate() {
+                for &i in &indices {
+                    let j = indices[(n + m) % indices.len()];
+                    let (in_level, logged) = (n % 2 == 0, m % 2 == 1);
+                    let info = Decided {
+                        class,
+                        in_level,
+                        model_field: i,
+                        request_field: j,
+                        traceparent_field: NONE - i,
+                        event_status,
+                        logged,
+                        message_field: i ^ j,
+                    }
+                    .pack();
+                    assert_eq!(info.class(), class);
+                    assert_eq!(info.in_level(), in_level);
+                    assert_eq!(info.event_status(), event_status);
+                    assert_eq!(info.logged(), logged);
+                    assert_eq!(info.model_field(), as_index(i));
+                    assert_eq!(info.request_field(), as_index(j));
+                    assert_eq!(info.traceparent_field(), as_index(NONE - i));
+                    assert_eq!(info.message_field(), as_index(i ^ j));
+                }
+            }
+        }
     }
 }
