@@ -23,13 +23,24 @@ const NONE: u8 = u8::MAX;
 
 /// What register_callsite decided about one callsite, packed in one word as
 /// the map keeps it, so the hot path reads it with no unpacking: each accessor
-/// is a shift and a mask where it is used.
-///
-/// Bits: class 0-1, in_level 3, event status 4-7, model field
-/// 8-15, request field 16-23, traceparent field 24-31, logged 32, message
-/// field 40-47, and bit 63 set (a classified callsite; the map's 0 is none).
+/// is a shift and a mask where it is used. Where each decision lies: the
+/// `*_AT` bit positions below, which `Decided::pack` and the accessors share;
+/// bit 63 is set in every packed word (the map's 0 is a callsite not
+/// classified yet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CallsiteInfo(u64);
+
+// Bit positions in a `CallsiteInfo` word: the class in 2 bits, the status in
+// 4, a flag in 1, a field index in 8.
+const CLASS_AT: u32 = 0;
+const IN_LEVEL_AT: u32 = 3;
+const STATUS_AT: u32 = 4;
+const MODEL_AT: u32 = 8;
+const REQUEST_AT: u32 = 16;
+const TRACEPARENT_AT: u32 = 24;
+const LOGGED_AT: u32 = 32;
+const MESSAGE_AT: u32 = 40;
+const CLASSIFIED_AT: u32 = 63;
 
 /// The fields of a [`CallsiteInfo`], as `classify` decides them.
 struct Decided {
@@ -54,24 +65,30 @@ struct Decided {
 impl Decided {
     fn pack(self) -> CallsiteInfo {
         CallsiteInfo(
-            1 << 63
-                | (self.class as u64)
-                | (self.in_level as u64) << 3
-                | (self.event_status as u64) << 4
-                | (self.model_field as u64) << 8
-                | (self.request_field as u64) << 16
-                | (self.traceparent_field as u64) << 24
-                | (self.logged as u64) << 32
-                | (self.message_field as u64) << 40,
+            1 << CLASSIFIED_AT
+                | (self.class as u64) << CLASS_AT
+                | (self.in_level as u64) << IN_LEVEL_AT
+                | (self.event_status as u64) << STATUS_AT
+                | (self.model_field as u64) << MODEL_AT
+                | (self.request_field as u64) << REQUEST_AT
+                | (self.traceparent_field as u64) << TRACEPARENT_AT
+                | (self.logged as u64) << LOGGED_AT
+                | (self.message_field as u64) << MESSAGE_AT,
         )
     }
 }
 
-/// The field index in byte `shift / 8` of `v`, if there is one.
+/// The field index stored at bit `at` of `v`, if there is one.
 #[inline(always)]
-fn field_at(v: u64, shift: u32) -> Option<usize> {
-    let i = (v >> shift) as u8;
+fn field_at(v: u64, at: u32) -> Option<usize> {
+    let i = (v >> at) as u8;
     (i != NONE).then_some(i as usize)
+}
+
+/// The flag at bit `at` of `v`.
+#[inline(always)]
+fn flag_at(v: u64, at: u32) -> bool {
+    v >> at & 1 == 1
 }
 
 impl CallsiteInfo {
@@ -141,54 +158,54 @@ impl CallsiteInfo {
     /// A word the map holds: `None` for 0 (not classified yet).
     #[inline(always)]
     fn from_word(v: u64) -> Option<Self> {
-        (v >> 63 == 1).then_some(Self(v))
+        flag_at(v, CLASSIFIED_AT).then_some(Self(v))
     }
 
     #[inline(always)]
     pub(crate) fn class(self) -> SpanClass {
-        SpanClass::from_bits(self.0 as u32)
+        SpanClass::from_bits((self.0 >> CLASS_AT) as u32)
     }
 
     /// Within the configured `TracingLevel` (and filter).
     #[inline(always)]
     pub(crate) fn in_level(self) -> bool {
-        self.0 >> 3 & 1 == 1
+        flag_at(self.0, IN_LEVEL_AT)
     }
 
     /// For events: the status it marks its span with.
     #[inline(always)]
     pub(crate) fn event_status(self) -> Status {
-        Status::from_u8((self.0 >> 4 & 0xF) as u8)
+        Status::from_u8((self.0 >> STATUS_AT & 0xF) as u8)
     }
 
     /// For events: at or above the log level, so written as a log line.
     #[inline(always)]
     pub(crate) fn logged(self) -> bool {
-        self.0 >> 32 & 1 == 1
+        flag_at(self.0, LOGGED_AT)
     }
 
     /// Index of the model field in the callsite's FieldSet.
     #[inline(always)]
     pub(crate) fn model_field(self) -> Option<usize> {
-        field_at(self.0, 8)
+        field_at(self.0, MODEL_AT)
     }
 
     /// Index of the request id field.
     #[inline(always)]
     pub(crate) fn request_field(self) -> Option<usize> {
-        field_at(self.0, 16)
+        field_at(self.0, REQUEST_AT)
     }
 
     /// For request spans: index of the traceparent field.
     #[inline(always)]
     pub(crate) fn traceparent_field(self) -> Option<usize> {
-        field_at(self.0, 24)
+        field_at(self.0, TRACEPARENT_AT)
     }
 
     /// For events: index of the `message` field (the text an event record keeps).
     #[inline(always)]
     pub(crate) fn message_field(self) -> Option<usize> {
-        field_at(self.0, 40)
+        field_at(self.0, MESSAGE_AT)
     }
 }
 
