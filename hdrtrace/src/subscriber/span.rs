@@ -391,9 +391,7 @@ impl FieldVisitor {
             self.fields.push(field.index(), v);
         }
     }
-}
 
-impl FieldVisitor {
     /// A model key given as a number.
     #[cold]
     fn numeric_model(&mut self, key: u64) {
