@@ -13,7 +13,7 @@ out=$(CARGO_PROFILE_BENCH_DEBUG=line-tables-only cargo bench -p hdrtrace --all-f
 bin=$(echo "$out" | grep -oE "Executable benches/span_overhead/main.rs \([^)]*\)" | sed 's/.*(\(.*\))/\1/')
 profile=/tmp/hot_profile.callgrind
 HDRTRACE_GLOBAL_VARIANT=$variant valgrind --tool=callgrind --callgrind-out-file=$profile \
-  --dump-instr=yes --toggle-collect='span_overhead::global::lifecycle*' \
+  --dump-instr=yes --toggle-collect='span_overhead::common::lifecycle*' \
   "$bin" --bench --warm-up-time 1 --measurement-time 3 --sample-size 10 >/dev/null 2>&1
 # Each lifecycle makes one span: the count of Span::new calls is the count of lifecycles.
 lifecycles=$(callgrind_annotate --tree=caller $profile 2>/dev/null | grep -oE "Span::new \(([0-9,]+)x\)" \

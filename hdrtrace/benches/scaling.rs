@@ -28,7 +28,7 @@
 
 mod common;
 
-use common::lifecycle;
+use common::{lifecycle, MODEL, TOKENS};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
 use hdrtrace::{TracingConfig, TracingGuard};
@@ -38,8 +38,6 @@ use std::time::{Duration, Instant};
 use tracing::dispatcher::{self, Dispatch};
 use tracing_core::callsite::rebuild_interest_cache;
 
-const MODEL: &str = "Causal";
-const TOKENS: u64 = 128;
 /// Spans per thread per round; the ring holds twice as many.
 const BATCH: u64 = 8 * 1024;
 

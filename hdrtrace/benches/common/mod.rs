@@ -10,8 +10,14 @@ use std::time::{Duration, Instant};
 use tracing::dispatcher::{self, Dispatch};
 use tracing_core::callsite::rebuild_interest_cache;
 
+/// The model key every lifecycle bench records under.
+pub const MODEL: &str = "Causal";
+/// Its `input_tokens` field.
+pub const TOKENS: u64 = 128;
+
 /// The measured unit, identical for every variant: one model span from
-/// creation to close, entered once.
+/// creation to close, entered once (called with `MODEL` and `TOKENS`, each
+/// through `black_box`).
 #[inline(never)]
 pub fn lifecycle(model: &str, tokens: u64) {
     let span = tracing::info_span!("model", model_id = model, input_tokens = tokens);

@@ -27,7 +27,7 @@
 //! - `hdrtrace_enabled`: ours, installed with `init_tracing`;
 //! - `registry_hdr_layer`: Registry + the naive HDR layer users write.
 
-use crate::common::{clock, timed_batches};
+use crate::common::{clock, lifecycle, timed_batches, MODEL, TOKENS};
 use crate::{drained_ring, event_log, local_hist, naive};
 use criterion::Criterion;
 use hdrtrace::TracingConfig;
@@ -52,19 +52,10 @@ const VARIANTS: [&str; 9] = [
     "registry_hdr_layer",
 ];
 
-/// The measured unit: one model span, under the request root the caller
-/// holds entered.
-#[inline(never)]
-fn lifecycle() {
-    let span = tracing::info_span!(
-        "model",
-        model_id = black_box("Causal"),
-        input_tokens = black_box(128u64)
-    );
-    let entered = span.enter();
-    black_box(&entered);
-    drop(entered);
-    drop(span);
+/// The measured unit: `common::lifecycle`, one model span, under the request
+/// root the caller holds entered.
+fn unit() {
+    lifecycle(black_box(MODEL), black_box(TOKENS));
 }
 
 thread_local! {
@@ -194,9 +185,9 @@ pub fn run(variant: &str) {
         // at half full does in use.
         (Some(g), "hdrtrace_enabled") => {
             let half = TracingConfig::default().ring_capacity as u64 / 2;
-            b.iter_custom(|iters| timed_batches(iters, half, g, lifecycle))
+            b.iter_custom(|iters| timed_batches(iters, half, g, unit))
         }
-        _ => b.iter(lifecycle),
+        _ => b.iter(unit),
     });
     group.finish();
     drop(_r);

@@ -18,7 +18,7 @@
 //! dispatcher. `no_subscriber` runs first, before any dispatcher exists (see
 //! its doc). Figures and the command: docs/performance.md.
 
-use crate::common::{lifecycle, scoped, timed_batches};
+use crate::common::{lifecycle, scoped, timed_batches, MODEL, TOKENS};
 use crate::naive::{Histograms, NaiveHdrLayer, MAX_NS};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
@@ -29,9 +29,6 @@ use std::sync::PoisonError;
 use tracing::dispatcher::Dispatch;
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
-
-const MODEL: &str = "Causal";
-const TOKENS: u64 = 128;
 
 /// Must run first: only a process that has never had a dispatcher is in the
 /// state of an application with no subscriber (max level `OFF`). Once the last
