@@ -22,6 +22,12 @@ pub mod slots;
 #[path = "../../hdrtrace/src/subscriber/links.rs"]
 pub mod links;
 
+#[path = "../../hdrtrace/src/subscriber/refcount.rs"]
+pub mod refcount;
+
+#[path = "../../hdrtrace/src/subscriber/split_sum.rs"]
+pub mod split_sum;
+
 #[path = "../../hdrtrace/src/sampling.rs"]
 pub mod sampling;
 
@@ -131,6 +137,49 @@ impl LinkSlots {
     /// `links::LinkSlots::reset`.
     pub fn reset(&self) {
         self.0.reset()
+    }
+}
+
+/// A span's reference count (`src/subscriber/refcount.rs`), forwarded.
+#[derive(Default)]
+pub struct RefCount(refcount::RefCount);
+
+impl RefCount {
+    /// `refcount::RefCount::reset`: one handle.
+    pub fn reset(&self) {
+        self.0.reset()
+    }
+
+    /// `refcount::RefCount::add`.
+    pub fn add(&self) {
+        self.0.add()
+    }
+
+    /// `refcount::RefCount::release`: true for the last handle.
+    pub fn release(&self) -> bool {
+        self.0.release()
+    }
+}
+
+/// A span's busy time or descendant count (`src/subscriber/split_sum.rs`),
+/// forwarded.
+#[derive(Default)]
+pub struct SplitSum(split_sum::SplitSum);
+
+impl SplitSum {
+    /// `split_sum::SplitSum::reset`.
+    pub fn reset(&self) {
+        self.0.reset()
+    }
+
+    /// `split_sum::SplitSum::add`.
+    pub fn add(&self, v: u64, by_owner: bool) {
+        self.0.add(v, by_owner)
+    }
+
+    /// `split_sum::SplitSum::get`.
+    pub fn get(&self) -> u64 {
+        self.0.get()
     }
 }
 

@@ -1,27 +1,24 @@
 //! Loom models of a span's inline links (`src/subscriber/links.rs`): threads
 //! holding the span link it at once; the thread that drops the last reference
-//! (as `Core::try_close` does, release decrement and acquire fence) reads
+//! (through the span's real `RefCount`, as `Core::try_close` does) reads
 //! every kept link, and past `MAX_LINKS` each further link is refused (and
 //! counted by the caller), never written over a kept one.
 
-use hdrtrace_loom_tests::{Arc, LinkSlots, MAX_LINKS};
-use loom::sync::atomic::{fence, AtomicUsize, Ordering};
+use hdrtrace_loom_tests::{Arc, LinkSlots, RefCount, MAX_LINKS};
 use loom::thread;
 
 /// One span with its reference count, as a slot holds them.
+#[derive(Default)]
 struct Span {
-    refs: AtomicUsize,
+    refs: RefCount,
     links: LinkSlots,
 }
 
 /// Drops one reference; the last one reads the links (`try_close`).
 fn release(span: &Span) -> Option<Vec<u64>> {
-    // Release: this holder's links happen before the last holder's reads.
-    if span.refs.fetch_sub(1, Ordering::Release) != 1 {
+    if !span.refs.release() {
         return None;
     }
-    // Acquire: pairs with every other holder's release decrement.
-    fence(Ordering::Acquire);
     let mut out = [0; MAX_LINKS];
     let n = span.links.read(&mut out);
     Some(out[..n].to_vec())
@@ -43,13 +40,12 @@ fn the_last_holder_reads_every_kept_link_and_no_more() {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(3);
     builder.check(|| {
-        let span = Arc::new(Span {
-            refs: AtomicUsize::new(3),
-            links: LinkSlots::default(),
-        });
+        let span = Arc::new(Span::default());
+        span.refs.reset();
         let holders: Vec<_> = [[11, 12], [21, 22]]
             .into_iter()
             .map(|ids| {
+                span.refs.add();
                 let span = span.clone();
                 thread::spawn(move || (link_all(&span, &ids), release(&span)))
             })

@@ -14,8 +14,8 @@ use crate::subscriber::links::MAX_LINKS;
 use crate::subscriber::local::{with_local, with_local_leaf, Leaf, Local};
 use crate::subscriber::slots::SlotTable;
 use crate::subscriber::span::{FieldVisitor, RequestCtx, SpanSlot};
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
 use std::num::NonZeroU64;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tracing_core::span::{Attributes, Id, Record as Values};
 use tracing_core::{Event, Metadata};
@@ -323,9 +323,7 @@ impl Core {
     #[inline]
     pub(crate) fn clone_span(&self, id: u64) {
         if let Some(slot) = self.slots.get(id) {
-            // Relaxed: as `Arc::clone`: a new reference is made from an existing
-            // one, which keeps the slot alive meanwhile.
-            slot.refs.fetch_add(1, Ordering::Relaxed);
+            slot.refs.add();
         }
     }
 
@@ -335,20 +333,8 @@ impl Core {
         let Some(slot) = self.slots.get(id) else {
             return false;
         };
-        // The common case is a span with one handle: a count of 1 seen by a
-        // holder means it is the only one (a new reference is only ever made
-        // from an existing one), so no decrement is needed: the slot is freed
-        // and `open` resets the count for its next tenant. Acquire: as the
-        // fence below, pairs with the release decrement of every holder that
-        // dropped its reference before.
-        if slot.refs.load(Ordering::Acquire) != 1 {
-            // Release: as `Arc::drop`: this holder's writes to the slot (busy
-            // time, status, fields) happen before the last holder reads them.
-            if slot.refs.fetch_sub(1, Ordering::Release) != 1 {
-                return false;
-            }
-            // Acquire: pairs with every other holder's release decrement above.
-            fence(Ordering::Acquire);
+        if !slot.refs.release() {
+            return false;
         }
         let end = self.clock.now();
         let meta = slot.metadata();

@@ -16,8 +16,10 @@ pub(crate) mod layer;
 pub(crate) mod layer_ids;
 pub(crate) mod links;
 pub(crate) mod local;
+pub(crate) mod refcount;
 pub(crate) mod slots;
 pub(crate) mod span;
+pub(crate) mod split_sum;
 
 use self::core::{tracing_id, Core};
 use std::sync::Arc;

@@ -13,11 +13,13 @@ use crate::record::{
 use crate::sampling::mix;
 use crate::subscriber::callsites::CallsiteInfo;
 use crate::subscriber::links::LinkSlots;
+use crate::subscriber::refcount::RefCount;
+use crate::subscriber::split_sum::SplitSum;
+use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use crate::trace_context::{self, RemoteParent};
 use std::fmt::Write as _;
 use std::mem::MaybeUninit;
 use std::ptr::addr_of_mut;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
 
@@ -27,26 +29,21 @@ const _: () = assert!(INLINE_TEXT < 0x80 && INLINE_TEXT % 8 == 0);
 
 #[derive(Default)]
 pub(crate) struct SpanSlot {
-    pub(crate) refs: AtomicUsize,
+    pub(crate) refs: RefCount,
     meta: AtomicUsize,
     /// class | status << 8 | sampled << 16 | text len << 24 | truncated << 31
     flags: AtomicU32,
-    /// Descendants counted by the owner thread (its single writer).
-    descendants: AtomicU32,
-    /// Descendants counted by every other thread.
-    descendants_shared: AtomicU32,
-    /// The thread that opened the span (`Local::thread`): it alone writes
-    /// `busy` and `descendants`, with a plain load and store; others add
-    /// into the `_shared` twins with a locked add.
+    /// The thread that opened the span (`Local::thread`): the owner of its
+    /// split sums.
     owner: AtomicU64,
+    /// Spans opened in the request so far (a request root's, counted on it).
+    descendants: SplitSum,
     parent: AtomicU64,
     request_span: AtomicU64,
     request_id: AtomicU64,
     start: AtomicU64,
-    /// Busy ticks added by the owner thread (its single writer).
-    busy: AtomicU64,
-    /// Busy ticks added by every other thread.
-    busy_shared: AtomicU64,
+    /// Ticks spent entered, from every thread.
+    busy: SplitSum,
     text: [AtomicU64; TEXT_WORDS],
     /// The whole text's hash when it was truncated (`InlineText::hash`).
     text_hash: AtomicU64,
@@ -80,22 +77,20 @@ impl SpanSlot {
         text: &InlineText,
         fields: &InlineFields,
     ) {
-        self.refs.store(1, Relaxed);
+        self.refs.reset();
         self.meta
             .store(meta as *const Metadata<'static> as usize, Relaxed);
         self.flags.store(
             class as u32 | (ctx.sampled as u32) << 16 | text_flags(text),
             Relaxed,
         );
-        self.descendants.store(0, Relaxed);
-        self.descendants_shared.store(0, Relaxed);
+        self.descendants.reset();
         self.owner.store(owner, Relaxed);
         self.parent.store(parent, Relaxed);
         self.request_span.store(ctx.request_span, Relaxed);
         self.request_id.store(ctx.request_id, Relaxed);
         self.start.store(start, Relaxed);
-        self.busy.store(0, Relaxed);
-        self.busy_shared.store(0, Relaxed);
+        self.busy.reset();
         self.store_text(text);
         self.store_fields(fields);
         self.links.reset();
@@ -146,42 +141,25 @@ impl SpanSlot {
     }
 
     /// Adds one enter-to-exit interval, from thread `thread`.
-    ///
-    /// The owner thread is the only writer of `busy`, so its load and store
-    /// lose nothing (and cost no locked instruction, the common case: a span
-    /// entered where it was made); any other thread adds into `busy_shared`.
-    /// Relaxed (all): sums read by the closing thread after the refcount's
-    /// acquire, which every exit before the last close precedes.
     #[inline]
     pub(crate) fn add_busy(&self, ticks: u64, thread: u64) {
-        if self.owner.load(Relaxed) == thread {
-            self.busy
-                .store(self.busy.load(Relaxed).wrapping_add(ticks), Relaxed);
-        } else {
-            self.busy_shared.fetch_add(ticks, Relaxed);
-        }
+        // Relaxed: `owner` is written once by `open`, ordered before any
+        // other thread's use of the span as every field is (module docs).
+        self.busy.add(ticks, self.owner.load(Relaxed) == thread);
     }
 
-    /// Counts a descendant opened by thread `thread` (single writer of
-    /// `descendants` when it is the owner, as `add_busy`). Relaxed (all): a
-    /// counter read when the root closes; a child made concurrently with that
-    /// close arrives as a late record.
+    /// Counts a descendant opened by thread `thread`.
     #[inline]
     pub(crate) fn add_descendant(&self, thread: u64) {
-        if self.owner.load(Relaxed) == thread {
-            self.descendants
-                .store(self.descendants.load(Relaxed).wrapping_add(1), Relaxed);
-        } else {
-            self.descendants_shared.fetch_add(1, Relaxed);
-        }
+        // Relaxed: as `add_busy`. A child made concurrently with the root's
+        // close arrives as a late record.
+        self.descendants.add(1, self.owner.load(Relaxed) == thread);
     }
 
-    /// Descendants opened so far, by any thread.
+    /// Descendants opened so far, by any thread (a record keeps 32 bits).
     #[inline]
     pub(crate) fn descendants(&self) -> u32 {
-        self.descendants
-            .load(Relaxed)
-            .wrapping_add(self.descendants_shared.load(Relaxed))
+        self.descendants.get() as u32
     }
 
     #[inline]
@@ -295,11 +273,7 @@ impl SpanSlot {
             addr_of_mut!((*r).request_id).write(self.request_id.load(Relaxed));
             addr_of_mut!((*r).start).write(self.start.load(Relaxed));
             addr_of_mut!((*r).end).write(end);
-            addr_of_mut!((*r).busy).write(
-                self.busy
-                    .load(Relaxed)
-                    .wrapping_add(self.busy_shared.load(Relaxed)),
-            );
+            addr_of_mut!((*r).busy).write(self.busy.get());
             addr_of_mut!((*r).descendants).write(self.descendants());
             let text = addr_of_mut!((*r).text);
             addr_of_mut!((*text).len).write(((flags >> 24 & 0x7F) as u8).min(INLINE_TEXT as u8));
@@ -514,9 +488,7 @@ mod tests {
                 slot.add_descendant(OWNER);
             }
         });
-        let busy = slot.busy.load(Relaxed) + slot.busy_shared.load(Relaxed);
-        assert_eq!(busy, 2 * N + 3 * N);
-        assert_eq!(slot.busy.load(Relaxed), 2 * N, "the owner's share");
+        assert_eq!(slot.busy.get(), 2 * N + 3 * N);
         assert_eq!(u64::from(slot.descendants()), 4 * N);
     }
 }
