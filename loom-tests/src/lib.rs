@@ -22,6 +22,9 @@ pub mod slots;
 #[path = "../../hdrtrace/src/subscriber/links.rs"]
 pub mod links;
 
+#[path = "../../hdrtrace/src/subscriber/callsite_table.rs"]
+pub mod callsite_table;
+
 #[path = "../../hdrtrace/src/subscriber/refcount.rs"]
 pub mod refcount;
 
@@ -137,6 +140,36 @@ impl LinkSlots {
     /// `links::LinkSlots::reset`.
     pub fn reset(&self) {
         self.0.reset()
+    }
+}
+
+/// Places in the callsite table the models use (the crate's has 4 096).
+pub const TABLE_SIZE: usize = 4;
+
+/// The callsite table (`src/subscriber/callsite_table.rs`) with
+/// `TABLE_SIZE` places, forwarded.
+pub struct CallsiteTable(callsite_table::CallsiteTable<TABLE_SIZE>);
+
+impl Default for CallsiteTable {
+    fn default() -> Self {
+        Self(callsite_table::CallsiteTable::new())
+    }
+}
+
+impl CallsiteTable {
+    /// `callsite_table::CallsiteTable::home`: where `key` is looked for first.
+    pub fn home(key: usize) -> usize {
+        callsite_table::CallsiteTable::<TABLE_SIZE>::home(key)
+    }
+
+    /// `callsite_table::CallsiteTable::insert`.
+    pub fn insert(&self, key: usize, value: u64) -> bool {
+        self.0.insert(key, value)
+    }
+
+    /// `callsite_table::CallsiteTable::get`.
+    pub fn get(&self, key: usize) -> u64 {
+        self.0.get(key)
     }
 }
 

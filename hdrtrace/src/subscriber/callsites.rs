@@ -7,7 +7,7 @@ use crate::conventions::Conventions;
 use crate::error::Error;
 use crate::filter::TargetFilter;
 use crate::record::{SpanClass, Status};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::subscriber::callsite_table::CallsiteTable;
 use tracing_core::{Level, LevelFilter, Metadata};
 
 /// The default model field ([`Conventions::model_field`]).
@@ -25,8 +25,8 @@ const NONE: u8 = u8::MAX;
 /// the map keeps it, so the hot path reads it with no unpacking: each accessor
 /// is a shift and a mask where it is used. Where each decision lies: the
 /// `*_AT` bit positions below, which `Decided::pack` and the accessors share;
-/// bit 63 is set in every packed word (the map's 0 is a callsite not
-/// classified yet).
+/// bit 63 is set in every packed word, so none is 0 (the table's word for a
+/// callsite not classified yet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CallsiteInfo(u64);
 
@@ -155,10 +155,10 @@ impl CallsiteInfo {
         self.0
     }
 
-    /// A word the map holds: `None` for 0 (not classified yet).
+    /// A word the table holds: `None` for 0 (not classified yet).
     #[inline(always)]
     fn from_word(v: u64) -> Option<Self> {
-        flag_at(v, CLASSIFIED_AT).then_some(Self(v))
+        (v != 0).then_some(Self(v))
     }
 
     #[inline(always)]
@@ -234,73 +234,35 @@ impl Rules {
     }
 }
 
-/// One callsite's place in the map: its metadata address and its packed
-/// `CallsiteInfo`, side by side so a lookup reads one cache line.
-struct Entry {
-    key: AtomicUsize,
-    value: AtomicU64,
-}
-
-/// An open-addressed table of `(metadata address, packed CallsiteInfo)`. A
-/// fixed-size array, so the hot path's index (masked to the size) needs no
-/// bounds check.
+/// Every callsite's classification, cached by its `&'static Metadata`
+/// address in a fixed-size lock-free table.
 pub(crate) struct CallsiteMap {
-    entries: Box<[Entry; MAP_SIZE]>,
+    table: CallsiteTable<MAP_SIZE>,
     rules: Rules,
 }
 
+/// Places in the table: more callsites than that are classified on the fly.
 const MAP_SIZE: usize = 4096;
 
-#[inline]
+#[inline(always)]
 fn addr(meta: &Metadata<'_>) -> usize {
     meta as *const Metadata<'_> as usize
-}
-
-#[inline]
-fn home(key: usize) -> usize {
-    ((key >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) % MAP_SIZE
 }
 
 impl CallsiteMap {
     pub(crate) fn new(rules: Rules) -> Self {
         Self {
-            entries: Box::new(
-                [const {
-                    Entry {
-                        key: AtomicUsize::new(0),
-                        value: AtomicU64::new(0),
-                    }
-                }; MAP_SIZE],
-            ),
+            table: CallsiteTable::new(),
             rules,
         }
     }
 
     /// Classifies and caches a callsite (cold: called from `register_callsite`).
+    /// When the table is full, `get` classifies this callsite on the fly (no
+    /// allocation, just a field-name scan) every time.
     pub(crate) fn register(&self, meta: &'static Metadata<'static>) -> CallsiteInfo {
         let info = CallsiteInfo::classify(meta, &self.rules);
-        let key = addr(meta);
-        let start = home(key);
-        for probe in 0..MAP_SIZE {
-            let i = (start + probe) % MAP_SIZE;
-            // Acquire on failure: the key we see was published by a racing
-            // register; either way we only compare it.
-            match self.entries[i]
-                .key
-                .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    // Release: pairs with the acquire load in `get`, which then
-                    // sees a complete packed value (or 0 and classifies itself).
-                    self.entries[i].value.store(info.word(), Ordering::Release);
-                    return info;
-                }
-                Err(k) if k == key => return info,
-                Err(_) => continue,
-            }
-        }
-        // The table is full: `get` will classify this callsite on the fly (no
-        // allocation, just a field-name scan) every time.
+        self.table.insert(addr(meta), info.word());
         info
     }
 
@@ -308,41 +270,15 @@ impl CallsiteMap {
     /// callsite was never registered here or the table was full.
     #[inline]
     pub(crate) fn get(&self, meta: &Metadata<'_>) -> CallsiteInfo {
-        let key = addr(meta);
-        let i = home(key);
-        // The common case: the callsite sits in its home slot. Relaxed: we
-        // only compare the key; the value's acquire load orders what we read.
-        if self.entries[i].key.load(Ordering::Relaxed) == key {
-            // Acquire: pairs with the release store in `register`.
-            if let Some(info) =
-                CallsiteInfo::from_word(self.entries[i].value.load(Ordering::Acquire))
-            {
-                return info;
-            }
+        match CallsiteInfo::from_word(self.table.get(addr(meta))) {
+            Some(info) => info,
+            None => self.classify_unknown(meta),
         }
-        self.get_probing(meta, key, i)
     }
 
-    /// `get` past the home slot: probes on, else classifies on the fly.
     #[cold]
     #[inline(never)]
-    fn get_probing(&self, meta: &Metadata<'_>, key: usize, start: usize) -> CallsiteInfo {
-        for probe in 0..MAP_SIZE {
-            let i = (start + probe) % MAP_SIZE;
-            // Relaxed / Acquire: as in `get`.
-            let k = self.entries[i].key.load(Ordering::Relaxed);
-            if k == key {
-                if let Some(info) =
-                    CallsiteInfo::from_word(self.entries[i].value.load(Ordering::Acquire))
-                {
-                    return info;
-                }
-                break;
-            }
-            if k == 0 {
-                break;
-            }
-        }
+    fn classify_unknown(&self, meta: &Metadata<'_>) -> CallsiteInfo {
         CallsiteInfo::classify(meta, &self.rules)
     }
 }

@@ -8,6 +8,7 @@
 //! the slot. Nothing here allocates after a thread's first span, and nothing
 //! blocks. The aggregator (`crate::aggregate`) does everything else.
 
+pub(crate) mod callsite_table;
 pub(crate) mod callsites;
 pub(crate) mod core;
 #[cfg(feature = "layer")]
