@@ -18,6 +18,7 @@ pub(crate) mod layer_ids;
 pub(crate) mod links;
 pub(crate) mod local;
 pub(crate) mod refcount;
+pub(crate) mod slot_flags;
 pub(crate) mod slots;
 pub(crate) mod span;
 pub(crate) mod split_sum;

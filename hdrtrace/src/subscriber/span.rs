@@ -14,6 +14,7 @@ use crate::sampling::mix;
 use crate::subscriber::callsites::CallsiteInfo;
 use crate::subscriber::links::LinkSlots;
 use crate::subscriber::refcount::RefCount;
+use crate::subscriber::slot_flags::SlotFlags;
 use crate::subscriber::split_sum::SplitSum;
 use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use crate::trace_context::{self, RemoteParent};
@@ -24,14 +25,13 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
 
 const TEXT_WORDS: usize = INLINE_TEXT / 8;
-// The text's length lives in 7 bits of `SpanSlot::flags`.
-const _: () = assert!(INLINE_TEXT < 0x80 && INLINE_TEXT % 8 == 0);
+const _: () = assert!(INLINE_TEXT % 8 == 0);
 
 #[derive(Default)]
 pub(crate) struct SpanSlot {
     pub(crate) refs: RefCount,
     meta: AtomicUsize,
-    /// class | status << 8 | sampled << 16 | text len << 24 | truncated << 31
+    /// Its `SlotFlags` word.
     flags: AtomicU32,
     /// The thread that opened the span (`Local::thread`): the owner of its
     /// split sums.
@@ -80,10 +80,8 @@ impl SpanSlot {
         self.refs.reset();
         self.meta
             .store(meta as *const Metadata<'static> as usize, Relaxed);
-        self.flags.store(
-            class as u32 | (ctx.sampled as u32) << 16 | text_flags(text),
-            Relaxed,
-        );
+        self.flags
+            .store(SlotFlags::new(class, ctx.sampled, text).bits(), Relaxed);
         self.descendants.reset();
         self.owner.store(owner, Relaxed);
         self.parent.store(parent, Relaxed);
@@ -106,13 +104,13 @@ impl SpanSlot {
     }
 
     /// The model key (or other inline text) as it stands, as `close_into`
-    /// writes it into the record: length and truncation from `flags` (see
-    /// `text_flags`), the bytes, the whole text's hash.
+    /// writes it into the record: length and truncation from `flags`, the
+    /// bytes, the whole text's hash.
     pub(crate) fn text(&self) -> InlineText {
-        let flags = self.flags.load(Relaxed);
+        let flags = self.flags();
         let mut t = InlineText {
-            len: ((flags >> 24 & 0x7F) as u8).min(INLINE_TEXT as u8),
-            truncated: flags >> 31 == 1,
+            len: flags.text_len(),
+            truncated: flags.text_truncated(),
             hash: self.text_hash.load(Relaxed),
             ..InlineText::default()
         };
@@ -176,13 +174,18 @@ impl SpanSlot {
         RequestCtx {
             request_span: self.request_span.load(Relaxed),
             request_id: self.request_id.load(Relaxed),
-            sampled: self.flags.load(Relaxed) >> 16 & 1 == 1,
+            sampled: self.flags().sampled(),
         }
     }
 
     #[inline]
     pub(crate) fn class(&self) -> SpanClass {
-        SpanClass::from_bits(self.flags.load(Relaxed))
+        self.flags().class()
+    }
+
+    #[inline(always)]
+    fn flags(&self) -> SlotFlags {
+        SlotFlags::from_bits(self.flags.load(Relaxed))
     }
 
     /// Raises the span's status (an error never downgrades a timeout).
@@ -191,7 +194,7 @@ impl SpanSlot {
         if status != Status::Ok {
             // Relaxed: a self-contained flag read at close by the thread that
             // drops the last reference (ordered by the refcount's AcqRel).
-            self.flags.fetch_or((status as u32) << 8, Relaxed);
+            self.flags.fetch_or(SlotFlags::status_mark(status), Relaxed);
         }
     }
 
@@ -204,10 +207,10 @@ impl SpanSlot {
         // span through a transfer that orders this write before their reads.
         match sampled {
             Some(true) => {
-                self.flags.fetch_or(1 << 16, Relaxed);
+                self.flags.fetch_or(SlotFlags::SAMPLED, Relaxed);
             }
             Some(false) => {
-                self.flags.fetch_and(!(1 << 16), Relaxed);
+                self.flags.fetch_and(!SlotFlags::SAMPLED, Relaxed);
             }
             None => {}
         }
@@ -221,7 +224,7 @@ impl SpanSlot {
             // meanwhile by an event on another thread (`mark`) is kept.
             // Relaxed: as every flag here (see `mark`).
             let _ = self.flags.fetch_update(Relaxed, Relaxed, |flags| {
-                Some(flags & 0x00FF_FFFF | text_flags(text))
+                Some(SlotFlags::from_bits(flags).with_text(text).bits())
             });
         }
         if !fields.is_empty() {
@@ -244,16 +247,7 @@ impl SpanSlot {
         end: u64,
         dst: &mut MaybeUninit<Record>,
     ) {
-        let flags = self.flags.load(Relaxed);
-        let status_bits = (flags >> 8 & 0xFF) as u8;
-        let status = if status_bits & Status::Timeout as u8 != 0 {
-            Status::Timeout
-        } else if status_bits & Status::Error as u8 != 0 {
-            Status::Error
-        } else {
-            Status::Ok
-        };
-        let class = SpanClass::from_bits(flags);
+        let flags = self.flags();
         let r = dst.as_mut_ptr();
         // SAFETY: `r` comes from a `&mut MaybeUninit<Record>`, so it is valid
         // and aligned for writes of a `Record`; `addr_of_mut!` takes each
@@ -263,9 +257,9 @@ impl SpanSlot {
         // record is fully initialized when this returns.
         unsafe {
             addr_of_mut!((*r).kind).write(RecordKind::Span);
-            addr_of_mut!((*r).class).write(class);
-            addr_of_mut!((*r).status).write(status);
-            addr_of_mut!((*r).sampled).write(flags >> 16 & 1 == 1);
+            addr_of_mut!((*r).class).write(flags.class());
+            addr_of_mut!((*r).status).write(flags.status());
+            addr_of_mut!((*r).sampled).write(flags.sampled());
             addr_of_mut!((*r).metadata).write(meta);
             addr_of_mut!((*r).span).write(id);
             addr_of_mut!((*r).parent).write(self.parent.load(Relaxed));
@@ -276,8 +270,8 @@ impl SpanSlot {
             addr_of_mut!((*r).busy).write(self.busy.get());
             addr_of_mut!((*r).descendants).write(self.descendants());
             let text = addr_of_mut!((*r).text);
-            addr_of_mut!((*text).len).write(((flags >> 24 & 0x7F) as u8).min(INLINE_TEXT as u8));
-            addr_of_mut!((*text).truncated).write(flags >> 31 == 1);
+            addr_of_mut!((*text).len).write(flags.text_len());
+            addr_of_mut!((*text).truncated).write(flags.text_truncated());
             addr_of_mut!((*text).hash).write(self.text_hash.load(Relaxed));
             let bytes = addr_of_mut!((*text).bytes).cast::<[u8; 8]>();
             for (i, w) in self.text.iter().enumerate() {
@@ -291,13 +285,6 @@ impl SpanSlot {
             }
         }
     }
-}
-
-/// The text's length and truncation flag, in the bits `flags` keeps them in
-/// (the length is at most `INLINE_TEXT`, which 7 bits hold).
-#[inline]
-fn text_flags(text: &InlineText) -> u32 {
-    (text.len as u32) << 24 | (text.truncated as u32) << 31
 }
 
 /// Collects a span's (or event's) fields without allocating: the model key and
@@ -461,7 +448,7 @@ mod tests {
                 }
                 slot.mark(Status::Error);
             });
-            assert_ne!(slot.flags.load(Relaxed) >> 8 & Status::Error as u32, 0);
+            assert_eq!(slot.flags().status(), Status::Error);
         }
     }
 
