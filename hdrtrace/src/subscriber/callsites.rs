@@ -78,11 +78,12 @@ impl Decided {
     }
 }
 
-/// The field index stored at bit `at` of `v`, if there is one.
+/// Whether the field at `index` (tracing's `Field::index`) is the one stored
+/// at bit `at` of `v`. A callsite has at most 32 fields, so no index equals
+/// `NONE` and "no such field" needs no test of its own.
 #[inline(always)]
-fn field_at(v: u64, at: u32) -> Option<usize> {
-    let i = (v >> at) as u8;
-    (i != NONE).then_some(i as usize)
+fn field_is(v: u64, at: u32, index: usize) -> bool {
+    (v >> at) as u8 as usize == index
 }
 
 /// The flag at bit `at` of `v`.
@@ -184,28 +185,28 @@ impl CallsiteInfo {
         flag_at(self.0, LOGGED_AT)
     }
 
-    /// Index of the model field in the callsite's FieldSet.
+    /// Whether field `index` is the model field in the callsite's FieldSet.
     #[inline(always)]
-    pub(crate) fn model_field(self) -> Option<usize> {
-        field_at(self.0, MODEL_AT)
+    pub(crate) fn is_model_field(self, index: usize) -> bool {
+        field_is(self.0, MODEL_AT, index)
     }
 
-    /// Index of the request id field.
+    /// Whether field `index` is the request id field.
     #[inline(always)]
-    pub(crate) fn request_field(self) -> Option<usize> {
-        field_at(self.0, REQUEST_AT)
+    pub(crate) fn is_request_field(self, index: usize) -> bool {
+        field_is(self.0, REQUEST_AT, index)
     }
 
     /// For request spans: index of the traceparent field.
     #[inline(always)]
-    pub(crate) fn traceparent_field(self) -> Option<usize> {
-        field_at(self.0, TRACEPARENT_AT)
+    pub(crate) fn is_traceparent_field(self, index: usize) -> bool {
+        field_is(self.0, TRACEPARENT_AT, index)
     }
 
     /// For events: index of the `message` field (the text an event record keeps).
     #[inline(always)]
-    pub(crate) fn message_field(self) -> Option<usize> {
-        field_at(self.0, MESSAGE_AT)
+    pub(crate) fn is_message_field(self, index: usize) -> bool {
+        field_is(self.0, MESSAGE_AT, index)
     }
 }
 
@@ -301,7 +302,8 @@ mod tests {
         ];
         let statuses = [Status::Ok, Status::Error, Status::Timeout];
         let indices = [0u8, 1, 7, NONE - 1, NONE];
-        let as_index = |i: u8| (i != NONE).then_some(i as usize);
+        // What an accessor must say of field `k` for a stored index `i`.
+        let holds = |i: u8, k: u8| i != NONE && i == k;
         for (n, &class) in classes.iter().enumerate() {
             for (m, &event_status) in statuses.iter().enumerate() {
                 for &i in &indices {
@@ -322,10 +324,14 @@ mod tests {
                     assert_eq!(info.in_level(), in_level);
                     assert_eq!(info.event_status(), event_status);
                     assert_eq!(info.logged(), logged);
-                    assert_eq!(info.model_field(), as_index(i));
-                    assert_eq!(info.request_field(), as_index(j));
-                    assert_eq!(info.traceparent_field(), as_index(NONE - i));
-                    assert_eq!(info.message_field(), as_index(i ^ j));
+                    // Every index a callsite can have (tracing allows 32 fields).
+                    for k in 0..32u8 {
+                        let f = k as usize;
+                        assert_eq!(info.is_model_field(f), holds(i, k));
+                        assert_eq!(info.is_request_field(f), holds(j, k));
+                        assert_eq!(info.is_traceparent_field(f), holds(NONE - i, k));
+                        assert_eq!(info.is_message_field(f), holds(i ^ j, k));
+                    }
                 }
             }
         }

@@ -314,18 +314,18 @@ impl FieldVisitor {
 
     #[inline]
     fn is_model(&self, f: &Field) -> bool {
-        self.info.model_field() == Some(f.index())
+        self.info.is_model_field(f.index())
     }
 
     /// An event's `message`, which it keeps as its text.
     #[inline]
     fn is_message(&self, f: &Field) -> bool {
-        self.info.message_field() == Some(f.index())
+        self.info.is_message_field(f.index())
     }
 
     #[inline]
     fn is_traceparent(&self, f: &Field) -> bool {
-        self.info.traceparent_field() == Some(f.index())
+        self.info.is_traceparent_field(f.index())
     }
 
     /// A request root's traceparent: its caller, kept in the inline text.
@@ -339,7 +339,7 @@ impl FieldVisitor {
 
     #[inline]
     fn is_request(&self, f: &Field) -> bool {
-        self.info.request_field() == Some(f.index())
+        self.info.is_request_field(f.index())
     }
 
     #[inline(always)]
