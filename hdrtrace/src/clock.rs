@@ -1,22 +1,38 @@
-//! The span clock: raw TSC ticks through `quanta` on the hot path, converted to
-//! nanoseconds only in the aggregator. See docs/design.md ("The clock") for the
-//! measurement that chose it over `std::time::Instant` (benches/clock.rs).
+//! The span clock: raw TSC ticks on the hot path, converted to nanoseconds
+//! only in the aggregator, with `quanta`'s calibration. See docs/design.md
+//! ("The clock") for the measurement that chose it over `std::time::Instant`
+//! (benches/clock.rs).
 
-/// A monotonic clock whose `now()` is one `rdtsc` on x86-64 with an invariant
-/// TSC (quanta falls back to the OS monotonic clock elsewhere).
+/// A monotonic clock whose `now()` is one inlined `rdtsc` on x86-64 with an
+/// invariant TSC (quanta falls back to the OS monotonic clock elsewhere, and
+/// `now()` then asks quanta).
 #[derive(Clone, Debug)]
-pub struct Clock(quanta::Clock);
+pub struct Clock {
+    quanta: quanta::Clock,
+    /// quanta reads the TSC, so `now()` may read it itself: quanta's `raw`
+    /// is not inlined, and a call per reading costs the hot path's callers
+    /// the registers it clobbers besides the call.
+    tsc: bool,
+}
 
 impl Clock {
     /// Calibrates a new clock (done once per subscriber).
     pub fn new() -> Self {
-        Self(quanta::Clock::new())
+        let quanta = quanta::Clock::new();
+        let tsc = reads_tsc(&quanta);
+        Self { quanta, tsc }
     }
 
     /// Raw ticks: cheap, monotonic, meaningful only to [`Clock::nanos_between`].
     #[inline(always)]
     pub fn now(&self) -> u64 {
-        self.0.raw()
+        #[cfg(target_arch = "x86_64")]
+        if self.tsc {
+            // SAFETY: `rdtsc` exists on every x86-64 CPU and only reads the
+            // time-stamp counter.
+            return unsafe { std::arch::x86_64::_rdtsc() };
+        }
+        self.quanta.raw()
     }
 
     /// Nanoseconds between two raw readings (0 if `end` precedes `start`).
@@ -25,19 +41,68 @@ impl Clock {
         if end <= start {
             0
         } else {
-            self.0.delta_as_nanos(start, end)
+            self.quanta.delta_as_nanos(start, end)
         }
     }
 
     /// Nanoseconds that `ticks` raw ticks span.
     #[inline]
     pub fn ticks_to_nanos(&self, ticks: u64) -> u64 {
-        self.0.delta_as_nanos(0, ticks)
+        self.quanta.delta_as_nanos(0, ticks)
     }
+}
+
+/// Whether quanta's raw readings are the TSC's. quanta does not say which
+/// source it chose, so look: a raw reading taken between two TSC readings
+/// lies between them only if it is one (the OS clock counts nanoseconds from
+/// another origin at another rate). Three tries, so that an interrupt between
+/// the readings cannot mislead it; a wrong `false` only costs speed.
+#[cfg(target_arch = "x86_64")]
+fn reads_tsc(quanta: &quanta::Clock) -> bool {
+    (0..3).any(|_| {
+        // SAFETY (both): `rdtsc` exists on every x86-64 CPU and only reads
+        // the time-stamp counter.
+        let before = unsafe { std::arch::x86_64::_rdtsc() };
+        let raw = quanta.raw();
+        let after = unsafe { std::arch::x86_64::_rdtsc() };
+        before <= raw && raw <= after
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn reads_tsc(_: &quanta::Clock) -> bool {
+    false
 }
 
 impl Default for Clock {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Clock;
+    use std::time::{Duration, Instant};
+
+    /// Readings never go back, and the time between two of them converts to
+    /// at least the time that passed (whichever source `now` reads: its
+    /// ticks are the ones quanta converts).
+    #[test]
+    fn readings_convert_to_the_time_that_passed() {
+        let clock = Clock::new();
+        let wall = Instant::now();
+        let start = clock.now();
+        std::thread::sleep(Duration::from_millis(20));
+        let end = clock.now();
+        let passed = wall.elapsed();
+        assert!(end >= start);
+        let nanos = clock.nanos_between(start, end);
+        assert!(nanos >= 20_000_000, "{nanos} ns for a 20 ms sleep");
+        // The same span seen by the OS clock, with room for the two readings.
+        assert!(
+            nanos <= passed.as_nanos() as u64 + 1_000_000,
+            "{nanos} ns, but only {passed:?} passed"
+        );
     }
 }

@@ -65,7 +65,8 @@ pub fn timed_batches(
 }
 
 /// The clock the floor and the bound subscribers read (the one the hot path
-/// reads: `hdrtrace::Clock`, quanta's raw counter), made once.
+/// reads: `hdrtrace::Clock`, an inlined `rdtsc` where quanta reads the TSC),
+/// made once.
 pub fn clock() -> &'static Clock {
     static CLOCK: OnceLock<Clock> = OnceLock::new();
     CLOCK.get_or_init(Clock::new)
