@@ -394,10 +394,11 @@ impl Visit for FieldVisitor {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        if self.is_traceparent(field) {
-            self.traceparent(trace_context::parse(value));
-        } else if self.is_model(field) || self.is_message(field) {
+        // The model key first: the one string most spans carry.
+        if self.is_model(field) || self.is_message(field) {
             self.text.set(value);
+        } else if self.is_traceparent(field) {
+            self.traceparent(trace_context::parse(value));
         } else if self.is_request(field) {
             let mut h = HashWriter(FNV_OFFSET);
             let _ = h.write_str(value);
@@ -406,12 +407,12 @@ impl Visit for FieldVisitor {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if self.is_traceparent(field) {
-            self.traceparent(trace_context::parse_debug(value));
-        } else if self.is_model(field) || self.is_message(field) {
+        if self.is_model(field) || self.is_message(field) {
             // `%x` fields arrive here as DisplayValue, whose Debug is Display.
             self.text.clear();
             let _ = write!(self.text, "{value:?}");
+        } else if self.is_traceparent(field) {
+            self.traceparent(trace_context::parse_debug(value));
         } else if self.is_request(field) {
             let mut h = HashWriter(FNV_OFFSET);
             let _ = write!(h, "{value:?}");
