@@ -4,6 +4,8 @@
 # process each). Prints each one's sorted figures and median,
 # and (after the first) the median of its per-round ratios to the first,
 # which drifts less than the figures.
+# Each figure also goes to stderr as it comes ("round R VARIANT NS"), for
+# ratios between other pairs than the first.
 # usage: bench_variants.sh ROUNDS BIN VARIANT...
 #   a VARIANT written OTHER_BIN:VARIANT runs from OTHER_BIN instead of BIN.
 R=$1; B=$2; shift 2
@@ -15,6 +17,7 @@ for r in $(seq "$R"); do
     if [[ $v == *:* ]]; then bin=${v%:*}; name=${v##*:}; fi
     t=$(HDRTRACE_GLOBAL_VARIANT=$name "$bin" --bench --warm-up-time 1 --measurement-time 2 2>&1 | grep -E "^\s+time:" | awk '{print $4}')
     T[$v]="${T[$v]} $t"
+    echo "round $r $v $t" >&2
     if [ -z "$base" ]; then base=$t; else Q[$v]="${Q[$v]} $(echo "scale=3; $t/$base" | bc)"; fi
   done
 done
