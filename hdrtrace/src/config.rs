@@ -159,8 +159,8 @@ impl Default for TracingConfig {
 pub mod limits {
     use std::time::Duration;
 
-    /// `slot_capacity`: a million spans open at once (about 200 MB of slots:
-    /// 192 bytes each, 40 of them the inline links).
+    /// `slot_capacity`: a million spans open at once (about 243 MB of slots:
+    /// 232 bytes each, 40 of them the inline links).
     pub const MAX_SLOTS: usize = 1 << 20;
     /// `ring_capacity`: 65 536 records per thread (about 11 MB each).
     pub const MAX_RING: usize = 1 << 16;
