@@ -453,11 +453,13 @@ mod tests {
         }
     }
 
-    /// A slot is the size `limits::MAX_SLOTS` and docs/design.md give for
-    /// the memory `slot_capacity` bounds (change them with it).
+    /// A slot, with the table's generation and free-list words, is the size
+    /// `limits::MAX_SLOTS` and docs/design.md give for the memory
+    /// `slot_capacity` bounds (change them with it).
     #[test]
     fn a_slot_is_the_size_the_docs_give() {
-        assert_eq!(std::mem::size_of::<SpanSlot>(), 232);
+        use crate::subscriber::slots::Entry;
+        assert_eq!(std::mem::size_of::<Entry<SpanSlot>>(), 232);
     }
 
     /// The owner's plain load and store lose nothing while other threads
