@@ -69,21 +69,33 @@ impl Decided {
                 | (self.class as u64) << CLASS_AT
                 | (self.in_level as u64) << IN_LEVEL_AT
                 | (self.event_status as u64) << STATUS_AT
-                | (self.model_field as u64) << MODEL_AT
-                | (self.request_field as u64) << REQUEST_AT
-                | (self.traceparent_field as u64) << TRACEPARENT_AT
+                | field_byte(self.model_field) << MODEL_AT
+                | field_byte(self.request_field) << REQUEST_AT
+                | field_byte(self.traceparent_field) << TRACEPARENT_AT
                 | (self.logged as u64) << LOGGED_AT
-                | (self.message_field as u64) << MESSAGE_AT,
+                | field_byte(self.message_field) << MESSAGE_AT,
         )
     }
 }
 
+/// How a word keeps a field index: the index plus one, and 0 for none
+/// (`NONE`; `classify` gives `NONE` to an index past 254 too).
+fn field_byte(index: u8) -> u64 {
+    if index == NONE {
+        0
+    } else {
+        index as u64 + 1
+    }
+}
+
 /// Whether the field at `index` (tracing's `Field::index`) is the one stored
-/// at bit `at` of `v`. A callsite has at most 32 fields, so no index equals
-/// `NONE` and "no such field" needs no test of its own.
+/// at bit `at` of `v`: one compare, since the stored byte is the index plus
+/// one, which no index matches when it is 0 (none), and which an index past
+/// 254 (whose byte would not fit) never matches (`usize::MAX` would wrap to
+/// 0, but no field set holds that many names).
 #[inline(always)]
 fn field_is(v: u64, at: u32, index: usize) -> bool {
-    (v >> at) as u8 as usize == index
+    (v >> at) as u8 as usize == index.wrapping_add(1)
 }
 
 /// The flag at bit `at` of `v`.
@@ -197,13 +209,14 @@ impl CallsiteInfo {
         field_is(self.0, REQUEST_AT, index)
     }
 
-    /// For request spans: index of the traceparent field.
+    /// For request spans: whether field `index` is the traceparent field.
     #[inline(always)]
     pub(crate) fn is_traceparent_field(self, index: usize) -> bool {
         field_is(self.0, TRACEPARENT_AT, index)
     }
 
-    /// For events: index of the `message` field (the text an event record keeps).
+    /// For events: whether field `index` is the `message` field (the text an
+    /// event record keeps).
     #[inline(always)]
     pub(crate) fn is_message_field(self, index: usize) -> bool {
         field_is(self.0, MESSAGE_AT, index)
@@ -302,8 +315,8 @@ mod tests {
         ];
         let statuses = [Status::Ok, Status::Error, Status::Timeout];
         let indices = [0u8, 1, 7, NONE - 1, NONE];
-        // What an accessor must say of field `k` for a stored index `i`.
-        let holds = |i: u8, k: u8| i != NONE && i == k;
+        // What an accessor must say of field `f` for a stored index `i`.
+        let holds = |i: u8, f: usize| i != NONE && i as usize == f;
         for (n, &class) in classes.iter().enumerate() {
             for (m, &event_status) in statuses.iter().enumerate() {
                 for &i in &indices {
@@ -324,13 +337,12 @@ mod tests {
                     assert_eq!(info.in_level(), in_level);
                     assert_eq!(info.event_status(), event_status);
                     assert_eq!(info.logged(), logged);
-                    // Every index a callsite can have (tracing allows 32 fields).
-                    for k in 0..32u8 {
-                        let f = k as usize;
-                        assert_eq!(info.is_model_field(f), holds(i, k));
-                        assert_eq!(info.is_request_field(f), holds(j, k));
-                        assert_eq!(info.is_traceparent_field(f), holds(NONE - i, k));
-                        assert_eq!(info.is_message_field(f), holds(i ^ j, k));
+                    // Every index a byte holds, and past it.
+                    for f in (0..=300).chain([1 << 20]) {
+                        assert_eq!(info.is_model_field(f), holds(i, f));
+                        assert_eq!(info.is_request_field(f), holds(j, f));
+                        assert_eq!(info.is_traceparent_field(f), holds(NONE - i, f));
+                        assert_eq!(info.is_message_field(f), holds(i ^ j, f));
                     }
                 }
             }
