@@ -198,25 +198,26 @@ impl Local {
         self.count_unmatched((before - self.depth) as u64);
     }
 
-    /// Removes the innermost entry for `id` (exits may come out of order, as
-    /// with `Registry`) and returns when it was entered; `None`, counted, for
-    /// a span this thread has no entry of.
-    #[inline]
-    pub(crate) fn pop(&mut self, id: u64) -> Option<u64> {
-        // The common case: the innermost span exits first.
-        if let Some(&(top, entered)) = self.stack[..self.depth].last() {
-            if top == id {
+    /// Removes `id`'s entry when it is the innermost one (the common case:
+    /// the innermost span exits first) and returns when it was entered;
+    /// `None` otherwise, and then [`Local::pop_below`] finds it.
+    #[inline(always)]
+    pub(crate) fn pop_top(&mut self, id: u64) -> Option<u64> {
+        match self.stack[..self.depth].last() {
+            Some(&(top, entered)) if top == id => {
                 self.depth -= 1;
-                return Some(entered);
+                Some(entered)
             }
+            _ => None,
         }
-        self.pop_inner(id)
     }
 
-    /// `pop` of an entry below the top, or of none.
+    /// Removes the innermost entry for `id` below the top (exits may come
+    /// out of order, as with `Registry`) and returns when it was entered;
+    /// `None`, counted, for a span this thread has no entry of.
     #[cold]
     #[inline(never)]
-    fn pop_inner(&mut self, id: u64) -> Option<u64> {
+    pub(crate) fn pop_below(&mut self, id: u64) -> Option<u64> {
         let found = self.stack[..self.depth].iter().rposition(|e| e.0 == id);
         match found {
             Some(i) => {
@@ -232,7 +233,6 @@ impl Local {
         }
     }
 
-    /// A request id unique within this subscriber, for requests that bring none.
     /// This thread's token for slot ownership (`SpanSlot::add_busy`): unique
     /// among the threads of one core, never 0.
     #[inline]
@@ -240,6 +240,7 @@ impl Local {
         self.ordinal + 1
     }
 
+    /// A request id unique within this subscriber, for requests that bring none.
     #[inline]
     pub(crate) fn next_request_id(&mut self) -> u64 {
         self.seq += 1;
