@@ -16,6 +16,23 @@ struct Span {
     descendants: SplitSum,
 }
 
+impl Span {
+    /// A new tenant: one handle, zero sums (as `SpanSlot::open` sets them).
+    fn open(&self) {
+        self.refs.reset();
+        self.busy.reset();
+        self.descendants.reset();
+    }
+}
+
+/// Runs `model` under loom with a preemption bound of 3 (enough for the
+/// three threads' interleavings these models need, and quick).
+fn check_bounded(model: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.check(model);
+}
+
 /// A holder's work: busy time and a child, then its handle dropped. Returns
 /// the sums read when this drop was the last one (as `close_into` reads
 /// them), or `None`.
@@ -40,13 +57,9 @@ fn the_one_close(results: impl IntoIterator<Item = Option<(u64, u64)>>) -> (u64,
 /// it reads all 1 + 10 + 100 ticks and 3 descendants.
 #[test]
 fn one_holder_closes_and_reads_every_thread_s_additions() {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(3);
-    builder.check(|| {
+    check_bounded(|| {
         let span = Arc::new(Span::default());
-        span.refs.reset();
-        span.busy.reset();
-        span.descendants.reset();
+        span.open();
         let others: Vec<_> = [10, 100]
             .into_iter()
             .map(|ticks| {
@@ -68,11 +81,9 @@ fn one_holder_closes_and_reads_every_thread_s_additions() {
 /// under the third thread, and the one close still reads everything.
 #[test]
 fn a_clone_made_on_another_thread_keeps_the_span_open() {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(3);
-    builder.check(|| {
+    check_bounded(|| {
         let span = Arc::new(Span::default());
-        span.refs.reset();
+        span.open();
         span.refs.add();
         let second = span.clone();
         let relay = thread::spawn(move || {
@@ -95,11 +106,9 @@ fn a_clone_made_on_another_thread_keeps_the_span_open() {
 fn a_single_handle_closes_at_once_and_a_reset_starts_over() {
     loom::model(|| {
         let span = Span::default();
-        span.refs.reset();
+        span.open();
         assert_eq!(use_and_drop(&span, 5, true), Some((5, 1)));
-        span.refs.reset();
-        span.busy.reset();
-        span.descendants.reset();
+        span.open();
         span.refs.add();
         assert_eq!(use_and_drop(&span, 2, true), None);
         assert_eq!(use_and_drop(&span, 3, true), Some((5, 2)));
