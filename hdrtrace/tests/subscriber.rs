@@ -260,3 +260,37 @@ fn one_thread_alternates_between_subscribers() {
     let snap_c = guard_c.flushed_snapshot();
     assert_eq!(snap_c.model("C").unwrap().count(), 10);
 }
+
+/// An event that names a model in a field keeps its message as its text: the
+/// model field is a span's key, not an event's (an event's model is its
+/// span's). A numeric model field on an event is kept as a field.
+#[test]
+fn an_event_s_model_field_does_not_replace_its_message() {
+    let (sub, guard) = hdrtrace::build(&config()).unwrap();
+    with_default(sub, || {
+        let root = tracing::info_span!("embed_pipeline", request_id = 7u64);
+        let _r = root.enter();
+        tracing::debug_span!("model", model_id = "Causal").in_scope(|| {
+            tracing::error!(model_id = "Other", "load failed");
+            tracing::warn!(model_id = 12u64, "slow load");
+        });
+    });
+    let snap = guard.flushed_snapshot();
+    let trace = snap.captured().iter().find(|t| t.request_id == 7).unwrap();
+    let mut messages: Vec<_> = trace.events.iter().map(|e| e.message.as_str()).collect();
+    messages.sort_unstable();
+    assert_eq!(messages, ["load failed", "slow load"]);
+    let slow = trace
+        .events
+        .iter()
+        .find(|e| e.message == "slow load")
+        .unwrap();
+    assert!(
+        slow.fields
+            .iter()
+            .any(|(k, v)| *k == "model_id" && *v == hdrtrace::record::FieldValue::U64(12)),
+        "{:?}",
+        slow.fields
+    );
+    assert_eq!(snap.model("Causal").unwrap().errors(), 1);
+}

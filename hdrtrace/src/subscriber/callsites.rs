@@ -35,11 +35,10 @@ pub(crate) struct CallsiteInfo(u64);
 const CLASS_AT: u32 = 0;
 const IN_LEVEL_AT: u32 = 3;
 const STATUS_AT: u32 = 4;
-const MODEL_AT: u32 = 8;
+const TEXT_AT: u32 = 8;
 const REQUEST_AT: u32 = 16;
 const TRACEPARENT_AT: u32 = 24;
 const LOGGED_AT: u32 = 32;
-const MESSAGE_AT: u32 = 40;
 const CLASSIFIED_AT: u32 = 63;
 
 /// The fields of a [`CallsiteInfo`], as `classify` decides them.
@@ -47,8 +46,10 @@ struct Decided {
     class: SpanClass,
     /// Within the configured `TracingLevel`.
     in_level: bool,
-    /// Index of `model_id` in the callsite's FieldSet, or `u8::MAX`.
-    model_field: u8,
+    /// Index of the field whose value is the record's inline text, or
+    /// `u8::MAX`: a span's model field (its model key), an event's
+    /// `message`. Decided once here, so the visitor asks one question.
+    text_field: u8,
     /// Index of `request_id`, or `u8::MAX`.
     request_field: u8,
     /// For request spans: index of the traceparent field, or `u8::MAX`.
@@ -57,9 +58,6 @@ struct Decided {
     event_status: Status,
     /// For events: at or above the log level, so written as a log line.
     logged: bool,
-    /// For events: index of the `message` field (the text an event record
-    /// keeps), or `u8::MAX`.
-    message_field: u8,
 }
 
 impl Decided {
@@ -69,11 +67,10 @@ impl Decided {
                 | (self.class as u64) << CLASS_AT
                 | (self.in_level as u64) << IN_LEVEL_AT
                 | (self.event_status as u64) << STATUS_AT
-                | field_byte(self.model_field) << MODEL_AT
+                | field_byte(self.text_field) << TEXT_AT
                 | field_byte(self.request_field) << REQUEST_AT
                 | field_byte(self.traceparent_field) << TRACEPARENT_AT
-                | (self.logged as u64) << LOGGED_AT
-                | field_byte(self.message_field) << MESSAGE_AT,
+                | (self.logged as u64) << LOGGED_AT,
         )
     }
 }
@@ -144,7 +141,12 @@ impl CallsiteInfo {
             NONE
         };
         let logged = !is_span && rules.log_level >= *meta.level();
-        let message_field = if is_span { NONE } else { index_of("message") };
+        // An event's model is its span's; a model field on it is a field.
+        let text_field = if is_span {
+            model_field
+        } else {
+            index_of("message")
+        };
         let in_level = level.admits(is_span, class, *meta.level())
             && rules
                 .filter
@@ -153,12 +155,11 @@ impl CallsiteInfo {
         Decided {
             class,
             in_level,
-            model_field,
+            text_field,
             request_field,
             traceparent_field,
             event_status,
             logged,
-            message_field,
         }
         .pack()
     }
@@ -197,10 +198,11 @@ impl CallsiteInfo {
         flag_at(self.0, LOGGED_AT)
     }
 
-    /// Whether field `index` is the model field in the callsite's FieldSet.
+    /// Whether field `index` holds the record's inline text: a span's model
+    /// key, an event's message.
     #[inline(always)]
-    pub(crate) fn is_model_field(self, index: usize) -> bool {
-        field_is(self.0, MODEL_AT, index)
+    pub(crate) fn is_text_field(self, index: usize) -> bool {
+        field_is(self.0, TEXT_AT, index)
     }
 
     /// Whether field `index` is the request id field.
@@ -213,13 +215,6 @@ impl CallsiteInfo {
     #[inline(always)]
     pub(crate) fn is_traceparent_field(self, index: usize) -> bool {
         field_is(self.0, TRACEPARENT_AT, index)
-    }
-
-    /// For events: whether field `index` is the `message` field (the text an
-    /// event record keeps).
-    #[inline(always)]
-    pub(crate) fn is_message_field(self, index: usize) -> bool {
-        field_is(self.0, MESSAGE_AT, index)
     }
 }
 
@@ -325,12 +320,11 @@ mod tests {
                     let info = Decided {
                         class,
                         in_level,
-                        model_field: i,
+                        text_field: i,
                         request_field: j,
                         traceparent_field: NONE - i,
                         event_status,
                         logged,
-                        message_field: i ^ j,
                     }
                     .pack();
                     assert_eq!(info.class(), class);
@@ -339,10 +333,9 @@ mod tests {
                     assert_eq!(info.logged(), logged);
                     // Every index a byte holds, and past it.
                     for f in (0..=300).chain([1 << 20]) {
-                        assert_eq!(info.is_model_field(f), holds(i, f));
+                        assert_eq!(info.is_text_field(f), holds(i, f));
                         assert_eq!(info.is_request_field(f), holds(j, f));
                         assert_eq!(info.is_traceparent_field(f), holds(NONE - i, f));
-                        assert_eq!(info.is_message_field(f), holds(i ^ j, f));
                     }
                 }
             }

@@ -312,15 +312,11 @@ impl FieldVisitor {
         }
     }
 
+    /// The field kept as the inline text: a span's model key, an event's
+    /// message.
     #[inline]
-    fn is_model(&self, f: &Field) -> bool {
-        self.info.is_model_field(f.index())
-    }
-
-    /// An event's `message`, which it keeps as its text.
-    #[inline]
-    fn is_message(&self, f: &Field) -> bool {
-        self.info.is_message_field(f.index())
+    fn is_text(&self, f: &Field) -> bool {
+        self.info.is_text_field(f.index())
     }
 
     #[inline]
@@ -344,8 +340,8 @@ impl FieldVisitor {
 
     #[inline(always)]
     fn number(&mut self, field: &Field, v: FieldValue, as_u64: u64) {
-        if self.is_model(field) {
-            self.numeric_model(as_u64);
+        if self.is_text(field) {
+            self.numeric_text(as_u64);
         } else if self.is_request(field) {
             self.request_id = Some(as_u64);
         } else {
@@ -353,9 +349,9 @@ impl FieldVisitor {
         }
     }
 
-    /// A model key given as a number.
+    /// The text field given as a number (a numeric model key).
     #[cold]
-    fn numeric_model(&mut self, key: u64) {
+    fn numeric_text(&mut self, key: u64) {
         self.text.clear();
         let _ = write!(self.text, "{key}");
     }
@@ -382,20 +378,20 @@ impl Visit for FieldVisitor {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if !self.is_model(field) && !self.is_request(field) {
+        if !self.is_text(field) && !self.is_request(field) {
             self.fields.push(field.index(), FieldValue::F64(value));
         }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if !self.is_model(field) && !self.is_request(field) {
+        if !self.is_text(field) && !self.is_request(field) {
             self.fields.push(field.index(), FieldValue::Bool(value));
         }
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        // The model key first: the one string most spans carry.
-        if self.is_model(field) || self.is_message(field) {
+        // The text first: the one string most spans and events carry.
+        if self.is_text(field) {
             self.text.set(value);
         } else if self.is_traceparent(field) {
             self.traceparent(trace_context::parse(value));
@@ -407,7 +403,7 @@ impl Visit for FieldVisitor {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if self.is_model(field) || self.is_message(field) {
+        if self.is_text(field) {
             // `%x` fields arrive here as DisplayValue, whose Debug is Display.
             self.text.clear();
             let _ = write!(self.text, "{value:?}");
