@@ -314,9 +314,9 @@ impl Core {
                 // Two branches, each adding the busy time itself: merging
                 // their results first cost the common one a test of its own.
                 if let Some(entered) = local.pop_top(id) {
-                    self.add_busy(id, entered, now, local);
+                    self.add_busy_since(id, entered, now, local);
                 } else if let Some(entered) = local.pop_below(id) {
-                    self.add_busy(id, entered, now, local);
+                    self.add_busy_since(id, entered, now, local);
                 }
             },
         );
@@ -325,7 +325,7 @@ impl Core {
     /// Adds span `id`'s time entered, from `entered` to `now`, on `local`'s
     /// thread.
     #[inline(always)]
-    fn add_busy(&self, id: u64, entered: u64, now: u64, local: &Local) {
+    fn add_busy_since(&self, id: u64, entered: u64, now: u64, local: &Local) {
         if let Some(slot) = self.slots.get(id) {
             slot.add_busy(now.saturating_sub(entered), local.thread());
         }
