@@ -162,7 +162,8 @@ pub mod limits {
     /// `slot_capacity`: a million spans open at once (about 243 MB of slots:
     /// 232 bytes each, 40 of them the inline links).
     pub const MAX_SLOTS: usize = 1 << 20;
-    /// `ring_capacity`: 65 536 records per thread (about 11 MB each).
+    /// `ring_capacity`: 65 536 records per thread (8 MiB each: 128-byte wire
+    /// records).
     pub const MAX_RING: usize = 1 << 16;
     /// `capture_capacity`: the most recent and slowest captured requests kept.
     pub const MAX_CAPTURES: usize = 4096;

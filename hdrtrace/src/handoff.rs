@@ -6,6 +6,7 @@
 
 use crate::record::Record;
 use crate::ring::{self, Consumer, Producer};
+use crate::wire::{Decoder, WireRecord};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -15,7 +16,7 @@ use std::sync::Mutex;
 pub(crate) struct Handoff {
     ring_capacity: usize,
     /// Consumers of rings registered since the aggregator last took them.
-    new_rings: Mutex<Vec<Consumer<Record>>>,
+    new_rings: Mutex<Vec<Consumer<WireRecord>>>,
     wake_tx: Sender<()>,
     wake_rx: Receiver<()>,
     /// Spans not tracked because every slot was in use.
@@ -52,7 +53,7 @@ impl Handoff {
 
     /// Cold: a new ring for a thread's first span; its consumer waits here
     /// until the aggregator's next drain takes it.
-    pub(crate) fn register(&self) -> Producer<Record> {
+    pub(crate) fn register(&self) -> Producer<WireRecord> {
         let (producer, consumer) = ring::channel(self.ring_capacity);
         self.new_rings
             .lock()
@@ -149,7 +150,7 @@ impl Handoff {
 /// How many times `ring_capacity` a busy thread's ring may grow to.
 pub(crate) const RING_GROWTH: usize = 16;
 /// Bytes one ring slot takes.
-pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<Record>();
+pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<WireRecord>();
 /// The factor of a growth step: one step to the largest size, since the
 /// bursts that need it (a descheduled aggregator: this 2-core VM stalls a
 /// running thread for up to 18 ms) come without warning.
@@ -162,9 +163,9 @@ const GROWTH_STEP: usize = RING_GROWTH;
 /// aggregator's wake-ups (or a descheduled aggregator) gets room for them, and
 /// a quiet thread keeps the small ring it started with.
 pub(crate) struct Rings {
-    consumers: Vec<Consumer<Record>>,
+    consumers: Vec<Consumer<WireRecord>>,
     /// Consumers of rings offered this drain, added after it.
-    offered: Vec<Consumer<Record>>,
+    offered: Vec<Consumer<WireRecord>>,
     max_capacity: usize,
     max_total: usize,
     /// Records all live rings hold.
@@ -213,8 +214,15 @@ impl Rings {
         let (offered, max) = (&mut self.offered, self.max_capacity);
         let (held, max_total) = (&mut self.held, self.max_total);
         self.consumers.retain_mut(|consumer| {
-            let (n, done) = consumer.drain_with(limit, &mut each);
-            handed += n;
+            let mut decoder = Decoder::default();
+            let mut decoded = 0;
+            let (n, done) = consumer.drain_with(limit, |w| decoded += decoder.feed(w, &mut each));
+            if decoder.pending() {
+                // The limit fell between an extension and its record, which
+                // was published with it: take that too.
+                consumer.pop_with(|w| decoded += decoder.feed(w, &mut each));
+            }
+            handed += decoded;
             if done {
                 // Its producer is gone (its thread ended, or it moved to a
                 // larger ring) and every record it pushed is counted: only its

@@ -46,6 +46,7 @@ mod sampling;
 mod subscriber;
 mod sync;
 mod trace_context;
+mod wire;
 
 pub use aggregate::requests::{
     Attribution, BatchCause, BatchShare, CaptureReason, EventTrace, RequestTrace, SpanTrace,

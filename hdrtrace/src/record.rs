@@ -1,7 +1,7 @@
-//! The fixed-size record a thread writes into its ring when a span closes (or,
-//! for sampled requests, when an event fires). It is `Copy`, holds no pointer
-//! to heap memory, and is the only thing that crosses from the hot path to the
-//! aggregator.
+//! The fixed-size record of a closed span (or, for sampled requests, of an
+//! event), as the aggregator sees it. It is `Copy` and holds no pointer to heap
+//! memory. The hot path writes it into its ring in the compact form of
+//! `wire.rs`, which the aggregator decodes back into this.
 
 use tracing_core::Metadata;
 
@@ -362,11 +362,6 @@ pub struct Record {
     pub fields: InlineFields,
 }
 
-// Links travel in a record of their own, so the record every close copies
-// into its ring does not grow for them (at most 168 bytes on 64-bit targets).
-#[cfg(target_pointer_width = "64")]
-const _: () = assert!(std::mem::size_of::<Record>() <= 168);
-
 // A links record carries every kept link in the inline field words.
 const _: () = assert!(crate::subscriber::links::MAX_LINKS <= INLINE_FIELDS);
 
@@ -378,18 +373,6 @@ impl Record {
             RecordKind::Links => &self.fields.bits[..self.fields.len().min(INLINE_FIELDS)],
             _ => &[],
         }
-    }
-
-    /// Turns a span's close record (written in place) into its links record.
-    #[inline]
-    pub(crate) fn set_links(&mut self, links: &[u64]) {
-        let n = links.len().min(INLINE_FIELDS);
-        self.kind = RecordKind::Links;
-        self.fields = InlineFields {
-            meta: n as u64,
-            ..InlineFields::default()
-        };
-        self.fields.bits[..n].copy_from_slice(&links[..n]);
     }
 }
 

@@ -132,34 +132,81 @@ impl<T: Copy + Send> Producer<T> {
     /// reads the slot as a `T`.
     #[inline(always)]
     pub unsafe fn push_init(&mut self, init: impl FnOnce(&mut MaybeUninit<T>)) -> bool {
-        let (ring, tail) = loop {
-            let ring = &*self.ring;
-            // Relaxed: only this producer ever stores `tail`.
-            let tail = ring.tail.load(Ordering::Relaxed);
-            if tail.wrapping_sub(self.cached_head) <= ring.mask {
-                break (ring, tail);
-            }
-            // Acquire: pairs with the consumer's release store of `head`, so
-            // its reads of the slots it freed happen before we overwrite them.
-            self.cached_head = ring.head.load(Ordering::Acquire);
-            if tail.wrapping_sub(self.cached_head) <= ring.mask {
-                break (&*self.ring, tail);
-            }
-            if !self.adopt_successor() {
-                return false;
-            }
+        let Some(tail) = self.reserve(1) else {
+            return false;
         };
+        let ring = &*self.ring;
         ring.buf[tail & ring.mask].with_mut(|slot| {
-            // SAFETY: `tail - head <= mask`, so slot `tail` is outside the
-            // consumer's readable range `head..tail`; only this producer writes
-            // it, and the consumer cannot read it until the release store below
-            // (the caller guarantees `init` initializes all of it).
+            // SAFETY: `reserve(1)` found `tail - head <= mask`, so slot `tail`
+            // is outside the consumer's readable range `head..tail`; only this
+            // producer writes it, and the consumer cannot read it until the
+            // release store below (the caller guarantees `init` initializes
+            // all of it).
             init(unsafe { &mut *slot });
         });
         // Release: publishes the slot write above to the consumer's acquire
         // load of `tail`.
         ring.tail.store(tail.wrapping_add(1), Ordering::Release);
         true
+    }
+
+    /// Appends two values that belong together (`first`, then `second`), both
+    /// written in place and published with one store, so the consumer sees
+    /// both or neither; returns false, calling neither, when the ring has no
+    /// room for both.
+    ///
+    /// # Safety
+    ///
+    /// As [`Producer::push_init`]: each closure must initialize its whole value.
+    #[inline]
+    pub unsafe fn push_pair_init(
+        &mut self,
+        first: impl FnOnce(&mut MaybeUninit<T>),
+        second: impl FnOnce(&mut MaybeUninit<T>),
+    ) -> bool {
+        let Some(tail) = self.reserve(2) else {
+            return false;
+        };
+        let ring = &*self.ring;
+        ring.buf[tail & ring.mask].with_mut(|slot| {
+            // SAFETY: `reserve(2)` found `tail + 1 - head <= mask`, so slots
+            // `tail` and `tail + 1` are outside the consumer's readable range;
+            // only this producer writes them, and the consumer cannot read
+            // them until the release store below.
+            first(unsafe { &mut *slot });
+        });
+        ring.buf[tail.wrapping_add(1) & ring.mask].with_mut(|slot| {
+            // SAFETY: as for `first`'s slot, above.
+            second(unsafe { &mut *slot });
+        });
+        // Release: publishes both slot writes above to the consumer's acquire
+        // load of `tail`.
+        ring.tail.store(tail.wrapping_add(2), Ordering::Release);
+        true
+    }
+
+    /// The index to write next, when the ring (or the successor it moves to)
+    /// has room for `n` more values; `None` when it has not.
+    #[inline(always)]
+    fn reserve(&mut self, n: usize) -> Option<usize> {
+        loop {
+            let ring = &*self.ring;
+            // Relaxed: only this producer ever stores `tail`.
+            let tail = ring.tail.load(Ordering::Relaxed);
+            let last = tail.wrapping_add(n - 1);
+            if last.wrapping_sub(self.cached_head) <= ring.mask {
+                return Some(tail);
+            }
+            // Acquire: pairs with the consumer's release store of `head`, so
+            // its reads of the slots it freed happen before we overwrite them.
+            self.cached_head = ring.head.load(Ordering::Acquire);
+            if last.wrapping_sub(self.cached_head) <= ring.mask {
+                return Some(tail);
+            }
+            if !self.adopt_successor() {
+                return None;
+            }
+        }
     }
 
     /// Counts one value lost to a full ring.

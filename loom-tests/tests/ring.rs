@@ -278,3 +278,53 @@ fn a_producer_moves_to_an_offered_ring_and_nothing_is_lost() {
         );
     });
 }
+
+/// Pairs (`push_pair_init`) are published together: a consumer racing the
+/// producer never sees a pair's first value without its second, a pair that
+/// does not fit is refused whole (its first value is not left behind), and
+/// the values that went in come out once, in order.
+#[test]
+fn a_pair_arrives_whole_or_not_at_all() {
+    loom::model(|| {
+        let (mut tx, mut rx) = channel::<u64>(4);
+        let producer = thread::spawn(move || {
+            let mut pushed = Vec::new();
+            for pair in [[1, 2], [3, 4], [5, 6]] {
+                // SAFETY: each closure writes a whole `u64`.
+                let ok = unsafe {
+                    tx.push_pair_init(
+                        |dst| {
+                            dst.write(pair[0]);
+                        },
+                        |dst| {
+                            dst.write(pair[1]);
+                        },
+                    )
+                };
+                if ok {
+                    pushed.extend(pair);
+                }
+            }
+            pushed
+        });
+        let consumer = thread::spawn(move || {
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                if let Some(first) = rx.pop() {
+                    // The second value of the pair was published with the first.
+                    let second = rx.pop();
+                    assert_eq!(second, Some(first + 1), "a pair came apart");
+                    got.extend([first, first + 1]);
+                }
+            }
+            (rx, got)
+        });
+        let pushed = producer.join().unwrap();
+        let (mut rx, mut got) = consumer.join().unwrap();
+        while let Some(v) = rx.pop() {
+            got.push(v);
+        }
+        assert_eq!(got, pushed, "every pushed pair, once, in order");
+        assert!(pushed.len() >= 4, "a ring of 4 took {pushed:?}");
+    });
+}

@@ -15,6 +15,7 @@ use crate::subscriber::local::{with_local, with_local_leaf, Leaf, Local};
 use crate::subscriber::slots::SlotTable;
 use crate::subscriber::span::{FieldVisitor, RequestCtx, SpanSlot};
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::wire::WireRecord;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 use tracing_core::span::{Attributes, Id, Record as Values};
@@ -358,11 +359,15 @@ impl Core {
                     if slot.links.len() != 0 {
                         Self::push_links(local, slot, id, meta, end);
                     }
-                    // SAFETY: `close_into` writes every field of the record.
-                    let pushed = unsafe {
-                        local
-                            .producer
-                            .push_init(|dst| slot.close_into(id, meta, end, dst))
+                    let pushed = if slot.needs_ext() {
+                        Self::push_with_ext(local, slot, id, meta, end)
+                    } else {
+                        // SAFETY: `close_into` writes every field of the record.
+                        unsafe {
+                            local.producer.push_init(|dst| {
+                                slot.close_into(id, meta, end, RecordKind::Span, dst)
+                            })
+                        }
                     };
                     if !pushed {
                         local.producer.count_drop();
@@ -379,6 +384,25 @@ impl Core {
         true
     }
 
+    /// The close record of a span that needs an extension (see
+    /// `SpanSlot::needs_ext`), with it; whether both were pushed.
+    #[cold]
+    fn push_with_ext(
+        local: &mut Local,
+        slot: &SpanSlot,
+        id: u64,
+        meta: &'static Metadata<'static>,
+        end: u64,
+    ) -> bool {
+        // SAFETY: `ext_into` and `close_into` each write every field of theirs.
+        unsafe {
+            local.producer.push_pair_init(
+                |dst| slot.ext_into(id, meta, None, dst),
+                |dst| slot.close_into(id, meta, end, RecordKind::Span, dst),
+            )
+        }
+    }
+
     /// The links record of a span that has links, right before its close
     /// record (in the same ring, so the aggregator sees it first).
     #[cold]
@@ -391,13 +415,12 @@ impl Core {
     ) {
         let mut links = [0; MAX_LINKS];
         let n = slot.links.read(&mut links);
-        // SAFETY: `close_into` writes every field of the record, and
-        // `set_links` then only overwrites initialized fields.
+        // SAFETY: `ext_into` and `close_into` each write every field of theirs.
         let pushed = unsafe {
-            local.producer.push_init(|dst| {
-                slot.close_into(id, meta, end, dst);
-                dst.assume_init_mut().set_links(&links[..n]);
-            })
+            local.producer.push_pair_init(
+                |dst| slot.ext_into(id, meta, Some(&links[..n]), dst),
+                |dst| slot.close_into(id, meta, end, RecordKind::Links, dst),
+            )
         };
         if !pushed {
             local.producer.count_drop();
@@ -505,7 +528,21 @@ impl Core {
 
     #[inline(always)]
     fn push_record(local: &mut Local, make: impl FnOnce() -> Record) {
-        if !local.producer.push_with(make) {
+        let pushed = match WireRecord::encode(&make()) {
+            (None, main) => local.producer.push(main).is_ok(),
+            // SAFETY: each closure writes a whole value.
+            (Some(ext), main) => unsafe {
+                local.producer.push_pair_init(
+                    |dst| {
+                        dst.write(ext);
+                    },
+                    |dst| {
+                        dst.write(main);
+                    },
+                )
+            },
+        };
+        if !pushed {
             local.producer.count_drop();
         }
     }

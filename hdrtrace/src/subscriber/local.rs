@@ -8,10 +8,10 @@
 
 use crate::handoff::Handoff;
 use crate::logs::ThreadLog;
-use crate::record::Record;
 use crate::ring::Producer;
 use crate::subscriber::slots::{SlotCache, SlotTable};
 use crate::subscriber::span::SpanSlot;
+use crate::wire::WireRecord;
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +24,7 @@ pub(crate) const STACK_DEPTH: usize = 64;
 
 pub(crate) struct Local {
     core_alive: Arc<AtomicBool>,
-    pub(crate) producer: Producer<Record>,
+    pub(crate) producer: Producer<WireRecord>,
     /// This thread's log ring and line buffer, from its first log line on.
     pub(crate) log: Option<ThreadLog>,
     /// Free slots this thread keeps for itself, and the table they belong to
@@ -124,7 +124,7 @@ thread_local! {
 impl Local {
     pub(crate) fn new(
         core_alive: Arc<AtomicBool>,
-        producer: Producer<Record>,
+        producer: Producer<WireRecord>,
         slots: &Arc<SlotTable<SpanSlot>>,
         handoff: Arc<Handoff>,
         home: usize,

@@ -35,6 +35,14 @@ impl SlotFlags {
         Self((class as u32) << CLASS_AT | (sampled as u32) << SAMPLED_AT | Self::text_bits(text))
     }
 
+    /// The bits no decision takes (the wire record keeps its own there).
+    pub(crate) const FREE: u32 = !(3 << CLASS_AT | 0xFF << STATUS_AT | 1 << SAMPLED_AT | TEXT_MASK);
+
+    /// A record's decisions as a flags word (its status as a mark).
+    pub(crate) fn of_record(r: &crate::record::Record) -> Self {
+        Self(Self::new(r.class, r.sampled, &r.text).0 | Self::status_mark(r.status))
+    }
+
     /// The word as the slot stores it.
     #[inline(always)]
     pub(crate) fn bits(self) -> u32 {

@@ -7,7 +7,7 @@
 //! `Span::record` calls on clones of one span free of data races.
 
 use crate::record::{
-    fnv, FieldValue, InlineFields, InlineText, Record, RecordKind, SpanClass, Status, FNV_OFFSET,
+    fnv, FieldValue, InlineFields, InlineText, RecordKind, SpanClass, Status, FNV_OFFSET,
     INLINE_TEXT,
 };
 use crate::sampling::mix;
@@ -18,6 +18,7 @@ use crate::subscriber::slot_flags::SlotFlags;
 use crate::subscriber::split_sum::SplitSum;
 use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use crate::trace_context::{self, RemoteParent};
+use crate::wire::{self, WireRecord, WIRE_FIELDS};
 use std::fmt::Write as _;
 use std::mem::MaybeUninit;
 use std::ptr::addr_of_mut;
@@ -236,54 +237,89 @@ impl SpanSlot {
         }
     }
 
-    /// Writes the record this span closes with straight into `dst` (a ring
-    /// slot), field by field, so it is never assembled elsewhere and copied.
-    /// Every field of the record is written.
+    /// Writes the record this span closes with (`kind`: its span record, or
+    /// its links record) straight into `dst` (a ring slot), field by field, so
+    /// it is never assembled elsewhere and copied. Every field of the record
+    /// is written. A span that [`SpanSlot::needs_ext`] (and a links record)
+    /// goes with the extension `ext_into` writes, pushed before it.
     #[inline(always)]
     pub(crate) fn close_into(
         &self,
         id: u64,
         meta: &'static Metadata<'static>,
         end: u64,
-        dst: &mut MaybeUninit<Record>,
+        kind: RecordKind,
+        dst: &mut MaybeUninit<WireRecord>,
     ) {
         let flags = self.flags();
+        let (request_word, root) =
+            wire::request_word(id, self.request_span.load(Relaxed), self.descendants());
+        // A links record's fields are its links, all in its extension.
+        let field_meta = match kind {
+            RecordKind::Links => 0,
+            _ => self.field_meta.load(Relaxed),
+        };
         let r = dst.as_mut_ptr();
-        // SAFETY: `r` comes from a `&mut MaybeUninit<Record>`, so it is valid
-        // and aligned for writes of a `Record`; `addr_of_mut!` takes each
-        // field's address without making a reference to uninitialized memory,
-        // and each write stores a value of that field's type. Every field
-        // (text and inline fields element by element) is written below, so the
+        // SAFETY: `r` comes from a `&mut MaybeUninit<WireRecord>`, so it is
+        // valid and aligned for writes of a `WireRecord`; `addr_of_mut!` takes
+        // each field's address without making a reference to uninitialized
+        // memory, and each write stores a value of that field's type. Every
+        // field (text and field values word by word) is written below, so the
         // record is fully initialized when this returns.
         unsafe {
-            addr_of_mut!((*r).kind).write(RecordKind::Span);
-            addr_of_mut!((*r).class).write(flags.class());
-            addr_of_mut!((*r).status).write(flags.status());
-            addr_of_mut!((*r).sampled).write(flags.sampled());
+            addr_of_mut!((*r).head).write(wire::head(kind, flags, field_meta, root));
             addr_of_mut!((*r).metadata).write(meta);
             addr_of_mut!((*r).span).write(id);
             addr_of_mut!((*r).parent).write(self.parent.load(Relaxed));
-            addr_of_mut!((*r).request_span).write(self.request_span.load(Relaxed));
+            addr_of_mut!((*r).request_word).write(request_word);
             addr_of_mut!((*r).request_id).write(self.request_id.load(Relaxed));
             addr_of_mut!((*r).start).write(self.start.load(Relaxed));
             addr_of_mut!((*r).end).write(end);
             addr_of_mut!((*r).busy).write(self.busy.get());
-            addr_of_mut!((*r).descendants).write(self.descendants());
-            let text = addr_of_mut!((*r).text);
-            addr_of_mut!((*text).len).write(flags.text_len());
-            addr_of_mut!((*text).truncated).write(flags.text_truncated());
-            addr_of_mut!((*text).hash).write(self.text_hash.load(Relaxed));
-            let bytes = addr_of_mut!((*text).bytes).cast::<[u8; 8]>();
+            let bytes = addr_of_mut!((*r).text).cast::<[u8; 8]>();
             for (i, w) in self.text.iter().enumerate() {
                 bytes.add(i).write(w.load(Relaxed).to_le_bytes());
             }
-            let fields = addr_of_mut!((*r).fields);
-            addr_of_mut!((*fields).meta).write(self.field_meta.load(Relaxed));
-            let bits = addr_of_mut!((*fields).bits).cast::<u64>();
-            for (i, w) in self.field_bits.iter().enumerate() {
+            let bits = addr_of_mut!((*r).bits).cast::<u64>();
+            for (i, w) in self.field_bits[..WIRE_FIELDS].iter().enumerate() {
                 bits.add(i).write(w.load(Relaxed));
             }
         }
+    }
+
+    /// Whether this span's close record needs an extension: more numeric
+    /// fields than a wire record carries, or a truncated text's hash.
+    #[inline(always)]
+    pub(crate) fn needs_ext(&self) -> bool {
+        wire::needs_ext(self.field_meta.load(Relaxed), self.flags().text_truncated())
+    }
+
+    /// The extension of this span's close record (`links`: of its links
+    /// record, which carries them as its fields).
+    #[cold]
+    pub(crate) fn ext_into(
+        &self,
+        id: u64,
+        meta: &'static Metadata<'static>,
+        links: Option<&[u64]>,
+        dst: &mut MaybeUninit<WireRecord>,
+    ) {
+        let fields = match links {
+            Some(links) => {
+                let mut f = InlineFields::default();
+                let n = links.len().min(f.bits.len());
+                f.meta = n as u64;
+                f.bits[..n].copy_from_slice(&links[..n]);
+                f
+            }
+            None => self.load_fields(),
+        };
+        dst.write(WireRecord::ext(
+            id,
+            meta,
+            &fields,
+            self.text_hash.load(Relaxed),
+        ));
     }
 }
 
