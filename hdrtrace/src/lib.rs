@@ -45,6 +45,8 @@ pub mod ring;
 mod sampling;
 mod subscriber;
 mod sync;
+#[cfg(test)]
+mod test_meta;
 mod trace_context;
 mod wire;
 

@@ -269,31 +269,8 @@ mod tests {
     use crate::record::{
         FieldValue, InlineFields, InlineText, Record, RecordKind, SpanClass, Status,
     };
+    use crate::test_meta::META;
     use proptest::prelude::*;
-    use tracing_core::callsite::{Callsite, Identifier};
-    use tracing_core::field::FieldSet;
-    use tracing_core::metadata::Kind;
-    use tracing_core::subscriber::Interest;
-    use tracing_core::{Level, Metadata};
-
-    struct Site;
-    impl Callsite for Site {
-        fn set_interest(&self, _: Interest) {}
-        fn metadata(&self) -> &Metadata<'_> {
-            &META
-        }
-    }
-    static SITE: Site = Site;
-    static META: Metadata<'static> = Metadata::new(
-        "model",
-        "wire",
-        Level::INFO,
-        None,
-        None,
-        None,
-        FieldSet::new(&["a", "b", "c", "d", "e"], Identifier(&SITE)),
-        Kind::SPAN,
-    );
 
     /// Every field of `r`, comparable (`Record` has no `PartialEq`: its
     /// metadata is compared by address here).

@@ -271,27 +271,7 @@ fn file<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracing_core::callsite::Callsite;
-    use tracing_core::metadata::Kind;
-    use tracing_core::subscriber::Interest;
-    use tracing_core::{Level, Metadata};
-
-    struct Site;
-    impl Callsite for Site {
-        fn set_interest(&self, _: Interest) {}
-        fn metadata(&self) -> &Metadata<'_> {
-            &META
-        }
-    }
-    static SITE: Site = Site;
-    static META: Metadata<'static> = tracing_core::metadata! {
-        name: "batch",
-        target: "batches",
-        level: Level::INFO,
-        fields: &[],
-        callsite: &SITE,
-        kind: Kind::SPAN,
-    };
+    use crate::test_meta::META;
 
     /// A span record of no request, under batch `batch` (its request id, as
     /// the hot path marks it; a batch span's own ID).
