@@ -15,7 +15,13 @@
 //! - `hdrtrace_enabled_global`: the same installed with `init_tracing`, as in
 //!   production. A scoped `Dispatch` is an `Arc` that every `Span` clones and
 //!   drops (two locked read-modify-writes per span); the global one is a
-//!   `&'static`. It runs last: a global default cannot be taken back.
+//!   `&'static`. It runs last: a global default cannot be taken back;
+//! - `floor_global` and `do_nothing_global`: the anchors of the span bench
+//!   (`common/floor.rs`), the least a timing subscriber can do and tracing's
+//!   own dispatch, each installed globally in a process of its own (the
+//!   bench re-runs itself with `HDRTRACE_PIPELINE_GLOBAL` set, criterion's
+//!   arguments passed on, and each child also times `hdrtrace_disabled`, the
+//!   same-process baseline every global figure is read against).
 //!
 //! A request makes 16 spans (root, 3 stages, 12 models). The targets:
 //! enabled adds at most 1 µs per request over `no_subscriber`, disabled at most
@@ -29,12 +35,15 @@
 
 #[path = "../../hdrtrace/benches/common/mod.rs"]
 mod common;
+#[path = "../../hdrtrace/benches/common/floor.rs"]
+mod floor;
 #[path = "../tests/pipeline_support/mod.rs"]
 mod pipeline_support;
 
 use common::{scoped, timed_batches};
 use criterion::measurement::WallTime;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use criterion::{BenchmarkGroup, Criterion};
+use floor::Bare;
 use hdrtrace::TracingConfig;
 use hdrtrace_pipeline::EmbeddingPipeline;
 use pipeline_support::fast_models;
@@ -142,15 +151,41 @@ fn hdrtrace_enabled_global(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setup) 
     bench_enabled(group, "hdrtrace_enabled_global", s, &guard);
 }
 
-fn embed(c: &mut Criterion) {
-    let setup = Setup::new();
-    let mut group = c.benchmark_group("embed");
-    no_subscriber(&mut group, &setup);
-    hdrtrace_disabled(&mut group, &setup);
-    hdrtrace_enabled(&mut group, &setup);
-    hdrtrace_enabled_global(&mut group, &setup);
-    group.finish();
+/// Set in a child process: the anchor it installs globally.
+const ANCHOR: &str = "HDRTRACE_PIPELINE_GLOBAL";
+const ANCHORS: [&str; 2] = ["floor", "do_nothing"];
+
+/// A child's run: the disabled baseline, then `anchor` installed globally.
+fn anchor_global(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setup, anchor: &str) {
+    hdrtrace_disabled(group, s);
+    let dispatch = match anchor {
+        "floor" => Dispatch::new(Bare::<true>),
+        "do_nothing" => Dispatch::new(Bare::<false>),
+        other => panic!("{ANCHOR}={other:?} is not one of {ANCHORS:?}"),
+    };
+    tracing::dispatcher::set_global_default(dispatch).expect("the first global install");
+    tracing_core::callsite::rebuild_interest_cache();
+    group.bench_function(format!("{anchor}_global"), |b| b.iter(|| s.embed()));
 }
 
-criterion_group!(benches, embed);
-criterion_main!(benches);
+fn main() {
+    let anchor = std::env::var(ANCHOR).ok();
+    let mut c = Criterion::default().configure_from_args();
+    let setup = Setup::new();
+    let mut group = c.benchmark_group("embed");
+    match anchor.as_deref() {
+        Some(anchor) => anchor_global(&mut group, &setup, anchor),
+        None => {
+            no_subscriber(&mut group, &setup);
+            hdrtrace_disabled(&mut group, &setup);
+            hdrtrace_enabled(&mut group, &setup);
+            hdrtrace_enabled_global(&mut group, &setup);
+        }
+    }
+    group.finish();
+    c.final_summary();
+    if anchor.is_none() {
+        // Each anchor in a process of its own: a global default is for good.
+        common::rerun_each(ANCHOR, &ANCHORS);
+    }
+}

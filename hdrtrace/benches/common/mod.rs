@@ -71,3 +71,18 @@ pub fn clock() -> &'static Clock {
     static CLOCK: OnceLock<Clock> = OnceLock::new();
     CLOCK.get_or_init(Clock::new)
 }
+
+/// Re-runs this bench binary once per value, with `var` set to it and the
+/// same arguments: how a bench gives each global dispatcher a process of its
+/// own (a global default cannot be replaced).
+pub fn rerun_each(var: &str, values: &[&str]) {
+    let me = std::env::current_exe().expect("the bench binary's path");
+    for value in values {
+        let status = std::process::Command::new(&me)
+            .args(std::env::args_os().skip(1))
+            .env(var, value)
+            .status()
+            .expect("re-run the bench");
+        assert!(status.success(), "{var}={value} failed: {status}");
+    }
+}

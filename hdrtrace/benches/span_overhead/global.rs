@@ -27,15 +27,12 @@
 //! - `hdrtrace_enabled`: ours, installed with `init_tracing`;
 //! - `registry_hdr_layer`: Registry + the naive HDR layer users write.
 
-use crate::common::{clock, lifecycle, timed_batches, MODEL, TOKENS};
+use crate::common::{lifecycle, timed_batches, MODEL, TOKENS};
+use crate::floor::Bare;
 use crate::{drained_ring, event_log, local_hist, naive};
 use criterion::Criterion;
 use hdrtrace::TracingConfig;
-use std::cell::Cell;
 use std::hint::black_box;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id};
-use tracing::Subscriber;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Set in a child process: the one variant it runs.
@@ -56,64 +53,6 @@ const VARIANTS: [&str; 9] = [
 /// root the caller holds entered.
 fn unit() {
     lifecycle(black_box(MODEL), black_box(TOKENS));
-}
-
-thread_local! {
-    static READINGS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Visits every field, keeping what a timing subscriber would need.
-struct Walk(u64);
-
-impl Visit for Walk {
-    fn record_u64(&mut self, _: &Field, v: u64) {
-        self.0 = self.0.wrapping_add(v);
-    }
-    fn record_str(&mut self, _: &Field, v: &str) {
-        self.0 = self.0.wrapping_add(v.len() as u64);
-    }
-    fn record_debug(&mut self, f: &Field, _: &dyn std::fmt::Debug) {
-        self.0 = self.0.wrapping_add(f.index() as u64);
-    }
-}
-
-/// Every callsite enabled, every span the same ID. `Bare<false>` does
-/// nothing else (tracing's own dispatch cost); `Bare<true>` is the floor:
-/// it visits the fields and adds a clock reading into a thread-local at new,
-/// enter, exit and close (`TIMED` is a constant: the other build carries no
-/// branch).
-struct Bare<const TIMED: bool>;
-
-impl<const TIMED: bool> Bare<TIMED> {
-    #[inline(always)]
-    fn reading(extra: u64) {
-        if TIMED {
-            let now = clock().now();
-            READINGS.with(|r| r.set(r.get().wrapping_add(now ^ extra)));
-        }
-    }
-}
-
-impl<const TIMED: bool> Subscriber for Bare<TIMED> {
-    bound_subscriber!();
-    fn new_span(&self, attrs: &Attributes<'_>) -> Id {
-        if TIMED {
-            let mut walk = Walk(0);
-            attrs.record(&mut walk);
-            Self::reading(walk.0);
-        }
-        Id::from_u64(1)
-    }
-    fn enter(&self, _: &Id) {
-        Self::reading(0);
-    }
-    fn exit(&self, _: &Id) {
-        Self::reading(0);
-    }
-    fn try_close(&self, _: Id) -> bool {
-        Self::reading(0);
-        TIMED
-    }
 }
 
 fn install(variant: &str) -> Option<hdrtrace::TracingGuard> {
@@ -210,13 +149,5 @@ pub fn run(variant: &str) {
 /// Runs every variant, each in a child process of its own (this binary,
 /// re-run with `VARIANT` set and the same arguments).
 pub fn run_each_variant() {
-    let me = std::env::current_exe().expect("the bench binary's path");
-    for variant in VARIANTS {
-        let status = std::process::Command::new(&me)
-            .args(std::env::args_os().skip(1))
-            .env(VARIANT, variant)
-            .status()
-            .expect("re-run the bench for one variant");
-        assert!(status.success(), "variant {variant} failed: {status}");
-    }
+    crate::common::rerun_each(VARIANT, &VARIANTS);
 }

@@ -45,6 +45,8 @@ mod common;
 mod drained_ring;
 #[path = "../common/event_log.rs"]
 mod event_log;
+#[path = "../common/floor.rs"]
+mod floor;
 mod global;
 #[path = "../common/local_hist.rs"]
 mod local_hist;
