@@ -518,6 +518,7 @@ mod tests {
             }
         });
         assert_eq!(slot.busy.get(), 2 * N + 3 * N);
+        assert_eq!(slot.busy.own(), 2 * N, "the owner's share");
         assert_eq!(u64::from(slot.descendants()), 4 * N);
     }
 }

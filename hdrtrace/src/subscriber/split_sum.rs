@@ -41,6 +41,12 @@ impl SplitSum {
         }
     }
 
+    /// What the owner added (its half alone).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn own(&self) -> u64 {
+        self.own.load(Relaxed)
+    }
+
     /// Everything added so far, by any thread.
     #[inline]
     pub(crate) fn get(&self) -> u64 {
