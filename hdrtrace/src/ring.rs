@@ -135,18 +135,10 @@ impl<T: Copy + Send> Producer<T> {
         let Some(tail) = self.reserve(1) else {
             return false;
         };
-        let ring = &*self.ring;
-        ring.buf[tail & ring.mask].with_mut(|slot| {
-            // SAFETY: `reserve(1)` found `tail - head <= mask`, so slot `tail`
-            // is outside the consumer's readable range `head..tail`; only this
-            // producer writes it, and the consumer cannot read it until the
-            // release store below (the caller guarantees `init` initializes
-            // all of it).
-            init(unsafe { &mut *slot });
-        });
-        // Release: publishes the slot write above to the consumer's acquire
-        // load of `tail`.
-        ring.tail.store(tail.wrapping_add(1), Ordering::Release);
+        // SAFETY: `reserve(1)` found room for slot `tail`; the caller
+        // guarantees `init` initializes all of it.
+        unsafe { self.write(tail, init) };
+        self.publish(tail.wrapping_add(1));
         true
     }
 
@@ -167,22 +159,40 @@ impl<T: Copy + Send> Producer<T> {
         let Some(tail) = self.reserve(2) else {
             return false;
         };
-        let ring = &*self.ring;
-        ring.buf[tail & ring.mask].with_mut(|slot| {
-            // SAFETY: `reserve(2)` found `tail + 1 - head <= mask`, so slots
-            // `tail` and `tail + 1` are outside the consumer's readable range;
-            // only this producer writes them, and the consumer cannot read
-            // them until the release store below.
-            first(unsafe { &mut *slot });
-        });
-        ring.buf[tail.wrapping_add(1) & ring.mask].with_mut(|slot| {
-            // SAFETY: as for `first`'s slot, above.
-            second(unsafe { &mut *slot });
-        });
-        // Release: publishes both slot writes above to the consumer's acquire
-        // load of `tail`.
-        ring.tail.store(tail.wrapping_add(2), Ordering::Release);
+        // SAFETY: `reserve(2)` found room for slots `tail` and `tail + 1`;
+        // the caller guarantees each closure initializes all of its value.
+        unsafe {
+            self.write(tail, first);
+            self.write(tail.wrapping_add(1), second);
+        }
+        self.publish(tail.wrapping_add(2));
         true
+    }
+
+    /// Lets `init` write slot `index` in place.
+    ///
+    /// # Safety
+    ///
+    /// `reserve` must have found room for `index` (so it lies outside the
+    /// consumer's readable range `head..tail`, and no later `publish` has
+    /// passed it yet), and `init` must initialize the whole value.
+    #[inline(always)]
+    unsafe fn write(&mut self, index: usize, init: impl FnOnce(&mut MaybeUninit<T>)) {
+        let ring = &*self.ring;
+        ring.buf[index & ring.mask].with_mut(|slot| {
+            // SAFETY: by the caller's promise the slot is outside the
+            // consumer's readable range, so only this producer touches it, and
+            // the consumer cannot read it until `publish` moves `tail` past it.
+            init(unsafe { &mut *slot });
+        });
+    }
+
+    /// Makes every slot below `tail` readable by the consumer.
+    #[inline(always)]
+    fn publish(&mut self, tail: usize) {
+        // Release: publishes the slot writes before it to the consumer's
+        // acquire load of `tail`.
+        self.ring.tail.store(tail, Ordering::Release);
     }
 
     /// The index to write next, when the ring (or the successor it moves to)
