@@ -163,6 +163,18 @@ impl InlineFields {
         }
     }
 
+    /// A links record's fields: the linked spans' IDs as its words (at most
+    /// [`INLINE_FIELDS`]), read back by [`Record::links`].
+    pub(crate) fn of_links(links: &[u64]) -> Self {
+        let n = links.len().min(INLINE_FIELDS);
+        let mut f = Self {
+            meta: n as u64,
+            ..Self::default()
+        };
+        f.bits[..n].copy_from_slice(&links[..n]);
+        f
+    }
+
     /// The kept fields as `(field index, value)`.
     pub fn iter(&self) -> impl Iterator<Item = (usize, FieldValue)> + '_ {
         (0..self.len()).filter_map(|i| {

@@ -319,14 +319,8 @@ mod tests {
             }
             f
         });
-        let links = proptest::collection::vec(1u64.., 0..5).prop_map(|l| {
-            let mut f = InlineFields {
-                meta: l.len() as u64,
-                ..InlineFields::default()
-            };
-            f.bits[..l.len()].copy_from_slice(&l);
-            f
-        });
+        let links =
+            proptest::collection::vec(1u64.., 0..5).prop_map(|l| InlineFields::of_links(&l));
         (
             (kind, class, status, any::<bool>()),
             (1u64.., any::<u64>(), any::<bool>(), any::<u64>()),

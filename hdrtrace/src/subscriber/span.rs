@@ -305,13 +305,7 @@ impl SpanSlot {
         dst: &mut MaybeUninit<WireRecord>,
     ) {
         let fields = match links {
-            Some(links) => {
-                let mut f = InlineFields::default();
-                let n = links.len().min(f.bits.len());
-                f.meta = n as u64;
-                f.bits[..n].copy_from_slice(&links[..n]);
-                f
-            }
+            Some(links) => InlineFields::of_links(links),
             None => self.load_fields(),
         };
         dst.write(WireRecord::ext(
