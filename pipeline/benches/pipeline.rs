@@ -21,7 +21,8 @@
 //!   own dispatch, each installed globally in a process of its own (the
 //!   bench re-runs itself with `HDRTRACE_PIPELINE_GLOBAL` set, criterion's
 //!   arguments passed on, and each child also times `hdrtrace_disabled`, the
-//!   same-process baseline every global figure is read against).
+//!   same-process baseline every global figure is read against, with its
+//!   control `no_subscriber_built`).
 //!
 //! A request makes 16 spans (root, 3 stages, 12 models). The targets:
 //! enabled adds at most 1 µs per request over `no_subscriber`, disabled at most
@@ -155,7 +156,8 @@ fn hdrtrace_enabled_global(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setup) 
 const ANCHOR: &str = "HDRTRACE_PIPELINE_GLOBAL";
 const ANCHORS: [&str; 2] = ["floor", "do_nothing"];
 
-/// A child's run: the disabled baseline, then `anchor` installed globally.
+/// A child's run: the disabled baseline (and its control), then `anchor`
+/// installed globally.
 fn anchor_global(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setup, anchor: &str) {
     hdrtrace_disabled(group, s);
     let dispatch = match anchor {
