@@ -1,9 +1,11 @@
 //! The lock-free single-producer / single-consumer ring buffer.
 //!
 //! Each thread that closes spans owns one [`Producer`]; the aggregator thread owns
-//! the matching [`Consumer`]. A push is two loads, one copy and one release
-//! store; it never blocks and never allocates. A full ring hands the value back
-//! (`Err`) so the caller counts the drop.
+//! the matching [`Consumer`]. A push reads only the producer's own copies of
+//! the indices (the consumer's `head` only when the ring looks full), writes
+//! the value in place and makes one release store; it never blocks and never
+//! allocates. A full ring hands the value back (`Err`) so the caller counts the
+//! drop.
 //!
 //! Indices are free-running `usize` counters (wrapping), reduced with a mask: the
 //! capacity is a power of two, `tail - head` is the fill level even across
@@ -70,6 +72,11 @@ pub struct Producer<T> {
     /// Producer-local copy of `head`, refreshed only when the ring looks full,
     /// so a push does not touch the consumer's cache line.
     cached_head: usize,
+    /// The ring's `tail` as this producer, its only writer, last stored it:
+    /// a push reads it here, not through the ring.
+    tail: usize,
+    /// The ring's `mask`, kept beside `tail`.
+    mask: usize,
 }
 
 /// The reading end: owned by the aggregator.
@@ -85,8 +92,10 @@ pub fn channel<T: Copy + Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     let ring = Ring::new(capacity);
     (
         Producer {
+            mask: ring.mask,
             ring: ring.clone(),
             cached_head: 0,
+            tail: 0,
         },
         Consumer {
             ring,
@@ -178,8 +187,11 @@ impl<T: Copy + Send> Producer<T> {
     /// passed it yet), and `init` must initialize the whole value.
     #[inline(always)]
     unsafe fn write(&mut self, index: usize, init: impl FnOnce(&mut MaybeUninit<T>)) {
-        let ring = &*self.ring;
-        ring.buf[index & ring.mask].with_mut(|slot| {
+        // SAFETY: `self.mask` is this ring's `mask` (set with `ring`), one less
+        // than its buffer's power-of-two length, so the masked index is in
+        // bounds.
+        let cell = unsafe { self.ring.buf.get_unchecked(index & self.mask) };
+        cell.with_mut(|slot| {
             // SAFETY: by the caller's promise the slot is outside the
             // consumer's readable range, so only this producer touches it, and
             // the consumer cannot read it until `publish` moves `tail` past it.
@@ -190,6 +202,7 @@ impl<T: Copy + Send> Producer<T> {
     /// Makes every slot below `tail` readable by the consumer.
     #[inline(always)]
     fn publish(&mut self, tail: usize) {
+        self.tail = tail;
         // Release: publishes the slot writes before it to the consumer's
         // acquire load of `tail`.
         self.ring.tail.store(tail, Ordering::Release);
@@ -200,17 +213,15 @@ impl<T: Copy + Send> Producer<T> {
     #[inline(always)]
     fn reserve(&mut self, n: usize) -> Option<usize> {
         loop {
-            let ring = &*self.ring;
-            // Relaxed: only this producer ever stores `tail`.
-            let tail = ring.tail.load(Ordering::Relaxed);
+            let tail = self.tail;
             let last = tail.wrapping_add(n - 1);
-            if last.wrapping_sub(self.cached_head) <= ring.mask {
+            if last.wrapping_sub(self.cached_head) <= self.mask {
                 return Some(tail);
             }
             // Acquire: pairs with the consumer's release store of `head`, so
             // its reads of the slots it freed happen before we overwrite them.
-            self.cached_head = ring.head.load(Ordering::Acquire);
-            if last.wrapping_sub(self.cached_head) <= ring.mask {
+            self.cached_head = self.ring.head.load(Ordering::Acquire);
+            if last.wrapping_sub(self.cached_head) <= self.mask {
                 return Some(tail);
             }
             if !self.adopt_successor() {
@@ -232,8 +243,7 @@ impl<T: Copy + Send> Producer<T> {
     /// view already looks that full.
     #[inline]
     pub fn needs_drain(&mut self) -> bool {
-        // Relaxed: `tail` is only ever stored by this producer.
-        let tail = self.ring.tail.load(Ordering::Relaxed);
+        let tail = self.tail;
         let high = self.capacity() / 2;
         if tail.wrapping_sub(self.cached_head) <= high {
             return false;
@@ -269,7 +279,10 @@ impl<T: Copy + Send> Producer<T> {
                 // The lock ordered the offer's writes (the new ring's
                 // initialization) before this take.
                 self.ring = next;
+                self.mask = self.ring.mask;
                 self.cached_head = 0;
+                // Relaxed: a fresh ring; its `tail` is ours to store from now on.
+                self.tail = self.ring.tail.load(Ordering::Relaxed);
                 true
             }
             None => false,
@@ -277,19 +290,18 @@ impl<T: Copy + Send> Producer<T> {
     }
 
     /// The ring's capacity.
+    #[inline]
     pub fn capacity(&self) -> usize {
-        self.ring.mask + 1
+        self.mask + 1
     }
 
     /// How many values can be pushed now without one being refused (more may
     /// be, if the consumer frees slots meanwhile; never fewer, as only this
     /// producer fills them).
     pub fn free_slots(&mut self) -> usize {
-        // Relaxed: `tail` is only ever stored by this producer.
-        let tail = self.ring.tail.load(Ordering::Relaxed);
         // Acquire: as in `push`.
         self.cached_head = self.ring.head.load(Ordering::Acquire);
-        self.ring.mask + 1 - tail.wrapping_sub(self.cached_head)
+        self.mask + 1 - self.tail.wrapping_sub(self.cached_head)
     }
 }
 
