@@ -41,7 +41,9 @@ pub(crate) struct Local {
     /// did not enter (entered elsewhere).
     handoff: Arc<Handoff>,
     pub(crate) home: usize,
-    ordinal: u64,
+    /// This thread's ordinal among the core's threads, plus one: its token
+    /// (`Local::thread`), kept as it is used.
+    thread: u64,
     seq: u64,
 }
 
@@ -140,7 +142,7 @@ impl Local {
             depth: 0,
             handoff,
             home,
-            ordinal,
+            thread: ordinal + 1,
             seq: 0,
         }
     }
@@ -237,14 +239,14 @@ impl Local {
     /// among the threads of one core, never 0.
     #[inline]
     pub(crate) fn thread(&self) -> u64 {
-        self.ordinal + 1
+        self.thread
     }
 
     /// A request id unique within this subscriber, for requests that bring none.
     #[inline]
     pub(crate) fn next_request_id(&mut self) -> u64 {
         self.seq += 1;
-        (self.ordinal + 1) << 40 | (self.seq & ((1 << 40) - 1))
+        self.thread << 40 | (self.seq & ((1 << 40) - 1))
     }
 }
 
