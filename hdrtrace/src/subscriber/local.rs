@@ -154,8 +154,9 @@ impl Local {
     /// counted, so they never become parents.
     #[inline]
     pub(crate) fn current<T>(&mut self, lookup: impl Fn(u64) -> Option<T>) -> Option<(u64, T)> {
-        while self.depth > 0 {
-            let id = self.stack[self.depth - 1].0;
+        // `get` of `depth - 1`, wrapped: one comparison says both that the
+        // stack is not empty and that the index is in bounds.
+        while let Some(&(id, _)) = self.stack.get(self.depth.wrapping_sub(1)) {
             if let Some(found) = lookup(id) {
                 return Some((id, found));
             }
@@ -175,10 +176,13 @@ impl Local {
     /// the innermost spans, which new spans and events belong to, stay exact.
     #[inline]
     pub(crate) fn push(&mut self, id: u64, now: u64, live: impl Fn(u64) -> bool) {
-        if self.depth == STACK_DEPTH {
-            self.make_room(live);
+        match self.stack.get_mut(self.depth) {
+            Some(entry) => *entry = (id, now),
+            None => {
+                self.make_room(live);
+                self.stack[self.depth] = (id, now);
+            }
         }
-        self.stack[self.depth] = (id, now);
         self.depth += 1;
     }
 
@@ -205,7 +209,8 @@ impl Local {
     /// `None` otherwise, and then [`Local::pop_below`] finds it.
     #[inline(always)]
     pub(crate) fn pop_top(&mut self, id: u64) -> Option<u64> {
-        match self.stack[..self.depth].last() {
+        // As in `current`: `None` for an empty stack too.
+        match self.stack.get(self.depth.wrapping_sub(1)) {
             Some(&(top, entered)) if top == id => {
                 self.depth -= 1;
                 Some(entered)

@@ -164,11 +164,13 @@ impl<S> SlotTable<S> {
     /// the cache from the shards (home first) when it is empty.
     #[inline(always)]
     pub(crate) fn alloc_cached(&self, cache: &mut SlotCache, home: usize) -> Option<(u64, &S)> {
-        if cache.len == 0 {
+        // `get` of `len - 1`, wrapped: one comparison says both that the
+        // cache is not empty and that the index is in bounds.
+        let Some(&index) = cache.index.get(cache.len.wrapping_sub(1)) else {
             return self.refill_and_alloc(cache, home);
-        }
+        };
         cache.len -= 1;
-        let index = cache.index[cache.len] as usize;
+        let index = index as usize;
         let entry = &self.entries[index];
         // Relaxed: this thread bumped the generation itself (`free_cached`) or
         // took the slot with an acquiring pop.
