@@ -37,6 +37,19 @@ impl Clock {
         self.quanta.raw()
     }
 
+    /// `now()` when it is one inlined `rdtsc` (no call), else `None`: for a
+    /// fast path that must not hold values across a call.
+    #[inline(always)]
+    pub(crate) fn now_inline(&self) -> Option<u64> {
+        #[cfg(target_arch = "x86_64")]
+        if self.tsc {
+            // SAFETY: `rdtsc` exists on every x86-64 CPU and only reads the
+            // time-stamp counter.
+            return Some(unsafe { std::arch::x86_64::_rdtsc() });
+        }
+        None
+    }
+
     /// Nanoseconds between two raw readings (0 if `end` precedes `start`).
     #[inline]
     pub fn nanos_between(&self, start: u64, end: u64) -> u64 {

@@ -11,7 +11,7 @@ use crate::record::{Record, RecordKind, SpanClass, Status};
 use crate::sampling::{Sampler, Switch};
 use crate::subscriber::callsites::{CallsiteInfo, CallsiteMap, Rules};
 use crate::subscriber::links::MAX_LINKS;
-use crate::subscriber::local::{with_local, with_local_leaf, Leaf, Local};
+use crate::subscriber::local::{with_last_local, with_local, with_local_leaf, Leaf, Local};
 use crate::subscriber::slots::SlotTable;
 use crate::subscriber::span::{FieldVisitor, RequestCtx, SpanSlot};
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
@@ -293,9 +293,34 @@ impl Core {
         }
     }
 
+    /// Enters span `id`. The common case (the clock an inlined `rdtsc`, this
+    /// thread's state the one `LAST` lends, room on its stack) makes no call;
+    /// everything else is `enter_slow`'s.
     #[inline]
     pub(crate) fn enter(&self, id: u64) {
-        let now = self.clock.now();
+        if let Some(now) = self.clock.now_inline() {
+            let pushed = with_last_local(
+                // SAFETY: a leaf: this thread's stack.
+                unsafe { Leaf::promise() },
+                self.id,
+                #[inline(always)]
+                |local| local.try_push(id, now),
+            );
+            if pushed == Some(true) {
+                return;
+            }
+            return self.enter_slow(id, Some(now));
+        }
+        // The clock read there: no call here, with `id` to keep across it.
+        self.enter_slow(id, None);
+    }
+
+    /// `enter` with a full stack, another subscriber's state in `LAST`, or a
+    /// clock that is not the TSC (`now` is `None`: read it here).
+    #[cold]
+    #[inline(never)]
+    fn enter_slow(&self, id: u64, now: Option<u64>) {
+        let now = now.unwrap_or_else(|| self.clock.now());
         self.leaf(
             // SAFETY: a leaf: this thread's stack and slot lookups.
             unsafe { Leaf::promise() },
@@ -304,9 +329,42 @@ impl Core {
         );
     }
 
+    /// Exits span `id`. The common case (the clock an inlined `rdtsc`, this
+    /// thread's state the one `LAST` lends, `id` its innermost entry) makes no
+    /// call; everything else is `exit_slow`'s.
     #[inline]
     pub(crate) fn exit(&self, id: u64) {
-        let now = self.clock.now();
+        if let Some(now) = self.clock.now_inline() {
+            let popped = with_last_local(
+                // SAFETY: a leaf: this thread's stack, a slot lookup and its
+                // counters.
+                unsafe { Leaf::promise() },
+                self.id,
+                #[inline(always)]
+                |local| match local.pop_top(id) {
+                    Some(entered) => {
+                        self.add_busy_since(id, entered, now, local);
+                        true
+                    }
+                    None => false,
+                },
+            );
+            if popped == Some(true) {
+                return;
+            }
+            return self.exit_slow(id, Some(now));
+        }
+        // The clock read there: no call here, with `id` to keep across it.
+        self.exit_slow(id, None);
+    }
+
+    /// `exit` for an entry below the top (or none), another subscriber's
+    /// state in `LAST`, or a clock that is not the TSC (`now` is `None`:
+    /// read it here).
+    #[cold]
+    #[inline(never)]
+    fn exit_slow(&self, id: u64, now: Option<u64>) {
+        let now = now.unwrap_or_else(|| self.clock.now());
         self.leaf(
             // SAFETY: a leaf: this thread's stack, a slot lookup and its counters.
             unsafe { Leaf::promise() },

@@ -171,6 +171,21 @@ impl Local {
         self.handoff.count_unmatched(n);
     }
 
+    /// `push` while the stack has room: false, having done nothing, when it
+    /// is full (then `push` makes room). No call, so a caller's fast path
+    /// keeps its values in scratch registers.
+    #[inline(always)]
+    pub(crate) fn try_push(&mut self, id: u64, now: u64) -> bool {
+        match self.stack.get_mut(self.depth) {
+            Some(entry) => {
+                *entry = (id, now);
+                self.depth += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Enters `id` at `now`. A full stack first drops entries of spans that
     /// have closed (`live`), then, if still full, evicts the outermost entry:
     /// the innermost spans, which new spans and events belong to, stay exact.
@@ -336,6 +351,27 @@ pub(crate) fn with_local_leaf<R>(
     // (the `Leaf` promise), so it cannot reach any of them on this thread, and
     // no other thread reads this thread's `LAST` or list.
     Some(f(unsafe { &mut *local }))
+}
+
+/// `with_local_leaf`'s fast path alone: `f` on the state `LAST` lends when it
+/// is `core_id`'s, `None` (without calling `f`) otherwise. It makes no call, so
+/// a caller that takes its slow path (`with_local_leaf`) in a function of its
+/// own keeps its hot path free of calls, and of the registers a call makes it
+/// save.
+#[inline(always)]
+pub(crate) fn with_last_local<R>(
+    _leaf: Leaf,
+    core_id: u64,
+    f: impl FnOnce(&mut Local) -> R,
+) -> Option<R> {
+    let last = LAST.get();
+    if last.core != core_id {
+        return None;
+    }
+    // SAFETY: as in `with_local_leaf`, for the state `LAST` lends: live,
+    // owned by this thread's list, not lent out (not marked busy), and `f`, a
+    // leaf, cannot reach anything that would free or take it.
+    Some(f(unsafe { &mut *last.local }))
 }
 
 /// Cold path of `with_local_leaf`: this subscriber's state when `LAST` holds
