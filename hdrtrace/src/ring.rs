@@ -151,6 +151,28 @@ impl<T: Copy + Send> Producer<T> {
         true
     }
 
+    /// `push_init` when this producer's own view of the consumer's `head`
+    /// already shows room: false, having done nothing, when it does not (then
+    /// `push_init`, which refreshes that view, may still find room). It makes
+    /// no call.
+    ///
+    /// # Safety
+    ///
+    /// As [`Producer::push_init`]: `init` must initialize the whole value.
+    #[inline(always)]
+    pub unsafe fn push_init_if_room(&mut self, init: impl FnOnce(&mut MaybeUninit<T>)) -> bool {
+        let tail = self.tail;
+        if tail.wrapping_sub(self.cached_head) > self.mask {
+            return false;
+        }
+        // SAFETY: `tail - head <= tail - cached_head <= mask`, as `head` only
+        // grows, so slot `tail` is free; the caller guarantees `init`
+        // initializes all of it.
+        unsafe { self.write(tail, init) };
+        self.publish(tail.wrapping_add(1));
+        true
+    }
+
     /// Appends two values that belong together (`first`, then `second`), both
     /// written in place and published with one store, so the consumer sees
     /// both or neither; returns false, calling neither, when the ring has no
@@ -256,6 +278,14 @@ impl<T: Copy + Send> Producer<T> {
             self.adopt_successor();
         }
         drain
+    }
+
+    /// False when the ring is surely at most half full, by this producer's
+    /// own view of `head` (no load of it); true when [`Producer::needs_drain`]
+    /// must be asked.
+    #[inline(always)]
+    pub fn may_need_drain(&self) -> bool {
+        self.tail.wrapping_sub(self.cached_head) > self.capacity() / 2
     }
 
     /// Moves to the larger ring the consumer offered, if one is on offer (and

@@ -10,12 +10,19 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 enum Op {
     Push(u32),
+    /// `push_init_if_room`: the push that trusts the producer's own view of
+    /// the consumer's progress.
+    PushIfRoom(u32),
     Pop,
 }
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(
-        prop_oneof![any::<u32>().prop_map(Op::Push), Just(Op::Pop)],
+        prop_oneof![
+            any::<u32>().prop_map(Op::Push),
+            any::<u32>().prop_map(Op::PushIfRoom),
+            Just(Op::Pop)
+        ],
         0..400,
     )
 }
@@ -41,7 +48,22 @@ proptest! {
                         model.push_back(v);
                     }
                 }
+                Op::PushIfRoom(v) => {
+                    // SAFETY: the closure writes the whole value.
+                    let pushed = unsafe { tx.push_init_if_room(|slot| { slot.write(v); }) };
+                    // It may refuse while there is room (its view of the
+                    // consumer is old), never accept without room.
+                    if pushed {
+                        prop_assert!(model.len() < cap, "accepted a value into a full ring");
+                        model.push_back(v);
+                    }
+                }
                 Op::Pop => prop_assert_eq!(rx.pop(), model.pop_front()),
+            }
+            // Its view is old, never ahead: it may ask for a drain the
+            // consumer has already done, never miss one.
+            if model.len() > cap / 2 {
+                prop_assert!(tx.may_need_drain(), "{} of {cap} held", model.len());
             }
         }
         while let Some(v) = rx.pop() {

@@ -101,6 +101,41 @@ fn full_ring_returns_value_and_counts_drop() {
     });
 }
 
+/// Capacity 2, filled; the consumer pops once while the producer offers a
+/// third value to `push_init_if_room`, then (refused) to `push`. The push that
+/// trusts the producer's own view of `head` never overwrites a value the
+/// consumer has not read (the first value arrives as pushed), and `push`,
+/// which refreshes that view, takes the third value exactly when the pop
+/// came first.
+#[test]
+fn a_push_by_the_cached_head_never_overwrites_an_unread_value() {
+    loom::model(|| {
+        let (mut tx, mut rx) = channel::<u64>(2);
+        tx.push(10).unwrap();
+        tx.push(11).unwrap();
+        let producer = thread::spawn(move || {
+            // SAFETY: the closure writes the whole value.
+            let trusted = unsafe {
+                tx.push_init_if_room(|slot| {
+                    slot.write(12);
+                })
+            };
+            assert!(!trusted, "the producer has seen no pop yet");
+            let refreshed = tx.push(12).is_ok();
+            (tx, refreshed)
+        });
+        let popped = rx.pop();
+        let (_tx, refreshed) = producer.join().unwrap();
+        assert_eq!(popped, Some(10), "the first value, unread, was overwritten");
+        let mut got = vec![10];
+        while let Some(v) = rx.pop() {
+            got.push(v);
+        }
+        let want: &[u64] = if refreshed { &[10, 11, 12] } else { &[10, 11] };
+        assert_eq!(got, want);
+    });
+}
+
 /// Capacity 2, four values: the ring starts full, the consumer pops three
 /// times while the producer pushes two more (waiting for room), so indices 2
 /// and 3 wrap onto slots 0 and 1. All four arrive once, in order.

@@ -21,6 +21,16 @@ use std::sync::Arc;
 use tracing_core::span::{Attributes, Id, Record as Values};
 use tracing_core::{Event, Metadata};
 
+/// What `try_close`'s call-free path did.
+enum FastClose {
+    /// Nothing: the slow path does it all.
+    No,
+    /// Recorded and freed the span.
+    Done,
+    /// Recorded and freed the span; the ring may be past half full.
+    AskDrain,
+}
+
 /// The ID of a span that could not be tracked (slot table full, or the
 /// subscriber switched off): every operation on it is a no-op.
 pub(crate) const UNTRACKED: u64 = u64::MAX;
@@ -398,6 +408,9 @@ impl Core {
     }
 
     /// Drops one reference; on the last, records the span and frees its slot.
+    /// The common close (the clock an inlined `rdtsc`, `LAST`'s state, one
+    /// record with room for it, room in the slot cache, a ring at most half
+    /// full) makes no call; everything else is `close_slow`'s.
     #[inline(always)]
     pub(crate) fn try_close(&self, id: u64) -> bool {
         let Some(slot) = self.slots.get(id) else {
@@ -406,7 +419,69 @@ impl Core {
         if !slot.refs.release() {
             return false;
         }
-        let end = self.clock.now();
+        let Some(end) = self.clock.now_inline() else {
+            self.close_slow(slot, id, None);
+            return true;
+        };
+        let fast = with_last_local(
+            // SAFETY: a leaf: this thread's ring and slot cache, the slot table.
+            unsafe { Leaf::promise() },
+            self.id,
+            #[inline(always)]
+            |local| {
+                let Some(meta) = slot.metadata() else {
+                    return FastClose::No;
+                };
+                if slot.links.len() != 0 || slot.needs_ext() || !local.slot_cache.has_room() {
+                    return FastClose::No;
+                }
+                // SAFETY: `close_into` writes every field of the record.
+                let pushed = unsafe {
+                    local.producer.push_init_if_room(|dst| {
+                        slot.close_into(id, meta, end, RecordKind::Span, dst)
+                    })
+                };
+                if !pushed {
+                    return FastClose::No;
+                }
+                // The cache had room (checked above, before anything was done).
+                let freed = self.slots.try_free_cached(id, &mut local.slot_cache);
+                debug_assert!(freed);
+                if local.producer.may_need_drain() {
+                    FastClose::AskDrain
+                } else {
+                    FastClose::Done
+                }
+            },
+        );
+        match fast {
+            Some(FastClose::Done) => {}
+            Some(FastClose::AskDrain) => self.ask_drain(),
+            Some(FastClose::No) | None => self.close_slow(slot, id, Some(end)),
+        }
+        true
+    }
+
+    /// After a fast close: whether the ring is past half full, and if so the
+    /// aggregator's wake-up.
+    #[cold]
+    #[inline(never)]
+    fn ask_drain(&self) {
+        let wake = self.leaf(
+            // SAFETY: a leaf: this thread's ring.
+            unsafe { Leaf::promise() },
+            |local| local.producer.needs_drain(),
+        );
+        self.after_push(wake);
+    }
+
+    /// The close of the last reference to `slot` (span `id`) that the fast
+    /// path in `try_close` did not take, having done nothing (`end`: the
+    /// clock's reading, `None` to read it here).
+    #[cold]
+    #[inline(never)]
+    fn close_slow(&self, slot: &SpanSlot, id: u64, end: Option<u64>) {
+        let end = end.unwrap_or_else(|| self.clock.now());
         let meta = slot.metadata();
         let wake = self.leaf(
             // SAFETY: a leaf: this thread's ring and slot cache, the slot table.
@@ -439,7 +514,6 @@ impl Core {
         if wake.is_none() {
             self.slots.free(id);
         }
-        true
     }
 
     /// The close record of a span that needs an extension (see

@@ -60,6 +60,12 @@ pub(crate) struct SlotCache {
 }
 
 impl SlotCache {
+    /// Whether a freed slot fits (`SlotTable::try_free_cached`).
+    #[inline(always)]
+    pub(crate) fn has_room(&self) -> bool {
+        self.len < self.limit
+    }
+
     /// What this cache may hold (0: the thread allocates from the shards).
     // Read by the loom models only.
     #[cfg_attr(not(loom), allow(dead_code))]
@@ -224,6 +230,17 @@ impl<S> SlotTable<S> {
         } else {
             self.spill(index);
         }
+    }
+
+    /// `free_cached` when the cache has room: false, having done nothing, when
+    /// it is full. It makes no call (the shard push is `free_cached`'s).
+    #[inline(always)]
+    pub(crate) fn try_free_cached(&self, id: u64, cache: &mut SlotCache) -> bool {
+        if cache.len >= cache.limit {
+            return false;
+        }
+        self.free_cached(id, cache);
+        true
     }
 
     /// `free_cached` with a full cache: the slot goes back to its shard.
