@@ -303,26 +303,45 @@ impl Core {
         }
     }
 
-    /// Enters span `id`. The common case (the clock an inlined `rdtsc`, this
-    /// thread's state the one `LAST` lends, room on its stack) makes no call;
-    /// everything else is `enter_slow`'s.
+    /// Runs an operation on span `id` without a call when it can: `fast`
+    /// gets this thread's state and the clock's reading when both come
+    /// without one (the TSC read inline, the state `LAST` lends) and returns
+    /// whether it did the whole operation; otherwise (or when it returns
+    /// false, having done nothing) `slow` does it all, called in tail position
+    /// with the reading or `None` (then it reads the clock itself). So the
+    /// fast path keeps its values in scratch registers instead of saving
+    /// callee-saved ones for a call it does not make. `leaf` is the caller's
+    /// promise for `fast`.
+    #[inline(always)]
+    fn call_free(
+        &self,
+        leaf: Leaf,
+        id: u64,
+        fast: impl FnOnce(&mut Local, u64) -> bool,
+        slow: fn(&Self, u64, Option<u64>),
+    ) {
+        match self.clock.now_inline() {
+            Some(now) => {
+                if with_last_local(leaf, self.id, |local| fast(local, now)) != Some(true) {
+                    slow(self, id, Some(now));
+                }
+            }
+            None => slow(self, id, None),
+        }
+    }
+
+    /// Enters span `id`: without a call when the stack has room (see
+    /// `call_free`), else `enter_slow`.
     #[inline]
     pub(crate) fn enter(&self, id: u64) {
-        if let Some(now) = self.clock.now_inline() {
-            let pushed = with_last_local(
-                // SAFETY: a leaf: this thread's stack.
-                unsafe { Leaf::promise() },
-                self.id,
-                #[inline(always)]
-                |local| local.try_push(id, now),
-            );
-            if pushed == Some(true) {
-                return;
-            }
-            return self.enter_slow(id, Some(now));
-        }
-        // The clock read there: no call here, with `id` to keep across it.
-        self.enter_slow(id, None);
+        self.call_free(
+            // SAFETY: a leaf: this thread's stack.
+            unsafe { Leaf::promise() },
+            id,
+            #[inline(always)]
+            |local, now| local.try_push(id, now),
+            Self::enter_slow,
+        );
     }
 
     /// `enter` with a full stack, another subscriber's state in `LAST`, or a
@@ -339,33 +358,25 @@ impl Core {
         );
     }
 
-    /// Exits span `id`. The common case (the clock an inlined `rdtsc`, this
-    /// thread's state the one `LAST` lends, `id` its innermost entry) makes no
-    /// call; everything else is `exit_slow`'s.
+    /// Exits span `id`: without a call when it is this thread's innermost
+    /// entry (see `call_free`), else `exit_slow`.
     #[inline]
     pub(crate) fn exit(&self, id: u64) {
-        if let Some(now) = self.clock.now_inline() {
-            let popped = with_last_local(
-                // SAFETY: a leaf: this thread's stack, a slot lookup and its
-                // counters.
-                unsafe { Leaf::promise() },
-                self.id,
-                #[inline(always)]
-                |local| match local.pop_top(id) {
-                    Some(entered) => {
-                        self.add_busy_since(id, entered, now, local);
-                        true
-                    }
-                    None => false,
-                },
-            );
-            if popped == Some(true) {
-                return;
-            }
-            return self.exit_slow(id, Some(now));
-        }
-        // The clock read there: no call here, with `id` to keep across it.
-        self.exit_slow(id, None);
+        self.call_free(
+            // SAFETY: a leaf: this thread's stack, a slot lookup and its
+            // counters.
+            unsafe { Leaf::promise() },
+            id,
+            #[inline(always)]
+            |local, now| match local.pop_top(id) {
+                Some(entered) => {
+                    self.add_busy_since(id, entered, now, local);
+                    true
+                }
+                None => false,
+            },
+            Self::exit_slow,
+        );
     }
 
     /// `exit` for an entry below the top (or none), another subscriber's
