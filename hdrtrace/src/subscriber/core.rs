@@ -455,9 +455,8 @@ impl Core {
                 if !pushed {
                     return FastClose::No;
                 }
-                // The cache had room (checked above, before anything was done).
-                let freed = self.slots.try_free_cached(id, &mut local.slot_cache);
-                debug_assert!(freed);
+                // The cache has room (checked above), so this stays in it.
+                self.slots.free_cached(id, &mut local.slot_cache);
                 if local.producer.may_need_drain() {
                     FastClose::AskDrain
                 } else {

@@ -60,7 +60,8 @@ pub(crate) struct SlotCache {
 }
 
 impl SlotCache {
-    /// Whether a freed slot fits (`SlotTable::try_free_cached`).
+    /// Whether a freed slot stays in the cache (`SlotTable::free_cached`
+    /// spills it to its shard otherwise).
     // Called by the subscriber's close, which the loom models do not compile.
     #[cfg_attr(loom, allow(dead_code))]
     #[inline(always)]
@@ -232,19 +233,6 @@ impl<S> SlotTable<S> {
         } else {
             self.spill(index);
         }
-    }
-
-    /// `free_cached` when the cache has room: false, having done nothing, when
-    /// it is full. It makes no call (the shard push is `free_cached`'s).
-    // Called by the subscriber's close, which the loom models do not compile.
-    #[cfg_attr(loom, allow(dead_code))]
-    #[inline(always)]
-    pub(crate) fn try_free_cached(&self, id: u64, cache: &mut SlotCache) -> bool {
-        if cache.len >= cache.limit {
-            return false;
-        }
-        self.free_cached(id, cache);
-        true
     }
 
     /// `free_cached` with a full cache: the slot goes back to its shard.
