@@ -28,13 +28,10 @@ impl Clock {
     /// Raw ticks: cheap, monotonic, meaningful only to [`Clock::nanos_between`].
     #[inline(always)]
     pub fn now(&self) -> u64 {
-        #[cfg(target_arch = "x86_64")]
-        if self.tsc {
-            // SAFETY: `rdtsc` exists on every x86-64 CPU and only reads the
-            // time-stamp counter.
-            return unsafe { std::arch::x86_64::_rdtsc() };
+        match self.now_inline() {
+            Some(ticks) => ticks,
+            None => self.quanta.raw(),
         }
-        self.quanta.raw()
     }
 
     /// `now()` when it is one inlined `rdtsc` (no call), else `None`: for a
