@@ -161,13 +161,11 @@ impl<T: Copy + Send> Producer<T> {
     /// As [`Producer::push_init`]: `init` must initialize the whole value.
     #[inline(always)]
     pub unsafe fn push_init_if_room(&mut self, init: impl FnOnce(&mut MaybeUninit<T>)) -> bool {
-        let tail = self.tail;
-        if tail.wrapping_sub(self.cached_head) > self.mask {
+        let Some(tail) = self.room_cached(1) else {
             return false;
-        }
-        // SAFETY: `tail - head <= tail - cached_head <= mask`, as `head` only
-        // grows, so slot `tail` is free; the caller guarantees `init`
-        // initializes all of it.
+        };
+        // SAFETY: `room_cached(1)` found room for slot `tail`; the caller
+        // guarantees `init` initializes all of it.
         unsafe { self.write(tail, init) };
         self.publish(tail.wrapping_add(1));
         true
@@ -235,21 +233,29 @@ impl<T: Copy + Send> Producer<T> {
     #[inline(always)]
     fn reserve(&mut self, n: usize) -> Option<usize> {
         loop {
-            let tail = self.tail;
-            let last = tail.wrapping_add(n - 1);
-            if last.wrapping_sub(self.cached_head) <= self.mask {
+            if let Some(tail) = self.room_cached(n) {
                 return Some(tail);
             }
             // Acquire: pairs with the consumer's release store of `head`, so
             // its reads of the slots it freed happen before we overwrite them.
             self.cached_head = self.ring.head.load(Ordering::Acquire);
-            if last.wrapping_sub(self.cached_head) <= self.mask {
+            if let Some(tail) = self.room_cached(n) {
                 return Some(tail);
             }
             if !self.adopt_successor() {
                 return None;
             }
         }
+    }
+
+    /// The index to write next when this producer's own view of `head`
+    /// shows room for `n` more values (then the ring surely has it: `head`
+    /// only grows); `None` when it does not.
+    #[inline(always)]
+    fn room_cached(&self, n: usize) -> Option<usize> {
+        let tail = self.tail;
+        let last = tail.wrapping_add(n - 1);
+        (last.wrapping_sub(self.cached_head) <= self.mask).then_some(tail)
     }
 
     /// Counts one value lost to a full ring.
@@ -265,14 +271,12 @@ impl<T: Copy + Send> Producer<T> {
     /// view already looks that full.
     #[inline]
     pub fn needs_drain(&mut self) -> bool {
-        let tail = self.tail;
-        let high = self.capacity() / 2;
-        if tail.wrapping_sub(self.cached_head) <= high {
+        if !self.may_need_drain() {
             return false;
         }
         // Acquire: as in `push`.
         self.cached_head = self.ring.head.load(Ordering::Acquire);
-        let drain = tail.wrapping_sub(self.cached_head) > high;
+        let drain = self.may_need_drain();
         if drain {
             // The old ring still needs its drain, so the answer stays true.
             self.adopt_successor();
