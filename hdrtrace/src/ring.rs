@@ -141,14 +141,10 @@ impl<T: Copy + Send> Producer<T> {
     /// reads the slot as a `T`.
     #[inline(always)]
     pub unsafe fn push_init(&mut self, init: impl FnOnce(&mut MaybeUninit<T>)) -> bool {
-        let Some(tail) = self.reserve(1) else {
-            return false;
-        };
-        // SAFETY: `reserve(1)` found room for slot `tail`; the caller
-        // guarantees `init` initializes all of it.
-        unsafe { self.write(tail, init) };
-        self.publish(tail.wrapping_add(1));
-        true
+        let tail = self.reserve(1);
+        // SAFETY: `reserve(1)` found room for `tail`, if any; the caller
+        // guarantees `init` initializes the whole value.
+        unsafe { self.push_one_at(tail, init) }
     }
 
     /// `push_init` when this producer's own view of the consumer's `head`
@@ -161,11 +157,31 @@ impl<T: Copy + Send> Producer<T> {
     /// As [`Producer::push_init`]: `init` must initialize the whole value.
     #[inline(always)]
     pub unsafe fn push_init_if_room(&mut self, init: impl FnOnce(&mut MaybeUninit<T>)) -> bool {
-        let Some(tail) = self.room_cached(1) else {
+        let tail = self.room_cached(1);
+        // SAFETY: `room_cached(1)` found room for `tail`, if any; the caller
+        // guarantees `init` initializes the whole value.
+        unsafe { self.push_one_at(tail, init) }
+    }
+
+    /// Lets `init` write slot `tail` and publishes it; false, doing nothing,
+    /// when there is no `tail` (no room).
+    ///
+    /// # Safety
+    ///
+    /// As [`Producer::write`]: `tail`, when there is one, is what `reserve(1)`
+    /// or `room_cached(1)` just returned, and `init` must initialize the
+    /// whole value.
+    #[inline(always)]
+    unsafe fn push_one_at(
+        &mut self,
+        tail: Option<usize>,
+        init: impl FnOnce(&mut MaybeUninit<T>),
+    ) -> bool {
+        let Some(tail) = tail else {
             return false;
         };
-        // SAFETY: `room_cached(1)` found room for slot `tail`; the caller
-        // guarantees `init` initializes all of it.
+        // SAFETY: by the caller's promise there was room for slot `tail`, and
+        // `init` initializes all of it.
         unsafe { self.write(tail, init) };
         self.publish(tail.wrapping_add(1));
         true
