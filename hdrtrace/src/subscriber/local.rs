@@ -191,14 +191,11 @@ impl Local {
     /// the innermost spans, which new spans and events belong to, stay exact.
     #[inline]
     pub(crate) fn push(&mut self, id: u64, now: u64, live: impl Fn(u64) -> bool) {
-        match self.stack.get_mut(self.depth) {
-            Some(entry) => *entry = (id, now),
-            None => {
-                self.make_room(live);
-                self.stack[self.depth] = (id, now);
-            }
+        if !self.try_push(id, now) {
+            self.make_room(live);
+            self.stack[self.depth] = (id, now);
+            self.depth += 1;
         }
-        self.depth += 1;
     }
 
     #[cold]
