@@ -35,6 +35,7 @@
 //! ```
 
 #[path = "../../hdrtrace/benches/common/mod.rs"]
+#[macro_use]
 mod common;
 #[path = "../../hdrtrace/benches/common/floor.rs"]
 mod floor;

@@ -9,11 +9,8 @@
 use crate::common::clock;
 use std::cell::Cell;
 use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::subscriber::Interest;
-use tracing::{Event, Metadata, Subscriber};
-use tracing_core::span::Current;
-use tracing_core::LevelFilter;
+use tracing::span::{Attributes, Id};
+use tracing::Subscriber;
 
 thread_local! {
     static READINGS: Cell<u64> = const { Cell::new(0) };
@@ -48,15 +45,7 @@ impl<const TIMED: bool> Bare<TIMED> {
 }
 
 impl<const TIMED: bool> Subscriber for Bare<TIMED> {
-    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
-        Interest::always()
-    }
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-    fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(LevelFilter::TRACE)
-    }
+    bound_subscriber!();
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
         if TIMED {
             let mut walk = Walk(0);
@@ -65,9 +54,6 @@ impl<const TIMED: bool> Subscriber for Bare<TIMED> {
         }
         Id::from_u64(1)
     }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, _: &Event<'_>) {}
     fn enter(&self, _: &Id) {
         Self::reading(0);
     }
@@ -77,8 +63,5 @@ impl<const TIMED: bool> Subscriber for Bare<TIMED> {
     fn try_close(&self, _: Id) -> bool {
         Self::reading(0);
         TIMED
-    }
-    fn current_span(&self) -> Current {
-        Current::none()
     }
 }

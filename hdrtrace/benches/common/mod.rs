@@ -3,6 +3,34 @@
 //! Each bench uses a subset of them.
 #![allow(dead_code)]
 
+/// The `Subscriber` methods every bound and anchor subscriber shares: every
+/// callsite enabled, `record`, `follows_from` and events ignored, no current
+/// span. A bench that declares this module first with `#[macro_use]` can use
+/// it in the modules after it.
+#[allow(unused_macros)]
+macro_rules! bound_subscriber {
+    () => {
+        fn register_callsite(
+            &self,
+            _: &'static tracing::Metadata<'static>,
+        ) -> tracing::subscriber::Interest {
+            tracing::subscriber::Interest::always()
+        }
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+            Some(tracing::level_filters::LevelFilter::TRACE)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, _: &tracing::Event<'_>) {}
+        fn current_span(&self) -> tracing_core::span::Current {
+            tracing_core::span::Current::none()
+        }
+    };
+}
+
 use hdrtrace::Clock;
 use std::hint::black_box;
 use std::sync::OnceLock;

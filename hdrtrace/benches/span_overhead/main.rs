@@ -12,33 +12,7 @@
 //! `scripts/bench_variants.sh` interleaves variants). Figures and commands:
 //! docs/performance.md.
 
-/// The `Subscriber` methods every bound subscriber of the global group
-/// shares: every callsite enabled, `record`, `follows_from` and events
-/// ignored, no current span. Defined before the modules below, so they can
-/// use it.
-macro_rules! bound_subscriber {
-    () => {
-        fn register_callsite(
-            &self,
-            _: &'static tracing::Metadata<'static>,
-        ) -> tracing::subscriber::Interest {
-            tracing::subscriber::Interest::always()
-        }
-        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-            true
-        }
-        fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-            Some(tracing::level_filters::LevelFilter::TRACE)
-        }
-        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-        fn event(&self, _: &tracing::Event<'_>) {}
-        fn current_span(&self) -> tracing_core::span::Current {
-            tracing_core::span::Current::none()
-        }
-    };
-}
-
+#[macro_use]
 #[path = "../common/mod.rs"]
 mod common;
 #[path = "../common/drained_ring.rs"]
