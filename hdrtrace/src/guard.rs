@@ -227,6 +227,23 @@ fn install_registry(_builder: Builder) -> Result<(tracing_core::Dispatch, Tracin
     ))
 }
 
+/// Recomputes every callsite's cached interest from the switch now in force.
+///
+/// Not `tracing_core::callsite::rebuild_interest_cache`: while one dispatcher
+/// is registered, that asks the *calling* thread's default, which is the no-op
+/// on a thread where this subscriber is not the default, and would cache
+/// every callsite as "never" (and the max level as OFF) while the switch says
+/// on (tokio-rs/tracing#2874). Registering a dispatcher instead rebuilds
+/// every callsite from all live registered dispatchers, so a short-lived one
+/// for this core gets the answer from this subscriber wherever it is called.
+/// That rebuild runs under tracing-core's registry write lock, so it is
+/// ordered with every other registration's: the caller stored the switch
+/// before it, so the last rebuild after the last change reads the last value,
+/// however toggles from several threads interleave.
+fn refresh_interest(core: &Arc<Core>) {
+    drop(tracing_core::Dispatch::new(HdrSubscriber { core: core.clone() }));
+}
+
 pub(crate) struct Shared {
     pub(crate) core: Arc<Core>,
     publisher: Arc<Publisher<SnapshotData>>,
@@ -349,11 +366,12 @@ impl TracingGuard {
         self.shared.core.sampler.rate()
     }
 
-    /// Switches recording on or off at run time. Off, every instrumented site
-    /// costs one relaxed atomic load (the callsite interest cache is rebuilt).
+    /// Switches recording on or off at run time, from any thread. Off, every
+    /// instrumented site costs one relaxed atomic load (the callsite interest
+    /// cache is rebuilt); on again, every site records again.
     pub fn set_enabled(&self, on: bool) {
         if self.shared.core.switch.set(on) != on {
-            tracing_core::callsite::rebuild_interest_cache();
+            refresh_interest(&self.shared.core);
         }
     }
 
