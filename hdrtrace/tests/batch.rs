@@ -354,7 +354,7 @@ fn batch_histograms_travel_in_bytes_merge_and_reach_prometheus() {
         b.batch_wait().unwrap().histogram(),
         a.batch_wait().unwrap().histogram()
     );
-    let merged = LatencySnapshot::merged(&[snapshot.clone(), back]);
+    let merged = LatencySnapshot::merged(&[snapshot.clone(), back]).unwrap();
     let m = merged.model("Causal").unwrap();
     assert_eq!(m.batch_size().unwrap().len(), 2);
     assert_eq!(m.batch_wait().unwrap().count(), 4);

@@ -119,7 +119,7 @@ fn merged_p95_of_two_processes_matches_one_histogram_of_all_samples() {
         parts.push(LatencySnapshot::from_bytes(&bytes).expect("the child's snapshot decodes"));
     }
     let (a, b) = (&parts[0], &parts[1]);
-    let merged = LatencySnapshot::merged(&parts);
+    let merged = LatencySnapshot::merged(&parts).expect("hdrtrace's own histograms merge");
 
     // One histogram fed every sample, with the same bounds and precision.
     let all: Vec<u64> = samples(1).into_iter().chain(samples(2)).collect();
@@ -280,9 +280,9 @@ proptest! {
         for s in &parts {
             let back = LatencySnapshot::from_bytes(&s.to_bytes().unwrap()).unwrap();
             assert_same(&back, s);
-            assert_same(&LatencySnapshot::merged(std::slice::from_ref(s)), s);
+            assert_same(&LatencySnapshot::merged(std::slice::from_ref(s)).unwrap(), s);
         }
-        let merged = LatencySnapshot::merged(&parts);
+        let merged = LatencySnapshot::merged(&parts).unwrap();
         for (name, (values, every)) in &models {
             let m = merged.model(name).unwrap();
             prop_assert_eq!(m.gpu().unwrap().count(), values.len() as u64);
@@ -363,4 +363,69 @@ fn hostile_histogram_headers_are_refused() {
     bad_cookie[3] = 0x13;
     let e = err(bad_cookie);
     assert!(e.contains("is not HdrHistogram's V2 deflate"), "{e}");
+}
+
+/// Snapshot bytes of one model whose wall and busy histograms are `h`.
+fn one_model(h: &Histogram<u64>) -> LatencySnapshot {
+    let blob = snapshot_bytes::serialized(h);
+    LatencySnapshot::from_bytes(&snapshot_bytes::container(1, &blob, &blob))
+        .expect("a well-formed snapshot decodes")
+}
+
+#[test]
+fn merging_differently_configured_snapshots_does_not_depend_on_order() {
+    // Process A keeps 4 significant figures up to 17 s; process B 1 figure up
+    // to 18 minutes. Both saw latencies of 1-10 ms.
+    let fine = snapshot_bytes::histogram(4, 1 << 34, (0..1000).map(|i| 1_000_000 + i * 9_000));
+    let coarse = snapshot_bytes::histogram(1, 1 << 40, (0..1000).map(|i| 2_000_000 + i * 8_000));
+    let (a, b) = (one_model(&fine), one_model(&coarse));
+    let ab = LatencySnapshot::merged(&[a.clone(), b.clone()]).unwrap();
+    let ba = LatencySnapshot::merged(&[b.clone(), a.clone()]).unwrap();
+    let read = |s: &LatencySnapshot| {
+        let m = s.model("m0").expect("merged model");
+        (
+            m.quantile(0.5),
+            m.quantile(0.99),
+            m.max(),
+            m.min(),
+            m.count(),
+        )
+    };
+    assert_eq!(read(&ab), read(&ba), "a + b differs from b + a");
+    let (h_ab, h_ba) = (
+        ab.model("m0").unwrap().histogram(),
+        ba.model("m0").unwrap().histogram(),
+    );
+    assert_eq!(h_ab, h_ba);
+    // The finer precision and the wider range are kept.
+    assert_eq!((h_ab.sigfig(), h_ab.low()), (4, 1));
+    assert!(h_ab.high() >= 1 << 40, "high {}", h_ab.high());
+    assert_eq!(ab.model("m0").unwrap().count(), 2000);
+    let mut by_merge = b.clone();
+    by_merge.merge(&a).unwrap();
+    assert_eq!(by_merge.model("m0").unwrap().histogram(), h_ab);
+}
+
+#[test]
+fn values_beyond_the_stated_range_are_refused() {
+    // 1 figure up to 2^62 ns: the last bucket's counts reach 2^63 ns, and
+    // HdrHistogram records a 292-year value there.
+    let mut h = snapshot_bytes::histogram(1, 1 << 62, [1_000]);
+    h.record(u64::MAX / 2).expect("the last bucket holds it");
+    let blob = snapshot_bytes::serialized(&h);
+    let e = match LatencySnapshot::from_bytes(&snapshot_bytes::container(1, &blob, &blob)) {
+        Ok(s) => panic!("decoded with a max of {:?}", s.model("m0").unwrap().max()),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("model \"m0\" wall histogram")
+            && e.contains("beyond its highest trackable value 4611686018427387904"),
+        "{e}"
+    );
+    // The top of the stated range itself is kept.
+    let edge = one_model(&snapshot_bytes::histogram(1, 1 << 62, [1 << 62]));
+    assert_eq!(
+        edge.model("m0").unwrap().histogram().value_at_quantile(1.0) >> 58,
+        16
+    );
 }

@@ -119,7 +119,7 @@ fn fleet_p95_from_prometheus_matches_merged_hdr() {
     }
 
     let snapshots: Vec<LatencySnapshot> = fleet.iter().map(|i| i.guard.snapshot()).collect();
-    let merged = LatencySnapshot::merged(&snapshots);
+    let merged = LatencySnapshot::merged(&snapshots).unwrap();
     let merged_alpha = merged.model(MODEL).expect("recorded");
     assert_eq!(merged_alpha.count(), 100);
 

@@ -1,5 +1,5 @@
-//! Decoding untrusted HdrHistogram V2 deflate blobs with a bound on what they
-//! may cost.
+//! Decoding untrusted HdrHistogram V2 deflate blobs, and merging snapshots,
+//! with a bound on what they may cost.
 //!
 //! A V2 header states the histogram's lowest and highest trackable values and
 //! its significant figures, and HdrHistogram allocates the counts array those
@@ -7,11 +7,17 @@
 //! `1..u64::MAX` is about 2 GB from a 40-byte header. So every header is read
 //! and priced before anything is allocated for it, and one decode (one
 //! [`LatencySnapshot::from_bytes`](crate::LatencySnapshot::from_bytes) call)
-//! has a byte budget that all its histograms share.
+//! has a byte budget that all its histograms share. Merging prices the same
+//! way: a merged histogram has the finest precision and the widest range of
+//! its inputs, so two small histograms can merge into a large one, and one
+//! [`LatencySnapshot::merged`](crate::LatencySnapshot::merged) call has a
+//! budget for the histograms it builds.
 
+use crate::aggregate::series::HIGHEST_NS;
 use crate::aggregate::snapshot::Latency;
 use flate2::read::ZlibDecoder;
 use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::Histogram;
 use std::io::Read;
 
 /// HdrHistogram's V2 cookies (plain and deflate-compressed).
@@ -32,23 +38,82 @@ pub const MAX_SIGFIGS: u32 = 5;
 /// significant figures over 1 ns to more than a day (about 3.3 MB) with room
 /// to spare; hdrtrace's own histograms (3 figures, 1 ns to 120 s) take 229 KB.
 pub const MAX_HISTOGRAM_BYTES: u64 = 16 << 20;
-/// What all the histograms of one decoded snapshot may take together: about
-/// 1 100 of hdrtrace's own histograms (some 370 models or stages with wall,
-/// busy and device time).
+/// What all the histograms of one decoded snapshot may take together, and
+/// what the histograms one merge builds may take together: about 1 100 of
+/// hdrtrace's own histograms (some 370 models or stages with wall, busy and
+/// device time).
 /// [`from_bytes_with_budget`](crate::LatencySnapshot::from_bytes_with_budget)
-/// takes another.
+/// and [`merged_with_budget`](crate::LatencySnapshot::merged_with_budget)
+/// take another.
 pub const DECODE_BUDGET: u64 = 256 << 20;
 
-/// The bytes a decode may still spend on histograms.
+/// The bytes a decode or a merge may still spend on histograms.
 pub(crate) struct Budget {
     left: u64,
     total: u64,
+    /// What spends it ("decode", "merge"), for the error message.
+    of: &'static str,
 }
 
 impl Budget {
-    pub(crate) fn new(total: u64) -> Self {
-        Self { left: total, total }
+    pub(crate) fn new(total: u64, of: &'static str) -> Self {
+        Self {
+            left: total,
+            total,
+            of,
+        }
     }
+
+    /// Takes what a histogram of these bounds costs ([`counts_bytes`]), or
+    /// says why not: the bounds are invalid, the histogram alone would take
+    /// more than [`MAX_HISTOGRAM_BYTES`], or more than is left.
+    pub(crate) fn take(&mut self, low: u64, high: u64, sigfigs: u32) -> Result<u64, String> {
+        let bytes = counts_bytes(low, high, sigfigs)?;
+        if bytes > MAX_HISTOGRAM_BYTES {
+            return Err(format!(
+                "it would take {bytes} bytes ({sigfigs} significant figures from {low} to \
+                 {high}); one histogram may take at most {MAX_HISTOGRAM_BYTES}"
+            ));
+        }
+        if bytes > self.left {
+            return Err(format!(
+                "it would take {bytes} bytes, more than the {} left of the {}'s budget of {} \
+                 bytes for histograms",
+                self.left, self.of, self.total
+            ));
+        }
+        self.left -= bytes;
+        Ok(bytes)
+    }
+}
+
+/// Refuses a histogram holding a value above its highest trackable value
+/// (HdrHistogram records into the whole bucket that holds that value: a
+/// 1-figure histogram up to 2^62 ns takes a value of 292 years).
+///
+/// HdrHistogram's auto-resizing histograms, hdrtrace's own among them, grow
+/// by whole buckets and state the value that made them grow, so they may
+/// hold values above it in the same bucket (or anywhere in the first bucket,
+/// which every histogram has whole). Up to [`HIGHEST_NS`], the most hdrtrace
+/// records, those are within range.
+pub(crate) fn check_range(h: &Histogram<u64>) -> Result<(), String> {
+    if h.is_empty() {
+        return Ok(());
+    }
+    let top = h.lowest_equivalent(h.max());
+    // A bucket holds `sub_buckets` values of the width of its sub-buckets;
+    // the bucket holding `high` ends at its width times that.
+    let sub_buckets = (2 * 10u64.pow(u32::from(h.sigfig()))).next_power_of_two();
+    let bucket_end = sub_buckets
+        .saturating_mul(h.equivalent_range(h.high()))
+        .saturating_sub(1);
+    if top > h.high().max(bucket_end.min(HIGHEST_NS)) {
+        return Err(format!(
+            "it holds a value of {top} beyond its highest trackable value {}",
+            h.high()
+        ));
+    }
+    Ok(())
 }
 
 /// The bytes HdrHistogram allocates for the counts of a `u64` histogram with
@@ -130,20 +195,7 @@ pub(crate) fn decode_histogram(blob: &[u8], budget: &mut Budget) -> Result<Laten
     let payload = be32(&header, 4).unwrap_or(0) as u64;
     let sigfigs = be32(&header, 12).unwrap_or(0);
     let (low, high) = (be64(&header, 16), be64(&header, 24));
-    let bytes = counts_bytes(low, high, sigfigs)?;
-    if bytes > MAX_HISTOGRAM_BYTES {
-        return Err(format!(
-            "it would take {bytes} bytes ({sigfigs} significant figures from {low} to {high}); \
-             one histogram may take at most {MAX_HISTOGRAM_BYTES}"
-        ));
-    }
-    if bytes > budget.left {
-        return Err(format!(
-            "it would take {bytes} bytes, more than the {} left of the decode's budget of {} \
-             bytes for histograms",
-            budget.left, budget.total
-        ));
-    }
+    let bytes = budget.take(low, high, sigfigs)?;
     let max_payload = bytes / 8 * MAX_VARINT_LEN;
     if payload > max_payload {
         return Err(format!(
@@ -166,12 +218,11 @@ pub(crate) fn decode_histogram(blob: &[u8], budget: &mut Budget) -> Result<Laten
         ));
     }
     check_counts(&v2[V2_HEADER_LEN..])?;
-    let latency = Deserializer::new()
+    let hist = Deserializer::new()
         .deserialize::<u64, _>(&mut &v2[..])
-        .map(Latency::new)
         .map_err(|e| e.to_string())?;
-    budget.left -= bytes;
-    Ok(latency)
+    check_range(&hist)?;
+    Ok(Latency::new(hist))
 }
 
 /// Walks the zig-zag varint counts: each must be complete, no zero run may be
@@ -213,7 +264,6 @@ fn varint(p: &[u8]) -> Option<(u64, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hdrhistogram::Histogram;
 
     #[test]
     fn counts_bytes_agrees_with_hdrhistogram() {
@@ -237,5 +287,26 @@ mod tests {
         assert!(counts_bytes(10, 15, 3).is_err());
         assert!(counts_bytes(1, 100, 6).is_err());
         assert_eq!(counts_bytes(1, 120_000_000_000, 3), Ok(229_376));
+    }
+
+    #[test]
+    fn auto_resized_histograms_are_within_their_range() {
+        // Grown by an `add` to 1.1 ms, the histogram states that much and
+        // still takes 2.0 ms, in the same bucket (2^20..2^21 ns).
+        let mut total = crate::aggregate::series::new_histogram();
+        let mut slice = crate::aggregate::series::new_histogram();
+        slice.record(1_100_000).unwrap();
+        total.add(&slice).unwrap();
+        total.record(2_000_000).unwrap();
+        assert!(total.high() < 2_000_000, "high {}", total.high());
+        assert_eq!(check_range(&total), Ok(()));
+        total.record(HIGHEST_NS).unwrap();
+        assert_eq!(check_range(&total), Ok(()));
+        // Beyond 120 s, the stated highest value is the bound.
+        let mut wide = Histogram::<u64>::new_with_bounds(1, 1 << 62, 1).unwrap();
+        wide.record(1 << 62).unwrap();
+        assert_eq!(check_range(&wide), Ok(()));
+        wide.record(u64::MAX / 2).unwrap();
+        assert!(check_range(&wide).is_err());
     }
 }

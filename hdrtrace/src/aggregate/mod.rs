@@ -11,6 +11,7 @@ pub(crate) mod batches;
 pub mod bench;
 pub mod decode;
 pub(crate) mod keys;
+pub(crate) mod merge;
 pub(crate) mod portable;
 pub(crate) mod publish;
 pub(crate) mod requests;

@@ -1,6 +1,6 @@
-//! Histograms that travel: a [`LatencySnapshot`] as bytes, and snapshots from
-//! several processes merged into one, so that a fleet's percentiles come from
-//! merged histograms, never from averaged percentiles.
+//! Histograms that travel: a [`LatencySnapshot`] as bytes, so that snapshots
+//! from several processes can be merged into one (`merge.rs`) and a fleet's
+//! percentiles come from merged histograms, never from averaged percentiles.
 //!
 //! The byte format is documented on [`LatencySnapshot::to_bytes`].
 
@@ -11,7 +11,6 @@ use crate::aggregate::snapshot::{
 use crate::error::Error;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -78,8 +77,10 @@ impl LatencySnapshot {
     /// or more than what is left of the decode's budget
     /// ([`DECODE_BUDGET`](crate::aggregate::decode::DECODE_BUDGET) for
     /// [`from_bytes`](Self::from_bytes)); inflates no more counts than such a
-    /// histogram can hold; and rejects a histogram that claims more than 2^56
-    /// samples (so that sums over merged histograms cannot overflow). Corrupt
+    /// histogram can hold; rejects a histogram that claims more than 2^56
+    /// samples (so that sums over merged histograms cannot overflow) or that
+    /// holds a value above its highest trackable value (the last bucket of a
+    /// 1-figure histogram up to 2^62 ns reaches 292 years). Corrupt
     /// or oversized input is an [`Error::Export`], never a panic.
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         let d = &*self.0;
@@ -139,7 +140,7 @@ impl LatencySnapshot {
     /// histograms may take together, in bytes: input whose histograms would
     /// need more is an [`Error::Export`] saying so.
     pub fn from_bytes_with_budget(bytes: &[u8], budget: u64) -> Result<LatencySnapshot, Error> {
-        let mut budget = Budget::new(budget);
+        let mut budget = Budget::new(budget, "decode");
         let mut r = Reader { bytes, pos: 0 };
         if r.take(MAGIC.len(), "the magic bytes")? != MAGIC {
             return Err(corrupt(
@@ -192,46 +193,10 @@ impl LatencySnapshot {
             ..SnapshotData::default()
         })))
     }
-
-    /// One snapshot holding everything in `snapshots`: each model's and stage's
-    /// histograms added bucket by bucket (cumulative and recent), counts and
-    /// counters summed, captured requests interleaved (newest first and slowest
-    /// first, as many as the largest input kept). Percentiles read from the
-    /// result are the fleet's, to within HDR precision. Version, time taken and
-    /// window are the latest of the inputs.
-    pub fn merged(snapshots: &[LatencySnapshot]) -> LatencySnapshot {
-        let mut d = SnapshotData::default();
-        let mut keep = 0;
-        for s in snapshots {
-            let s = &*s.0;
-            d.version = d.version.max(s.version);
-            d.taken_at = d.taken_at.max(s.taken_at);
-            d.window = d.window.max(s.window);
-            merge_table(&mut d.all.models, &s.all.models);
-            merge_table(&mut d.all.stages, &s.all.stages);
-            merge_table(&mut d.recent.models, &s.recent.models);
-            merge_table(&mut d.recent.stages, &s.recent.stages);
-            let (a, b) = (counter_values(&d.counters), counter_values(&s.counters));
-            d.counters = counters_from(std::array::from_fn(|i| a[i].saturating_add(b[i])));
-            d.captured.extend(s.captured.iter().cloned());
-            d.slowest.extend(s.slowest.iter().cloned());
-            keep = keep.max(s.captured.len()).max(s.slowest.len());
-        }
-        d.captured.sort_by_key(|t| std::cmp::Reverse(t.closed_at));
-        d.captured.truncate(keep);
-        d.slowest.sort_by_key(|t| std::cmp::Reverse(t.total));
-        d.slowest.truncate(keep);
-        LatencySnapshot(Arc::new(d))
-    }
-
-    /// Adds `other` into this snapshot (see [`merged`](Self::merged)).
-    pub fn merge(&mut self, other: &LatencySnapshot) {
-        *self = Self::merged(&[self.clone(), other.clone()]);
-    }
 }
 
 /// The counters in the byte format's order (the one place that lists it).
-fn counter_values(c: &Counters) -> [u64; 8] {
+pub(super) fn counter_values(c: &Counters) -> [u64; 8] {
     [
         c.spans,
         c.events,
@@ -244,7 +209,7 @@ fn counter_values(c: &Counters) -> [u64; 8] {
     ]
 }
 
-fn counters_from(v: [u64; 8]) -> Counters {
+pub(super) fn counters_from(v: [u64; 8]) -> Counters {
     Counters {
         spans: v[0],
         events: v[1],
@@ -257,57 +222,6 @@ fn counters_from(v: [u64; 8]) -> Counters {
         // Process-local diagnostics and the bounds' counters: not carried.
         ..Counters::default()
     }
-}
-
-fn merge_table(
-    into: &mut BTreeMap<String, Arc<ModelLatency>>,
-    from: &BTreeMap<String, Arc<ModelLatency>>,
-) {
-    for (name, m) in from {
-        match into.get_mut(name) {
-            None => {
-                into.insert(name.clone(), m.clone());
-            }
-            Some(acc) => *acc = Arc::new(add_latency(acc, m)),
-        }
-    }
-}
-
-fn add_latency(a: &ModelLatency, b: &ModelLatency) -> ModelLatency {
-    let sum = |x: &Latency, y: &Latency| Latency::new(add(x.histogram(), y.histogram()));
-    ModelLatency {
-        wall: sum(&a.wall, &b.wall),
-        busy: sum(&a.busy, &b.busy),
-        gpu: either(&a.gpu, &b.gpu, sum),
-        batch_size: either(&a.batch_size, &b.batch_size, add),
-        batch_wait: either(&a.batch_wait, &b.batch_wait, sum),
-        errors: a.errors.saturating_add(b.errors),
-        timeouts: a.timeouts.saturating_add(b.timeouts),
-        blamed: a.blamed.saturating_add(b.blamed),
-    }
-}
-
-/// `a + b` when both have one, else whichever has one.
-fn either<T: Clone>(a: &Option<T>, b: &Option<T>, sum: impl Fn(&T, &T) -> T) -> Option<T> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(sum(x, y)),
-        (x, y) => x.clone().or_else(|| y.clone()),
-    }
-}
-
-/// `a + b`, keeping `a`'s precision and growing its range when `b` reaches
-/// further.
-fn add(a: &Histogram<u64>, b: &Histogram<u64>) -> Histogram<u64> {
-    let mut sum = a.clone();
-    sum.auto(true);
-    if sum.add(b).is_err() {
-        // Only a resize beyond `usize` fails; keep every sample, saturating
-        // at the top of the range.
-        for v in b.iter_recorded() {
-            sum.saturating_record_n(v.value_iterated_to(), v.count_at_value());
-        }
-    }
-    sum
 }
 
 fn nanos(d: Duration) -> u64 {

@@ -3,7 +3,29 @@
 //! Each test file uses a subset of them.
 #![allow(dead_code)]
 
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
 use std::io::Write;
+
+/// `h` as the V2 deflate blob `to_bytes` writes (HdrHistogram's own encoder).
+pub fn serialized(h: &Histogram<u64>) -> Vec<u8> {
+    let mut blob = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut blob)
+        .expect("a histogram with counts below i64::MAX serializes");
+    blob
+}
+
+/// A histogram of `sigfigs` significant figures from 1 to `high` holding
+/// `values`.
+pub fn histogram(sigfigs: u8, high: u64, values: impl IntoIterator<Item = u64>) -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(1, high, sigfigs).expect("valid bounds");
+    for v in values {
+        h.record(v)
+            .expect("the value is within the histogram's buckets");
+    }
+    h
+}
 
 /// A V2 deflate histogram with this header (significant figures, lowest and
 /// highest trackable value), counts payload and claimed payload length.
