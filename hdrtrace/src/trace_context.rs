@@ -1,7 +1,8 @@
 //! W3C trace context: a request root's `traceparent` field
-//! (`00-<32 hex trace id>-<16 hex parent span id>-<2 hex flags>`), parsed on
-//! the hot path without allocating and carried to the captured request in the
-//! root record's inline text (a request root has no other use for it).
+//! (`<2 hex version>-<32 hex trace id>-<16 hex parent span id>-<2 hex flags>`),
+//! parsed on the hot path without allocating and carried to the captured
+//! request in the root record's inline text (a request root has no other use
+//! for it: its model field is never kept there).
 
 use crate::record::{InlineText, INLINE_TEXT};
 use std::fmt::{self, Write as _};
@@ -25,6 +26,10 @@ const MARK: u8 = 0xFF;
 const ENCODED_LEN: usize = 1 + 16 + 8 + 1;
 const _: () = assert!(ENCODED_LEN <= INLINE_TEXT);
 
+/// The length of the four fields every version starts with (and all of a
+/// version `00` header).
+const FIELDS_LEN: usize = 55;
+
 fn hex(s: &[u8]) -> Option<u128> {
     let mut v: u128 = 0;
     for &c in s {
@@ -38,16 +43,26 @@ fn hex(s: &[u8]) -> Option<u128> {
     Some(v)
 }
 
-/// Parses a version-00 traceparent: lowercase hex, dashes in place, neither
-/// id all zeros. Anything else (version `ff`, other lengths, upper case,
-/// trailing data) is `None`.
+/// Parses a traceparent as W3C Trace Context says a receiver does: lowercase
+/// hex, dashes in place, neither id all zeros; version `00` is exactly the
+/// four fields; a later version is parsed by its first four fields and may
+/// carry more after a `-`; version `ff` is invalid. Anything else is `None`.
 pub(crate) fn parse(s: &str) -> Option<RemoteParent> {
-    let b = s.trim().as_bytes();
-    if b.len() != 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+    parse_prefix(s.trim().as_bytes(), false)
+}
+
+/// `parse` over the first bytes of a value (`cut`: the value went on past
+/// them; `b` then holds more than the four fields).
+fn parse_prefix(b: &[u8], cut: bool) -> Option<RemoteParent> {
+    if b.len() < FIELDS_LEN || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
         return None;
     }
-    if hex(&b[0..2])? != 0 {
-        return None;
+    let longer = cut || b.len() > FIELDS_LEN;
+    match hex(&b[0..2])? {
+        0xff => return None,
+        0 if longer => return None,
+        _ if longer && b[FIELDS_LEN] != b'-' => return None,
+        _ => {}
     }
     let trace_id = hex(&b[3..35])?;
     let span_id = hex(&b[36..52])? as u64;
@@ -59,49 +74,80 @@ pub(crate) fn parse(s: &str) -> Option<RemoteParent> {
     })
 }
 
-/// A `Debug`/`Display` value formatted into a fixed buffer (a traceparent
-/// given as `%value`); longer values are marked too long.
-pub(crate) struct Small {
+/// The first bytes of a `Debug`/`Display` value, formatted into a fixed
+/// buffer (a traceparent given as `%value` or `?value`), and whether it went
+/// on past them and what its last byte was.
+struct Small {
     buf: [u8; 64],
     len: usize,
-    too_long: bool,
+    cut: bool,
+    last: u8,
 }
 
+const _: () = assert!(
+    64 > FIELDS_LEN + 2,
+    "room for the fields, a quote and a dash"
+);
+
 impl Small {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         Self {
             buf: [0; 64],
             len: 0,
-            too_long: false,
+            cut: false,
+            last: 0,
         }
     }
 
-    pub(crate) fn as_str(&self) -> Option<&str> {
-        if self.too_long {
-            return None;
+    /// The value without one pair of surrounding double quotes (`Debug` of
+    /// a string adds them), and whether it was cut.
+    fn unquoted(&self) -> (&[u8], bool) {
+        let b = &self.buf[..self.len];
+        match b {
+            [b'"', rest @ ..] if self.last == b'"' && (self.cut || !rest.is_empty()) => {
+                if self.cut {
+                    (rest, true)
+                } else {
+                    (&rest[..rest.len() - 1], false)
+                }
+            }
+            _ => (b, self.cut),
         }
-        std::str::from_utf8(&self.buf[..self.len]).ok()
     }
 }
 
 impl fmt::Write for Small {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len + s.len();
-        if end > self.buf.len() {
-            self.too_long = true;
+        let Some(&last) = s.as_bytes().last() else {
             return Ok(());
-        }
-        self.buf[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
+        };
+        self.last = last;
+        let take = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        self.cut |= take < s.len();
         Ok(())
     }
 }
 
-/// Parses a `%value` traceparent.
+/// Parses a `%value` or `?value` traceparent (one pair of surrounding
+/// quotes, as `Debug` of a string writes, is not part of it).
 pub(crate) fn parse_debug(value: &dyn fmt::Debug) -> Option<RemoteParent> {
     let mut s = Small::new();
     let _ = write!(s, "{value:?}");
-    parse(s.as_str()?)
+    let (b, cut) = s.unquoted();
+    let start = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    let b = &b[start..];
+    if cut {
+        parse_prefix(b, true)
+    } else {
+        let end = b.len()
+            - b.iter()
+                .rev()
+                .take_while(|c| c.is_ascii_whitespace())
+                .count();
+        parse_prefix(&b[..end], false)
+    }
 }
 
 /// The inline text a request root carries its caller in.
@@ -160,8 +206,55 @@ mod tests {
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
             "00_0af7651916cd43dd8448eb211c80319c_b7ad6b7169203331_01",
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333z-01",
+            "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01x",
+            "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0",
+            "0g-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "0A-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
+            assert_eq!(parse_debug(&bad), None, "{bad:?} quoted");
+            assert_eq!(parse_debug(&format_args!("{bad}")), None, "{bad:?}");
+        }
+    }
+
+    /// W3C Trace Context: a receiver parses a later version by its first
+    /// four fields; whatever follows comes after a `-`.
+    #[test]
+    fn a_later_version_is_read_by_its_first_four_fields() {
+        let p = parse(VALID).unwrap();
+        let rest = &VALID[2..];
+        let long = format!("9a{rest}-{}", "0123456789abcdef".repeat(8));
+        for later in [
+            format!("01{rest}"),
+            format!("01{rest}-"),
+            format!("fe{rest}-what-comes-next"),
+            long.clone(),
+        ] {
+            assert_eq!(parse(&later), Some(p), "{later}");
+            assert_eq!(parse_debug(&later), Some(p), "{later} quoted");
+            assert_eq!(parse_debug(&format_args!("{later}")), Some(p), "{later}");
+        }
+        // A long value cut where `Small` ends is never read as version 00.
+        let long00 = format!("00{rest}-{}", "0".repeat(80));
+        assert_eq!(parse_debug(&long00), None);
+    }
+
+    /// One pair of surrounding quotes (`Debug` of a string) is not part of
+    /// the value; anything else around it is.
+    #[test]
+    fn debug_quotes_are_not_part_of_the_value() {
+        let p = parse(VALID).unwrap();
+        assert_eq!(parse_debug(&VALID), Some(p));
+        assert_eq!(parse_debug(&VALID.to_string()), Some(p));
+        assert_eq!(parse_debug(&format_args!(" {VALID} ")), Some(p));
+        for bad in [
+            format!("\"\"{VALID}\"\""),
+            format!("\"{VALID}"),
+            format!("{VALID}\""),
+            "\"".to_string(),
+        ] {
+            assert_eq!(parse_debug(&format_args!("{bad}")), None, "{bad}");
         }
     }
 }

@@ -6,7 +6,9 @@
 //! key is its callsite, then its span name (two callsites of one name share a
 //! series). A key past its class's cap is recorded into that class's one
 //! overflow series, [`OVERFLOW`]; the first such key is reported once on
-//! stderr, and every span recorded there is counted.
+//! stderr, and every span recorded there is counted. A model span without a
+//! key (its model field empty, or never recorded) is keyed as a stage, by its
+//! span name, and counted; the first is reported once on stderr.
 
 use crate::aggregate::series::Series;
 use crate::record::{InlineText, Record, SpanClass};
@@ -53,6 +55,8 @@ pub(crate) struct Keys {
     pub(crate) overflow_spans: u64,
     /// Distinct model keys longer than the inline text (kept apart by hash).
     pub(crate) truncated_keys: u64,
+    /// Model spans without a model key (`Counters::missing_model_ids`).
+    pub(crate) missing_model_ids: u64,
 }
 
 impl Keys {
@@ -66,6 +70,7 @@ impl Keys {
             stage_class: Class::new(max_stages),
             overflow_spans: 0,
             truncated_keys: 0,
+            missing_model_ids: 0,
         }
     }
 
@@ -74,8 +79,27 @@ impl Keys {
     pub(crate) fn of(&mut self, r: &Record) -> u32 {
         match r.class {
             SpanClass::Model if !r.text.is_empty() => self.model(&r.text),
+            SpanClass::Model => self.missing_model_id(r),
             _ => self.stage(r),
         }
+    }
+
+    /// A model span without a model key: counted, reported once, and keyed
+    /// as a stage.
+    #[cold]
+    fn missing_model_id(&mut self, r: &Record) -> u32 {
+        if self.missing_model_ids == 0 {
+            eprintln!(
+                "hdrtrace: a model span {:?} ({}) closed without a model id (its model field \
+                 empty or never recorded); such spans are recorded as the stage {:?} and \
+                 counted in Counters::missing_model_ids (reported once)",
+                r.metadata.name(),
+                r.metadata.target().escape_debug(),
+                r.metadata.name(),
+            );
+        }
+        self.missing_model_ids += 1;
+        self.stage(r)
     }
 
     #[inline]
@@ -205,6 +229,38 @@ mod tests {
         let b = keys.model(&beta);
         assert_ne!(a, b);
         assert_eq!(keys.truncated_keys, 2);
+    }
+
+    /// A model span without a key is counted and keyed by its span name;
+    /// one with a key never is.
+    #[test]
+    fn a_model_span_without_a_key_is_counted() {
+        use crate::record::{RecordKind, Status};
+        let record = |text: &str| Record {
+            kind: RecordKind::Span,
+            class: SpanClass::Model,
+            status: Status::Ok,
+            sampled: false,
+            metadata: &crate::test_meta::META,
+            span: 1,
+            parent: 0,
+            request_span: 0,
+            request_id: 0,
+            start: 0,
+            end: 1,
+            busy: 0,
+            descendants: 0,
+            text: InlineText::from_str_truncated(text),
+            fields: Default::default(),
+        };
+        let mut keys = Keys::new(8, 8);
+        let named = keys.of(&record("Causal"));
+        let missing = [keys.of(&record("")), keys.of(&record(""))];
+        assert_eq!(keys.missing_model_ids, 2);
+        assert_eq!(missing[0], missing[1]);
+        assert_ne!(named, missing[0]);
+        let stage = &keys.table[missing[0] as usize];
+        assert_eq!((stage.name.as_str(), stage.model), ("test", false));
     }
 
     #[test]

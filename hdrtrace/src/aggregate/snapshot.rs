@@ -231,6 +231,10 @@ pub struct Counters {
     /// because their share of `memory_budget` was full, or that waited for
     /// their batch longer than the grace period; still in the histograms.
     pub dropped_batch_records: u64,
+    /// Model spans closed without a model id (the model field empty, or
+    /// declared `Empty` and never recorded): recorded in the stage series
+    /// of their span name, counted, and the first reported once on stderr.
+    pub missing_model_ids: u64,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -319,7 +319,10 @@ impl SpanSlot {
 
 /// Collects a span's (or event's) fields without allocating: the model key and
 /// the message go into inline text, numbers into inline fields, a request id of
-/// any type into a number.
+/// any type into a number. A model key keeps its type's text (`-1`,
+/// `18446744073709551615`, `1.5`, `true`), so ids of different types never
+/// share a key; an empty one leaves the text empty, which the aggregator
+/// counts as a missing model id.
 pub(crate) struct FieldVisitor {
     info: CallsiteInfo,
     pub(crate) text: InlineText,
@@ -343,10 +346,12 @@ impl FieldVisitor {
     }
 
     /// The field kept as the inline text: a span's model key, an event's
-    /// message.
+    /// message. A request root keeps no model key there (its text carries
+    /// its caller, whichever order the fields come in), so its model field
+    /// is an ordinary field.
     #[inline]
     fn is_text(&self, f: &Field) -> bool {
-        self.info.is_text_field(f.index())
+        self.info.is_text_field(f.index()) && self.info.class() != SpanClass::Request
     }
 
     #[inline]
@@ -368,10 +373,11 @@ impl FieldVisitor {
         self.info.is_request_field(f.index())
     }
 
+    /// A numeric or boolean field (`as_u64`: its value as a request id).
     #[inline(always)]
     fn number(&mut self, field: &Field, v: FieldValue, as_u64: u64) {
         if self.is_text(field) {
-            self.numeric_text(as_u64);
+            self.typed_text(v);
         } else if self.is_request(field) {
             self.request_id = Some(as_u64);
         } else {
@@ -379,11 +385,17 @@ impl FieldVisitor {
         }
     }
 
-    /// The text field given as a number (a numeric model key).
+    /// The text field given as a number or a bool (a typed model key),
+    /// written as its type writes it.
     #[cold]
-    fn numeric_text(&mut self, key: u64) {
+    fn typed_text(&mut self, key: FieldValue) {
         self.text.clear();
-        let _ = write!(self.text, "{key}");
+        let _ = match key {
+            FieldValue::U64(v) => write!(self.text, "{v}"),
+            FieldValue::I64(v) => write!(self.text, "{v}"),
+            FieldValue::F64(v) => write!(self.text, "{v}"),
+            FieldValue::Bool(v) => write!(self.text, "{v}"),
+        };
     }
 }
 
@@ -408,13 +420,17 @@ impl Visit for FieldVisitor {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if !self.is_text(field) && !self.is_request(field) {
+        if self.is_text(field) {
+            self.typed_text(FieldValue::F64(value));
+        } else if !self.is_request(field) {
             self.fields.push(field.index(), FieldValue::F64(value));
         }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if !self.is_text(field) && !self.is_request(field) {
+        if self.is_text(field) {
+            self.typed_text(FieldValue::Bool(value));
+        } else if !self.is_request(field) {
             self.fields.push(field.index(), FieldValue::Bool(value));
         }
     }
