@@ -332,6 +332,12 @@ impl TracingConfig {
     /// `HDRTRACE_REQUEST_ID_FIELD`, `HDRTRACE_MODEL_FIELD`,
     /// `HDRTRACE_TIMEOUT_FIELD`, `HDRTRACE_DEVICE_TIME_FIELD`,
     /// `HDRTRACE_TRACEPARENT_FIELD`, `HDRTRACE_BATCH_SIZE_FIELD`.
+    ///
+    /// A variable set to nothing (or only whitespace) is an error, except
+    /// `HDRTRACE_OTEL_ENDPOINT` and `HDRTRACE_FILTER`, where empty means
+    /// what unset means (no export; every target). A list that names no span
+    /// (`HDRTRACE_REQUEST_SPANS=","`) is an error too; no request (or batch)
+    /// span by name at all is set with `Conventions::request_spans([])`.
     pub fn from_env() -> Result<Self, Error> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -357,9 +363,18 @@ impl TracingConfig {
                 _ => Err("expected true/false, 1/0, yes/no or on/off".into()),
             }
         }
+        // Set to nothing: an error where that would not mean what unset means.
+        let empty_means_unset = ["HDRTRACE_OTEL_ENDPOINT", "HDRTRACE_FILTER"];
         macro_rules! var {
             ($name:literal, $parse:expr, |$v:ident| $set:expr) => {
                 if let Some(raw) = get($name) {
+                    if raw.trim().is_empty() && !empty_means_unset.contains(&$name) {
+                        return Err(bad(
+                            $name,
+                            &raw,
+                            "is set but empty (unset it for the default)".into(),
+                        ));
+                    }
                     let $v = $parse(&raw).map_err(|e| bad($name, &raw, e))?;
                     $set;
                 }
@@ -399,18 +414,25 @@ impl TracingConfig {
             .capture_capacity =
             v);
         let text = |s: &str| Ok::<_, String>(s.trim().to_string());
+        // Comma-separated names; empty ones between commas are ignored.
         let names = |v: &str| {
-            v.split(',')
+            let names: Vec<String> = v
+                .split(',')
                 .map(str::trim)
                 .filter(|n| !n.is_empty())
                 .map(String::from)
-                .collect::<Vec<_>>()
+                .collect();
+            if names.is_empty() {
+                Err("names no span (expected e.g. `handle_request,grpc_call`)".to_string())
+            } else {
+                Ok(names)
+            }
         };
-        var!("HDRTRACE_REQUEST_SPANS", text, |v| {
-            c.conventions = c.conventions.request_spans(names(&v))
+        var!("HDRTRACE_REQUEST_SPANS", names, |v| {
+            c.conventions = c.conventions.request_spans(v)
         });
-        var!("HDRTRACE_BATCH_SPANS", text, |v| {
-            c.conventions = c.conventions.batch_spans(names(&v))
+        var!("HDRTRACE_BATCH_SPANS", names, |v| {
+            c.conventions = c.conventions.batch_spans(v)
         });
         var!("HDRTRACE_BATCH_SIZE_FIELD", text, |v| {
             c.conventions = c.conventions.batch_size_field(v)
@@ -477,6 +499,8 @@ fn env_name(field: &str) -> &'static str {
         "otel_endpoint" => "HDRTRACE_OTEL_ENDPOINT",
         "filter" => "HDRTRACE_FILTER",
         "conventions.request_spans" => "HDRTRACE_REQUEST_SPANS",
+        "conventions.batch_spans" => "HDRTRACE_BATCH_SPANS",
+        "conventions.batch_size_field" => "HDRTRACE_BATCH_SIZE_FIELD",
         "conventions.request_id_field" => "HDRTRACE_REQUEST_ID_FIELD",
         "conventions.model_field" => "HDRTRACE_MODEL_FIELD",
         "conventions.timeout_field" => "HDRTRACE_TIMEOUT_FIELD",

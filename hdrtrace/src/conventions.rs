@@ -37,6 +37,14 @@ pub const MAX_NAME_LEN: usize = 128;
 /// The most request span names (and, apart, batch span names).
 pub const MAX_REQUEST_SPANS: usize = 64;
 
+/// Whether tracing gives fields of this name to events of its own accord:
+/// an event's formatted `message`, and the `log.*` fields of records from
+/// the `log` crate. As a convention such a name would match every event (a
+/// timeout field named `message` marks every span timed out).
+fn reserved(name: &str) -> bool {
+    name == "message" || name.starts_with("log.")
+}
+
 impl Default for Conventions {
     fn default() -> Self {
         Self {
@@ -163,7 +171,15 @@ impl Conventions {
     }
 
     /// Every name must be a plausible identifier: not empty, at most
-    /// [`MAX_NAME_LEN`] bytes, no whitespace; the fields must differ.
+    /// [`MAX_NAME_LEN`] bytes, no whitespace; no field may be a name tracing
+    /// gives fields itself (`message`, `log.*`); the fields must differ, and
+    /// no span name may be both a request and a batch span.
+    ///
+    /// A span that carries the model field is a model span even when its
+    /// name is listed as a request span (the model field says more than a
+    /// name), unless it carries the request id field too; such a conflict
+    /// shows only once the callsite registers, so it is reported once on
+    /// stderr then.
     pub fn validate(&self) -> Result<(), Error> {
         let check = |what: &'static str, name: &str| -> Result<(), Error> {
             if name.is_empty() {
@@ -220,6 +236,15 @@ impl Conventions {
         ];
         for (what, name) in fields {
             check(what, name)?;
+            if reserved(name) {
+                return Err(Error::config(
+                    what,
+                    format!(
+                        "is {name:?}, a field tracing gives events itself (`message`, `log.*`): \
+                         it would match every event"
+                    ),
+                ));
+            }
         }
         for (i, (what, name)) in fields.iter().enumerate() {
             if let Some((other, _)) = fields[i + 1..].iter().find(|(_, n)| n == name) {

@@ -5,7 +5,8 @@ use crate::error::Error;
 use tracing_core::{Level, LevelFilter};
 
 /// Parsed directives: the most specific target prefix decides; a directive
-/// without a target is the default (everything when there is none).
+/// without a target is the default (everything when no directive is given at
+/// all; nothing beyond the targets named otherwise).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TargetFilter {
     /// `(target, most verbose level admitted)`, longest target first.
@@ -30,9 +31,46 @@ fn level(s: &str) -> Option<LevelFilter> {
     })
 }
 
+/// Why no callsite's target can be `target`, if none can: a target is a
+/// module path (`my_crate::db`), identifiers joined by `::`.
+fn unmatchable(target: &str) -> Option<&'static str> {
+    if target.is_empty() {
+        return Some("has an empty target");
+    }
+    if target
+        .contains(|c: char| c.is_whitespace() || matches!(c, '[' | ']' | '{' | '}' | '"' | '='))
+    {
+        return Some(
+            "has a target with characters no Rust target has (span and field filters are not \
+             supported)",
+        );
+    }
+    if target.contains('*') {
+        return Some(
+            "has `*`, which is no wildcard here: a bare level (`debug`) sets the default for \
+             every target, and `my_crate` covers `my_crate::*`",
+        );
+    }
+    if target.contains('-') {
+        return Some(
+            "has a target with `-`, which no Rust target has (targets are module paths: a \
+             crate `my-crate` is `my_crate`)",
+        );
+    }
+    let identifier = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_');
+    if !target.split("::").all(identifier) {
+        return Some("has a target that is not a module path (identifiers joined by `::`)");
+    }
+    None
+}
+
 impl TargetFilter {
     /// Parses `target=level`, `level` and bare `target` (everything from that
-    /// target) directives, comma-separated. An error names the directive.
+    /// target) directives, comma-separated. Empty directives between commas
+    /// are ignored, as tracing-subscriber's `EnvFilter` ignores them, so `""`
+    /// and `",,,"` alike record every target. A directive that cannot match
+    /// any target (one that is not a module path: `my-crate`, `*`,
+    /// `a::`) is an error naming it.
     pub(crate) fn parse(spec: &str) -> Result<Self, Error> {
         let bad = |directive: &str, why: &str| {
             Error::config(
@@ -72,33 +110,22 @@ impl TargetFilter {
             };
             match target {
                 None => default = Some(lvl),
-                Some("") => return Err(bad(directive, "has an empty target")),
-                Some(t)
-                    if t.contains(|c: char| {
-                        c.is_whitespace() || matches!(c, '[' | ']' | '{' | '}' | '"' | '=')
-                    }) =>
-                {
-                    return Err(bad(
-                        directive,
-                        "has a target with characters no Rust target has (span and field \
-                         filters are not supported)",
-                    ))
-                }
                 Some(t) => {
+                    if let Some(why) = unmatchable(t) {
+                        return Err(bad(directive, why));
+                    }
                     targets.retain(|(known, _)| known != t);
                     targets.push((t.to_string(), lvl));
                 }
             }
         }
         targets.sort_by_key(|t| std::cmp::Reverse(t.0.len()));
-        Ok(Self {
-            targets,
-            default: default.unwrap_or(if spec.trim().is_empty() {
-                LevelFilter::TRACE
-            } else {
-                LevelFilter::OFF
-            }),
-        })
+        let default = default.unwrap_or(if targets.is_empty() {
+            LevelFilter::TRACE
+        } else {
+            LevelFilter::OFF
+        });
+        Ok(Self { targets, default })
     }
 
     /// Whether a callsite of this target and level passes.

@@ -213,3 +213,165 @@ fn conventions_and_filter_come_from_the_environment() {
         .to_string();
     assert!(e.contains("HDRTRACE_FILTER") && e.contains("x=nope"), "{e}");
 }
+
+/// Spans and events recorded under `filter`: (spans, events) counted.
+fn recorded_under(filter: &str) -> (u64, u64) {
+    let config = TracingConfig {
+        filter: Some(filter.into()),
+        sampling_rate: 1.0,
+        ..TracingConfig::default()
+    };
+    let (sub, guard) = hdrtrace::build(&config).unwrap();
+    with_default(sub, || {
+        tracing::info_span!("embed_pipeline", request_id = 1u64).in_scope(|| {
+            tracing::info_span!(target: "my_crate::db", "query").in_scope(|| {
+                tracing::error!(target: "my_crate::db", "failed");
+            });
+        });
+    });
+    let c = guard.flushed_snapshot().counters();
+    (c.spans, c.events)
+}
+
+/// As tracing-subscriber's `EnvFilter` parses it: empty directives between
+/// commas are ignored, so a filter of only commas is the empty filter,
+/// which records every target.
+#[test]
+fn empty_directives_are_ignored() {
+    assert_eq!(recorded_under(""), (2, 1));
+    for spec in [",,,", " , ", ",info,", "my_crate=trace,,info"] {
+        assert_eq!(recorded_under(spec), (2, 1), "{spec:?}");
+    }
+    assert_eq!(recorded_under("my_crate=off,,,info"), (1, 0));
+}
+
+/// A directive whose target no Rust target can be (targets are module
+/// paths: `_`, never `-`; `*` is no wildcard) is an error naming it.
+#[test]
+fn directives_that_can_match_nothing_are_errors_naming_them() {
+    for (spec, named) in [
+        ("my-crate=debug", "\"my-crate=debug\""),
+        ("info,my-crate", "\"my-crate\""),
+        ("*=debug", "\"*=debug\""),
+        ("my_crate::*=info", "\"my_crate::*=info\""),
+        ("my_crate::=info", "\"my_crate::=info\""),
+        ("my_crate:db=info", "\"my_crate:db=info\""),
+    ] {
+        let e = TracingConfig {
+            filter: Some(spec.into()),
+            ..TracingConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`filter`") && e.contains(named), "{spec}: {e}");
+    }
+    for ok in [
+        "my_crate=debug",
+        "my_crate::db=info,hyper=off",
+        "ünïcode_crate=warn",
+    ] {
+        assert!(
+            TracingConfig {
+                filter: Some(ok.into()),
+                ..TracingConfig::default()
+            }
+            .validate()
+            .is_ok(),
+            "{ok}"
+        );
+    }
+}
+
+/// Names tracing itself gives fields (an event's `message`, the `log.*`
+/// fields of `log` records) would match every event: each is an error
+/// naming the convention.
+#[test]
+fn reserved_field_names_are_errors_naming_the_field() {
+    let refused = |conventions: Conventions, says: &[&str]| {
+        let e = TracingConfig {
+            conventions,
+            ..TracingConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(says.iter().all(|s| e.contains(s)), "{e} (wanted {says:?})");
+    };
+    let c = Conventions::default;
+    refused(
+        c().timeout_field("message"),
+        &["conventions.timeout_field", "\"message\""],
+    );
+    refused(
+        c().model_field("message"),
+        &["conventions.model_field", "\"message\""],
+    );
+    refused(
+        c().request_id_field("log.target"),
+        &["conventions.request_id_field", "\"log.target\""],
+    );
+    refused(
+        c().request_span(""),
+        &["conventions.request_spans", "must not be empty"],
+    );
+    refused(
+        c().batch_span(""),
+        &["conventions.batch_spans", "must not be empty"],
+    );
+}
+
+/// A span carrying the model field is a model span, even when its name is
+/// also listed as a request span: the listing does not empty the model
+/// histograms (the conflict is reported once on stderr).
+#[test]
+fn a_request_span_name_does_not_take_model_spans() {
+    let config = TracingConfig {
+        conventions: Conventions::default().request_span("model"),
+        ..TracingConfig::default()
+    };
+    let (sub, guard) = hdrtrace::build(&config).unwrap();
+    with_default(sub, || {
+        for request_id in 1..=3u64 {
+            tracing::info_span!("embed_pipeline", request_id).in_scope(|| {
+                tracing::info_span!("model", model_id = "Causal").in_scope(|| {});
+            });
+        }
+        // Without the model field the name still makes a request.
+        tracing::info_span!("model").in_scope(|| {});
+    });
+    let snap = guard.flushed_snapshot();
+    assert_eq!(snap.model("Causal").map(|m| m.count()), Some(3));
+    assert_eq!(snap.counters().requests, 4);
+}
+
+/// An environment variable set to nothing is an error naming it, where
+/// empty would mean something other than unset (`HDRTRACE_LOG_LEVEL=""`
+/// would be ERROR, `HDRTRACE_REQUEST_SPANS=""` no request span at all).
+#[test]
+fn empty_environment_values_are_errors_naming_the_variable() {
+    for (var, value) in [
+        ("HDRTRACE_REQUEST_SPANS", ""),
+        ("HDRTRACE_REQUEST_SPANS", " , "),
+        ("HDRTRACE_BATCH_SPANS", ""),
+        ("HDRTRACE_LOG_LEVEL", ""),
+        ("HDRTRACE_LOG_LEVEL", "  "),
+        ("HDRTRACE_MODEL_FIELD", ""),
+        ("HDRTRACE_TIMEOUT_FIELD", " "),
+        ("HDRTRACE_LEVEL", ""),
+        ("HDRTRACE_SAMPLING_RATE", ""),
+    ] {
+        match TracingConfig::from_lookup(|k| (k == var).then(|| value.to_string())) {
+            Err(e @ Error::InvalidEnv { .. }) => {
+                let m = e.to_string();
+                assert!(m.contains(var), "{var}={value:?}: {m}");
+            }
+            other => panic!("{var}={value:?}: {other:?}"),
+        }
+    }
+    // Where empty means what unset means, it is accepted.
+    for var in ["HDRTRACE_FILTER", "HDRTRACE_OTEL_ENDPOINT"] {
+        let c = TracingConfig::from_lookup(|k| (k == var).then(String::new)).unwrap();
+        assert!(c.otel_endpoint.is_none(), "{var}");
+    }
+}

@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::filter::TargetFilter;
 use crate::record::{SpanClass, Status};
 use crate::subscriber::callsite_table::CallsiteTable;
+use crate::sync::{AtomicBool, Ordering::Relaxed};
 use tracing_core::{Level, LevelFilter, Metadata};
 
 /// The default model field ([`Conventions::model_field`]).
@@ -115,13 +116,17 @@ impl CallsiteInfo {
         let model_field = index_of(&names.model_field);
         let request_field = index_of(&names.request_id_field);
         let is_span = meta.is_span();
-        let class = if is_span
-            && (request_field != NONE || names.request_spans.iter().any(|n| **n == *meta.name()))
-        {
+        let named_request = is_span && names.request_spans.iter().any(|n| **n == *meta.name());
+        // The request id field makes a request; a request span's name does
+        // unless the span carries the model field (see `Conventions::validate`).
+        let class = if is_span && (request_field != NONE || named_request && model_field == NONE) {
             SpanClass::Request
         } else if is_span && names.batch_spans.iter().any(|n| **n == *meta.name()) {
             SpanClass::Batch
         } else if model_field != NONE {
+            if named_request {
+                rules.report_named_model_span(meta);
+            }
             SpanClass::Model
         } else {
             SpanClass::Stage
@@ -225,9 +230,28 @@ pub(crate) struct Rules {
     pub(crate) conventions: Conventions,
     pub(crate) filter: Option<TargetFilter>,
     pub(crate) log_level: LevelFilter,
+    /// A span named as a request span but carrying the model field was
+    /// reported.
+    named_model_span_reported: AtomicBool,
 }
 
 impl Rules {
+    /// Reports, once, a span whose name makes it a request span but which
+    /// carries the model field, so is classified as a model span.
+    #[cold]
+    fn report_named_model_span(&self, meta: &Metadata<'_>) {
+        // Relaxed: a once-only flag that orders nothing else.
+        if !self.named_model_span_reported.swap(true, Relaxed) {
+            eprintln!(
+                "hdrtrace: span {:?} ({}) is named as a request span but carries the model \
+                 field {:?}: it is recorded as a model span (reported once)",
+                meta.name(),
+                meta.target().escape_debug(),
+                &*self.conventions.model_field,
+            );
+        }
+    }
+
     /// The rules a config sets (its filter parsed here, once).
     pub(crate) fn from_config(config: &TracingConfig) -> Result<Self, Error> {
         Ok(Self {
@@ -239,6 +263,7 @@ impl Rules {
                 .map(TargetFilter::parse)
                 .transpose()?,
             log_level: config.log_level,
+            named_model_span_reported: AtomicBool::new(false),
         })
     }
 }
