@@ -156,6 +156,26 @@ pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<WireRecord>();
 /// running thread for up to 18 ms) come without warning.
 const GROWTH_STEP: usize = RING_GROWTH;
 
+/// How much of each ring one [`Rings::drain`] takes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Take {
+    /// At most this many slots of each ring: one fair pass.
+    Up(usize),
+    /// As many slots as each ring has: every record pushed before the drain
+    /// began, however fast its producer pushes meanwhile (what a flush owes
+    /// its caller), and never more than all rings hold.
+    Present,
+}
+
+/// What one [`Rings::drain`] did.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Drained {
+    /// Records handed over.
+    pub(crate) records: usize,
+    /// Some ring gave all its `take`, so it may hold more.
+    pub(crate) backlog: bool,
+}
+
 /// The aggregator's half: every registered ring's consumer, drained in turn.
 /// A ring found more than a quarter full by one drain is offered a successor
 /// [`RING_GROWTH`] times its size, up to `max_capacity`, while all rings
@@ -190,15 +210,15 @@ impl Rings {
 
     /// Takes the rings registered since the last call, then hands the records
     /// of every ring to `each`, where they lie in the ring, until the ring is
-    /// empty or `limit` of its records were handed over (so a caller can
-    /// interleave other work without starving any ring). Returns how many
-    /// records were handed over in all.
+    /// empty or `take` of it was handed over; the rings take turns in one
+    /// order, so a producer that keeps its ring full delays the others by at
+    /// most one `take` per call.
     pub(crate) fn drain(
         &mut self,
         handoff: &Handoff,
-        limit: usize,
+        take: Take,
         mut each: impl FnMut(&Record),
-    ) -> usize {
+    ) -> Drained {
         {
             let mut new = handoff
                 .new_rings
@@ -210,13 +230,21 @@ impl Rings {
             }
         }
         let mut handed = 0;
+        let mut backlog = false;
         let mut retired = 0;
         let (offered, max) = (&mut self.offered, self.max_capacity);
         let (held, max_total) = (&mut self.held, self.max_total);
         self.consumers.retain_mut(|consumer| {
             let mut decoder = Decoder::default();
             let mut decoded = 0;
+            let limit = match take {
+                Take::Up(n) => n,
+                Take::Present => consumer.capacity(),
+            };
             let (n, done) = consumer.drain_with(limit, |w| decoded += decoder.feed(w, &mut each));
+            // The limit reached: the ring may hold more.
+            let full_pass = n == limit;
+            backlog |= full_pass;
             if decoder.pending() {
                 // The limit fell between an extension and its record, which
                 // was published with it: take that too.
@@ -233,7 +261,7 @@ impl Rings {
             }
             let capacity = consumer.capacity();
             let larger = (capacity * GROWTH_STEP).min(max);
-            if n > capacity / 4
+            if (n > capacity / 4 || full_pass)
                 && larger > capacity
                 && *held + larger <= max_total
                 && !consumer.is_orphaned()
@@ -247,7 +275,10 @@ impl Rings {
         });
         self.consumers.append(&mut self.offered);
         self.retired_drops += retired;
-        handed
+        Drained {
+            records: handed,
+            backlog,
+        }
     }
 
     /// Records lost so far: to full rings, and outside any ring.

@@ -22,11 +22,11 @@ pub(crate) mod source;
 
 use crate::clock::Clock;
 use crate::config::TracingConfig;
-use crate::handoff::{Handoff, Rings};
+use crate::handoff::{Drained, Handoff, Rings, Take};
 use crate::record::{FieldValue, Record, RecordKind, SpanClass, Status};
 use assembly::{Assembler, Judge};
 use batches::Batches;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use keys::Keys;
 use publish::{Publisher, Versioned};
 use requests::{Captures, RequestTrace};
@@ -71,6 +71,8 @@ pub(crate) enum Control {
 /// Records drained from each ring between two series while a snapshot is
 /// built: enough to keep a ring from filling, small enough to keep building.
 const DRAIN_STEP: usize = 1024;
+/// Slots drained from each ring per pass of the aggregator's loop.
+const DRAIN_PASS: usize = 4096;
 /// Series whose views are built between two such drains.
 const SERIES_STEP: usize = 4;
 /// The largest a grown ring may be (records).
@@ -220,17 +222,37 @@ impl Aggregator {
             })
     }
 
+    /// Waits for work, drains one fair pass of every ring, and answers a
+    /// control message or publishes when due. While a pass leaves records
+    /// behind it does not wait, but still answers and publishes between
+    /// passes: a producer that keeps its ring full delays a flush's reply or
+    /// a due snapshot by one pass of every ring, not until its ring is empty.
     fn run(&mut self, control: &Receiver<Control>, tick: Duration) {
         let wake = self.handoff.wake_receiver().clone();
+        let mut backlog = false;
         loop {
-            self.idle();
-            let msg = crossbeam_channel::select! {
-                recv(control) -> m => Some(m.unwrap_or(Control::Stop)),
-                recv(wake) -> _ => None,
-                default(tick) => None,
+            let msg = if backlog {
+                match control.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => Some(Control::Stop),
+                }
+            } else {
+                self.idle();
+                crossbeam_channel::select! {
+                    recv(control) -> m => Some(m.unwrap_or(Control::Stop)),
+                    recv(wake) -> _ => None,
+                    default(tick) => None,
+                }
             };
             let now = Instant::now();
-            self.drain(now, usize::MAX);
+            // A flush or stop owes its caller every record pushed before it;
+            // otherwise one pass.
+            let take = match msg {
+                Some(Control::Flush(_) | Control::Stop) => Take::Present,
+                _ => Take::Up(DRAIN_PASS),
+            };
+            backlog = self.drain(now, take).backlog;
             match msg {
                 Some(Control::Flush(done)) => {
                     self.state.sweep(now, false);
@@ -263,16 +285,16 @@ impl Aggregator {
         }
     }
 
-    /// Drains every ring (at most `limit` records of each) into the state.
-    fn drain(&mut self, now: Instant, limit: usize) -> usize {
+    /// Drains every ring (as much of each as `take` says) into the state.
+    fn drain(&mut self, now: Instant, take: Take) -> Drained {
         self.idle();
         let slice = self.state.slice_of(now);
         let state = &mut self.state;
-        let n = self
+        let drained = self
             .rings
-            .drain(&self.handoff, limit, |r| state.ingest(r, slice, now));
+            .drain(&self.handoff, take, |r| state.ingest(r, slice, now));
         self.busy_since = Some(Instant::now());
-        n
+        drained
     }
 
     /// Builds and publishes a snapshot, draining the rings between every few
@@ -297,7 +319,7 @@ impl Aggregator {
                 into_recent.insert(k.name.clone(), r);
                 i += 1;
             }
-            self.drain(Instant::now(), DRAIN_STEP);
+            self.drain(Instant::now(), Take::Up(DRAIN_STEP));
         }
         self.version += 1;
         let state = &self.state;
