@@ -24,7 +24,9 @@ use std::time::Duration;
 /// parents; a batch that served a model span under that span, marked
 /// `[shared]`: other requests' traces show it too), children ordered by start
 /// time, and
-/// each line reads `name{fields}: <wall time>`. Model spans show their
+/// each line reads `name{fields}: <wall time>`, indented two spaces a level
+/// (beyond 32 levels, indented 64 spaces and starting with `(depth N)`: the
+/// text stays linear in the spans however deep they nest). Model spans show their
 /// `model_id` and their busy (polled) time, plus the waiting time when they
 /// waited longer than they ran; `TIMEOUT` / `ERROR` mark failed spans; the
 /// model named by the trace's attribution is marked `← BOTTLENECK`. Events are
@@ -252,9 +254,18 @@ impl<'a> Tree<'a> {
     }
 }
 
+/// Nesting levels shown by indentation alone. Deeper lines are indented as
+/// far as this and start with `(depth N)`, so that no line grows with the
+/// nesting and the text stays linear in the spans.
+const INDENT_LEVELS: usize = 32;
+
+/// Two spaces a level, up to [`INDENT_LEVELS`]; then the depth as a number.
 fn indent(out: &mut String, depth: usize) {
-    for _ in 0..depth {
+    for _ in 0..depth.min(INDENT_LEVELS) {
         out.push_str("  ");
+    }
+    if depth > INDENT_LEVELS {
+        let _ = write!(out, "(depth {depth}) ");
     }
 }
 
