@@ -62,7 +62,8 @@ where
 /// Serves `GET` and `HEAD` of `/metrics` on `addr` (port 0 picks a free one)
 /// from a background thread until the returned [`MetricsServer`] is dropped.
 /// Each scrape renders `source.latest()` with histogram bounds `buckets`, in
-/// the format the request's `Accept` picks ([`Format::negotiate`]); give it
+/// the format the request's `Accept` headers pick, read as one list
+/// ([`Format::negotiate`]); give it
 /// [`TracingGuard::snapshot_source`](crate::TracingGuard::snapshot_source)
 /// for live data. Other paths get `404`, other methods `405`, a request with
 /// a body `413` (its body unread), and every client is held to `limits`.
@@ -222,8 +223,17 @@ fn respond(
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let accept = request.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
-    let format = Format::negotiate(accept);
+    // Several `Accept` headers are one comma-separated list (RFC 9110,
+    // section 5.3); a value that is not visible ASCII says nothing readable
+    // and is skipped. Their size is bounded by `max_header_bytes`.
+    let accepts: Vec<&str> = request
+        .headers()
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let accept = (!accepts.is_empty()).then(|| accepts.join(","));
+    let format = Format::negotiate(accept.as_deref());
     let body = render_with(&source.latest(), format, buckets);
     let mut response = Response::new(Full::new(Bytes::from(body)));
     response.headers_mut().insert(
