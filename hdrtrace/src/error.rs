@@ -30,6 +30,13 @@ pub enum Error {
     /// The aggregator thread could not be started or has stopped.
     #[error("hdrtrace aggregator: {0}")]
     Aggregator(String),
+    /// Called on the aggregator thread itself (from a `RequestSink`), where
+    /// it would wait on its own thread; nothing was done.
+    #[error("`{what}` was called on the hdrtrace aggregator thread (from a RequestSink), which cannot wait on itself; it returned at once and did nothing")]
+    OnAggregatorThread {
+        /// The method called.
+        what: &'static str,
+    },
     /// An exporter or integration failed.
     #[error("{what}: {reason}")]
     Export {

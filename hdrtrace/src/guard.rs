@@ -104,6 +104,7 @@ impl Builder {
                 core: core.clone(),
                 publisher,
                 control: control_tx,
+                aggregator: thread.thread().id(),
                 thread: Mutex::new(Some(thread)),
                 log_thread: Mutex::new(log_thread),
                 config,
@@ -248,6 +249,8 @@ pub(crate) struct Shared {
     pub(crate) core: Arc<Core>,
     publisher: Arc<Publisher<SnapshotData>>,
     control: Sender<Control>,
+    /// The aggregator thread, which must never wait on itself.
+    aggregator: std::thread::ThreadId,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Writes the log lines; stopped (after a last drain) when the guard drops.
     log_thread: Mutex<Option<LogThread>>,
@@ -280,14 +283,20 @@ impl TracingGuard {
     /// returns: every span closed before the call is counted in `snapshot()`.
     /// If the aggregator thread has died it returns at once, and the snapshot
     /// says why ([`LatencySnapshot::aggregator_failure`]);
-    /// [`try_flush`](Self::try_flush) returns that as an error.
+    /// [`try_flush`](Self::try_flush) returns that as an error. Called on the
+    /// aggregator thread (from a [`RequestSink`]) it returns at once and does
+    /// nothing.
     pub fn flush(&self) {
         let _ = self.try_flush();
     }
 
     /// [`flush`](Self::flush), or [`Error::Aggregator`] when the aggregator
-    /// thread has died (nothing recorded since then is aggregated).
+    /// thread has died (nothing recorded since then is aggregated), or
+    /// [`Error::OnAggregatorThread`] when called from a [`RequestSink`].
     pub fn try_flush(&self) -> Result<(), Error> {
+        if self.on_aggregator_thread() {
+            return Err(Error::OnAggregatorThread { what: "flush" });
+        }
         let (tx, rx) = crossbeam_channel::bounded(1);
         if self.shared.control.send(Control::Flush(tx)).is_ok() {
             loop {
@@ -312,6 +321,10 @@ impl TracingGuard {
                 .unwrap_or("the aggregator thread has stopped")
                 .to_string(),
         ))
+    }
+
+    fn on_aggregator_thread(&self) -> bool {
+        std::thread::current().id() == self.shared.aggregator
     }
 
     fn aggregator_running(&self) -> bool {
@@ -408,9 +421,18 @@ impl Drop for TracingGuard {
                 .unwrap_or_else(|p| p.into_inner())
                 .take(),
         );
-        let _ = self.shared.control.send(Control::Stop);
-        if let Some(h) = handle {
-            let _ = h.join();
+        if self.on_aggregator_thread() {
+            // Dropped by a sink: the aggregator cannot join itself. It stops
+            // once the sink returns (with the channel full, once this guard's
+            // sender is dropped, which reads as a stop); its handle is
+            // dropped, so the thread is detached.
+            let _ = self.shared.control.try_send(Control::Stop);
+            drop(handle);
+        } else {
+            let _ = self.shared.control.send(Control::Stop);
+            if let Some(h) = handle {
+                let _ = h.join();
+            }
         }
         self.shared.core.retire();
         // A global subscriber stays installed: rebuilding makes every site cost

@@ -4,19 +4,23 @@
 //! ([`Rings`], owned by the aggregator). The aggregator sees the recording side
 //! only through these two.
 
-use crate::record::Record;
+use crate::record::{Record, RecordKind};
 use crate::ring::{self, Consumer, Producer};
 use crate::wire::{Decoder, WireRecord};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+use std::thread::ThreadId;
 
 /// The shared half: what recording threads call (cold registration, a
 /// non-blocking wake-up, two drop counters) and what the aggregator reads.
 pub(crate) struct Handoff {
     ring_capacity: usize,
-    /// Consumers of rings registered since the aggregator last took them.
-    new_rings: Mutex<Vec<Consumer<WireRecord>>>,
+    /// Consumers of rings registered since the aggregator last took them,
+    /// each with whether the aggregator thread itself registered it.
+    new_rings: Mutex<Vec<(Consumer<WireRecord>, bool)>>,
+    /// The aggregator thread, once it runs.
+    aggregator: OnceLock<ThreadId>,
     wake_tx: Sender<()>,
     wake_rx: Receiver<()>,
     /// Spans not tracked because every slot was in use.
@@ -184,6 +188,10 @@ pub(crate) struct Drained {
 /// a quiet thread keeps the small ring it started with.
 pub(crate) struct Rings {
     consumers: Vec<Consumer<WireRecord>>,
+    /// The aggregator thread's own rings: drained, counted, never aggregated.
+    own: Vec<Consumer<WireRecord>>,
+    /// Span and event records of `own` rings.
+    own_records: u64,
     /// Consumers of rings offered this drain, added after it.
     offered: Vec<Consumer<WireRecord>>,
     max_capacity: usize,
@@ -200,6 +208,8 @@ impl Rings {
     pub(crate) fn new(max_capacity: usize, max_total: usize) -> Self {
         Self {
             consumers: Vec::new(),
+            own: Vec::new(),
+            own_records: 0,
             offered: Vec::new(),
             max_capacity,
             max_total,
@@ -224,9 +234,13 @@ impl Rings {
                 .new_rings
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if !new.is_empty() {
-                self.held += new.iter().map(|c| c.capacity()).sum::<usize>();
-                self.consumers.append(&mut new);
+            for (consumer, own) in new.drain(..) {
+                self.held += consumer.capacity();
+                if own {
+                    self.own.push(consumer);
+                } else {
+                    self.consumers.push(consumer);
+                }
             }
         }
         let mut handed = 0;
@@ -235,22 +249,12 @@ impl Rings {
         let (offered, max) = (&mut self.offered, self.max_capacity);
         let (held, max_total) = (&mut self.held, self.max_total);
         self.consumers.retain_mut(|consumer| {
-            let mut decoder = Decoder::default();
-            let mut decoded = 0;
-            let limit = match take {
-                Take::Up(n) => n,
-                Take::Present => consumer.capacity(),
-            };
-            let (n, done) = consumer.drain_with(limit, |w| decoded += decoder.feed(w, &mut each));
+            let limit = take.of(consumer);
+            let (n, decoded, done) = drain_one(consumer, limit, &mut each);
+            handed += decoded;
             // The limit reached: the ring may hold more.
             let full_pass = n == limit;
             backlog |= full_pass;
-            if decoder.pending() {
-                // The limit fell between an extension and its record, which
-                // was published with it: take that too.
-                consumer.pop_with(|w| decoded += decoder.feed(w, &mut each));
-            }
-            handed += decoded;
             if done {
                 // Its producer is gone (its thread ended, or it moved to a
                 // larger ring) and every record it pushed is counted: only its
@@ -274,6 +278,21 @@ impl Rings {
             true
         });
         self.consumers.append(&mut self.offered);
+        // Last, so that what a sink recorded while this drain fed it is
+        // counted by the same drain.
+        let own_records = &mut self.own_records;
+        self.own.retain_mut(|consumer| {
+            let limit = take.of(consumer);
+            let (n, _, done) = drain_one(consumer, limit, &mut |r: &Record| {
+                *own_records += (r.kind != RecordKind::Links) as u64;
+            });
+            backlog |= n == limit;
+            if done {
+                retired += consumer.dropped();
+                *held -= consumer.capacity();
+            }
+            !done
+        });
         self.retired_drops += retired;
         Drained {
             records: handed,
@@ -285,6 +304,40 @@ impl Rings {
     pub(crate) fn dropped(&self, handoff: &Handoff) -> u64 {
         self.retired_drops
             + self.consumers.iter().map(|c| c.dropped()).sum::<u64>()
+            + self.own.iter().map(|c| c.dropped()).sum::<u64>()
             + handoff.ringless()
     }
+
+    /// Span and event records the aggregator thread recorded itself, ignored.
+    pub(crate) fn own_records(&self) -> u64 {
+        self.own_records
+    }
+}
+
+impl Take {
+    fn of(self, consumer: &Consumer<WireRecord>) -> usize {
+        match self {
+            Take::Up(n) => n,
+            Take::Present => consumer.capacity(),
+        }
+    }
+}
+
+/// Hands up to `limit` slots of one ring to `each` as records; returns the
+/// slots taken, the records handed over and whether the ring is retired (see
+/// `Consumer::drain_with`).
+fn drain_one(
+    consumer: &mut Consumer<WireRecord>,
+    limit: usize,
+    each: &mut impl FnMut(&Record),
+) -> (usize, usize, bool) {
+    let mut decoder = Decoder::default();
+    let mut decoded = 0;
+    let (n, done) = consumer.drain_with(limit, |w| decoded += decoder.feed(w, each));
+    if decoder.pending() {
+        // The limit fell between an extension and its record, which was
+        // published with it: take that too.
+        consumer.pop_with(|w| decoded += decoder.feed(w, each));
+    }
+    (n, decoded, done)
 }

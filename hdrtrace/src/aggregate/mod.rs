@@ -45,6 +45,25 @@ pub const GPU_FIELD: &str = "gpu_ns";
 
 /// Receives every captured request (sampled, over budget, failed) once it is
 /// final, on the aggregator thread. Exporters and event channels implement it.
+///
+/// Its methods run on the aggregator thread, between drains: while one runs,
+/// nothing is aggregated or published, and recording threads whose rings
+/// fill drop (and count) their records. So a sink must not block for long.
+/// A sink that panics is dropped, reported once on stderr and counted in
+/// `Counters::failed_sinks`; aggregation goes on without it.
+///
+/// A sink may call back into the subscriber that feeds it, and none of it
+/// waits on the aggregator thread it runs on:
+/// - `TracingGuard::flush` and `try_flush` return at once, with
+///   [`Error::OnAggregatorThread`](crate::Error::OnAggregatorThread)
+///   from `try_flush` (the aggregator cannot answer while it runs the sink);
+///   the snapshot readers (`snapshot`, a `SnapshotSource`) work as anywhere.
+/// - Dropping the `TracingGuard` asks the aggregator to stop and does not
+///   wait for it: it stops once the sink returns, after a final snapshot.
+/// - Spans and events it records in this subscriber are ignored, never
+///   aggregated or captured (a request span per captured request would
+///   otherwise feed the sink forever), and counted in
+///   `Counters::aggregator_thread_records`.
 pub trait RequestSink: Send + 'static {
     /// A request was captured. Must not block for long: it runs on the
     /// aggregator thread.
@@ -209,6 +228,7 @@ impl Aggregator {
         std::thread::Builder::new()
             .name("hdrtrace-aggregator".into())
             .spawn(move || {
+                self.handoff.set_aggregator_thread();
                 let publisher = self.publisher.clone();
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     self.run(&control, tick)
@@ -341,6 +361,7 @@ impl Aggregator {
         counters.malformed_traceparents = self.handoff.malformed_traceparents();
         counters.dropped_links = self.handoff.dropped_links();
         counters.dropped_batch_records = state.batches.dropped;
+        counters.aggregator_thread_records = self.rings.own_records();
         if counters.malformed_traceparents > 0 && !self.warned_traceparent {
             self.warned_traceparent = true;
             eprintln!(

@@ -235,6 +235,10 @@ pub struct Counters {
     /// declared `Empty` and never recorded): recorded in the stage series
     /// of their span name, counted, and the first reported once on stderr.
     pub missing_model_ids: u64,
+    /// Span and event records made on the aggregator thread itself, by a
+    /// `RequestSink` recording into the subscriber that feeds it: ignored
+    /// (never aggregated or captured), so a sink cannot feed itself.
+    pub aggregator_thread_records: u64,
 }
 
 #[derive(Clone, Debug, Default)]
