@@ -101,10 +101,13 @@ impl Conventions {
     }
 
     /// A request span field carrying a W3C `traceparent`
-    /// (`00-<trace id>-<parent span id>-<flags>`): the request then joins the
-    /// caller's distributed trace (its exports carry the caller's trace id,
-    /// the root's parent is the caller's span). A malformed value is ignored
-    /// and counted (`Counters::malformed_traceparents`).
+    /// (`00-<trace id>-<parent span id>-<flags>`; a later version is read by
+    /// those four fields, as W3C Trace Context says), given as a string,
+    /// `%value` or `?value` (the quotes `Debug` adds are not part of it): the
+    /// request then joins the caller's distributed trace (its exports carry
+    /// the caller's trace id, the root's parent is the caller's span). A
+    /// malformed value is ignored and counted
+    /// (`Counters::malformed_traceparents`).
     pub fn traceparent_field(mut self, name: impl Into<String>) -> Self {
         self.traceparent_field = name.into().into();
         self
