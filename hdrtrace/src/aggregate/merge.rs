@@ -17,6 +17,17 @@ use std::sync::Arc;
 /// One table of latencies: models or stages, cumulative or recent.
 type Table = BTreeMap<String, Arc<ModelLatency>>;
 
+/// How each table is named (in errors) and found.
+type TableOf = (&'static str, fn(&SnapshotData) -> &Table);
+
+/// Every table a snapshot holds.
+const TABLES: [TableOf; 4] = [
+    ("model", |d| &d.all.models),
+    ("stage", |d| &d.all.stages),
+    ("recent model", |d| &d.recent.models),
+    ("recent stage", |d| &d.recent.stages),
+];
+
 /// Each name of a table, with its entries in the inputs, in input order.
 type Groups<'a> = BTreeMap<&'a str, Vec<&'a Arc<ModelLatency>>>;
 
@@ -53,13 +64,7 @@ impl LatencySnapshot {
         snapshots: &[LatencySnapshot],
         budget: u64,
     ) -> Result<LatencySnapshot, Error> {
-        let tables: [(&str, fn(&SnapshotData) -> &Table); 4] = [
-            ("model", |d| &d.all.models),
-            ("stage", |d| &d.all.stages),
-            ("recent model", |d| &d.recent.models),
-            ("recent stage", |d| &d.recent.stages),
-        ];
-        let groups = tables.map(|(kind, table)| (kind, group(snapshots, table)));
+        let groups = TABLES.map(|(kind, table)| (kind, group(snapshots, table)));
         // Every histogram is checked and priced before any is built.
         let mut budget = Budget::new(budget, "merge");
         for (kind, groups) in &groups {
