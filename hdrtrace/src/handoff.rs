@@ -31,6 +31,8 @@ pub(crate) struct Handoff {
     unmatched: AtomicU64,
     /// Log lines lost to a full log ring or a failing writer.
     log_drops: AtomicU64,
+    /// Log writers dropped because they panicked.
+    failed_log_writers: AtomicU64,
     /// Request roots whose traceparent field was not a valid W3C one.
     malformed_traceparents: AtomicU64,
     /// `follows_from` links past a span's `MAX_LINKS`.
@@ -50,6 +52,7 @@ impl Handoff {
             ringless: AtomicU64::new(0),
             unmatched: AtomicU64::new(0),
             log_drops: AtomicU64::new(0),
+            failed_log_writers: AtomicU64::new(0),
             malformed_traceparents: AtomicU64::new(0),
             dropped_links: AtomicU64::new(0),
         }
@@ -107,6 +110,18 @@ impl Handoff {
     pub(crate) fn log_drops(&self) -> u64 {
         // Relaxed: as in `count_untracked`.
         self.log_drops.load(Ordering::Relaxed)
+    }
+
+    /// Counts a log writer dropped because it panicked.
+    #[cold]
+    pub(crate) fn count_failed_log_writer(&self) {
+        // Relaxed: as in `count_untracked`.
+        self.failed_log_writers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn failed_log_writers(&self) -> u64 {
+        // Relaxed: as in `count_untracked`.
+        self.failed_log_writers.load(Ordering::Relaxed)
     }
 
     /// Counts a traceparent field that was ignored as malformed.

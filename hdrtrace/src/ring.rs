@@ -214,6 +214,34 @@ impl<T: Copy + Send> Producer<T> {
         true
     }
 
+    /// Appends every value of `values`, all published with one store, so the
+    /// consumer sees all of them or none; returns false, taking none, when
+    /// the ring has no room for `values.len()` more.
+    pub fn push_all(&mut self, values: impl ExactSizeIterator<Item = T>) -> bool {
+        let n = values.len();
+        if n == 0 {
+            return true;
+        }
+        let Some(tail) = self.reserve(n) else {
+            return false;
+        };
+        // `take(n)`: `len` is only a promise of a safe trait, and room was
+        // found for `n` values.
+        let mut written = 0;
+        for value in values.take(n) {
+            // SAFETY: `reserve(n)` found room for slots `tail..tail + n`, and
+            // `written < n`; `MaybeUninit::write` initializes the whole value.
+            unsafe {
+                self.write(tail.wrapping_add(written), |slot| {
+                    slot.write(value);
+                })
+            };
+            written += 1;
+        }
+        self.publish(tail.wrapping_add(written));
+        true
+    }
+
     /// Lets `init` write slot `index` in place.
     ///
     /// # Safety

@@ -358,6 +358,7 @@ impl Aggregator {
         counters.unmatched_enters = self.handoff.unmatched();
         counters.failed_sinks = state.kept.sinks.failed;
         counters.dropped_log_lines = self.handoff.log_drops();
+        counters.failed_log_writers = self.handoff.failed_log_writers();
         counters.malformed_traceparents = self.handoff.malformed_traceparents();
         counters.dropped_links = self.handoff.dropped_links();
         counters.dropped_batch_records = state.batches.dropped;

@@ -198,9 +198,13 @@ pub struct Counters {
     pub unmatched_enters: u64,
     /// Request sinks dropped because they panicked.
     pub failed_sinks: u64,
-    /// Log lines dropped because their thread's log ring was full (the
-    /// writer fell behind, or blocks).
+    /// Log lines not written: their thread's log ring was full (the writer
+    /// fell behind, or blocks), the writer returned an error or had panicked,
+    /// or shutdown gave up on a writer that did not return in time.
     pub dropped_log_lines: u64,
+    /// Log writers dropped because they panicked (reported once on stderr);
+    /// every line after is counted in `dropped_log_lines`.
+    pub failed_log_writers: u64,
     /// Request roots whose traceparent field was not a valid W3C
     /// traceparent: ignored (the request keeps its own trace id), counted,
     /// and the first reported once on stderr.

@@ -28,8 +28,51 @@ pub(crate) struct LineBuf {
     cut: bool,
 }
 
+/// Everything a line carries goes through here, so every control character
+/// is escaped on its way in, as tracing-subscriber's `fmt` does: no message,
+/// field, target or model id can end the line early, forge another one or
+/// send an escape sequence to a terminal. `\n`, `\r` and `\t` become those
+/// two-character escapes, the other C0 controls and DEL `\x1b`-style ones,
+/// the C1 controls (U+0080 to U+009F) `\u{9b}`-style ones.
 impl fmt::Write for LineBuf {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some((at, len)) = first_control(rest) {
+            self.push(&rest[..at]);
+            self.push_escape(&rest[at..at + len]);
+            rest = &rest[at + len..];
+        }
+        self.push(rest);
+        // Never an error: a caller's `Display` that unwraps its writes must
+        // not panic because a line was cut.
+        Ok(())
+    }
+}
+
+/// Where the first control character of `s` starts, and its length in bytes.
+fn first_control(s: &str) -> Option<(usize, usize)> {
+    let b = s.as_bytes();
+    b.iter().enumerate().find_map(|(i, &c)| match c {
+        0..=0x1f | 0x7f => Some((i, 1)),
+        // A C1 control in UTF-8: 0xC2 is only ever a lead byte.
+        0xc2 if matches!(b.get(i + 1), Some(0x80..=0x9f)) => Some((i, 2)),
+        _ => None,
+    })
+}
+
+/// What a line says about where its event fired.
+pub(crate) struct Context<'a> {
+    pub(crate) request_id: Option<u64>,
+    pub(crate) model: Option<&'a str>,
+}
+
+impl LineBuf {
+    /// Appends what fits of `s` (whole characters); once a line is cut,
+    /// nothing more.
+    fn push(&mut self, s: &str) {
+        if self.cut {
+            return;
+        }
         let room = MAX_LINE - CUT_MARK.len() - self.len;
         let mut take = s.len().min(room);
         if take < s.len() {
@@ -40,17 +83,40 @@ impl fmt::Write for LineBuf {
         }
         self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
         self.len += take;
-        Ok(())
     }
-}
 
-/// What a line says about where its event fired.
-pub(crate) struct Context<'a> {
-    pub(crate) request_id: Option<u64>,
-    pub(crate) model: Option<&'a str>,
-}
+    /// Appends the escape for the control character `c` (one C0 control or
+    /// DEL, or a two-byte C1 control), whole or, when it does not fit, not at
+    /// all.
+    fn push_escape(&mut self, c: &str) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let code = c.chars().next().map_or(0, u32::from) as u8;
+        let hex = |shift: u8| HEX[usize::from(code >> shift & 0xf)];
+        let mut out = [0u8; 6];
+        let escape: &[u8] = match code {
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f | 0x7f => {
+                out[..4].copy_from_slice(&[b'\\', b'x', hex(4), hex(0)]);
+                &out[..4]
+            }
+            _ => {
+                out.copy_from_slice(&[b'\\', b'u', b'{', hex(4), hex(0), b'}']);
+                &out
+            }
+        };
+        if self.cut {
+            return;
+        }
+        if self.len + escape.len() > MAX_LINE - CUT_MARK.len() {
+            self.cut = true;
+            return;
+        }
+        self.buf[self.len..self.len + escape.len()].copy_from_slice(escape);
+        self.len += escape.len();
+    }
 
-impl LineBuf {
     /// Cold: once per thread (the buffer is reused for every line).
     pub(crate) fn new() -> Self {
         Self {
@@ -91,7 +157,7 @@ impl LineBuf {
     }
 
     /// The line's chunks, in order (the last one marked).
-    pub(crate) fn chunks(&self) -> impl Iterator<Item = Chunk> + '_ {
+    pub(crate) fn chunks(&self) -> impl ExactSizeIterator<Item = Chunk> + '_ {
         let pieces = self.len.div_ceil(CHUNK_BYTES).max(1);
         (0..pieces).map(move |i| {
             let from = i * CHUNK_BYTES;
@@ -104,11 +170,6 @@ impl LineBuf {
             c.bytes[..to - from].copy_from_slice(&self.buf[from..to]);
             c
         })
-    }
-
-    /// How many chunks the line takes.
-    pub(crate) fn chunk_count(&self) -> usize {
-        self.len.div_ceil(CHUNK_BYTES).max(1)
     }
 }
 
@@ -184,5 +245,26 @@ mod tests {
         let mut b = LineBuf::new();
         write_time(&mut b, 1_764_483_300_123_456_789).unwrap();
         assert_eq!(&b.buf[..b.len], b"2025-11-30T06:15:00.123456Z");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut b = LineBuf::new();
+        b.write_str("a\nb\x1b[2J\u{9b}\x7f\t\r\0é\u{a0}").unwrap();
+        assert_eq!(
+            std::str::from_utf8(&b.buf[..b.len]).unwrap(),
+            "a\\nb\\x1b[2J\\u{9b}\\x7f\\t\\r\\x00é\u{a0}"
+        );
+    }
+
+    #[test]
+    fn a_cut_line_ends_before_an_escape_that_does_not_fit() {
+        let room = MAX_LINE - CUT_MARK.len();
+        let mut b = LineBuf::new();
+        b.write_str(&"x".repeat(room - 3)).unwrap();
+        b.write_str("\x1b").unwrap();
+        b.write_str("y").unwrap();
+        assert!(b.cut);
+        assert_eq!(b.len, room - 3, "no half escape, and nothing after the cut");
     }
 }

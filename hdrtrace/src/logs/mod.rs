@@ -1,10 +1,14 @@
 //! Log lines from the hand-written subscriber: events at or above the
 //! configured level are formatted on the recording thread into its
-//! preallocated line buffer, cut into chunks and pushed into that thread's
-//! log ring (the same lock-free ring as records); the `hdrtrace-logs` thread
-//! drains every ring and does the writing. The recording thread never blocks
-//! and never allocates; a line that does not fit its ring is dropped and
-//! counted ([`Counters::dropped_log_lines`](crate::Counters::dropped_log_lines)).
+//! preallocated line buffer (every control character escaped, so no input
+//! forges a line), cut into chunks and pushed into that thread's log ring
+//! (the same lock-free ring as records), all chunks of a line published at
+//! once; the `hdrtrace-logs` thread drains every ring and does the writing,
+//! so each line is written whole or not at all. The recording thread never
+//! blocks and never allocates; a line that does not fit its ring is dropped
+//! and counted ([`Counters::dropped_log_lines`](crate::Counters::dropped_log_lines)),
+//! as is every line a failing, panicking or (at shutdown) blocked writer
+//! does not take (see `writer.rs`).
 
 pub(crate) mod line;
 mod writer;
@@ -30,7 +34,10 @@ pub(crate) type LogWriter = Box<dyn Write + Send>;
 /// wake-up, where drops are counted. Which events are logged is decided once
 /// per callsite (`CallsiteInfo::logged`).
 pub(crate) struct LogHub {
+    /// Rings registered since the log thread last took them.
     new_rings: Mutex<Vec<Consumer<Chunk>>>,
+    /// The rings the log thread drains (see `writer::Queue`).
+    queue: Mutex<writer::Queue>,
     wake: crossbeam_channel::Sender<()>,
     /// Where lost lines are counted, beside the records' drop counts.
     pub(crate) handoff: Arc<Handoff>,
@@ -57,20 +64,20 @@ impl LogHub {
     }
 
     /// Formats `event` into this thread's buffer and queues it whole, or
-    /// drops and counts it when the ring has no room for all of it.
+    /// drops and counts it when the ring has no room for all of it. The
+    /// chunks are pushed only once formatting has returned, all published at
+    /// once: the log thread never sees part of a line, and a panic inside a
+    /// `Display` or `Debug` leaves nothing of its line in the ring (the
+    /// buffer is reset by the next `format`).
     pub(crate) fn log(&self, log: &mut ThreadLog, event: &Event<'_>, ctx: Context<'_>) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         log.line.format(event, now, ctx);
-        if log.producer.free_slots() < log.line.chunk_count() {
+        if !log.producer.push_all(log.line.chunks()) {
             self.handoff.count_log_drops(1);
             let _ = self.wake.try_send(());
             return;
-        }
-        for chunk in log.line.chunks() {
-            // Cannot fail: only this thread pushes, and it saw room for all.
-            let _ = log.producer.push(chunk);
         }
         if log.producer.needs_drain() {
             // Never blocks: a full channel means a wake-up is pending.

@@ -240,8 +240,10 @@ impl Rules {
     /// carries the model field, so is classified as a model span.
     #[cold]
     fn report_named_model_span(&self, meta: &Metadata<'_>) {
-        // Relaxed: a once-only flag that orders nothing else.
-        if !self.named_model_span_reported.swap(true, Relaxed) {
+        // Relaxed: a once-only flag that orders nothing else. The load first
+        // keeps a callsite classified on every use (a full table) to a read.
+        let reported = &self.named_model_span_reported;
+        if !reported.load(Relaxed) && !reported.swap(true, Relaxed) {
             eprintln!(
                 "hdrtrace: span {:?} ({}) is named as a request span but carries the model \
                  field {:?}: it is recorded as a model span (reported once)",
