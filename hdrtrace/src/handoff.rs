@@ -37,6 +37,8 @@ pub(crate) struct Handoff {
     malformed_traceparents: AtomicU64,
     /// `follows_from` links past a span's `MAX_LINKS`.
     dropped_links: AtomicU64,
+    /// User `Display`/`Debug` impls that panicked while being formatted.
+    format_panics: AtomicU64,
 }
 
 impl Handoff {
@@ -56,6 +58,7 @@ impl Handoff {
             malformed_traceparents: AtomicU64::new(0),
             dropped_links: AtomicU64::new(0),
         }
+            format_panics: AtomicU64::new(0),
     }
 
     /// Cold: a new ring for a thread's first span; its consumer waits here
@@ -162,6 +165,19 @@ impl Handoff {
 
     fn ringless(&self) -> u64 {
         // Relaxed: as in `count_untracked`.
+    /// Counts a user's `Display` or `Debug` that panicked while the
+    /// subscriber formatted it (what it was part of is lost).
+    #[cold]
+    pub(crate) fn count_format_panic(&self) {
+        // Relaxed: as in `count_untracked`.
+        self.format_panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn format_panics(&self) -> u64 {
+        // Relaxed: as in `count_untracked`.
+        self.format_panics.load(Ordering::Relaxed)
+    }
+
         self.ringless.load(Ordering::Relaxed)
     }
 }

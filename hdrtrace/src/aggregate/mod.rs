@@ -361,7 +361,7 @@ impl Aggregator {
         counters.failed_log_writers = self.handoff.failed_log_writers();
         counters.malformed_traceparents = self.handoff.malformed_traceparents();
         counters.dropped_links = self.handoff.dropped_links();
-        counters.dropped_batch_records = state.batches.dropped;
+        counters.format_panics = self.handoff.format_panics();
         counters.aggregator_thread_records = self.rings.own_records();
         if counters.malformed_traceparents > 0 && !self.warned_traceparent {
             self.warned_traceparent = true;

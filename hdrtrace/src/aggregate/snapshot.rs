@@ -239,6 +239,12 @@ pub struct Counters {
     /// declared `Empty` and never recorded): recorded in the stage series
     /// of their span name, counted, and the first reported once on stderr.
     pub missing_model_ids: u64,
+    /// Times a `Display` or `Debug` impl panicked while the subscriber
+    /// formatted it (a model or request id, an event's message, a recorded
+    /// value, a log line). What it was part of is dropped: the span is not
+    /// opened, the value not recorded, the event or line not kept. The
+    /// panic goes on to the caller; the thread records as before.
+    pub format_panics: u64,
     /// Span and event records made on the aggregator thread itself, by a
     /// `RequestSink` recording into the subscriber that feeds it: ignored
     /// (never aggregated or captured), so a sink cannot feed itself.

@@ -73,6 +73,26 @@ impl Parent {
     }
 }
 
+/// Counts a user's `Display` or `Debug` that panics while the subscriber
+/// formats it: armed before the user code runs and disarmed when it returns,
+/// so only an unwind drops it. Disarming is a `forget`: no work on the path
+/// that does not panic.
+struct FormatPanic<'a>(&'a Handoff);
+
+impl FormatPanic<'_> {
+    #[inline(always)]
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for FormatPanic<'_> {
+    #[cold]
+    fn drop(&mut self) {
+        self.0.count_format_panic();
+    }
+}
+
 static NEXT_CORE_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct Core {
@@ -193,7 +213,9 @@ impl Core {
         let meta = attrs.metadata();
         let start = self.clock.now();
         let mut fields = FieldVisitor::new(info);
+        let armed = FormatPanic(&self.handoff);
         attrs.record(&mut fields);
+        armed.disarm();
         if fields.malformed_traceparent {
             self.handoff.count_malformed_traceparent();
         }
@@ -260,7 +282,9 @@ impl Core {
         if let Some(slot) = self.slots.get(id) {
             if let Some(meta) = slot.metadata() {
                 let mut fields = FieldVisitor::new(self.callsites.get(meta));
+                let armed = FormatPanic(&self.handoff);
                 values.record(&mut fields);
+                armed.disarm();
                 if fields.malformed_traceparent {
                     self.handoff.count_malformed_traceparent();
                 }
@@ -612,7 +636,9 @@ impl Core {
             return;
         }
         let mut fields = FieldVisitor::new(info);
+        let armed = FormatPanic(&self.handoff);
         event.record(&mut fields);
+        armed.disarm();
         let now = self.clock.now();
         self.emit_with(|| Record {
             kind: RecordKind::Event,
@@ -648,7 +674,11 @@ impl Core {
                 request_id: (ctx.request_span != 0).then_some(ctx.request_id),
                 model: model.as_ref().map(|m| m.as_str()),
             };
+            // `with_local` gives the state back if this unwinds; the line
+            // is only queued once formatted, so nothing half-written stays.
+            let armed = FormatPanic(&self.handoff);
             hub.log(log, event, ctx);
+            armed.disarm();
         });
     }
 

@@ -272,7 +272,8 @@ impl Local {
 /// re-entered (both leave the caller to count what it could not record).
 ///
 /// The state is marked busy in `LAST` while `f` runs, so `f` may run user code
-/// that calls back into the subscriber: that call gets `None`.
+/// that calls back into the subscriber: that call gets `None`. User code that
+/// panics unwinds through here with the state intact and no longer busy.
 #[inline(always)]
 pub(crate) fn with_local<R>(
     core_id: u64,
@@ -290,6 +291,9 @@ pub(crate) fn with_local<R>(
         core: core_id | BUSY,
         ..last
     });
+    // `f` may run user code that panics: the state is given back on the way
+    // out either way, or the thread would stay busy, and untracked, for good.
+    let _lent = Lent(last);
     // SAFETY: `last.local` points to a live boxed `Local` owned by this
     // thread's `Locals` (an entry is freed only after `LAST` stops pointing to
     // it, and `LAST` is cleared before the list is destroyed). It is not lent
@@ -297,9 +301,18 @@ pub(crate) fn with_local<R>(
     // `Local` (`with_local_slow`, `leaf_slow`) never hand out or free the one
     // `LAST` lends. Nothing takes it while `f` runs: we marked it busy, and no
     // other thread reads `LAST`.
-    let r = f(unsafe { &mut *last.local });
-    LAST.set(last);
-    Some(r)
+    Some(f(unsafe { &mut *last.local }))
+}
+
+/// Gives `LAST` back its value when dropped: after the call it was lent for
+/// returns, and when that call unwinds.
+struct Lent(Last);
+
+impl Drop for Lent {
+    #[inline(always)]
+    fn drop(&mut self) {
+        LAST.set(self.0);
+    }
 }
 
 /// A caller's promise that the closure it passes along with this token is a
@@ -412,25 +425,22 @@ fn with_local_slow<R>(
             let ptr = find_or_make(&mut locals, core_id, make);
             // Another call holds `LAST`'s state: leave the cache to it (it
             // restores it when it returns).
-            let cache = !LAST.get().busy();
-            if cache {
+            // It becomes `LAST` once `f` returns or unwinds (see `with_local`).
+            let _lent = (!LAST.get().busy()).then(|| {
                 LAST.set(Last {
                     core: core_id | BUSY,
                     local: ptr.as_ptr(),
                 });
-            }
+                Lent(Last {
+                    core: core_id,
+                    local: ptr.as_ptr(),
+                })
+            });
             // SAFETY: `ptr` is a live boxed `Local` owned by the list we hold
             // borrowed. It is not lent out: `LAST` lends only its own state,
             // and when `LAST` is busy it lends another subscriber's (a busy
             // `LAST` for this `core_id` returned `None` in `with_local`).
-            let r = f(unsafe { &mut *ptr.as_ptr() });
-            if cache {
-                LAST.set(Last {
-                    core: core_id,
-                    local: ptr.as_ptr(),
-                });
-            }
-            Some(r)
+            Some(f(unsafe { &mut *ptr.as_ptr() }))
         })
         .ok()
         .flatten()

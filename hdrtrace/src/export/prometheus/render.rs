@@ -225,6 +225,11 @@ pub fn render_with(snapshot: &LatencySnapshot, format: Format, buckets: &Buckets
             "Batch records not kept for captured requests because their memory_budget share was full.",
             c.dropped_batch_records,
         ),
+        (
+            "format_panics",
+            "Display or Debug impls that panicked while formatted (what they were part of is dropped).",
+            c.format_panics,
+        ),
     ];
     for (name, help, value) in totals {
         w.counter(&format!("hdrtrace_{name}"), help, None, &[("", value)]);
