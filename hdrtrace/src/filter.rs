@@ -168,6 +168,12 @@ mod tests {
             !only.admits("other", Level::ERROR),
             "no default: only the targets named"
         );
+        for empty in ["", ",,,", " , "] {
+            assert_eq!(
+                TargetFilter::parse(empty).unwrap(),
+                TargetFilter::parse("").unwrap()
+            );
+        }
         assert!(TargetFilter::parse("").unwrap().admits("x", Level::TRACE));
     }
 
@@ -178,6 +184,9 @@ mod tests {
             ("info,=debug", "\"=debug\""),
             ("my span=info", "\"my span=info\""),
             ("app[request]=info", "\"app[request]=info\""),
+            ("my-crate=debug", "\"my-crate=debug\""),
+            ("*=debug", "\"*=debug\""),
+            ("a::=debug", "\"a::=debug\""),
         ] {
             let e = TargetFilter::parse(spec).unwrap_err().to_string();
             assert!(e.contains("`filter`") && e.contains(named), "{e}");
