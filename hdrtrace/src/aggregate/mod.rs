@@ -362,6 +362,7 @@ impl Aggregator {
         counters.malformed_traceparents = self.handoff.malformed_traceparents();
         counters.dropped_links = self.handoff.dropped_links();
         counters.format_panics = self.handoff.format_panics();
+        counters.dropped_batch_records = state.batches.dropped;
         counters.aggregator_thread_records = self.rings.own_records();
         if counters.malformed_traceparents > 0 && !self.warned_traceparent {
             self.warned_traceparent = true;
