@@ -48,8 +48,9 @@ struct Decided {
     /// Within the configured `TracingLevel`.
     in_level: bool,
     /// Index of the field whose value is the record's inline text, or
-    /// `u8::MAX`: a span's model field (its model key), an event's
-    /// `message`. Decided once here, so the visitor asks one question.
+    /// `u8::MAX`: a span's model field (its model key; none for a request
+    /// span), an event's `message`. Decided once here, so the visitor asks
+    /// one question.
     text_field: u8,
     /// Index of `request_id`, or `u8::MAX`.
     request_field: u8,
@@ -146,11 +147,15 @@ impl CallsiteInfo {
             NONE
         };
         let logged = !is_span && rules.log_level >= *meta.level();
-        // An event's model is its span's; a model field on it is a field.
-        let text_field = if is_span {
-            model_field
-        } else {
+        // An event's model is its span's; a model field on it is a field. A
+        // request root's text carries its caller (its traceparent), never a
+        // model key, whichever order the fields come in.
+        let text_field = if !is_span {
             index_of("message")
+        } else if class == SpanClass::Request {
+            NONE
+        } else {
+            model_field
         };
         let in_level = level.admits(is_span, class, *meta.level())
             && rules

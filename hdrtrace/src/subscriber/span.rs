@@ -346,12 +346,10 @@ impl FieldVisitor {
     }
 
     /// The field kept as the inline text: a span's model key, an event's
-    /// message. A request root keeps no model key there (its text carries
-    /// its caller, whichever order the fields come in), so its model field
-    /// is an ordinary field.
+    /// message (a request root has none: its text carries its caller).
     #[inline]
     fn is_text(&self, f: &Field) -> bool {
-        self.info.is_text_field(f.index()) && self.info.class() != SpanClass::Request
+        self.info.is_text_field(f.index())
     }
 
     #[inline]
