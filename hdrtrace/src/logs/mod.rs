@@ -70,6 +70,11 @@ impl LogHub {
     /// `Display` or `Debug` leaves nothing of its line in the ring (the
     /// buffer is reset by the next `format`).
     pub(crate) fn log(&self, log: &mut ThreadLog, event: &Event<'_>, ctx: Context<'_>) {
+        if writer::on_log_thread() {
+            // The writer logging: queued, its line would make it write again.
+            self.handoff.count_log_drops(1);
+            return;
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);

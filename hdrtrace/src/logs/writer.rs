@@ -9,12 +9,17 @@
 //! - a block is waited out while recording goes on (full rings drop and
 //!   count lines); at shutdown the wait is bounded by [`SHUTDOWN_WAIT`], then
 //!   the thread is left behind and every line the writer has not confirmed is
-//!   counted as dropped.
+//!   counted as dropped;
+//! - a call back into a subscriber: what the writer logs is dropped and
+//!   counted, never queued (each write would log more lines to write), and
+//!   its spans are recorded as any thread's; dropping the guard from inside
+//!   the writer gives the writer up at once instead of waiting for itself.
 
 use super::line::Chunk;
 use super::{LogHub, LogWriter};
 use crate::ring::Consumer;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::cell::Cell;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +34,16 @@ const TICK: Duration = Duration::from_millis(20);
 /// is detached, and the lines it was given and those still queued are
 /// counted as dropped (some may still come out, should it ever return).
 pub(crate) const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+
+thread_local! {
+    /// True on the `hdrtrace-logs` threads: only their writer runs there.
+    static ON_LOG_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the caller is a log thread, i.e. the log writer calling back.
+pub(super) fn on_log_thread() -> bool {
+    ON_LOG_THREAD.with(Cell::get)
+}
 
 /// The rings the log thread drains, and what it has handed to the writer.
 /// Its lock is never held while user code runs, so shutdown can always take
@@ -74,6 +89,7 @@ impl LogThread {
             .name("hdrtrace-logs".into())
             .spawn(move || {
                 let _ended = ended_tx;
+                ON_LOG_THREAD.with(|on| on.set(true));
                 run(&h, out, &wake_rx, &stop_rx);
             })?;
         Ok((
@@ -94,7 +110,13 @@ impl Drop for LogThread {
         let Some(thread) = self.thread.take() else {
             return;
         };
-        match self.ended.recv_timeout(SHUTDOWN_WAIT) {
+        // Dropped by the writer itself: it cannot finish while we wait.
+        let wait = if thread.thread().id() == std::thread::current().id() {
+            Duration::ZERO
+        } else {
+            SHUTDOWN_WAIT
+        };
+        match self.ended.recv_timeout(wait) {
             Err(RecvTimeoutError::Disconnected) => {
                 let _ = thread.join();
             }
@@ -102,11 +124,14 @@ impl Drop for LogThread {
             // handle detaches it) and count what it will not write.
             Ok(()) | Err(RecvTimeoutError::Timeout) => {
                 let lost = abandon(&self.hub);
-                eprintln!(
-                    "hdrtrace: the log writer did not return within {} s of shutdown; it is \
-                     abandoned and its {lost} unwritten lines are counted in dropped_log_lines",
-                    SHUTDOWN_WAIT.as_secs()
-                );
+                if wait > Duration::ZERO {
+                    eprintln!(
+                        "hdrtrace: the log writer did not return within {} s of shutdown; it is \
+                         abandoned and its {lost} unwritten lines are counted in \
+                         dropped_log_lines",
+                        wait.as_secs()
+                    );
+                }
             }
         }
     }
