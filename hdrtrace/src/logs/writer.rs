@@ -49,7 +49,7 @@ pub(super) fn on_log_thread() -> bool {
 /// Its lock is never held while user code runs, so shutdown can always take
 /// it to settle the count.
 #[derive(Default)]
-pub(crate) struct Queue {
+pub(super) struct Queue {
     rings: Vec<Consumer<Chunk>>,
     /// Lines of the write in progress, not yet confirmed by the writer.
     in_flight: u64,
