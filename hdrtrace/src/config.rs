@@ -110,10 +110,15 @@ pub struct TracingConfig {
     /// it; the rest holds pending records, and a record that does not fit
     /// drops the oldest pending request (counted in
     /// `Counters::budget_dropped_records`; the request is then incomplete).
-    /// Histograms are bounded by `max_models` and `max_stages` instead. The
-    /// rings of threads whose bursts outrun the aggregator grow past
+    /// The rings of threads whose bursts outrun the aggregator grow past
     /// `ring_capacity` (up to 16 x) while all rings together stay within this
-    /// many bytes of records too.
+    /// many bytes of records too. And the histograms take at most this many
+    /// bytes (or `limits::MIN_HISTOGRAM_BUDGET`, if more): a new model or stage
+    /// key past it is recorded in the `"<other>"` series (counted in
+    /// `Counters::overflow_spans`), and a histogram that would grow past it
+    /// records at the top of its range (`Counters::budget_clamped_samples`);
+    /// `Counters::histogram_bytes` says what they take. At most
+    /// `limits::MAX_BUDGET`.
     pub memory_budget: usize,
     /// Distinct model keys with a series of their own; spans of later keys
     /// are recorded in one `"<other>"` series (counted in
@@ -189,11 +194,16 @@ pub mod limits {
     pub const MAX_BATCH_REQUESTS: usize = 64;
     /// `max_capture_spans`: spans one captured request keeps.
     pub const MAX_CAPTURE_SPANS: usize = 1 << 20;
-    /// `memory_budget`: at least 64 KiB, at most 1 TiB (a budget, not an
-    /// allocation: memory is taken only as requests need it).
+    /// `memory_budget`: at least 64 KiB, at most 2 GiB (a budget, not an
+    /// allocation: memory is taken only as requests need it). Rings, pending
+    /// requests and histograms each stay within it, so the most the
+    /// aggregator side can take is about three times it.
     pub const MIN_BUDGET: usize = 1 << 16;
     /// See [`MIN_BUDGET`].
-    pub const MAX_BUDGET: usize = 1 << 40;
+    pub const MAX_BUDGET: usize = 1 << 31;
+    /// The histograms may take `memory_budget` bytes, but never fewer than
+    /// this (enough for about 80 series of short spans).
+    pub const MIN_HISTOGRAM_BUDGET: usize = 16 << 20;
 }
 
 use limits::*;
@@ -311,6 +321,11 @@ impl TracingConfig {
             .saturating_mul(2)
             .saturating_mul(self.max_capture_spans)
             .saturating_mul(CAPTURED_SPAN_BYTES)
+    }
+
+    /// Bytes the histograms may take.
+    pub(crate) fn histogram_budget(&self) -> usize {
+        self.memory_budget.max(MIN_HISTOGRAM_BUDGET)
     }
 
     /// Bytes of `memory_budget` left for pending requests.

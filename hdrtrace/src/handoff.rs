@@ -48,6 +48,7 @@ impl Handoff {
         Self {
             ring_capacity,
             new_rings: Mutex::new(Vec::new()),
+            aggregator: OnceLock::new(),
             wake_tx,
             wake_rx,
             untracked: AtomicU64::new(0),
@@ -57,19 +58,32 @@ impl Handoff {
             failed_log_writers: AtomicU64::new(0),
             malformed_traceparents: AtomicU64::new(0),
             dropped_links: AtomicU64::new(0),
-        }
             format_panics: AtomicU64::new(0),
+        }
     }
 
     /// Cold: a new ring for a thread's first span; its consumer waits here
-    /// until the aggregator's next drain takes it.
+    /// until the aggregator's next drain takes it. A ring of the aggregator
+    /// thread itself (a `RequestSink` recording into the subscriber that
+    /// feeds it) is drained and counted, never aggregated.
     pub(crate) fn register(&self) -> Producer<WireRecord> {
         let (producer, consumer) = ring::channel(self.ring_capacity);
+        let own = self.on_aggregator_thread();
         self.new_rings
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(consumer);
+            .push((consumer, own));
         producer
+    }
+
+    /// Called once, by the aggregator thread, before it aggregates anything.
+    pub(crate) fn set_aggregator_thread(&self) {
+        let _ = self.aggregator.set(std::thread::current().id());
+    }
+
+    /// Whether the caller is this subscriber's aggregator thread.
+    pub(crate) fn on_aggregator_thread(&self) -> bool {
+        self.aggregator.get() == Some(&std::thread::current().id())
     }
 
     /// Asks the aggregator to drain now rather than at its next tick. Never
@@ -151,6 +165,19 @@ impl Handoff {
         self.dropped_links.load(Ordering::Relaxed)
     }
 
+    /// Counts a user's `Display` or `Debug` that panicked while the
+    /// subscriber formatted it (what it was part of is lost).
+    #[cold]
+    pub(crate) fn count_format_panic(&self) {
+        // Relaxed: as in `count_untracked`.
+        self.format_panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn format_panics(&self) -> u64 {
+        // Relaxed: as in `count_untracked`.
+        self.format_panics.load(Ordering::Relaxed)
+    }
+
     /// Counts enters and exits no stack could match.
     #[cold]
     pub(crate) fn count_unmatched(&self, n: u64) {
@@ -165,19 +192,6 @@ impl Handoff {
 
     fn ringless(&self) -> u64 {
         // Relaxed: as in `count_untracked`.
-    /// Counts a user's `Display` or `Debug` that panicked while the
-    /// subscriber formatted it (what it was part of is lost).
-    #[cold]
-    pub(crate) fn count_format_panic(&self) {
-        // Relaxed: as in `count_untracked`.
-        self.format_panics.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn format_panics(&self) -> u64 {
-        // Relaxed: as in `count_untracked`.
-        self.format_panics.load(Ordering::Relaxed)
-    }
-
         self.ringless.load(Ordering::Relaxed)
     }
 }

@@ -86,7 +86,11 @@ fn flush_replies_on_time_while_a_thread_saturates_its_ring() {
     let done = timed_flush(&guard, Duration::from_secs(10));
     assert!(done.is_some(), "the last flush hung");
     let c = guard.snapshot().counters();
-    assert_eq!(c.spans + c.dropped_records + c.dropped_spans, closed, "{c:?}");
+    assert_eq!(
+        c.spans + c.dropped_records + c.dropped_spans,
+        closed,
+        "{c:?}"
+    );
 }
 
 #[test]

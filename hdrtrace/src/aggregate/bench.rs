@@ -70,7 +70,9 @@ impl IngestBench {
     /// Drains every ring into the histograms and the request assembler, as
     /// the aggregator thread does; returns the records drained.
     pub fn drain(&mut self) -> usize {
-        self.aggregator.drain(Instant::now(), crate::handoff::Take::Present).records
+        self.aggregator
+            .drain(Instant::now(), crate::handoff::Take::Present)
+            .records
     }
 
     /// The counters as a snapshot would report them now.

@@ -1,6 +1,10 @@
 //! Model and stage keys interned to small indices into one table of series,
 //! under a cap on how many distinct keys of each class get their own series.
 //!
+//! A key gets a series of its own only while the histograms' [`Account`]
+//! can pay for one too ([`SERIES_BYTES`]); past it, a new key goes to the
+//! overflow series as one past the cap does.
+//!
 //! A model key is the record's inline text (its first `INLINE_TEXT` bytes and,
 //! for a longer id, the whole id's hash, so two ids are never merged); a stage
 //! key is its callsite, then its span name (two callsites of one name share a
@@ -10,7 +14,7 @@
 //! key (its model field empty, or never recorded) is keyed as a stage, by its
 //! span name, and counted; the first is reported once on stderr.
 
-use crate::aggregate::series::Series;
+use crate::aggregate::series::{Account, Series, SERIES_BYTES};
 use crate::record::{InlineText, Record, SpanClass};
 use rustc_hash::FxHashMap;
 
@@ -57,11 +61,20 @@ pub(crate) struct Keys {
     pub(crate) truncated_keys: u64,
     /// Model spans without a model key (`Counters::missing_model_ids`).
     pub(crate) missing_model_ids: u64,
+    /// What every series' histograms are charged, against their share of
+    /// `memory_budget`.
+    pub(crate) account: Account,
 }
 
 impl Keys {
-    pub(crate) fn new(max_models: usize, max_stages: usize) -> Self {
+    /// Caps on distinct model and stage keys, and the bytes all their
+    /// histograms may take. The two overflow series are charged from the
+    /// start, so that every series stays within the limit.
+    pub(crate) fn new(max_models: usize, max_stages: usize, histogram_bytes: usize) -> Self {
+        let mut account = Account::new(histogram_bytes);
+        account.used = 2 * SERIES_BYTES;
         Self {
+            account,
             models: FxHashMap::default(),
             callsites: FxHashMap::default(),
             stage_names: FxHashMap::default(),
@@ -107,7 +120,7 @@ impl Keys {
         if let Some(&i) = self.models.get(text) {
             return i;
         }
-        if self.model_class.used >= self.model_class.cap {
+        if self.model_class.used >= self.model_class.cap || !self.account.has_room(SERIES_BYTES) {
             return self.overflow(true, || text.key_name().into_owned());
         }
         if text.is_truncated() {
@@ -131,7 +144,9 @@ impl Keys {
         let name = r.metadata.name();
         let i = match self.stage_names.get(name) {
             Some(&i) => i,
-            None if self.stage_class.used >= self.stage_class.cap => {
+            None if self.stage_class.used >= self.stage_class.cap
+                || !self.account.has_room(SERIES_BYTES) =>
+            {
                 // Callsites are static and few: remembering this one keeps
                 // its later spans off the slow path.
                 let i = self.overflow(false, || name.to_string());
@@ -170,15 +185,25 @@ impl Keys {
             } else {
                 ("stage names", "max_stages")
             };
+            let why = if class.used >= class.cap {
+                format!("more than {} distinct {what}", class.cap)
+            } else {
+                format!(
+                    "the histograms of {} {what} took their share of memory_budget \
+                     ({} of {} bytes)",
+                    class.used,
+                    self.account.used,
+                    self.account.limit()
+                )
+            };
             eprintln!(
-                "hdrtrace: more than {} distinct {what}; spans of {:?} and of every later new \
-                 one are recorded in the {OVERFLOW:?} series (TracingConfig::{field}; counted \
+                "hdrtrace: {why}; spans of {:?} and of every later new one are recorded in \
+                 the {OVERFLOW:?} series (TracingConfig::{field} and memory_budget; counted \
                  in Counters::overflow_spans)",
-                class.cap,
                 first()
             );
         }
-        let i = self.push(OVERFLOW.to_string(), model);
+        let i = self.push_paid(OVERFLOW.to_string(), model);
         let class = if model {
             &mut self.model_class
         } else {
@@ -188,11 +213,17 @@ impl Keys {
         i
     }
 
+    /// A new series, charged: callers checked there was room.
     fn push(&mut self, name: String, model: bool) -> u32 {
+        self.account.used += SERIES_BYTES;
+        self.push_paid(name, model)
+    }
+
+    fn push_paid(&mut self, name: String, model: bool) -> u32 {
         self.table.push(Keyed {
             name,
             model,
-            series: Series::new(),
+            series: Series::paid(),
         });
         (self.table.len() - 1) as u32
     }
@@ -201,6 +232,12 @@ impl Keys {
     #[inline]
     pub(crate) fn series(&mut self, i: u32) -> &mut Series {
         &mut self.table[i as usize].series
+    }
+
+    /// The series of a key and the account its histograms charge.
+    #[inline]
+    pub(crate) fn series_and_account(&mut self, i: u32) -> (&mut Series, &mut Account) {
+        (&mut self.table[i as usize].series, &mut self.account)
     }
 }
 
@@ -224,7 +261,7 @@ mod tests {
         }
         assert_eq!(pieces, alpha);
         assert_ne!(alpha.key_name(), beta.key_name());
-        let mut keys = Keys::new(8, 8);
+        let mut keys = Keys::new(8, 8, usize::MAX);
         let a = keys.model(&alpha);
         let b = keys.model(&beta);
         assert_ne!(a, b);
@@ -253,7 +290,7 @@ mod tests {
             text: InlineText::from_str_truncated(text),
             fields: Default::default(),
         };
-        let mut keys = Keys::new(8, 8);
+        let mut keys = Keys::new(8, 8, usize::MAX);
         let named = keys.of(&record("Causal"));
         let missing = [keys.of(&record("")), keys.of(&record(""))];
         assert_eq!(keys.missing_model_ids, 2);
@@ -265,7 +302,7 @@ mod tests {
 
     #[test]
     fn keys_past_the_cap_share_one_overflow_series() {
-        let mut keys = Keys::new(2, 1);
+        let mut keys = Keys::new(2, 1, usize::MAX);
         let ids: Vec<u32> = ["a", "b", "c", "d", "a"]
             .iter()
             .map(|k| keys.model(&InlineText::from_str_truncated(k)))
@@ -276,5 +313,19 @@ mod tests {
         assert_eq!(keys.table[ids[2] as usize].name, OVERFLOW);
         assert_eq!(keys.overflow_spans, 2);
         assert_eq!(keys.table.len(), 3);
+    }
+
+    #[test]
+    fn keys_past_the_histograms_account_share_the_overflow_series() {
+        // Room for the two overflow series and three more.
+        let mut keys = Keys::new(100, 100, 5 * SERIES_BYTES);
+        let ids: Vec<u32> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|k| keys.model(&InlineText::from_str_truncated(k)))
+            .collect();
+        assert_eq!(ids[3], ids[4], "d and e overflow together");
+        assert_eq!(keys.table[ids[3] as usize].name, OVERFLOW);
+        assert_eq!(keys.overflow_spans, 2);
+        assert_eq!(keys.account.used, 5 * SERIES_BYTES);
     }
 }

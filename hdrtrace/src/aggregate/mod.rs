@@ -31,7 +31,7 @@ use keys::Keys;
 use publish::{Publisher, Versioned};
 use requests::{Captures, RequestTrace};
 use rustc_hash::FxHashMap;
-use series::Series;
+use series::{Account, Series, Windowed};
 use sinks::Sinks;
 use snapshot::{Counters, Latencies, Latency, ModelLatency, SnapshotData};
 use std::sync::Arc;
@@ -183,7 +183,11 @@ impl Aggregator {
             ),
             state: State {
                 clock,
-                keys: Keys::new(config.max_models, config.max_stages),
+                keys: Keys::new(
+                    config.max_models,
+                    config.max_stages,
+                    config.histogram_budget(),
+                ),
                 field_index: FxHashMap::default(),
                 device_field: config.conventions.device_time_field.clone(),
                 batch_size_field: config.conventions.batch_size_field.clone(),
@@ -326,10 +330,11 @@ impl Aggregator {
         while i < self.state.keys.table.len() {
             let slice = self.state.slice_of(now);
             for _ in 0..SERIES_STEP {
-                let Some(k) = self.state.keys.table.get_mut(i) else {
+                let keys = &mut self.state.keys;
+                let Some(k) = keys.table.get_mut(i) else {
                     break;
                 };
-                let (a, r) = view(&mut k.series, slice);
+                let (a, r) = view(&mut k.series, slice, &mut keys.account);
                 let (into_all, into_recent) = if k.model {
                     (&mut all.models, &mut recent.models)
                 } else {
@@ -353,6 +358,8 @@ impl Aggregator {
         counters.pending_requests = state.assembler.pending() as u64;
         counters.overflow_spans = state.keys.overflow_spans;
         counters.truncated_keys = state.keys.truncated_keys;
+        counters.histogram_bytes = state.keys.account.used as u64;
+        counters.budget_clamped_samples = state.keys.account.clamped;
         counters.longest_drain_gap_ns =
             u64::try_from(self.longest_gap.as_nanos()).unwrap_or(u64::MAX);
         counters.unmatched_enters = self.handoff.unmatched();
@@ -516,9 +523,9 @@ impl State {
         let wall = self.clock.nanos_between(r.start, r.end);
         let busy = self.clock.ticks_to_nanos(r.busy);
         let key = self.keys.of(r);
-        let series = self.keys.series(key);
-        series.wall.record(wall, slice);
-        series.busy.record(busy, slice);
+        let (series, account) = self.keys.series_and_account(key);
+        series.wall.record(wall, slice, account);
+        series.busy.record(busy, slice, account);
         series.dirty = true;
         match r.status {
             Status::Ok => {}
@@ -535,16 +542,13 @@ impl State {
         let (Some(gpu_field), _) = self.field_index(r) else {
             return key;
         };
-        let series = self.keys.series(key);
+        let (series, account) = self.keys.series_and_account(key);
         for (i, v) in r.fields.iter() {
             if i == gpu_field {
                 if let FieldValue::Bool(_) = v {
                     continue;
                 }
-                series
-                    .gpu
-                    .get_or_insert_with(series::Windowed::new)
-                    .record(non_negative(v), slice);
+                Windowed::record_into(&mut series.gpu, non_negative(v), slice, account);
             }
         }
         key
@@ -558,11 +562,8 @@ impl State {
             return;
         }
         let size = self.batch_size(r);
-        let series = self.keys.series(model);
-        series
-            .batch_size
-            .get_or_insert_with(series::Windowed::new)
-            .record(size, slice);
+        let (series, account) = self.keys.series_and_account(model);
+        Windowed::record_into(&mut series.batch_size, size, slice, account);
         series.dirty = true;
     }
 
@@ -606,11 +607,9 @@ fn record_wait(keys: &mut Keys, clock: &Clock, key: u32, ticks: u64, slice: u64)
     if key == u32::MAX {
         return;
     }
-    let series = keys.series(key);
-    series
-        .batch_wait
-        .get_or_insert_with(series::Windowed::new)
-        .record(clock.ticks_to_nanos(ticks), slice);
+    let (series, account) = keys.series_and_account(key);
+    let wait = clock.ticks_to_nanos(ticks);
+    Windowed::record_into(&mut series.batch_wait, wait, slice, account);
     series.dirty = true;
 }
 
@@ -636,7 +635,11 @@ impl Kept {
 
 /// The series' published views, rebuilt only when it changed or the window
 /// moved on.
-fn view(s: &mut Series, slice: u64) -> (Arc<ModelLatency>, Arc<ModelLatency>) {
+fn view(
+    s: &mut Series,
+    slice: u64,
+    account: &mut Account,
+) -> (Arc<ModelLatency>, Arc<ModelLatency>) {
     if let Some((a, r, at)) = &s.cache {
         if !s.dirty && *at == slice {
             return (a.clone(), r.clone());
@@ -664,11 +667,11 @@ fn view(s: &mut Series, slice: u64) -> (Arc<ModelLatency>, Arc<ModelLatency>) {
             s.batch_wait.as_ref().map(|g| g.total()),
         ),
         make(
-            s.wall.window(slice),
-            s.busy.window(slice),
-            s.gpu.as_mut().map(|g| g.window(slice)),
-            s.batch_size.as_mut().map(|g| g.window(slice)),
-            s.batch_wait.as_mut().map(|g| g.window(slice)),
+            s.wall.window(slice, account),
+            s.busy.window(slice, account),
+            s.gpu.as_mut().map(|g| g.window(slice, account)),
+            s.batch_size.as_mut().map(|g| g.window(slice, account)),
+            s.batch_wait.as_mut().map(|g| g.window(slice, account)),
         ),
     );
     s.cache = Some((views.0.clone(), views.1.clone(), slice));

@@ -249,6 +249,18 @@ pub struct Counters {
     /// `RequestSink` recording into the subscriber that feeds it: ignored
     /// (never aggregated or captured), so a sink cannot feed itself.
     pub aggregator_thread_records: u64,
+    /// Bytes the histograms are charged: every series' histograms and sparse
+    /// slices, and the two snapshots' views of them. New keys, histogram
+    /// growth and recent-window slices are refused past their share of
+    /// `memory_budget` (`TracingConfig::memory_budget`), so this stays within
+    /// it.
+    pub histogram_bytes: u64,
+    /// Samples kept less exactly because the histograms' share of
+    /// `memory_budget` was spent: recorded at the top of their histogram's
+    /// range instead of growing it, left out of the recent window (they stay
+    /// in the cumulative histograms), or, for a series' first device time,
+    /// batch size or batch wait, not recorded.
+    pub budget_clamped_samples: u64,
 }
 
 #[derive(Clone, Debug, Default)]
