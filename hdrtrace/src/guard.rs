@@ -35,7 +35,12 @@ impl Builder {
     /// Where log lines go (events at or above `log_level`); stderr when not
     /// set. Only the `hdrtrace-logs` thread ever writes to it, so a writer
     /// that blocks or fails never holds up a recording thread: lines that do
-    /// not fit their thread's ring meanwhile are dropped and counted.
+    /// not fit their thread's ring meanwhile are dropped and counted. A
+    /// writer that panics is dropped, reported once and counted
+    /// (`Counters::failed_log_writers`), and every later line is counted as
+    /// dropped. Dropping the guard waits at most 2 s for a writer that
+    /// blocks, then gives it up and counts the lines it did not confirm.
+    /// Lines the writer itself logs are dropped and counted.
     pub fn log_writer(mut self, writer: impl std::io::Write + Send + 'static) -> Self {
         self.log_writer = Some(Box::new(writer));
         self

@@ -358,6 +358,7 @@ impl Aggregator {
         counters.pending_requests = state.assembler.pending() as u64;
         counters.overflow_spans = state.keys.overflow_spans;
         counters.truncated_keys = state.keys.truncated_keys;
+        counters.missing_model_ids = state.keys.missing_model_ids;
         counters.histogram_bytes = state.keys.account.used as u64;
         counters.budget_clamped_samples = state.keys.account.clamped;
         counters.longest_drain_gap_ns =

@@ -230,6 +230,26 @@ pub fn render_with(snapshot: &LatencySnapshot, format: Format, buckets: &Buckets
             "Display or Debug impls that panicked while formatted (what they were part of is dropped).",
             c.format_panics,
         ),
+        (
+            "failed_log_writers",
+            "Log writers dropped because they panicked (every later line is counted as dropped).",
+            c.failed_log_writers,
+        ),
+        (
+            "missing_model_ids",
+            "Model spans without a model id, recorded as a stage under their span name.",
+            c.missing_model_ids,
+        ),
+        (
+            "aggregator_thread_records",
+            "Records a RequestSink made on the aggregator thread: drained, never aggregated.",
+            c.aggregator_thread_records,
+        ),
+        (
+            "budget_clamped_samples",
+            "Samples recorded at the top of their histogram's range, or left out of the recent window, for memory_budget.",
+            c.budget_clamped_samples,
+        ),
     ];
     for (name, help, value) in totals {
         w.counter(&format!("hdrtrace_{name}"), help, None, &[("", value)]);
