@@ -70,6 +70,7 @@ fn a_panicking_display_leaves_the_thread_recording() {
     let out = Shared::default();
     let config = TracingConfig {
         sampling_rate: 1.0,
+        ring_capacity: 1 << 16,
         log_level: tracing::level_filters::LevelFilter::WARN,
         ..TracingConfig::default()
     };
@@ -108,7 +109,13 @@ fn a_panicking_display_leaves_the_thread_recording() {
 #[test]
 fn caught_task_panics_leave_every_worker_recording() {
     let out = Shared::default();
-    let (sub, guard) = Builder::new(&TracingConfig::default())
+    // Rings large enough that no record is lost to a busy machine: a
+    // poisoned thread shows as untracked spans, not as full rings.
+    let config = TracingConfig {
+        ring_capacity: 1 << 16,
+        ..TracingConfig::default()
+    };
+    let (sub, guard) = Builder::new(&config)
         .log_writer(out.clone())
         .build()
         .unwrap();
@@ -146,11 +153,10 @@ fn caught_task_panics_leave_every_worker_recording() {
         }
     });
     let snapshot = guard.flushed_snapshot();
-    assert_eq!(
-        snapshot.model("After").map(|m| m.count()),
-        Some(4_000),
-        "{:?}",
-        snapshot.counters()
-    );
-    assert_eq!(snapshot.counters().dropped_spans, 0);
+    let c = snapshot.counters();
+    // Every span after the panics was tracked (none untracked for a thread
+    // left busy), and each is aggregated or counted as lost.
+    assert_eq!(c.dropped_spans, 0, "{c:?}");
+    assert_eq!(c.spans + c.dropped_records, 8_000, "{c:?}");
+    assert_eq!(c.format_panics, 8, "{c:?}");
 }
