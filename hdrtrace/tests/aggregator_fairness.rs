@@ -4,13 +4,20 @@
 
 use hdrtrace::{TracingConfig, TracingGuard};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Far more than a flush of a few rings needs, far less than the seconds an
 /// aggregator draining one saturated ring to empty took.
 const FLUSH_BOUND: Duration = Duration::from_secs(1);
+
+/// One saturating producer at a time: the two tests would otherwise share
+/// the machine's cores with each other's producer and aggregator.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    ONE.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Every request captured: the aggregator's work per record (assembling,
 /// judging and keeping each request) outweighs the producer's.
@@ -59,6 +66,7 @@ fn timed_flush(guard: &Arc<TracingGuard>, limit: Duration) -> Option<Duration> {
 
 #[test]
 fn flush_replies_on_time_while_a_thread_saturates_its_ring() {
+    let _one = one_at_a_time();
     let (subscriber, guard) = hdrtrace::build(&config()).unwrap();
     let guard = Arc::new(guard);
     let stop = Arc::new(AtomicBool::new(false));
@@ -95,6 +103,7 @@ fn flush_replies_on_time_while_a_thread_saturates_its_ring() {
 
 #[test]
 fn snapshots_keep_being_published_while_a_thread_saturates_its_ring() {
+    let _one = one_at_a_time();
     let config = TracingConfig {
         flush_interval: Duration::from_millis(100),
         ..config()
