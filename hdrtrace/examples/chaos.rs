@@ -152,7 +152,7 @@ impl RequestSink for CallbackSink {
             };
         }
         // Feeds itself, were it not refused: a request per captured request.
-        let root = tracing::info_span!("embed_pipeline", request_id = trace.request_id);
+        let root = tracing::info_span!("embed_pipeline", request_id = trace.request_id());
         let _r = root.enter();
         tracing::info_span!("model", model_id = "FromSink").in_scope(|| {});
     }

@@ -234,11 +234,11 @@ fn run_row(row: &Row, secs: u64) -> Result<String, hdrtrace::Error> {
     let mut note = String::new();
     if let Load::LongRoot { .. } = row.load {
         if let Some(t) = snap.slowest().first() {
-            let omitted: u64 = t.omitted.iter().map(|(_, n)| n).sum();
+            let omitted: u64 = t.omitted().iter().map(|(_, n)| n).sum();
             note = format!(
                 "; captured: {} spans kept, {omitted} omitted, complete: {}",
-                t.spans.len(),
-                t.complete
+                t.spans().len(),
+                t.complete()
             );
         }
     }

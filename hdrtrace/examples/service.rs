@@ -84,10 +84,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         snap.stages().map(|(n, _)| n).collect::<Vec<_>>().join(", ")
     );
     if let Some(t) = snap.slowest().first() {
-        if let Some(a) = &t.attribution {
+        if let Some(a) = &t.attribution() {
             println!(
                 "slowest: request {} took {:?}; {} held it up ({:?})",
-                t.request_id, t.total, a.model, a.wall
+                t.request_id(), t.total(), a.model, a.wall
             );
         }
     }

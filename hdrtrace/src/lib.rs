@@ -51,14 +51,14 @@ mod trace_context;
 mod wire;
 
 pub use aggregate::requests::{
-    Attribution, BatchCause, BatchShare, CaptureReason, EventTrace, RequestTrace, SpanTrace,
-    TreeIndex,
+    Attribution, BatchCause, BatchShare, CaptureReason, EventTrace, RequestTrace, SeriesKey,
+    SpanTrace, TraceParts, TreeIndex,
 };
 pub use aggregate::snapshot::{
     Counters, Latencies, Latency, LatencySnapshot, ModelLatency, StageLatency,
 };
 pub use aggregate::source::{LatestSnapshot, SnapshotSource};
-pub use aggregate::{RequestSink, GPU_FIELD};
+pub use aggregate::RequestSink;
 pub use clock::Clock;
 pub use config::{limits, TracingConfig, TracingLevel};
 pub use conventions::Conventions;

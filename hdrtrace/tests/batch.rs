@@ -72,9 +72,9 @@ fn two_requests_one_batch(
     });
     let snapshot = guard.flushed_snapshot();
     let mut traces: Vec<Arc<RequestTrace>> = snapshot.captured().to_vec();
-    traces.sort_by_key(|t| t.request_id);
+    traces.sort_by_key(|t| t.request_id());
     assert_eq!(
-        traces.iter().map(|t| t.request_id).collect::<Vec<_>>(),
+        traces.iter().map(|t| t.request_id()).collect::<Vec<_>>(),
         [1, 2],
         "{:?}",
         snapshot.counters()
@@ -83,7 +83,7 @@ fn two_requests_one_batch(
 }
 
 fn batch_of(t: &RequestTrace) -> &SpanTrace {
-    t.spans
+    t.spans()
         .iter()
         .find(|s| s.class == SpanClass::Batch)
         .unwrap_or_else(|| panic!("no batch span in\n{}", render_text(t)))
@@ -101,7 +101,7 @@ fn two_requests_carry_the_batch_that_served_them_linked_both_ways() {
     assert_eq!(batch_ids[0], batch_ids[1], "one batch served both");
     for t in &traces {
         let text = render_text(t);
-        assert!(t.complete, "{text}");
+        assert!(t.complete(), "{text}");
         let (batch, model) = (batch_of(t), model_of(t));
         assert!(batch.shared, "{text}");
         assert!(!model.shared);
@@ -114,12 +114,12 @@ fn two_requests_carry_the_batch_that_served_them_linked_both_ways() {
         assert_eq!(batch.links, [model.id], "{text}");
         // Its children, recorded at Verbose, come along, shared too.
         for name in ["forward", "scatter"] {
-            let child = t.spans.iter().find(|s| s.name == name).expect(name);
+            let child = t.spans().iter().find(|s| s.name == name).expect(name);
             assert_eq!(child.parent, batch.id);
             assert!(child.shared);
         }
         // The tree hangs the batch under the model span it served.
-        let tree = t.tree();
+        let tree = t.index();
         let at = |id| tree.position(id).unwrap();
         assert_eq!(tree.parent(at(batch.id)), Some(at(model.id)));
         let model_line = text.lines().position(|l| l.contains("model{")).unwrap();
@@ -132,7 +132,7 @@ fn two_requests_carry_the_batch_that_served_them_linked_both_ways() {
         );
         assert!(!line.contains("parent missing"), "{text}");
 
-        let a = t.attribution.as_ref().expect("attribution");
+        let a = t.attribution().expect("attribution");
         let share = a.batch.as_ref().expect("a batch share");
         assert_eq!(share.span, batch.id);
         assert_eq!(share.size, 2);
@@ -142,12 +142,12 @@ fn two_requests_carry_the_batch_that_served_them_linked_both_ways() {
         assert_eq!(share.cause, BatchCause::Run, "{share:?}");
         assert!(share.run >= Duration::from_millis(30), "{share:?}");
         assert!(
-            t.verdict.starts_with("Causal: batch of 2 ran "),
+            t.verdict().starts_with("Causal: batch of 2 ran "),
             "{}",
-            t.verdict
+            t.verdict()
         );
         assert!(
-            text.contains(&format!("Bottleneck: {}", t.verdict)),
+            text.contains(&format!("Bottleneck: {}", t.verdict())),
             "{text}"
         );
     }
@@ -168,17 +168,17 @@ fn a_long_wait_for_the_batch_is_named_even_when_the_batch_closes_last() {
         two_requests_one_batch(Duration::from_millis(40), Duration::from_millis(1), true);
     for t in &traces {
         let batch = batch_of(t);
-        let share = t.attribution.as_ref().unwrap().batch.as_ref().unwrap();
+        let share = t.attribution().unwrap().batch.as_ref().unwrap();
         assert_eq!(share.span, batch.id);
         assert_eq!(share.cause, BatchCause::Wait, "{share:?}");
         assert!(share.wait >= Duration::from_millis(40), "{share:?}");
         assert!(
-            t.verdict.starts_with("Causal: waited ")
-                && t.verdict.ends_with("for a batch of 2 to fill"),
+            t.verdict().starts_with("Causal: waited ")
+                && t.verdict().ends_with("for a batch of 2 to fill"),
             "{}",
-            t.verdict
+            t.verdict()
         );
-        assert!(t.complete);
+        assert!(t.complete());
     }
 }
 
@@ -218,7 +218,7 @@ fn perfetto_draws_a_flow_from_each_model_span_to_its_batch() {
         .iter()
         .filter_map(|e| e["args"]["verdict"].as_str())
         .collect();
-    let expected: Vec<&str> = traces.iter().map(|t| t.verdict.as_str()).collect();
+    let expected: Vec<&str> = traces.iter().map(|t| t.verdict()).collect();
     assert_eq!(
         root_verdicts, expected,
         "Perfetto shows the trace's one verdict"
@@ -246,7 +246,7 @@ fn links_past_max_links_are_counted_as_dropped() {
     for t in traces {
         let batch = batch_of(t);
         assert_eq!(batch.links, [model_of(t).id], "{}", render_text(t));
-        let share = t.attribution.as_ref().unwrap().batch.as_ref().unwrap();
+        let share = t.attribution().unwrap().batch.as_ref().unwrap();
         assert_eq!(share.requests.len(), limits::MAX_LINKS + extra);
     }
 }
@@ -284,7 +284,7 @@ fn batches_beyond_their_share_of_the_budget_are_dropped_and_counted() {
     assert_eq!(causal.batch_size().unwrap().len(), BATCHES + 1);
     assert_eq!(snapshot.stage("batch").unwrap().count(), BATCHES + 1);
     let t = &snapshot.captured()[0];
-    assert_eq!(t.request_id, 9);
+    assert_eq!(t.request_id(), 9);
     assert_eq!(
         batch_of(t).field("batch_size"),
         Some(hdrtrace::record::FieldValue::U64(1))
@@ -327,7 +327,7 @@ fn spans_outside_requests_and_batches_are_not_held_for_batches() {
     let t = &snapshot.captured()[0];
     let batch = batch_of(t).id;
     let below: Vec<&str> = t
-        .spans
+        .spans()
         .iter()
         .filter(|s| s.parent == batch)
         .map(|s| s.name)
@@ -434,17 +434,17 @@ fn a_failed_batch_fails_every_request_it_served() {
         let batch = batch_of(t);
         assert_eq!(batch.status, hdrtrace::Status::Error);
         let event = t
-            .events
+            .events()
             .iter()
             .find(|e| e.span == batch.id)
             .expect("the batch's error event");
         assert_eq!(event.message, "forward pass failed");
-        assert!(t.reason.failed);
+        assert!(t.reason().failed);
         assert!(
-            t.verdict.starts_with("Causal: batch of 2 ran ")
-                && t.verdict.ends_with(", and it failed"),
+            t.verdict().starts_with("Causal: batch of 2 ran ")
+                && t.verdict().ends_with(", and it failed"),
             "{}",
-            t.verdict
+            t.verdict()
         );
         let text = render_text(t);
         assert!(

@@ -162,9 +162,9 @@ fn a_request_that_lost_records_to_the_budget_is_incomplete() {
     let trace = snap
         .captured()
         .iter()
-        .find(|t| t.request_id == 7)
+        .find(|t| t.request_id() == 7)
         .expect("the sampled request is captured");
-    assert!(!trace.complete, "it lost records: incomplete");
+    assert!(!trace.complete(), "it lost records: incomplete");
     // Its spans are all in the histograms even so.
     assert_eq!(counted(&snap), 5_001);
 }
@@ -190,11 +190,11 @@ fn slow_or_failed_requests_whose_records_all_arrived_are_captured_and_attributed
     assert_eq!(c.captured_requests, 60);
     assert_eq!(snap.captured().len(), 60);
     for t in snap.captured() {
-        assert!(t.complete, "request {} complete", t.request_id);
-        assert!(t.reason.over_budget);
-        assert_eq!(t.reason.failed, t.request_id % 3 == 0);
-        assert_eq!(t.spans.len(), 14);
-        let a = t.attribution.as_ref().expect("a model gated it");
+        assert!(t.complete(), "request {} complete", t.request_id());
+        assert!(t.reason().over_budget);
+        assert_eq!(t.reason().failed, t.request_id() % 3 == 0);
+        assert_eq!(t.spans().len(), 14);
+        let a = t.attribution().expect("a model gated it");
         assert!(MODEL_NAMES.contains(&a.model.as_str()));
     }
     // The gating model is blamed once per over-budget request.
@@ -222,14 +222,14 @@ fn a_huge_captured_request_keeps_at_most_max_capture_spans() {
     );
     let snap = guard.flushed_snapshot();
     let t = &snap.captured()[0];
-    assert!(t.complete);
+    assert!(t.complete());
     // Root plus nine children, plus the gating model if it came later.
-    assert!((10..=11).contains(&t.spans.len()), "{}", t.spans.len());
-    let omitted: u64 = t.omitted.iter().map(|(_, n)| n).sum();
-    assert_eq!(t.spans.len() as u64 - 1 + omitted, 200);
-    assert!(t.omitted.iter().any(|(n, _)| *n == "model"));
-    assert!(t.omitted.iter().any(|(n, _)| *n == "tokenize"));
-    let gate = t.attribution.as_ref().expect("attributed over every span");
+    assert!((10..=11).contains(&t.spans().len()), "{}", t.spans().len());
+    let omitted: u64 = t.omitted().iter().map(|(_, n)| n).sum();
+    assert_eq!(t.spans().len() as u64 - 1 + omitted, 200);
+    assert!(t.omitted().iter().any(|(n, _)| *n == "model"));
+    assert!(t.omitted().iter().any(|(n, _)| *n == "tokenize"));
+    let gate = t.attribution().expect("attributed over every span");
     assert!(t.span(gate.span).is_some(), "the gating span is kept");
     let text = hdrtrace::export::render_text(t);
     assert!(text.contains("Omitted past max_capture_spans: "), "{text}");
@@ -269,11 +269,11 @@ fn the_budget_drops_the_oldest_pending_records_first() {
     let c = snap.counters();
     assert!(c.budget_dropped_records > 0, "{c:?}");
     for t in snap.captured() {
-        if t.request_id == 1 {
-            assert!(!t.complete, "the long request lost its oldest records");
+        if t.request_id() == 1 {
+            assert!(!t.complete(), "the long request lost its oldest records");
         } else {
-            assert!(t.complete, "request {} lost nothing", t.request_id);
-            assert_eq!(t.spans.len(), 14);
+            assert!(t.complete(), "request {} lost nothing", t.request_id());
+            assert_eq!(t.spans().len(), 14);
         }
     }
     // The store keeps two: the long request (closed last) and request 11.

@@ -57,7 +57,7 @@ fn hdr_layer_beside_fmt_and_env_filter() {
     let trace = snap
         .captured()
         .iter()
-        .find(|t| t.request_id == 7)
+        .find(|t| t.request_id() == 7)
         .expect("request 7 captured");
     assert_eq!(trace.models().count(), 2);
     let printed = out.lines();
@@ -91,7 +91,7 @@ fn hdr_layer_records_links() {
     let trace = &snap.captured()[0];
     let model = trace.models().next().unwrap();
     let batch = trace
-        .spans
+        .spans()
         .iter()
         .find(|s| s.class == hdrtrace::SpanClass::Batch)
         .expect("the batch");

@@ -51,7 +51,7 @@ fn a_service_with_its_own_names_is_traced_like_the_demo() {
     assert_eq!(bert.gpu().map(|g| g.count()), Some(3), "device time read");
     assert_eq!(snap.counters().requests, 3);
     assert!(snap.stage("infer").is_none(), "model spans are not stages");
-    let mut ids: Vec<u64> = snap.captured().iter().map(|t| t.request_id).collect();
+    let mut ids: Vec<u64> = snap.captured().iter().map(|t| t.request_id()).collect();
     ids.sort_unstable();
     assert_eq!(
         ids,
@@ -59,11 +59,11 @@ fn a_service_with_its_own_names_is_traced_like_the_demo() {
         "every request captured (over budget, timed out)"
     );
     for t in snap.captured() {
-        assert_eq!(t.name, "handle_request");
-        assert!(t.reason.over_budget && t.reason.failed);
-        assert_eq!(t.status, Status::Timeout);
+        assert_eq!(t.name(), "handle_request");
+        assert!(t.reason().over_budget && t.reason().failed);
+        assert_eq!(t.status(), Status::Timeout);
         assert_eq!(t.models().count(), 3);
-        let a = t.attribution.as_ref().expect("attributed");
+        let a = t.attribution().expect("attributed");
         assert_eq!(a.model, "Late", "a timed-out model gates the request");
     }
     assert!(bert.blamed() == 0 && snap.model("Late").unwrap().blamed() == 3);

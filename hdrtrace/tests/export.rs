@@ -82,14 +82,14 @@ fn capture() -> (Arc<RequestTrace>, Arc<RequestTrace>) {
         snapshot
             .captured()
             .iter()
-            .find(|t| t.request_id == id)
+            .find(|t| t.request_id() == id)
             .cloned()
             .unwrap_or_else(|| panic!("request {id} not captured: {:?}", snapshot.counters()))
     };
     let (slow, fast) = (find(SLOW), find(FAST));
     for t in [&slow, &fast] {
-        assert!(t.complete, "{}", render_text(t));
-        assert_eq!(t.spans.len(), 4 + MODELS.len(), "{}", render_text(t));
+        assert!(t.complete(), "{}", render_text(t));
+        assert_eq!(t.spans().len(), 4 + MODELS.len(), "{}", render_text(t));
     }
     (slow, fast)
 }
@@ -151,11 +151,11 @@ fn text_tree_within_target() {
 #[test]
 fn text_total_blames_a_slow_stage_over_the_gating_model() {
     let (slow, _) = captured();
-    let mut t = (*slow).clone();
-    let tokenize = t.spans.iter().position(|s| s.name == "tokenize").unwrap();
-    t.spans[tokenize].wall = Duration::from_millis(190);
-    t.total = Duration::from_millis(240);
-    let text = render_text(&t);
+    let mut p = slow.to_parts();
+    let tokenize = p.spans.iter().position(|s| s.name == "tokenize").unwrap();
+    p.spans[tokenize].wall = Duration::from_millis(190);
+    p.total = Duration::from_millis(240);
+    let text = render_text(&RequestTrace::new(p));
     assert!(
         text.contains("Total: 240.0ms (exceeded 30ms target due to tokenize stage)"),
         "{text}"
@@ -168,15 +168,20 @@ fn text_total_blames_a_slow_stage_over_the_gating_model() {
 #[test]
 fn text_verdict_names_timeouts_and_starvation() {
     let (slow, _) = captured();
-    let mut t = (*slow).clone();
-    let causal = t.spans.iter().position(|s| s.label() == "Causal").unwrap();
-    t.spans[causal].status = hdrtrace::Status::Timeout;
-    t.spans[causal].busy = t.spans[causal].wall / 10;
-    let a = t.attribution.as_mut().unwrap();
+    let mut p = slow.to_parts();
+    let causal = p.spans.iter().position(|s| s.label() == "Causal").unwrap();
+    p.spans[causal].status = hdrtrace::Status::Timeout;
+    p.spans[causal].busy = p.spans[causal].wall / 10;
+    let a = p.attribution.as_mut().unwrap();
     a.status = hdrtrace::Status::Timeout;
     a.starved = true;
-    // The verdict every renderer shows is made at capture: made again here.
-    t.refresh();
+    // The verdict every renderer shows is made by the constructor.
+    let t = RequestTrace::new(p);
+    assert!(
+        t.verdict().starts_with("Causal timed out"),
+        "{}",
+        t.verdict()
+    );
     let text = render_text(&t);
     let line = text
         .lines()
@@ -202,24 +207,24 @@ fn text_verdict_names_timeouts_and_starvation() {
 #[test]
 fn text_tree_keeps_orphans_and_survives_malformed_traces() {
     let (slow, _) = captured();
-    let mut t = (*slow).clone();
+    let mut p = slow.to_parts();
     // A model whose parent never arrived, and two spans parented on each other.
-    let model = t.spans.iter().position(|s| s.label() == "Sparse").unwrap();
-    t.spans[model].parent = u64::MAX;
-    let a = t.spans.iter().position(|s| s.name == "tokenize").unwrap();
-    let b = t.spans.iter().position(|s| s.name == "fusion").unwrap();
-    let (ida, idb) = (t.spans[a].id, t.spans[b].id);
-    t.spans[a].parent = idb;
-    t.spans[b].parent = ida;
-    t.complete = false;
-    // The tree every renderer uses is indexed at capture: indexed again here.
-    t.refresh();
+    let model = p.spans.iter().position(|s| s.label() == "Sparse").unwrap();
+    p.spans[model].parent = u64::MAX;
+    let a = p.spans.iter().position(|s| s.name == "tokenize").unwrap();
+    let b = p.spans.iter().position(|s| s.name == "fusion").unwrap();
+    let (ida, idb) = (p.spans[a].id, p.spans[b].id);
+    p.spans[a].parent = idb;
+    p.spans[b].parent = ida;
+    p.complete = false;
+    // The tree every renderer uses is indexed by the constructor.
+    let t = RequestTrace::new(p.clone());
     let text = render_text(&t);
-    for s in &t.spans {
+    for s in t.spans() {
         assert_eq!(
             text.matches(&format!("{}{{", s.name)).count()
                 + text.matches(&format!("{}: ", s.name)).count(),
-            t.spans.iter().filter(|o| o.name == s.name).count(),
+            t.spans().iter().filter(|o| o.name == s.name).count(),
             "span {} shown once in\n{text}",
             s.label()
         );
@@ -231,9 +236,9 @@ fn text_tree_keeps_orphans_and_survives_malformed_traces() {
     );
     assert!(text.contains("Incomplete:"), "{text}");
 
-    t.spans.clear();
-    t.attribution = None;
-    let text = render_text(&t);
+    p.spans.clear();
+    p.attribution = None;
+    let text = render_text(&RequestTrace::new(p));
     assert!(text.contains("(no spans recorded)"), "{text}");
     assert!(text.contains("Total: "), "{text}");
 }
@@ -291,16 +296,16 @@ fn chrome_trace_has_one_complete_event_per_span_with_its_duration() {
     let text = serde_json::to_string(&chrome_trace_json(&[slow.clone(), fast.clone()])).unwrap();
     let json: Value = serde_json::from_str(&text).expect("valid JSON");
     let xs = x_events(&json);
-    assert_eq!(xs.len(), slow.spans.len() + fast.spans.len());
+    assert_eq!(xs.len(), slow.spans().len() + fast.spans().len());
     for t in [&slow, &fast] {
-        let pid = pid_of(&json, t.request_id);
+        let pid = pid_of(&json, t.request_id());
         let mine: Vec<&&Value> = xs.iter().filter(|e| e["pid"] == pid).collect();
-        assert_eq!(mine.len(), t.spans.len());
+        assert_eq!(mine.len(), t.spans().len());
         let by_name: HashMap<&str, &Value> = mine
             .iter()
             .map(|e| (e["name"].as_str().unwrap(), **e))
             .collect();
-        for s in &t.spans {
+        for s in t.spans() {
             let e = by_name[s.label()];
             let wall_us = s.wall.as_nanos() as f64 / 1e3;
             assert!((f(&e["dur"]) - wall_us).abs() < 1e-3, "{e} vs {s:?}");
@@ -318,7 +323,7 @@ fn chrome_trace_has_one_complete_event_per_span_with_its_duration() {
                 );
             }
         }
-        let gate = t.attribution.as_ref().expect("models ran");
+        let gate = t.attribution().expect("models ran");
         assert_eq!(by_name[gate.model.as_str()]["args"]["bottleneck"], true);
         assert_eq!(
             xs.iter()
@@ -451,24 +456,25 @@ fn chrome_trace_of_nothing_is_valid() {
 #[test]
 fn chrome_trace_lanes_nest_for_overrunning_orphan_and_cyclic_spans() {
     let (slow, _) = captured();
-    let mut t = (*slow).clone();
-    let at =
-        |t: &RequestTrace, label: &str| t.spans.iter().position(|s| s.label() == label).unwrap();
+    let mut p = slow.to_parts();
+    let at = |p: &hdrtrace::TraceParts, label: &str| {
+        p.spans.iter().position(|s| s.label() == label).unwrap()
+    };
     // A model and a stage that outlive the root (an aborted task's span).
-    let causal = at(&t, "Causal");
-    t.spans[causal].wall = t.total * 2;
-    let exec = at(&t, "model_execution");
-    t.spans[exec].wall = t.total * 2;
+    let causal = at(&p, "Causal");
+    p.spans[causal].wall = p.total * 2;
+    let exec = at(&p, "model_execution");
+    p.spans[exec].wall = p.total * 2;
     // A model whose parent never arrived, and two stages parented on each other.
-    let sparse = at(&t, "Sparse");
-    t.spans[sparse].parent = u64::MAX;
-    let (a, b) = (at(&t, "tokenize"), at(&t, "fusion"));
-    let (ida, idb) = (t.spans[a].id, t.spans[b].id);
-    t.spans[a].parent = idb;
-    t.spans[b].parent = ida;
-    t.refresh();
+    let sparse = at(&p, "Sparse");
+    p.spans[sparse].parent = u64::MAX;
+    let (a, b) = (at(&p, "tokenize"), at(&p, "fusion"));
+    let (ida, idb) = (p.spans[a].id, p.spans[b].id);
+    p.spans[a].parent = idb;
+    p.spans[b].parent = ida;
+    let t = RequestTrace::new(p);
     let json = chrome_trace_json(&[Arc::new(t.clone())]);
-    assert_eq!(x_events(&json).len(), t.spans.len());
+    assert_eq!(x_events(&json).len(), t.spans().len());
     assert_lanes_nest(&json);
     let lane = |label: &str| {
         x_events(&json)

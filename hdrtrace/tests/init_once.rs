@@ -9,7 +9,7 @@ struct Collect(Arc<Mutex<Vec<u64>>>);
 
 impl RequestSink for Collect {
     fn captured(&mut self, trace: &Arc<RequestTrace>) {
-        self.0.lock().unwrap().push(trace.request_id);
+        self.0.lock().unwrap().push(trace.request_id());
     }
 }
 

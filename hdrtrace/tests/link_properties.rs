@@ -77,13 +77,13 @@ proptest! {
         served.sort_unstable();
         prop_assert_eq!(snapshot.captured().len(), reqs.len());
         for t in snapshot.captured() {
-            let r = &reqs[t.request_id as usize - 1];
+            let r = &reqs[t.request_id() as usize - 1];
             let model = t.models().next().unwrap();
-            let batch = t.spans.iter().find(|s| s.class == SpanClass::Batch);
-            prop_assert_eq!(batch.is_some(), kept(r), "{:?}: {:?}", r, t.spans);
-            let share = t.attribution.as_ref().unwrap().batch.as_ref();
+            let batch = t.spans().iter().find(|s| s.class == SpanClass::Batch);
+            prop_assert_eq!(batch.is_some(), kept(r), "{:?}: {:?}", r, t.spans());
+            let share = t.attribution().unwrap().batch.as_ref();
             // Its links to its own root, kept up to MAX_LINKS, are in the trace.
-            let mut expected: Vec<u64> = (r.extra > 0).then_some(t.root().id).into_iter().collect();
+            let mut expected: Vec<u64> = (r.extra > 0).then_some(t.root().unwrap().id).into_iter().collect();
             expected.extend(batch.map(|b| b.id));
             let mut links = model.links.clone();
             links.sort_unstable();
@@ -98,7 +98,7 @@ proptest! {
                     prop_assert_eq!(share.size, 3);
                     // Those whose links had arrived when this one was judged:
                     // its own, and only requests the batch served.
-                    prop_assert!(share.requests.contains(&t.request_id));
+                    prop_assert!(share.requests.contains(&t.request_id()));
                     prop_assert!(share.requests.iter().all(|id| served.contains(id)));
                 }
                 None => prop_assert!(share.is_none()),

@@ -40,18 +40,18 @@ fn request(id: u64) -> u64 {
 fn assert_whole(traces: &[Arc<RequestTrace>], id: u64) {
     let t = traces
         .iter()
-        .find(|t| t.request_id == id)
+        .find(|t| t.request_id() == id)
         .unwrap_or_else(|| panic!("request {id} was not captured"));
-    assert!(t.complete, "request {id} incomplete");
-    assert_eq!(t.spans.len(), 4, "request {id}: {:?}", names(&t.spans));
-    let root = t.root().id;
+    assert!(t.complete(), "request {id} incomplete");
+    assert_eq!(t.spans().len(), 4, "request {id}: {:?}", names(&t.spans()));
+    let root = t.root().unwrap().id;
     for m in t.models() {
         assert_eq!(m.parent, root, "{} re-parented", m.label());
     }
     assert!(
-        t.root().busy >= Duration::from_micros(200),
+        t.root().unwrap().busy >= Duration::from_micros(200),
         "root busy {:?}",
-        t.root().busy
+        t.root().unwrap().busy
     );
 }
 
@@ -134,23 +134,23 @@ fn recursion_deeper_than_the_stack_keeps_every_parent() {
         root.in_scope(|| recurse(DEPTH - 1));
     });
     let snap = guard.flushed_snapshot();
-    let t = snap.captured().iter().find(|t| t.request_id == 5).unwrap();
-    assert!(t.complete);
-    assert_eq!(t.spans.len() as u64, DEPTH + 1);
+    let t = snap.captured().iter().find(|t| t.request_id() == 5).unwrap();
+    assert!(t.complete());
+    assert_eq!(t.spans().len() as u64, DEPTH + 1);
     let depth_of = |s: &SpanTrace| match s.field("depth") {
         Some(hdrtrace::record::FieldValue::U64(d)) => d,
         other => panic!("{} has depth {other:?}", s.name),
     };
-    for s in t.spans.iter().filter(|s| s.name == "level") {
+    for s in t.spans().iter().filter(|s| s.name == "level") {
         let d = depth_of(s);
         let parent = t.span(s.parent).expect("the parent is in the trace");
         if d == DEPTH - 1 {
-            assert_eq!(parent.id, t.root().id);
+            assert_eq!(parent.id, t.root().unwrap().id);
         } else {
             assert_eq!(depth_of(parent), d + 1, "level {d} re-parented");
         }
     }
-    let innermost = t.events.iter().find(|e| e.message == "innermost").unwrap();
+    let innermost = t.events().iter().find(|e| e.message == "innermost").unwrap();
     assert_eq!(depth_of(t.span(innermost.span).unwrap()), 0);
 }
 
@@ -217,7 +217,7 @@ fn a_request_id_recorded_later_is_the_requests_id() {
         tracing::info_span!("model", model_id = "Causal").in_scope(|| {});
     });
     let snap = guard.flushed_snapshot();
-    let ids: Vec<u64> = snap.captured().iter().map(|t| t.request_id).collect();
+    let ids: Vec<u64> = snap.captured().iter().map(|t| t.request_id()).collect();
     assert_eq!(ids, [4242]);
 }
 
@@ -226,7 +226,7 @@ fn a_request_id_recorded_later_is_the_requests_id() {
 struct Ids(Arc<Mutex<Vec<u64>>>);
 impl RequestSink for Ids {
     fn captured(&mut self, trace: &Arc<RequestTrace>) {
-        self.0.lock().unwrap().push(trace.request_id);
+        self.0.lock().unwrap().push(trace.request_id());
     }
 }
 

@@ -198,7 +198,7 @@ fn collector_receives_request_trees() {
     for (i, &request_id) in REQUESTS.iter().enumerate() {
         let captured = captured
             .iter()
-            .find(|t| t.request_id == request_id)
+            .find(|t| t.request_id() == request_id)
             .expect("every request is sampled");
         let trace_id = captured.trace_id().to_bytes().to_vec();
         assert_eq!(trace_id[..8], instance, "request {request_id:#x}");
@@ -425,7 +425,7 @@ fn an_incoming_traceparent_joins_the_callers_trace() {
         snapshot
             .captured()
             .iter()
-            .find(|t| t.request_id == id)
+            .find(|t| t.request_id() == id)
             .cloned()
             .expect("sampled")
     };
@@ -434,14 +434,14 @@ fn an_incoming_traceparent_joins_the_callers_trace() {
         joined.trace_id().to_string(),
         "0af7651916cd43dd8448eb211c80319c"
     );
-    let caller = joined.remote_parent.expect("joined the caller");
+    let caller = joined.remote_parent().expect("joined the caller");
     assert_eq!(caller.span_id, 0xb7ad_6b71_6920_3331);
     assert!(caller.sampled);
     assert_eq!(
         displayed.trace_id().to_string(),
         "4bf92f3577b34da6a3ce929d0e0e4736"
     );
-    assert!(own.remote_parent.is_none(), "the malformed one is ignored");
+    assert!(own.remote_parent().is_none(), "the malformed one is ignored");
     assert_eq!(
         own.trace_id().to_bytes()[..8],
         hdrtrace::export::trace_id::instance_id().to_be_bytes()
@@ -500,7 +500,7 @@ fn the_collector_sees_links_between_model_spans_and_their_batch() {
         let trace = snapshot
             .captured()
             .iter()
-            .find(|t| t.request_id == id)
+            .find(|t| t.request_id() == id)
             .expect("sampled");
         let trace_id = trace.trace_id().to_bytes().to_vec();
         let exported: Vec<&Span> = spans
@@ -534,7 +534,7 @@ fn the_collector_sees_links_between_model_spans_and_their_batch() {
         let root = named(&exported, "embed_pipeline")[0];
         assert_eq!(
             string_attr(&root.attributes, "hdrtrace.verdict").as_deref(),
-            Some(trace.verdict.as_str())
+            Some(trace.verdict())
         );
     }
     assert_eq!(batch_ids.len(), 1, "one batch span, in both traces");

@@ -39,11 +39,11 @@ fn spans_are_classified_and_linked() {
         assert_eq!(snap.stage(stage).unwrap().count(), 1, "{stage}");
     }
     let trace = &snap.captured()[0];
-    assert_eq!(trace.request_id, 42);
-    assert_eq!(trace.spans.len(), 5);
-    assert!(trace.complete);
+    assert_eq!(trace.request_id(), 42);
+    assert_eq!(trace.spans().len(), 5);
+    assert!(trace.complete());
     let exec_id = trace
-        .spans
+        .spans()
         .iter()
         .find(|s| s.name == "model_execution")
         .unwrap()
@@ -58,11 +58,11 @@ fn spans_are_classified_and_linked() {
         assert_eq!(m.class, SpanClass::Model);
     }
     assert_eq!(
-        trace.root().field("content_len"),
+        trace.root().unwrap().field("content_len"),
         Some(hdrtrace::record::FieldValue::U64(9))
     );
     // The model that finished last gated the request.
-    assert_eq!(trace.attribution.as_ref().unwrap().model, "7");
+    assert_eq!(trace.attribution().unwrap().model, "7");
 }
 
 #[test]
@@ -86,10 +86,10 @@ fn error_and_timeout_events_mark_their_spans() {
     assert_eq!(snap.model("Semantic").unwrap().errors(), 0);
     // Not sampled, but failed: captured anyway, with its events.
     let trace = &snap.captured()[0];
-    assert!(!trace.reason.sampled && trace.reason.failed);
-    assert_eq!(trace.status, Status::Timeout);
-    assert_eq!(trace.events.len(), 2);
-    assert_eq!(trace.attribution.as_ref().unwrap().model, "Sparse");
+    assert!(!trace.reason().sampled && trace.reason().failed);
+    assert_eq!(trace.status(), Status::Timeout);
+    assert_eq!(trace.events().len(), 2);
+    assert_eq!(trace.attribution().unwrap().model, "Sparse");
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn request_ids_of_any_type_are_deterministic() {
         }
     });
     let snap = guard.flushed_snapshot();
-    let ids: Vec<u64> = snap.captured().iter().map(|t| t.request_id).collect();
+    let ids: Vec<u64> = snap.captured().iter().map(|t| t.request_id()).collect();
     assert_eq!(ids.len(), 2);
     assert_eq!(ids[0], ids[1]);
 }
@@ -276,12 +276,12 @@ fn an_event_s_model_field_does_not_replace_its_message() {
         });
     });
     let snap = guard.flushed_snapshot();
-    let trace = snap.captured().iter().find(|t| t.request_id == 7).unwrap();
-    let mut messages: Vec<_> = trace.events.iter().map(|e| e.message.as_str()).collect();
+    let trace = snap.captured().iter().find(|t| t.request_id() == 7).unwrap();
+    let mut messages: Vec<_> = trace.events().iter().map(|e| e.message.as_str()).collect();
     messages.sort_unstable();
     assert_eq!(messages, ["load failed", "slow load"]);
     let slow = trace
-        .events
+        .events()
         .iter()
         .find(|e| e.message == "slow load")
         .unwrap();

@@ -45,16 +45,16 @@ fn ten_thousand_nested_spans_render_in_linear_space() {
         .captured()
         .first()
         .expect("the request was captured");
-    assert!(t.complete, "every record arrived");
-    assert_eq!(t.spans.len(), DEPTH + 1);
+    assert!(t.complete(), "every record arrived");
+    assert_eq!(t.spans().len(), DEPTH + 1);
     let text = render_text(t);
     // Indenting two spaces a level without end took 100 MB here.
-    let per_span = text.len() / t.spans.len();
+    let per_span = text.len() / t.spans().len();
     assert!(
         per_span < 128,
         "{} bytes of text for {} spans ({per_span} a span)",
         text.len(),
-        t.spans.len()
+        t.spans().len()
     );
     let lines: Vec<&str> = text.lines().collect();
     // Shallow lines are indented two spaces a level, as before.

@@ -69,7 +69,7 @@ fn every_view_shows_the_one_trace_id() {
             .iter()
             .filter(|e| e["ph"] == "X")
             .collect();
-        assert_eq!(spans.len(), t.spans.len());
+        assert_eq!(spans.len(), t.spans().len());
         assert!(
             spans.iter().all(|e| e["args"]["trace_id"] == id.as_str()),
             "{json}"

@@ -34,7 +34,7 @@ fn remote_parents(requests: &[&dyn Fn(u64)]) -> (Vec<Option<RemoteParent>>, u64)
     let mut captured: Vec<_> = snapshot
         .captured()
         .iter()
-        .map(|t| (t.request_id, t.remote_parent))
+        .map(|t| (t.request_id(), t.remote_parent()))
         .collect();
     captured.sort_by_key(|c| c.0);
     assert_eq!(

@@ -19,6 +19,7 @@
 //! first.
 
 use crate::aggregate::batches::Batches;
+use crate::aggregate::keys::Keys;
 use crate::aggregate::requests::{CaptureReason, RequestTrace};
 use crate::clock::Clock;
 use crate::record::{Record, RecordKind, SpanClass, Status};
@@ -104,6 +105,10 @@ pub(crate) struct Judge<'a> {
     pub(crate) max_spans: usize,
     /// Recent batches, which the request's model spans may link to.
     pub(crate) batches: &'a Batches,
+    /// The series, by interned key, that spans were recorded in.
+    pub(crate) keys: &'a Keys,
+    /// The device time field's name (`Conventions::device_time_field`).
+    pub(crate) device_field: &'a str,
 }
 
 pub(crate) struct Assembler {

@@ -26,13 +26,19 @@ use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+/// A record and the series it was recorded in (its interned key;
+/// `u32::MAX` for an event or links record).
+pub(crate) type Keyed = (Record, u32);
+
 /// A closed batch span and what hangs from it.
 pub(crate) struct Batch {
     /// Its span record.
     pub(crate) root: Record,
+    /// The series its span was recorded in (a stage, by its name).
+    pub(crate) series: u32,
     /// Its descendants' span, event and links records, and its own links
-    /// record, in arrival order.
-    pub(crate) below: Vec<Record>,
+    /// record, in arrival order, each with its series.
+    pub(crate) below: Vec<Keyed>,
     /// The ids of the requests it served (at most `MAX_BATCH_REQUESTS`).
     pub(crate) requests: Vec<u64>,
     /// Its batch size field's value (0 when it had none).
@@ -46,8 +52,8 @@ impl Batch {
     pub(crate) fn links(&self) -> &[u64] {
         self.below
             .iter()
-            .find(|r| r.kind == RecordKind::Links && r.span == self.root.span)
-            .map_or(&[], |r| r.links())
+            .find(|(r, _)| r.kind == RecordKind::Links && r.span == self.root.span)
+            .map_or(&[], |(r, _)| r.links())
     }
 }
 
@@ -66,7 +72,7 @@ enum Kind {
 }
 
 pub(crate) struct Batches {
-    loose: FxHashMap<u64, Vec<Record>>,
+    loose: FxHashMap<u64, Vec<Keyed>>,
     batches: FxHashMap<u64, Batch>,
     waits: FxHashMap<u64, Vec<Wait>>,
     /// Every entry by its first arrival, oldest first (an entry already gone
@@ -101,12 +107,14 @@ impl Batches {
         self.batches.get(&id)
     }
 
-    /// Files a record that belongs to no request: a batch span claims what
-    /// hangs from it and the waits for it (each handed to `wait`: the model
-    /// series and the wait in ticks); anything else waits for its batch.
+    /// Files a record that belongs to no request (recorded in series
+    /// `series`): a batch span claims what hangs from it and the waits for
+    /// it (each handed to `wait`: the model series and the wait in ticks);
+    /// anything else waits for its batch.
     pub(crate) fn add(
         &mut self,
         r: &Record,
+        series: u32,
         size: u64,
         key: u32,
         now: Instant,
@@ -129,6 +137,7 @@ impl Batches {
             self.held += 1;
             let batch = Batch {
                 root: *r,
+                series,
                 below,
                 requests,
                 size,
@@ -163,7 +172,7 @@ impl Batches {
             &mut self.order,
             &mut self.loose,
             (now, Kind::Loose, under),
-            *r,
+            (*r, series),
         );
     }
 
@@ -200,14 +209,14 @@ impl Batches {
     }
 
     /// Moves what hangs from `id`, and below it, into `into`.
-    fn claim(&mut self, id: u64, into: &mut Vec<Record>) {
+    fn claim(&mut self, id: u64, into: &mut Vec<Keyed>) {
         let mut next = into.len();
         if let Some(list) = self.loose.remove(&id) {
             into.extend(list);
         }
         // Breadth first over what was claimed: each span's own hangers-on.
         while next < into.len() {
-            let r = into[next];
+            let (r, _) = into[next];
             next += 1;
             if r.kind == RecordKind::Span && r.span != id {
                 if let Some(list) = self.loose.remove(&r.span) {
@@ -301,23 +310,43 @@ mod tests {
         let mut b = Batches::new(64, Duration::from_secs(2));
         let mut waits = Vec::new();
         b.served(1, 100, 7, now, |k, t| waits.push((k, t)));
-        b.add(&span(SpanClass::Stage, 2, 1, 150, 1), 0, 0, now, |_, _| {});
-        b.add(&span(SpanClass::Stage, 3, 2, 160, 1), 0, 0, now, |_, _| {});
         b.add(
-            &span(SpanClass::Stage, 4, 99, 160, 99),
+            &span(SpanClass::Stage, 2, 1, 150, 1),
+            0,
             0,
             0,
             now,
             |_, _| {},
         );
-        b.add(&span(SpanClass::Batch, 1, 0, 140, 1), 5, 3, now, |k, t| {
-            waits.push((k, t))
-        });
+        b.add(
+            &span(SpanClass::Stage, 3, 2, 160, 1),
+            0,
+            0,
+            0,
+            now,
+            |_, _| {},
+        );
+        b.add(
+            &span(SpanClass::Stage, 4, 99, 160, 99),
+            0,
+            0,
+            0,
+            now,
+            |_, _| {},
+        );
+        b.add(
+            &span(SpanClass::Batch, 1, 0, 140, 1),
+            0,
+            5,
+            3,
+            now,
+            |k, t| waits.push((k, t)),
+        );
         assert_eq!(waits, [(3, 40)], "the wait: batch start - model start");
         let batch = b.get(1).expect("held");
         assert_eq!(batch.size, 5);
         assert_eq!(batch.requests, [7]);
-        let below: Vec<u64> = batch.below.iter().map(|r| r.span).collect();
+        let below: Vec<u64> = batch.below.iter().map(|(r, _)| r.span).collect();
         assert_eq!(below, [2, 3], "its child and grandchild, not span 4");
         // A request linking to it now is served at once.
         b.served(1, 120, 8, now, |k, t| waits.push((k, t)));
@@ -326,7 +355,14 @@ mod tests {
         assert_eq!(b.held, 4, "the batch, two claimed, span 4 still loose");
         assert_eq!(b.dropped, 0);
         // A record under no batch (request id 0) is not held at all.
-        b.add(&span(SpanClass::Stage, 5, 4, 170, 0), 0, 0, now, |_, _| {});
+        b.add(
+            &span(SpanClass::Stage, 5, 4, 170, 0),
+            0,
+            0,
+            0,
+            now,
+            |_, _| {},
+        );
         assert_eq!(b.held, 4);
     }
 
@@ -339,6 +375,7 @@ mod tests {
                 &span(SpanClass::Stage, 100 + id, id, 0, id),
                 0,
                 0,
+                0,
                 now,
                 |_, _| {},
             );
@@ -349,6 +386,7 @@ mod tests {
         for id in 1..=50 {
             b.add(
                 &span(SpanClass::Batch, 1000 + id, 0, 0, 1000 + id),
+                0,
                 1,
                 0,
                 now,
@@ -364,9 +402,9 @@ mod tests {
     fn entries_expire_after_the_retention_without_counting_as_dropped() {
         let now = Instant::now();
         let mut b = Batches::new(64, Duration::from_millis(10));
-        b.add(&span(SpanClass::Stage, 2, 1, 0, 1), 0, 0, now, |_, _| {});
+        b.add(&span(SpanClass::Stage, 2, 1, 0, 1), 0, 0, 0, now, |_, _| {});
         b.served(5, 0, 9, now, |_, _| {});
-        b.add(&span(SpanClass::Batch, 3, 0, 0, 3), 1, 0, now, |_, _| {});
+        b.add(&span(SpanClass::Batch, 3, 0, 0, 3), 0, 1, 0, now, |_, _| {});
         b.expire(now + Duration::from_millis(5));
         assert!(b.get(3).is_some());
         b.expire(now + Duration::from_millis(10));

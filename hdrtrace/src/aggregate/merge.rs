@@ -97,9 +97,9 @@ impl LatencySnapshot {
             d.slowest.extend(s.slowest.iter().cloned());
             keep = keep.max(s.captured.len()).max(s.slowest.len());
         }
-        d.captured.sort_by_key(|t| std::cmp::Reverse(t.closed_at));
+        d.captured.sort_by_key(|t| std::cmp::Reverse(t.closed_at()));
         d.captured.truncate(keep);
-        d.slowest.sort_by_key(|t| std::cmp::Reverse(t.total));
+        d.slowest.sort_by_key(|t| std::cmp::Reverse(t.total()));
         d.slowest.truncate(keep);
         Ok(LatencySnapshot(Arc::new(d)))
     }

@@ -10,6 +10,7 @@ pub(crate) mod batches;
 #[doc(hidden)]
 pub mod bench;
 pub mod decode;
+pub(crate) mod format;
 pub(crate) mod keys;
 pub(crate) mod merge;
 pub(crate) mod portable;
@@ -38,10 +39,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use keys::OVERFLOW;
-
-/// The default span field a GPU model reports its device time in
-/// (nanoseconds; [`Conventions::device_time_field`](crate::Conventions::device_time_field)).
-pub const GPU_FIELD: &str = "gpu_ns";
 
 /// Receives every captured request (sampled, over budget, failed) once it is
 /// final, on the aggregator thread. Exporters and event channels implement it.
@@ -407,7 +404,7 @@ impl State {
     fn ingest(&mut self, r: &Record, slice: u64, now: Instant) {
         let key = self.aggregate(r, slice);
         if r.request_span == 0 {
-            self.ingest_unowned(r, slice, now);
+            self.ingest_unowned(r, key, slice, now);
             return;
         }
         if r.kind == RecordKind::Links && r.class == SpanClass::Model {
@@ -430,15 +427,18 @@ impl State {
             target: self.target,
             max_spans: self.max_capture_spans,
             batches: &self.batches,
+            keys: &self.keys,
+            device_field: &self.device_field,
         };
         if let Some((trace, gate)) = self.assembler.judge(e, true, &judge) {
             self.kept.keep(trace, gate, &mut self.keys);
         }
     }
 
-    /// A record of no request: a batch, or something that may hang from one.
+    /// A record of no request (of series `key`): a batch, or something that
+    /// may hang from one.
     #[cold]
-    fn ingest_unowned(&mut self, r: &Record, slice: u64, now: Instant) {
+    fn ingest_unowned(&mut self, r: &Record, key: u32, slice: u64, now: Instant) {
         let is_batch = r.kind == RecordKind::Span && r.class == SpanClass::Batch;
         let (size, model) = if is_batch {
             (self.batch_size(r), self.batch_model(r))
@@ -446,7 +446,7 @@ impl State {
             (0, u32::MAX)
         };
         let (keys, clock) = (&mut self.keys, &self.clock);
-        self.batches.add(r, size, model, now, |k, ticks| {
+        self.batches.add(r, key, size, model, now, |k, ticks| {
             record_wait(keys, clock, k, ticks, slice)
         });
         if let Some(roots) = is_batch.then(|| self.deferred.remove(&r.span)).flatten() {
@@ -540,17 +540,10 @@ impl State {
         if r.fields.is_empty() {
             return key;
         }
-        let (Some(gpu_field), _) = self.field_index(r) else {
-            return key;
-        };
-        let (series, account) = self.keys.series_and_account(key);
-        for (i, v) in r.fields.iter() {
-            if i == gpu_field {
-                if let FieldValue::Bool(_) = v {
-                    continue;
-                }
-                Windowed::record_into(&mut series.gpu, non_negative(v), slice, account);
-            }
+        let (device_at, _) = self.field_index(r);
+        if let Some(ns) = device_nanos(r, device_at) {
+            let (series, account) = self.keys.series_and_account(key);
+            Windowed::record_into(&mut series.gpu, ns, slice, account);
         }
         key
     }
@@ -571,15 +564,19 @@ impl State {
     /// Finalizes requests whose stragglers are overdue (all of them with
     /// `force`), and drops batches kept past their time.
     fn sweep(&mut self, now: Instant, force: bool) {
-        let judge = Judge {
-            clock: &self.clock,
-            target: self.target,
-            max_spans: self.max_capture_spans,
-            batches: &self.batches,
-        };
         let (kept, keys) = (&mut self.kept, &mut self.keys);
+        let (clock, batches, device_field) = (&self.clock, &self.batches, &*self.device_field);
+        let (target, max_spans) = (self.target, self.max_capture_spans);
         self.assembler.sweep(now, force, |asm, e| {
             let complete = asm.counted_all(e);
+            let judge = Judge {
+                clock,
+                target,
+                max_spans,
+                batches,
+                keys: &*keys,
+                device_field,
+            };
             if let Some((trace, gate)) = asm.judge(e, complete, &judge) {
                 kept.keep(trace, gate, keys);
             }
@@ -591,6 +588,19 @@ impl State {
         });
         self.batches.expire(now);
     }
+}
+
+/// A record's device time in nanoseconds: the last number it recorded in
+/// its device-time field (`field`, that field's index at its callsite),
+/// negative read as 0. The device-time histogram and the captured span both
+/// read it here.
+pub(crate) fn device_nanos(r: &Record, field: Option<usize>) -> Option<u64> {
+    let field = field?;
+    r.fields
+        .iter()
+        .filter(|&(i, v)| i == field && !matches!(v, FieldValue::Bool(_)))
+        .last()
+        .map(|(_, v)| non_negative(v))
 }
 
 /// A field value as a count or nanoseconds (negative reads as 0).
@@ -616,7 +626,7 @@ fn record_wait(keys: &mut Keys, clock: &Clock, key: u32, ticks: u64, slice: u64)
 
 impl Kept {
     fn keep(&mut self, trace: RequestTrace, gate: Option<u32>, keys: &mut Keys) {
-        if trace.reason.over_budget {
+        if trace.reason().over_budget {
             if let Some(g) = gate {
                 let s = keys.series(g);
                 s.blamed += 1;

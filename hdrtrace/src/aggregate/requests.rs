@@ -2,13 +2,16 @@
 //! bounded store that keeps the most recent and the slowest. Assembly is in
 //! `assembly.rs`.
 
+use crate::aggregate::format::fmt_ms;
 use crate::record::{FieldValue, SpanClass, Status};
+use crate::trace_context::RemoteParent;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tracing_core::Level;
 
-/// One span of a captured request.
+/// One span of a captured request, as the aggregator recorded it: every view
+/// (the text tree, Perfetto, OTLP, exemplars) reads it as it is.
 #[derive(Clone, Debug)]
 pub struct SpanTrace {
     /// The span's ID (unique while the request was open).
@@ -21,15 +24,23 @@ pub struct SpanTrace {
     pub class: SpanClass,
     /// The model key, for model spans.
     pub model: Option<String>,
+    /// The histogram series the aggregator recorded it in.
+    pub series: SeriesKey,
     /// When it started, from the request's start.
     pub start: Duration,
     /// New to close.
     pub wall: Duration,
     /// Entered (polled) time.
     pub busy: Duration,
+    /// The device time it reported in the service's device-time field
+    /// ([`Conventions::device_time_field`](crate::Conventions::device_time_field)),
+    /// read as the device-time histogram reads it; `None` when it reported
+    /// none.
+    pub device: Option<Duration>,
     /// How it ended.
     pub status: Status,
-    /// Numeric fields, by name.
+    /// Numeric fields, by name; the device-time field is not among them (it
+    /// is [`device`](Self::device)).
     pub fields: Vec<(&'static str, FieldValue)>,
     /// The IDs of the spans in this trace it is linked with (`follows_from`,
     /// made from either side): a model span and the batch that served it.
@@ -37,6 +48,32 @@ pub struct SpanTrace {
     /// True for a batch span (and its descendants) that served this request
     /// but belongs to no single request: other requests' traces carry it too.
     pub shared: bool,
+}
+
+/// The histogram series a span is recorded in, as a snapshot names it: a
+/// model key ([`LatencySnapshot::model`](crate::LatencySnapshot::model)) or a
+/// stage name ([`LatencySnapshot::stage`](crate::LatencySnapshot::stage)). A
+/// key past its cardinality cap is the overflow series, `<other>`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SeriesKey {
+    /// A model series, by model key.
+    Model(String),
+    /// A stage series, by span name.
+    Stage(String),
+}
+
+impl SeriesKey {
+    /// The key within its table.
+    pub fn name(&self) -> &str {
+        match self {
+            SeriesKey::Model(n) | SeriesKey::Stage(n) => n,
+        }
+    }
+
+    /// Whether it is a model series.
+    pub fn is_model(&self) -> bool {
+        matches!(self, SeriesKey::Model(_))
+    }
 }
 
 impl SpanTrace {
@@ -169,8 +206,7 @@ impl BatchShare {
 }
 
 /// The sentence naming a request's bottleneck ([`RequestTrace::verdict`]).
-pub(crate) fn verdict(attribution: Option<&Attribution>) -> String {
-    use crate::export::text::fmt_ms;
+fn verdict(attribution: Option<&Attribution>) -> String {
     let Some(a) = attribution else {
         return "no model ran".to_string();
     };
@@ -227,10 +263,11 @@ pub struct CaptureReason {
     pub failed: bool,
 }
 
-/// A captured request: its whole span tree.
+/// What a captured request is made of: everything [`RequestTrace::new`]
+/// takes, and [`RequestTrace::to_parts`] gives back.
 #[derive(Clone, Debug)]
-pub struct RequestTrace {
-    /// The request's numeric id (its trace id is [`RequestTrace::trace_id`]).
+pub struct TraceParts {
+    /// The request's numeric id.
     pub request_id: u64,
     /// The root span's name.
     pub name: &'static str,
@@ -242,42 +279,40 @@ pub struct RequestTrace {
     pub reason: CaptureReason,
     /// The worst status of any span.
     pub status: Status,
-    /// False when some descendant's record never arrived (dropped, or still
-    /// open when the grace period ended).
+    /// False when some descendant's record never arrived.
     pub complete: bool,
     /// Root first, then by start time.
     pub spans: Vec<SpanTrace>,
     /// By time.
     pub events: Vec<EventTrace>,
-    /// Spans and events past `TracingConfig::max_capture_spans`, not kept:
-    /// how many, per span or event name.
+    /// Spans and events past the capture limit, not kept: how many, per name.
     pub omitted: Vec<(&'static str, u64)>,
     /// The bottleneck, when any model ran.
     pub attribution: Option<Attribution>,
     /// Wall-clock time the root closed.
-    pub closed_at: std::time::SystemTime,
-    /// The caller's span, when the root carried a valid `traceparent`
-    /// (`Conventions::traceparent_field`): the request is exported under the
-    /// caller's trace id, its root a child of that span.
-    pub remote_parent: Option<crate::RemoteParent>,
-    /// Wall-clock time the root opened (`closed_at - total`): every span's
-    /// `start` is from here.
-    pub started_at: std::time::SystemTime,
-    /// The one sentence naming the bottleneck and why, which every renderer
-    /// shows: `Causal took 180.0ms, 87.8% of the total: slow while running
-    /// (busy 179.2ms, waiting 0.800ms)`, or for a batched model
-    /// `Causal: waited 38.0ms for a batch of 32 to fill` (`, and it failed`
-    /// when it did); `no model ran` when none did.
-    pub verdict: String,
-    /// Where each span sits in the tree; see [`TreeIndex`].
-    pub index: TreeIndex,
+    pub closed_at: SystemTime,
+    /// The caller's span, when the root carried a valid `traceparent`.
+    pub remote_parent: Option<RemoteParent>,
+}
+
+/// A captured request: its whole span tree, and what every view of it reads
+/// (its [`index`](Self::index), [`verdict`](Self::verdict) and
+/// [`started_at`](Self::started_at)), derived once by its constructor. It
+/// does not change after: to show an edited request, build a new one from
+/// its [`parts`](Self::to_parts).
+#[derive(Clone, Debug)]
+pub struct RequestTrace {
+    parts: TraceParts,
+    started_at: SystemTime,
+    verdict: String,
+    index: TreeIndex,
 }
 
 /// The tree of a trace's spans, by position in [`RequestTrace::spans`]: each
 /// span's position by ID and its parent's position. A shared batch span (whose
 /// recorded parent is not in the trace) hangs from the first span linked with
-/// it, the model span it served. Built once at capture, used by every
-/// renderer.
+/// it, the model span it served. Built once, by [`RequestTrace::new`], and
+/// read by every renderer.
 #[derive(Clone, Debug, Default)]
 pub struct TreeIndex {
     position: std::collections::HashMap<u64, usize>,
@@ -288,7 +323,7 @@ impl TreeIndex {
     /// The index of `spans` (the root first). Duplicate IDs keep the first
     /// position; a span whose parent is itself or missing has none (it is
     /// shown under the root, as an orphan).
-    pub fn new(spans: &[SpanTrace]) -> Self {
+    fn new(spans: &[SpanTrace]) -> Self {
         let mut position = std::collections::HashMap::with_capacity(spans.len());
         for (i, s) in spans.iter().enumerate() {
             position.entry(s.id).or_insert(i);
@@ -329,47 +364,139 @@ impl TreeIndex {
 }
 
 impl RequestTrace {
-    /// The root span.
-    pub fn root(&self) -> &SpanTrace {
-        &self.spans[0]
+    /// The request made of `parts`, with what its views read derived from
+    /// them: where each span sits in the tree, the verdict on its
+    /// attribution, and its start (`closed_at - total`).
+    pub fn new(parts: TraceParts) -> Self {
+        Self {
+            started_at: parts
+                .closed_at
+                .checked_sub(parts.total)
+                .unwrap_or(parts.closed_at),
+            verdict: verdict(parts.attribution.as_ref()),
+            index: TreeIndex::new(&parts.spans),
+            parts,
+        }
+    }
+
+    /// What it is made of, to build an edited request from.
+    pub fn to_parts(&self) -> TraceParts {
+        self.parts.clone()
+    }
+
+    /// The request's numeric id (its trace id is [`RequestTrace::trace_id`]).
+    pub fn request_id(&self) -> u64 {
+        self.parts.request_id
+    }
+
+    /// The root span's name.
+    pub fn name(&self) -> &'static str {
+        self.parts.name
+    }
+
+    /// The root's wall time.
+    pub fn total(&self) -> Duration {
+        self.parts.total
+    }
+
+    /// The latency target it was judged against.
+    pub fn target(&self) -> Duration {
+        self.parts.target
+    }
+
+    /// Why it was kept.
+    pub fn reason(&self) -> CaptureReason {
+        self.parts.reason
+    }
+
+    /// The worst status of any span.
+    pub fn status(&self) -> Status {
+        self.parts.status
+    }
+
+    /// False when some descendant's record never arrived (dropped, or still
+    /// open when the grace period ended).
+    pub fn complete(&self) -> bool {
+        self.parts.complete
+    }
+
+    /// Its spans: the root first, then by start time.
+    pub fn spans(&self) -> &[SpanTrace] {
+        &self.parts.spans
+    }
+
+    /// Its events, by time.
+    pub fn events(&self) -> &[EventTrace] {
+        &self.parts.events
+    }
+
+    /// Spans and events past `TracingConfig::max_capture_spans`, not kept:
+    /// how many, per span or event name.
+    pub fn omitted(&self) -> &[(&'static str, u64)] {
+        &self.parts.omitted
+    }
+
+    /// The bottleneck, when any model ran.
+    pub fn attribution(&self) -> Option<&Attribution> {
+        self.parts.attribution.as_ref()
+    }
+
+    /// Wall-clock time the root closed.
+    pub fn closed_at(&self) -> SystemTime {
+        self.parts.closed_at
+    }
+
+    /// The caller's span, when the root carried a valid `traceparent`
+    /// (`Conventions::traceparent_field`): the request is exported under the
+    /// caller's trace id, its root a child of that span.
+    pub fn remote_parent(&self) -> Option<RemoteParent> {
+        self.parts.remote_parent
+    }
+
+    /// Wall-clock time the root opened (`closed_at - total`): every span's
+    /// `start` is from here.
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    /// The one sentence naming the bottleneck and why, which every renderer
+    /// shows: `Causal took 180.0ms, 87.8% of the total: slow while running
+    /// (busy 179.2ms, waiting 0.800ms)`, or for a batched model
+    /// `Causal: waited 38.0ms for a batch of 32 to fill` (`, and it failed`
+    /// when it did); `no model ran` when none did.
+    pub fn verdict(&self) -> &str {
+        &self.verdict
+    }
+
+    /// Where each span sits in the tree; see [`TreeIndex`].
+    pub fn index(&self) -> &TreeIndex {
+        &self.index
+    }
+
+    /// The root span (`None` only for a request built without spans).
+    pub fn root(&self) -> Option<&SpanTrace> {
+        self.parts.spans.first()
     }
 
     /// Spans whose parent is `id`, by start time.
     pub fn children(&self, id: u64) -> impl Iterator<Item = &SpanTrace> {
-        self.spans
+        self.parts
+            .spans
             .iter()
             .filter(move |s| s.parent == id && s.id != id)
     }
 
-    /// A span by ID.
+    /// A span by ID (the first, if several share it).
     pub fn span(&self, id: u64) -> Option<&SpanTrace> {
-        match self.index.position(id) {
-            Some(i) => self.spans.get(i),
-            None => self.spans.iter().find(|s| s.id == id),
-        }
-    }
-
-    /// The tree of its spans: the index it carries, or for a trace assembled
-    /// by hand whose index does not cover its spans, one built now.
-    pub fn tree(&self) -> std::borrow::Cow<'_, TreeIndex> {
-        if self.index.parent.len() == self.spans.len() {
-            std::borrow::Cow::Borrowed(&self.index)
-        } else {
-            std::borrow::Cow::Owned(TreeIndex::new(&self.spans))
-        }
-    }
-
-    /// Rebuilds what the trace carries for its renderers (its
-    /// [`index`](Self::index) and [`verdict`](Self::verdict)) from its spans
-    /// and attribution, after they were edited by hand.
-    pub fn refresh(&mut self) {
-        self.index = TreeIndex::new(&self.spans);
-        self.verdict = verdict(self.attribution.as_ref());
+        self.index.position(id).map(|i| &self.parts.spans[i])
     }
 
     /// Model spans.
     pub fn models(&self) -> impl Iterator<Item = &SpanTrace> {
-        self.spans.iter().filter(|s| s.class == SpanClass::Model)
+        self.parts
+            .spans
+            .iter()
+            .filter(|s| s.class == SpanClass::Model)
     }
 }
 
@@ -394,7 +521,7 @@ impl Captures {
             self.recent.pop_back();
         }
         self.recent.push_front(t.clone());
-        let pos = self.slowest.partition_point(|s| s.total >= t.total);
+        let pos = self.slowest.partition_point(|s| s.total() >= t.total());
         if pos < self.capacity {
             self.slowest.insert(pos, t);
             self.slowest.truncate(self.capacity);

@@ -52,7 +52,7 @@ const JS_SAFE_INT: u64 = (1 << 53) - 1;
 /// See the [module docs](self) for the layout. Per span the `args` hold
 /// `request_id`, `trace_id` ([`RequestTrace::trace_id`], as the OTLP export
 /// and the Prometheus exemplars carry it), `status`, `wall_ms`, `busy_ms`, `waiting_ms`, the numeric
-/// `fields`, and for model and batch spans `model_id` (plus `bottleneck:
+/// `fields`, `device_ms` when it reported device time ([`SpanTrace::device`]), and for model and batch spans `model_id` (plus `bottleneck:
 /// true` on the attributed one), `shared: true` on a batch's spans, and on
 /// the root the trace's `verdict`. A `request_id` beyond 2^53 is written as a string, since
 /// JavaScript viewers would round the number.
@@ -103,7 +103,9 @@ pub fn write_chrome_trace(path: &Path, traces: &[Arc<RequestTrace>]) -> Result<(
 
 /// Wall-clock start of a request, since the Unix epoch.
 fn request_start(t: &RequestTrace) -> Duration {
-    t.started_at.duration_since(UNIX_EPOCH).unwrap_or_default()
+    t.started_at()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -146,22 +148,23 @@ fn fields_value(fields: &[(&'static str, FieldValue)]) -> Value {
 /// `request 42 (over budget, timeout)`.
 fn process_name(t: &RequestTrace) -> String {
     let mut tags = Vec::new();
-    if t.reason.over_budget {
+    let reason = t.reason();
+    if reason.over_budget {
         tags.push("over budget");
     }
-    if t.reason.failed {
-        tags.push(status_name(t.status));
+    if reason.failed {
+        tags.push(status_name(t.status()));
     }
-    if tags.is_empty() && t.reason.sampled {
+    if tags.is_empty() && reason.sampled {
         tags.push("sampled");
     }
-    if !t.complete {
+    if !t.complete() {
         tags.push("incomplete");
     }
     if tags.is_empty() {
-        format!("request {}", t.request_id)
+        format!("request {}", t.request_id())
     } else {
-        format!("request {} ({})", t.request_id, tags.join(", "))
+        format!("request {} ({})", t.request_id(), tags.join(", "))
     }
 }
 
@@ -282,12 +285,13 @@ fn lane_name(names: &[String]) -> String {
 
 /// The metadata, complete and instant events of one request.
 fn request_events(t: &RequestTrace, pid: u64, offset: u64, flow: &mut u64, out: &mut Vec<Value>) {
-    let tree = t.tree();
-    let (lane_of, lanes) = assign_lanes(&t.spans, &tree, offset);
+    let tree = t.index();
+    let spans = t.spans();
+    let (lane_of, lanes) = assign_lanes(spans, tree, offset);
     let tid = |lane: usize| lane as u64 + 1;
-    let request_id = request_id_value(t.request_id);
+    let request_id = request_id_value(t.request_id());
     let trace_id = t.trace_id().to_string();
-    let bottleneck = t.attribution.as_ref().map(|a| a.span);
+    let bottleneck = t.attribution().map(|a| a.span);
 
     out.push(
         json!({"ph": "M", "name": "process_name", "pid": pid, "tid": 0,
@@ -308,7 +312,7 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, flow: &mut u64, out: 
         );
     }
 
-    for (i, s) in t.spans.iter().enumerate() {
+    for (i, s) in spans.iter().enumerate() {
         let start = offset.saturating_add(nanos(s.start));
         let mut args = json!({
             "request_id": request_id,
@@ -319,6 +323,9 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, flow: &mut u64, out: 
             "waiting_ms": ms(s.waiting()),
             "fields": fields_value(&s.fields),
         });
+        if let Some(device) = s.device {
+            args["device_ms"] = json!(ms(device));
+        }
         if let (SpanClass::Model | SpanClass::Batch, Some(m)) = (s.class, &s.model) {
             args["model_id"] = json!(m);
             if bottleneck == Some(s.id) {
@@ -326,7 +333,7 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, flow: &mut u64, out: 
             }
         }
         if i == 0 {
-            args["verdict"] = json!(t.verdict);
+            args["verdict"] = json!(t.verdict());
         }
         if s.shared {
             args["shared"] = json!(true);
@@ -344,12 +351,12 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, flow: &mut u64, out: 
     }
 
     // A flow arrow from each model span to the batch that served it.
-    for (i, s) in t.spans.iter().enumerate() {
+    for (i, s) in spans.iter().enumerate() {
         if s.class != SpanClass::Model {
             continue;
         }
         for &l in &s.links {
-            let Some(b) = tree.position(l).filter(|&b| t.spans[b].shared) else {
+            let Some(b) = tree.position(l).filter(|&b| spans[b].shared) else {
                 continue;
             };
             *flow += 1;
@@ -361,7 +368,7 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, flow: &mut u64, out: 
                     "cat": "batch",
                     "pid": pid,
                     "tid": tid(lane_of[at]),
-                    "ts": us(offset.saturating_add(nanos(t.spans[at].start))),
+                    "ts": us(offset.saturating_add(nanos(spans[at].start))),
                 });
                 if ph == "f" {
                     // Bound to the batch's slice, which starts there.
@@ -372,7 +379,7 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, flow: &mut u64, out: 
         }
     }
 
-    for ev in &t.events {
+    for ev in t.events() {
         let lane = tree.position(ev.span).map_or(0, |i| lane_of[i]);
         let name = if ev.message.is_empty() {
             ev.level.as_str().to_string()

@@ -11,7 +11,9 @@
 //!   own IDs, parent links as recorded (each model span a child of its
 //!   `model_execution` span; the root has none);
 //! - attributes: `request_id`, `model_id` on model spans, `busy_ns`,
-//!   `waiting_ns`, the span's numeric fields, and on the root why it was kept
+//!   `waiting_ns`, `device_ns` where the span reported device time
+//!   ([`SpanTrace::device`](crate::SpanTrace::device)), the span's numeric
+//!   fields, and on the root why it was kept
 //!   and which model gated it (`hdrtrace.bottleneck`);
 //! - events as span events (`level` plus their numeric fields);
 //! - status `Error` with description `"error"` or `"timeout"`, unset otherwise.
@@ -303,7 +305,7 @@ impl RequestSink for OtlpSink {
         match self.tx.try_send(Msg::Trace(Arc::clone(trace))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.stats.dropped(trace.spans.len() as u64);
+                self.stats.dropped(trace.spans().len() as u64);
                 // Relaxed: a count the export thread reads to decide whether to
                 // log; it publishes no other data.
                 self.stats.0.queue_full.fetch_add(1, Ordering::Relaxed);
@@ -334,7 +336,7 @@ impl Drop for OtlpSink {
                 // (it gives up at the same deadline).
                 for msg in self.queue.try_iter() {
                     if let Msg::Trace(trace) = msg {
-                        self.stats.dropped(trace.spans.len() as u64);
+                        self.stats.dropped(trace.spans().len() as u64);
                     }
                 }
                 eprintln!(

@@ -4,7 +4,7 @@
 //! embed_pipeline{request_id=42 content_len=1500}: 205.0ms
 //!   tokenize: 2.00ms
 //!   model_execution{model_count=12}: 180.3ms
-//!     model{model_id=Semantic input_tokens=300}: 45.0ms (busy 44.1ms)
+//!     model{model_id=Semantic input_tokens=300}: 45.0ms (busy 44.1ms, device 30.2ms)
 //!     model{model_id=Causal input_tokens=300}: 180.0ms (busy 179.2ms) ← BOTTLENECK
 //!   fusion: 3.00ms
 //! Total: 205.0ms (exceeded 200ms target due to Causal model)
@@ -12,8 +12,8 @@
 //! Trace: 5c1f0a7e93d2b4417d0e2a9c6b83f150
 //! ```
 
+use crate::aggregate::format::fmt_ms;
 use crate::aggregate::requests::{EventTrace, RequestTrace, SpanTrace};
-use crate::aggregate::GPU_FIELD;
 use crate::record::{FieldValue, SpanClass, Status};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -29,7 +29,10 @@ use std::time::Duration;
 /// text stays linear in the spans however deep they nest). Model spans show their
 /// `model_id` and their busy (polled) time, plus the waiting time when they
 /// waited longer than they ran; `TIMEOUT` / `ERROR` mark failed spans; the
-/// model named by the trace's attribution is marked `← BOTTLENECK`. Events are
+/// model named by the trace's attribution is marked `← BOTTLENECK`. A span
+/// that reported device time ([`SpanTrace::device`]) shows it as `device
+/// <time>` (in a model span's parentheses); the raw device-time field is never
+/// among the fields shown. Events are
 /// listed under the span they fired in, in time order among its children.
 /// The last lines give the total against the latency target and the
 /// trace's [`verdict`](RequestTrace::verdict) on the bottleneck; the
@@ -44,18 +47,6 @@ pub fn render_text(trace: &RequestTrace) -> String {
     Tree::new(trace).render(&mut out);
     total_lines(trace, &mut out);
     out
-}
-
-/// Milliseconds with a precision that suits the size: `205.0ms`, `2.50ms`, `0.042ms`.
-pub(crate) fn fmt_ms(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1e3;
-    if ms >= 10.0 {
-        format!("{ms:.1}ms")
-    } else if ms >= 1.0 {
-        format!("{ms:.2}ms")
-    } else {
-        format!("{ms:.3}ms")
-    }
 }
 
 /// A latency target as people write it: `200ms`, or `2.50ms` when not whole.
@@ -139,8 +130,8 @@ struct Tree<'a> {
 
 impl<'a> Tree<'a> {
     fn new(trace: &'a RequestTrace) -> Self {
-        let spans = &trace.spans;
-        let tree = trace.tree();
+        let spans = trace.spans();
+        let tree = trace.index();
         let mut below: Vec<Vec<(Duration, Node)>> = vec![Vec::new(); spans.len()];
         let mut orphan = vec![false; spans.len()];
         for (i, s) in spans.iter().enumerate().skip(1) {
@@ -151,7 +142,7 @@ impl<'a> Tree<'a> {
             below[parent].push((s.start, Node::Span(i)));
         }
         if !spans.is_empty() {
-            for (e, ev) in trace.events.iter().enumerate() {
+            for (e, ev) in trace.events().iter().enumerate() {
                 let at = tree.position(ev.span).unwrap_or(0);
                 below[at].push((ev.at, Node::Event(e)));
             }
@@ -168,19 +159,19 @@ impl<'a> Tree<'a> {
             trace,
             below,
             orphan,
-            bottleneck: trace.attribution.as_ref().map(|a| a.span),
+            bottleneck: trace.attribution().map(|a| a.span),
         }
     }
 
     fn render(&self, out: &mut String) {
-        let spans = &self.trace.spans;
+        let spans = self.trace.spans();
         if spans.is_empty() {
             let _ = writeln!(
                 out,
                 "{}{{request_id={}}}: {} (no spans recorded)",
-                self.trace.name,
-                self.trace.request_id,
-                fmt_ms(self.trace.total)
+                self.trace.name(),
+                self.trace.request_id(),
+                fmt_ms(self.trace.total())
             );
             return;
         }
@@ -200,7 +191,7 @@ impl<'a> Tree<'a> {
         while let Some((node, depth)) = stack.pop() {
             match node {
                 Node::Event(e) => {
-                    if let Some(ev) = self.trace.events.get(e) {
+                    if let Some(ev) = self.trace.events().get(e) {
                         event_line(out, depth, ev);
                     }
                 }
@@ -218,27 +209,28 @@ impl<'a> Tree<'a> {
     }
 
     fn span_line(&self, out: &mut String, depth: usize, i: usize) {
-        let s: &SpanTrace = &self.trace.spans[i];
+        let s: &SpanTrace = &self.trace.spans()[i];
         indent(out, depth);
         out.push_str(s.name);
-        let request_id = self.trace.request_id.to_string();
+        let request_id = self.trace.request_id().to_string();
         let lead = match (i, s.class, s.model.as_deref()) {
             (_, SpanClass::Model | SpanClass::Batch, Some(m)) => Some(("model_id", m)),
             (0, _, _) => Some(("request_id", request_id.as_str())),
             _ => None,
         };
-        let shown = s.fields.iter().filter(|(k, _)| *k != GPU_FIELD);
-        write_fields(out, lead, shown);
+        write_fields(out, lead, s.fields.iter());
         let _ = write!(out, ": {}", fmt_ms(s.wall));
         if s.class == SpanClass::Model {
             let _ = write!(out, " (busy {}", fmt_ms(s.busy));
             if s.waiting() > s.busy {
                 let _ = write!(out, ", waiting {}", fmt_ms(s.waiting()));
             }
-            if let Some(FieldValue::U64(ns)) = s.field(GPU_FIELD) {
-                let _ = write!(out, ", gpu {}", fmt_ms(Duration::from_nanos(ns)));
+            if let Some(device) = s.device {
+                let _ = write!(out, ", device {}", fmt_ms(device));
             }
             out.push(')');
+        } else if let Some(device) = s.device {
+            let _ = write!(out, " (device {})", fmt_ms(device));
         }
         out.push_str(status_mark(s.status));
         if s.class == SpanClass::Model && self.bottleneck == Some(s.id) {
@@ -295,14 +287,14 @@ enum Culprit<'a> {
 /// The attributed model, unless the root's longest direct child is a stage
 /// that does not contain it (say, a 190 ms tokenize): then that stage.
 fn culprit(trace: &RequestTrace) -> Option<Culprit<'_>> {
-    let root = trace.spans.first()?;
+    let root = trace.root()?;
     let longest = trace
-        .spans
+        .spans()
         .iter()
         .skip(1)
         .filter(|s| s.parent == root.id)
         .max_by_key(|s| s.wall);
-    let Some(a) = &trace.attribution else {
+    let Some(a) = trace.attribution() else {
         return longest.map(|s| Culprit::Stage(s.label()));
     };
     match longest {
@@ -315,7 +307,7 @@ fn culprit(trace: &RequestTrace) -> Option<Culprit<'_>> {
 
 /// Whether span `inner` is `outer` or lies below it (bounded walk up).
 fn contains(trace: &RequestTrace, outer: u64, mut inner: u64) -> bool {
-    for _ in 0..=trace.spans.len() {
+    for _ in 0..=trace.spans().len() {
         if inner == outer {
             return true;
         }
@@ -329,9 +321,9 @@ fn contains(trace: &RequestTrace, outer: u64, mut inner: u64) -> bool {
 
 /// The verdict: total against the target, the bottleneck, failures, gaps.
 fn total_lines(trace: &RequestTrace, out: &mut String) {
-    let target = fmt_target(trace.target);
-    let _ = write!(out, "Total: {} (", fmt_ms(trace.total));
-    if trace.total > trace.target {
+    let target = fmt_target(trace.target());
+    let _ = write!(out, "Total: {} (", fmt_ms(trace.total()));
+    if trace.total() > trace.target() {
         let _ = write!(out, "exceeded {target} target");
         match culprit(trace) {
             Some(Culprit::Model(m)) => {
@@ -347,12 +339,12 @@ fn total_lines(trace: &RequestTrace, out: &mut String) {
     }
     out.push_str(")\n");
 
-    if trace.attribution.is_some() {
-        let _ = writeln!(out, "Bottleneck: {}", trace.verdict);
+    if trace.attribution().is_some() {
+        let _ = writeln!(out, "Bottleneck: {}", trace.verdict());
     }
 
     let failed: Vec<String> = trace
-        .spans
+        .spans()
         .iter()
         .filter(|s| s.status != Status::Ok)
         .map(|s| format!("{}{}", s.label(), status_mark(s.status)))
@@ -360,12 +352,12 @@ fn total_lines(trace: &RequestTrace, out: &mut String) {
     if !failed.is_empty() {
         let _ = writeln!(out, "Failed: {}", failed.join(", "));
     }
-    if !trace.complete {
+    if !trace.complete() {
         out.push_str("Incomplete: some span records never arrived; the tree lacks them\n");
     }
-    if !trace.omitted.is_empty() {
+    if !trace.omitted().is_empty() {
         let parts: Vec<String> = trace
-            .omitted
+            .omitted()
             .iter()
             .map(|(name, n)| format!("{name} x{n}"))
             .collect();

@@ -76,15 +76,15 @@ impl RequestTrace {
     /// the caller's when the request joined a distributed trace through its
     /// `traceparent`.
     pub fn trace_id(&self) -> TraceId {
-        if let Some(caller) = &self.remote_parent {
+        if let Some(caller) = self.remote_parent() {
             return TraceId(caller.trace_id);
         }
         let closed = self
-            .closed_at
+            .closed_at()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        let root = self.spans.first().map_or(0, |s| s.id);
-        let low = mix(mix(mix(self.request_id) ^ root) ^ closed);
+        let root = self.root().map_or(0, |s| s.id);
+        let low = mix(mix(mix(self.request_id()) ^ root) ^ closed);
         TraceId(u128::from(instance_id()) << 64 | u128::from(low))
     }
 }

@@ -2,8 +2,10 @@
 
 use super::{Assembler, Judge, NIL};
 use crate::aggregate::batches::Batch;
+use crate::aggregate::device_nanos;
 use crate::aggregate::requests::{
-    verdict, Attribution, BatchShare, CaptureReason, EventTrace, RequestTrace, SpanTrace, TreeIndex,
+    Attribution, BatchShare, CaptureReason, EventTrace, RequestTrace, SeriesKey, SpanTrace,
+    TraceParts,
 };
 use crate::clock::Clock;
 use crate::record::{FieldValue, Record, RecordKind, SpanClass, Status};
@@ -84,12 +86,11 @@ impl Assembler {
         }
         let root_node = &nodes[p.root as usize];
         let mut spans = Vec::with_capacity(spans_at.len() + 1);
-        spans.push(span_trace(&root_node.rec, &root, j));
-        spans.extend(
-            spans_at
-                .iter()
-                .map(|&i| span_trace(&nodes[i as usize].rec, &root, j)),
-        );
+        spans.push(span_trace(&root_node.rec, root_node.key, &root, j));
+        spans.extend(spans_at.iter().map(|&i| {
+            let n = &nodes[i as usize];
+            span_trace(&n.rec, n.key, &root, j)
+        }));
         let mut events: Vec<EventTrace> = events_at
             .iter()
             .map(|&i| event_trace(&nodes[i as usize].rec, &root, clock))
@@ -104,10 +105,10 @@ impl Assembler {
             }
         }
         for b in &served {
-            spans.push(shared(span_trace(&b.root, &root, j)));
-            for r in &b.below {
+            spans.push(shared(span_trace(&b.root, b.series, &root, j)));
+            for (r, series) in &b.below {
                 match r.kind {
-                    RecordKind::Span => spans.push(shared(span_trace(r, &root, j))),
+                    RecordKind::Span => spans.push(shared(span_trace(r, *series, &root, j))),
                     RecordKind::Event => events.push(event_trace(r, &root, clock)),
                     RecordKind::Links => {}
                 }
@@ -122,7 +123,7 @@ impl Assembler {
         link_both_ways(&mut spans, &links);
         let attribution = gate.map(|i| {
             let n = &nodes[i as usize];
-            let s = span_trace(&n.rec, &root, j);
+            let s = span_trace(&n.rec, n.key, &root, j);
             let share = if total.is_zero() {
                 0.0
             } else {
@@ -132,7 +133,7 @@ impl Assembler {
                 .iter()
                 .find(|b| links.contains(&(s.id, b.root.span)))
                 .map(|b| {
-                    let run = span_trace(&b.root, &root, j);
+                    let run = span_trace(&b.root, b.series, &root, j);
                     BatchShare::new(
                         b.root.span,
                         b.size,
@@ -162,7 +163,7 @@ impl Assembler {
                 clock.nanos_between(root.end, clock.now()),
             ))
             .unwrap_or_else(std::time::SystemTime::now);
-        let trace = RequestTrace {
+        let trace = RequestTrace::new(TraceParts {
             request_id: root.request_id,
             name: root.metadata.name(),
             total,
@@ -170,16 +171,13 @@ impl Assembler {
             reason,
             status,
             complete,
+            spans,
             events,
             omitted,
-            remote_parent: crate::trace_context::decode(&root.text),
-            closed_at,
-            started_at: closed_at.checked_sub(total).unwrap_or(closed_at),
-            verdict: verdict(attribution.as_ref()),
-            index: TreeIndex::new(&spans),
-            spans,
             attribution,
-        };
+            closed_at,
+            remote_parent: crate::trace_context::decode(&root.text),
+        });
         (trace, gate_key)
     }
 }
@@ -191,7 +189,7 @@ fn event_trace(r: &Record, root: &Record, clock: &Clock) -> EventTrace {
         level: *r.metadata.level(),
         message: r.text.as_str().to_string(),
         status: r.status,
-        fields: field_list(r),
+        fields: field_list(r, None),
     }
 }
 
@@ -220,16 +218,33 @@ fn link_both_ways(spans: &mut [SpanTrace], links: &[(u64, u64)]) {
     }
 }
 
-fn field_list(r: &Record) -> Vec<(&'static str, FieldValue)> {
+/// A record's fields by name, but for the one at index `except`.
+fn field_list(r: &Record, except: Option<usize>) -> Vec<(&'static str, FieldValue)> {
     let names = r.metadata.fields();
     r.fields
         .iter()
+        .filter(|&(i, _)| Some(i) != except)
         .filter_map(|(i, v)| names.iter().nth(i).map(|f| (f.name(), v)))
         .collect()
 }
 
-fn span_trace(r: &Record, root: &Record, j: &Judge<'_>) -> SpanTrace {
+/// The series the aggregator recorded a span in (`key`, its interned key).
+fn series(key: u32, r: &Record, j: &Judge<'_>) -> SeriesKey {
+    match j.keys.table.get(key as usize) {
+        Some(k) if k.model => SeriesKey::Model(k.name.clone()),
+        Some(k) => SeriesKey::Stage(k.name.clone()),
+        // Every span record is keyed before it is filed; a name is the
+        // stage key it would have had.
+        None => SeriesKey::Stage(r.metadata.name().to_string()),
+    }
+}
+
+/// A span record (of series `key`) of the request whose root is `root`: its
+/// device time read once, as the device-time histogram read it, and taken
+/// out of its fields.
+fn span_trace(r: &Record, key: u32, root: &Record, j: &Judge<'_>) -> SpanTrace {
     let clock = j.clock;
+    let device_at = r.metadata.fields().field(j.device_field).map(|f| f.index());
     SpanTrace {
         id: r.span,
         parent: if r.span == root.span { 0 } else { r.parent },
@@ -240,11 +255,13 @@ fn span_trace(r: &Record, root: &Record, j: &Judge<'_>) -> SpanTrace {
         model: matches!(r.class, SpanClass::Model | SpanClass::Batch)
             .then(|| r.text.key_name().into_owned())
             .filter(|m| !m.is_empty() || r.class == SpanClass::Model),
+        series: series(key, r, j),
         start: Duration::from_nanos(clock.nanos_between(root.start, r.start)),
         wall: Duration::from_nanos(clock.nanos_between(r.start, r.end)),
         busy: Duration::from_nanos(clock.ticks_to_nanos(r.busy)),
+        device: device_nanos(r, device_at).map(Duration::from_nanos),
         status: r.status,
-        fields: field_list(r),
+        fields: field_list(r, device_at),
         links: Vec::new(),
         shared: false,
     }

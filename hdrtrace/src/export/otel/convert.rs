@@ -29,14 +29,15 @@ pub(crate) fn push_spans(
     out: &mut Vec<SpanData>,
 ) {
     let trace_id = trace_id(trace);
-    let base = trace.started_at;
+    let base = trace.started_at();
     let first = out.len();
-    let tree = trace.tree();
-    for (i, span) in trace.spans.iter().enumerate() {
-        let parent = tree.parent(i).map(|p| trace.spans[p].id);
+    let tree = trace.index();
+    let spans = trace.spans();
+    for (i, span) in spans.iter().enumerate() {
+        let parent = tree.parent(i).map(|p| spans[p].id);
         out.push(span_data(trace, i, span, parent, trace_id, base, scope));
     }
-    for event in &trace.events {
+    for event in trace.events() {
         // An event whose span's record never arrived goes on the root.
         let at = first + tree.position(event.span).unwrap_or(0);
         let mut attributes = Vec::with_capacity(event.fields.len() + 1);
@@ -67,13 +68,16 @@ fn span_data(
     scope: &InstrumentationScope,
 ) -> SpanData {
     let mut attributes = Vec::with_capacity(span.fields.len() + 8);
-    attributes.push(KeyValue::new(REQUEST_FIELD, u64_value(trace.request_id)));
+    attributes.push(KeyValue::new(REQUEST_FIELD, u64_value(trace.request_id())));
     attributes.push(KeyValue::new("hdrtrace.class", span.class.name()));
     if let Some(model) = &span.model {
         attributes.push(KeyValue::new(MODEL_FIELD, model.clone()));
     }
     attributes.push(KeyValue::new("busy_ns", duration_value(span.busy)));
     attributes.push(KeyValue::new("waiting_ns", duration_value(span.waiting())));
+    if let Some(device) = span.device {
+        attributes.push(KeyValue::new("device_ns", duration_value(device)));
+    }
     attributes.extend(
         span.fields
             .iter()
@@ -103,7 +107,7 @@ fn span_data(
     SpanData {
         span_context: context(span.id),
         // A root that joined a caller's trace is that caller's span's child.
-        parent_span_id: match (i, parent, &trace.remote_parent) {
+        parent_span_id: match (i, parent, trace.remote_parent()) {
             (0, _, Some(caller)) => SpanId::from(caller.span_id),
             (_, Some(parent), _) => SpanId::from(wire_span_id(parent)),
             // A span whose parent's record never arrived keeps its recorded
@@ -111,7 +115,7 @@ fn span_data(
             (i, None, _) if i > 0 && span.parent != 0 => SpanId::from(wire_span_id(span.parent)),
             _ => SpanId::INVALID,
         },
-        parent_span_is_remote: i == 0 && trace.remote_parent.is_some(),
+        parent_span_is_remote: i == 0 && trace.remote_parent().is_some(),
         span_kind: SpanKind::Internal,
         name: Cow::Borrowed(span.name),
         start_time: start,
@@ -127,19 +131,20 @@ fn span_data(
 
 /// Why the request was kept and which model gated it, on the root span.
 fn root_attributes(trace: &RequestTrace, attributes: &mut Vec<KeyValue>) {
-    attributes.push(KeyValue::new("hdrtrace.sampled", trace.reason.sampled));
-    attributes.push(KeyValue::new(
-        "hdrtrace.over_budget",
-        trace.reason.over_budget,
-    ));
-    attributes.push(KeyValue::new("hdrtrace.failed", trace.reason.failed));
-    attributes.push(KeyValue::new("hdrtrace.complete", trace.complete));
+    let reason = trace.reason();
+    attributes.push(KeyValue::new("hdrtrace.sampled", reason.sampled));
+    attributes.push(KeyValue::new("hdrtrace.over_budget", reason.over_budget));
+    attributes.push(KeyValue::new("hdrtrace.failed", reason.failed));
+    attributes.push(KeyValue::new("hdrtrace.complete", trace.complete()));
     attributes.push(KeyValue::new(
         "hdrtrace.target_ns",
-        duration_value(trace.target),
+        duration_value(trace.target()),
     ));
-    attributes.push(KeyValue::new("hdrtrace.verdict", trace.verdict.clone()));
-    if let Some(a) = &trace.attribution {
+    attributes.push(KeyValue::new(
+        "hdrtrace.verdict",
+        trace.verdict().to_string(),
+    ));
+    if let Some(a) = trace.attribution() {
         attributes.push(KeyValue::new("hdrtrace.bottleneck", a.model.clone()));
         attributes.push(KeyValue::new("hdrtrace.bottleneck_share", a.share));
         attributes.push(KeyValue::new("hdrtrace.bottleneck_starved", a.starved));

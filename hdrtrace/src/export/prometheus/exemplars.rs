@@ -1,13 +1,13 @@
 //! OpenMetrics exemplars: for each histogram bucket whose range holds a
 //! captured request's span, that request's trace id, the span's value and
-//! when it ended.
+//! when it ended. A span belongs to the series the aggregator recorded it in
+//! ([`SpanTrace::series`]) and gives its wall, busy and device time
+//! ([`SpanTrace::device`]) as recorded.
 
 use super::buckets::Buckets;
-use crate::aggregate::requests::SpanTrace;
+use crate::aggregate::requests::{SeriesKey, SpanTrace};
 use crate::aggregate::snapshot::LatencySnapshot;
-use crate::aggregate::GPU_FIELD;
 use crate::export::trace_id::TraceId;
-use crate::record::{FieldValue, SpanClass};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
@@ -59,15 +59,15 @@ impl<'a> Exemplars<'a> {
                 continue;
             }
             let trace_id = trace.trace_id();
-            let base = trace
-                .closed_at
-                .checked_sub(trace.total)
-                .unwrap_or(trace.closed_at);
-            for span in &trace.spans {
-                let (table, key) = series_of(span);
+            let base = trace.started_at();
+            for span in trace.spans() {
+                let (table, key) = match &span.series {
+                    SeriesKey::Model(key) => (Table::Model, key.as_str()),
+                    SeriesKey::Stage(key) => (Table::Stage, key.as_str()),
+                };
                 let at = base
                     .checked_add(span.start.saturating_add(span.wall))
-                    .unwrap_or(trace.closed_at);
+                    .unwrap_or(trace.closed_at());
                 for (measure, value) in measures(span) {
                     let slots = by_series
                         .entry((table, measure))
@@ -103,26 +103,9 @@ impl<'a> Exemplars<'a> {
     }
 }
 
-/// The table and key the aggregator files a span under: a model span with a
-/// model key by that key, anything else by its name.
-fn series_of(span: &SpanTrace) -> (Table, &str) {
-    match (&span.class, span.model.as_deref()) {
-        (SpanClass::Model, Some(m)) if !m.is_empty() => (Table::Model, m),
-        _ => (Table::Stage, span.name),
-    }
-}
-
 /// The span's wall and busy time, and its device time when it reported one.
 fn measures(span: &SpanTrace) -> impl Iterator<Item = (Measure, Duration)> {
-    // Read as the aggregator reads `gpu_ns` into the device-time histogram.
-    let gpu = match span.field(GPU_FIELD) {
-        Some(FieldValue::U64(ns)) => Some(ns),
-        Some(FieldValue::I64(ns)) => Some(ns.max(0) as u64),
-        Some(FieldValue::F64(ns)) => Some(ns.max(0.0) as u64),
-        _ => None,
-    }
-    .map(|ns| (Measure::Gpu, Duration::from_nanos(ns)));
     [(Measure::Wall, span.wall), (Measure::Busy, span.busy)]
         .into_iter()
-        .chain(gpu)
+        .chain(span.device.map(|d| (Measure::Gpu, d)))
 }
