@@ -104,7 +104,7 @@ fn captured(guard: &hdrtrace::TracingGuard, keep: &Keep, ids: &[u64]) -> Vec<Arc
     let arrived = wait_for(Duration::from_secs(10), || {
         guard.flush();
         let got = keep.traces();
-        ids.iter().all(|id| got.iter().any(|t| t.request_id == *id))
+        ids.iter().all(|id| got.iter().any(|t| t.request_id() == *id))
     });
     assert!(arrived, "not every request was captured");
     keep.traces()
@@ -112,7 +112,7 @@ fn captured(guard: &hdrtrace::TracingGuard, keep: &Keep, ids: &[u64]) -> Vec<Arc
 
 fn batch_span_of<'a>(t: &'a RequestTrace, model: &SpanTrace) -> &'a SpanTrace {
     let batches: Vec<_> = t
-        .spans
+        .spans()
         .iter()
         .filter(|s| s.class == SpanClass::Batch && model.links.contains(&s.id))
         .collect();
@@ -121,7 +121,7 @@ fn batch_span_of<'a>(t: &'a RequestTrace, model: &SpanTrace) -> &'a SpanTrace {
         1,
         "{} in request {}: {:?}",
         model.label(),
-        t.request_id,
+        t.request_id(),
         model.links
     );
     batches[0]
@@ -151,15 +151,15 @@ fn a_slow_batch_is_named_as_the_run_of_its_batch() {
     let traces = captured(&guard, &keep, &ids);
     assert_eq!(traces.len(), ids.len());
     for t in &traces {
-        assert!(t.reason.over_budget, "{:?}", t.reason);
-        let a = t.attribution.as_ref().expect("an attribution");
-        assert_eq!(a.model, "Causal", "request {}", t.request_id);
+        assert!(t.reason().over_budget, "{:?}", t.reason());
+        let a = t.attribution().expect("an attribution");
+        assert_eq!(a.model, "Causal", "request {}", t.request_id());
         let b = a.batch.as_ref().expect("Causal ran batched");
-        assert_eq!(b.cause, BatchCause::Run, "request {}: {b:?}", t.request_id);
+        assert_eq!(b.cause, BatchCause::Run, "request {}: {b:?}", t.request_id());
         assert!(b.run >= SLOW, "{b:?}");
         assert!((1..=PER_ROUND as u64).contains(&b.size), "{b:?}");
-        assert!(b.requests.contains(&t.request_id), "{b:?}");
-        assert!(t.verdict.contains("Causal: batch of"), "{}", t.verdict);
+        assert!(b.requests.contains(&t.request_id()), "{b:?}");
+        assert!(t.verdict().contains("Causal: batch of"), "{}", t.verdict());
     }
     let snap = guard.snapshot();
     let causal = snap.model("Causal").unwrap();
@@ -190,17 +190,17 @@ fn a_long_wait_under_light_load_is_named_as_waiting_for_the_batch() {
     let traces = captured(&guard, &keep, &ids);
     assert_eq!(traces.len(), REQUESTS);
     for t in &traces {
-        assert!(t.reason.over_budget, "{:?}", t.reason);
-        let a = t.attribution.as_ref().expect("an attribution");
-        assert_eq!(a.model, "Causal", "request {}", t.request_id);
+        assert!(t.reason().over_budget, "{:?}", t.reason());
+        let a = t.attribution().expect("an attribution");
+        assert_eq!(a.model, "Causal", "request {}", t.request_id());
         let b = a.batch.as_ref().expect("Causal ran batched");
-        assert_eq!(b.cause, BatchCause::Wait, "request {}: {b:?}", t.request_id);
+        assert_eq!(b.cause, BatchCause::Wait, "request {}: {b:?}", t.request_id());
         assert_eq!(b.size, 1, "{b:?}");
         assert!(b.wait >= WAIT, "{b:?}");
         assert!(
-            t.verdict.contains("for a batch of 1 to fill"),
+            t.verdict().contains("for a batch of 1 to fill"),
             "{}",
-            t.verdict
+            t.verdict()
         );
     }
     let snap = guard.snapshot();
@@ -355,7 +355,7 @@ fn two_requests_of_one_batch_carry_it_linked_both_ways() {
     let traces = captured(&guard, &keep, &ids);
     let mut batch_ids = Vec::new();
     for id in &ids {
-        let t = traces.iter().find(|t| t.request_id == *id).unwrap();
+        let t = traces.iter().find(|t| t.request_id() == *id).unwrap();
         let causal = t.models().find(|m| m.label() == "Causal").unwrap();
         let batch = batch_span_of(t, causal);
         assert_eq!(batch.name, "batch");
@@ -366,7 +366,7 @@ fn two_requests_of_one_batch_carry_it_linked_both_ways() {
         // At Verbose its internals come along, shared too.
         for name in ["batch_wait", "forward", "scatter"] {
             let child = t
-                .spans
+                .spans()
                 .iter()
                 .find(|s| s.name == name && s.parent == batch.id)
                 .unwrap_or_else(|| panic!("no {name} under the batch"));
@@ -375,7 +375,7 @@ fn two_requests_of_one_batch_carry_it_linked_both_ways() {
         // Unbatched models link to nothing.
         let code = t.models().find(|m| m.label() == "Code").unwrap();
         assert!(code.links.is_empty(), "{:?}", code.links);
-        let b = t.attribution.as_ref().and_then(|a| a.batch.as_ref());
+        let b = t.attribution().and_then(|a| a.batch.as_ref());
         if let Some(b) = b {
             assert_eq!(b.span, batch.id);
         }

@@ -78,9 +78,9 @@ fn slow_model_is_named_for_every_over_budget_request() {
     let traces = keep.traces();
     assert_eq!(traces.len(), REQUESTS);
     for t in &traces {
-        assert!(t.reason.over_budget && !t.reason.sampled, "{:?}", t.reason);
-        let a = t.attribution.as_ref().expect("an attribution");
-        assert_eq!(a.model, "Causal", "request {}", t.request_id);
+        assert!(t.reason().over_budget && !t.reason().sampled, "{:?}", t.reason());
+        let a = t.attribution().expect("an attribution");
+        assert_eq!(a.model, "Causal", "request {}", t.request_id());
         assert_eq!(a.status, Status::Ok);
         assert!(a.busy >= SLOW, "the delay counts as busy time: {a:?}");
         assert!(!a.starved, "slow while running, not starved: {a:?}");
@@ -152,9 +152,9 @@ fn hung_model_times_out_and_the_other_eleven_fuse() {
     let traces = keep.traces();
     assert_eq!(traces.len(), REQUESTS);
     for t in &traces {
-        assert!(ids.contains(&t.request_id));
-        assert!(t.reason.failed);
-        assert_eq!(t.status, Status::Timeout);
+        assert!(ids.contains(&t.request_id()));
+        assert!(t.reason().failed);
+        assert_eq!(t.status(), Status::Timeout);
         let models: Vec<_> = t.models().collect();
         assert_eq!(models.len(), 12);
         for s in &models {
@@ -165,12 +165,12 @@ fn hung_model_times_out_and_the_other_eleven_fuse() {
             };
             assert_eq!(s.status, want, "{}", s.label());
         }
-        let a = t.attribution.as_ref().unwrap();
+        let a = t.attribution().unwrap();
         assert_eq!((a.model.as_str(), a.status), ("Semantic", Status::Timeout));
-        let fusion = t.spans.iter().find(|s| s.name == "fusion").unwrap();
+        let fusion = t.spans().iter().find(|s| s.name == "fusion").unwrap();
         assert_eq!(fusion.class, SpanClass::Stage);
 
-        let ev = events.for_request(t.request_id);
+        let ev = events.for_request(t.request_id());
         let timeouts = timeouts(&ev);
         assert_eq!(timeouts.len(), 1);
         assert_eq!(timeouts[0].0, ModelId::Semantic);

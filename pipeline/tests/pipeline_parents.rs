@@ -96,25 +96,25 @@ fn model_spans_are_children_of_their_own_requests_model_execution() {
     let traces = keep.traces();
     assert_eq!(traces.len(), REQUESTS);
     let wanted: HashSet<u64> = ids.into_iter().collect();
-    let got: HashSet<u64> = traces.iter().map(|t| t.request_id).collect();
+    let got: HashSet<u64> = traces.iter().map(|t| t.request_id()).collect();
     assert_eq!(got, wanted);
     let mut all_span_ids = HashSet::new();
     for t in &traces {
-        assert!(t.complete, "request {}", t.request_id);
-        let root = t.root();
+        assert!(t.complete(), "request {}", t.request_id());
+        let root = t.root().expect("a root");
         assert_eq!(
             (root.name, root.class),
             ("embed_pipeline", SpanClass::Request)
         );
         let exec: Vec<_> = t
-            .spans
+            .spans()
             .iter()
             .filter(|s| s.name == "model_execution")
             .collect();
         assert_eq!(exec.len(), 1);
         assert_eq!(exec[0].parent, root.id);
         for stage in ["tokenize", "fusion"] {
-            let s = t.spans.iter().find(|s| s.name == stage).unwrap();
+            let s = t.spans().iter().find(|s| s.name == stage).unwrap();
             assert_eq!(s.parent, root.id, "{stage}");
         }
         let models: Vec<_> = t.models().collect();
@@ -127,17 +127,17 @@ fn model_spans_are_children_of_their_own_requests_model_execution() {
                 exec[0].id,
                 "{} in request {}",
                 m.label(),
-                t.request_id
+                t.request_id()
             );
             assert!(m.busy > Duration::ZERO, "{}", m.label());
         }
         // A span ID is never reused (a freed slot changes generation), so no
         // span may show up in two requests' trees.
-        for s in &t.spans {
+        for s in t.spans() {
             assert!(all_span_ids.insert(s.id), "span {} in two requests", s.id);
         }
 
-        let ev = events.for_request(t.request_id);
+        let ev = events.for_request(t.request_id());
         let started = ev
             .iter()
             .filter(|e| matches!(e, TraceEvent::ModelStarted { .. }))

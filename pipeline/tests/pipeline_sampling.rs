@@ -139,22 +139,22 @@ fn sampling_keeps_about_one_percent_and_histograms_count_everything() {
     // and the slow ones.
     assert!(wait_for(Duration::from_secs(10), || {
         guard.flush();
-        keep.traces().iter().filter(|t| t.reason.sampled).count() as u64 >= c.sampled_requests
+        keep.traces().iter().filter(|t| t.reason().sampled).count() as u64 >= c.sampled_requests
     }));
     let traces = keep.traces();
     assert_eq!(
-        traces.iter().filter(|t| t.reason.sampled).count() as u64,
+        traces.iter().filter(|t| t.reason().sampled).count() as u64,
         c.sampled_requests
     );
     let over: HashSet<u64> = traces
         .iter()
-        .filter(|t| t.reason.over_budget)
-        .map(|t| t.request_id)
+        .filter(|t| t.reason().over_budget)
+        .map(|t| t.request_id())
         .collect();
     for id in &slow_ids {
         assert!(over.contains(id), "slow request {id} was not captured");
     }
-    for t in traces.iter().filter(|t| slow_ids.contains(&t.request_id)) {
-        assert_eq!(t.attribution.as_ref().unwrap().model, "Causal");
+    for t in traces.iter().filter(|t| slow_ids.contains(&t.request_id())) {
+        assert_eq!(t.attribution().unwrap().model, "Causal");
     }
 }

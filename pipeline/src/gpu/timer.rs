@@ -78,7 +78,7 @@ pub fn ms_to_ns(ms: f32) -> u64 {
 /// the field (the pipeline's model span does: `gpu_ns = Empty`).
 #[inline]
 pub fn record_gpu_ns(span: &tracing::Span, ns: u64) {
-    span.record(hdrtrace::GPU_FIELD, ns);
+    span.record(crate::span_ctx::DEVICE_TIME_FIELD, ns);
 }
 
 #[cfg(test)]
