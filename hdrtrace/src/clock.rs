@@ -3,15 +3,15 @@
 //! ("The clock") for the measurement that chose it over `std::time::Instant`
 //! (benches/clock.rs).
 
-/// A monotonic clock whose `now()` is one inlined `rdtsc` on x86-64 with an
+/// A monotonic clock whose `now()` reads the TSC itself on x86-64 with an
 /// invariant TSC (quanta falls back to the OS monotonic clock elsewhere, and
-/// `now()` then asks quanta).
+/// `now()` then asks quanta). Both give quanta's raw ticks, which quanta
+/// converts.
 #[derive(Clone, Debug)]
 pub struct Clock {
     quanta: quanta::Clock,
-    /// quanta reads the TSC, so `now()` may read it itself: quanta's `raw`
-    /// is not inlined, and a call per reading costs the hot path's callers
-    /// the registers it clobbers besides the call.
+    /// quanta's raw readings are the TSC's (`reads_tsc`), so `now()` reads
+    /// the TSC itself and gets the same ticks without calling into quanta.
     // Read only on x86-64.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     tsc: bool,
@@ -34,8 +34,9 @@ impl Clock {
         }
     }
 
-    /// `now()` when it is one inlined `rdtsc` (no call), else `None`: for a
-    /// fast path that must not hold values across a call.
+    /// `now()` when this clock reads the TSC itself, else `None` (then
+    /// `now()` asks quanta): a fast path takes a reading only from here and
+    /// leaves the other case to its slow path.
     #[inline(always)]
     pub(crate) fn now_inline(&self) -> Option<u64> {
         #[cfg(target_arch = "x86_64")]

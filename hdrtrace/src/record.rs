@@ -222,9 +222,8 @@ pub(crate) fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
 }
 
 /// Copies `src` (at most `INLINE_TEXT` bytes) to the start of `dst`, leaving
-/// the rest of `dst` as it was: a few word moves, inline, where a call to
-/// `memcpy` cost a span's model key about twice as many instructions (a key
-/// is usually a handful of bytes).
+/// the rest of `dst` as it was, in at most a few overlapping word-sized moves
+/// (a model key is usually a handful of bytes).
 #[inline(always)]
 fn copy_short(dst: &mut [u8; INLINE_TEXT], src: &[u8]) {
     let n = src.len();

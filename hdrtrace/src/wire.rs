@@ -1,8 +1,13 @@
 //! The record as it travels through a ring: [`WireRecord`], 128 bytes
-//! aligned to a cache line, so a close writes two whole lines where the
-//! 168-byte [`Record`] took 2.6 (and shared a line with its neighbour). The
-//! aggregator decodes each back into the [`Record`] it works with
-//! ([`Decoder`]); nothing of a record is lost on the way.
+//! aligned to a cache line, so each record fills two whole lines and shares
+//! none with its neighbours. The aggregator decodes each back into the
+//! [`Record`] it works with ([`Decoder`]); nothing of a record is lost on the
+//! way.
+//!
+//! Two writers produce it and must agree byte for byte: [`WireRecord::encode`]
+//! (events, and the reference) and `SpanSlot::close_into`, which writes a
+//! span's close record field by field straight from its slot into the ring
+//! (a property test in `subscriber/span.rs` holds them equal).
 //!
 //! What does not fit travels in an *extension*, a wire record of its own
 //! pushed right before the one it extends, in the same ring and published
@@ -24,8 +29,8 @@ const KIND_EXT: u64 = 3;
 // fields' indices and their type tags (`InlineFields::meta`'s bits 0-23, and
 // its tags from bit 40 moved down to 24). The high 32 are the span's
 // `SlotFlags` word as its slot keeps it (class, status marks, sampled, text
-// length and truncation), so a close copies it with one shift, and in bits
-// the flags leave free, the record's kind and whether it is a request root.
+// length and truncation), moved in whole, and in bits the flags leave free,
+// the record's kind and whether it is a request root.
 const FIELDS_MASK: u64 = 0xFFFF_FFFF;
 const FLAGS_AT: u32 = 32;
 const KIND_AT: u32 = FLAGS_AT + 2;
@@ -54,7 +59,8 @@ pub(crate) struct WireRecord {
     /// The inline text's bytes; an extension's: its fields (`meta`, then the
     /// four value words, little-endian).
     pub(crate) text: [u8; INLINE_TEXT],
-    /// The first [`WIRE_FIELDS`] field values; an extension's first word: the
+    /// The first [`WIRE_FIELDS`] field values (zero in a links record, whose
+    /// links are all in its extension); an extension's first word: the
     /// truncated text's hash.
     pub(crate) bits: [u64; WIRE_FIELDS],
 }
@@ -138,10 +144,13 @@ impl WireRecord {
         let links = r.kind == RecordKind::Links;
         let ext = (links || needs_ext(r.fields.meta, r.text.truncated))
             .then(|| Self::ext(r.span, r.metadata, &r.fields, r.text.hash));
-        // A links record's fields are its links, all in the extension.
+        // A links record's fields are its links, all in the extension: its
+        // own field words are zero.
         let field_meta = if links { 0 } else { r.fields.meta };
         let mut bits = [0; WIRE_FIELDS];
-        bits.copy_from_slice(&r.fields.bits[..WIRE_FIELDS]);
+        if !links {
+            bits.copy_from_slice(&r.fields.bits[..WIRE_FIELDS]);
+        }
         let main = WireRecord {
             head: head(r.kind, SlotFlags::of_record(r), field_meta, root),
             metadata: r.metadata,
@@ -264,7 +273,7 @@ impl Decoder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::{Decoder, WireRecord};
     use crate::record::{
         FieldValue, InlineFields, InlineText, Record, RecordKind, SpanClass, Status,
@@ -296,7 +305,9 @@ mod tests {
         (wire.len(), back)
     }
 
-    fn record() -> impl Strategy<Value = Record> {
+    /// Any record the hot path could write: a root is its own request span
+    /// and only a root counts descendants; a links record's fields are links.
+    pub(crate) fn record() -> impl Strategy<Value = Record> {
         let kind = prop_oneof![
             Just(RecordKind::Span),
             Just(RecordKind::Event),

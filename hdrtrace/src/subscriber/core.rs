@@ -21,7 +21,7 @@ use std::sync::Arc;
 use tracing_core::span::{Attributes, Id, Record as Values};
 use tracing_core::{Event, Metadata};
 
-/// What `try_close`'s call-free path did.
+/// What `try_close`'s fast path did.
 enum FastClose {
     /// Nothing: the slow path does it all.
     No,
@@ -37,8 +37,7 @@ pub(crate) const UNTRACKED: u64 = u64::MAX;
 
 /// Our span ID as tracing's `Id`. Ours are never 0 (a slot's ID holds its
 /// index plus one in the low word, and `UNTRACKED` is `u64::MAX`); a 0 would
-/// become `UNTRACKED`. `Id::from_non_zero_u64` is inlined, where
-/// `Id::from_u64` (which panics on 0) is a call per span.
+/// become `UNTRACKED`, so this never panics (as `Id::from_u64` would on 0).
 #[inline(always)]
 pub(crate) fn tracing_id(id: u64) -> Id {
     Id::from_non_zero_u64(NonZeroU64::new(id).unwrap_or(NonZeroU64::MAX))
@@ -327,15 +326,13 @@ impl Core {
         }
     }
 
-    /// Runs an operation on span `id` without a call when it can: `fast`
-    /// gets this thread's state and the clock's reading when both come
-    /// without one (the TSC read inline, the state `LAST` lends) and returns
-    /// whether it did the whole operation; otherwise (or when it returns
-    /// false, having done nothing) `slow` does it all, called in tail position
-    /// with the reading or `None` (then it reads the clock itself). So the
-    /// fast path keeps its values in scratch registers instead of saving
-    /// callee-saved ones for a call it does not make. `leaf` is the caller's
-    /// promise for `fast`.
+    /// Runs an operation on span `id`, on its fast path when it can: `fast`
+    /// gets this thread's state and the clock's reading when both are at hand
+    /// (the state `LAST` lends, a clock that reads the TSC itself) and returns
+    /// whether it did the whole operation. It must do nothing when it returns
+    /// false: then, or when the state or the reading is not at hand, `slow`
+    /// does the whole operation, given the reading or `None` (then it reads
+    /// the clock itself). `leaf` is the caller's promise for `fast`.
     #[inline(always)]
     fn call_free(
         &self,
@@ -354,8 +351,8 @@ impl Core {
         }
     }
 
-    /// Enters span `id`: without a call when the stack has room (see
-    /// `call_free`), else `enter_slow`.
+    /// Enters span `id`: on `call_free`'s fast path when the stack has room,
+    /// else `enter_slow`.
     #[inline]
     pub(crate) fn enter(&self, id: u64) {
         self.call_free(
@@ -382,8 +379,8 @@ impl Core {
         );
     }
 
-    /// Exits span `id`: without a call when it is this thread's innermost
-    /// entry (see `call_free`), else `exit_slow`.
+    /// Exits span `id`: on `call_free`'s fast path when it is this thread's
+    /// innermost entry, else `exit_slow`.
     #[inline]
     pub(crate) fn exit(&self, id: u64) {
         self.call_free(
@@ -415,8 +412,8 @@ impl Core {
             unsafe { Leaf::promise() },
             #[inline(always)]
             |local| {
-                // Two branches, each adding the busy time itself: merging
-                // their results first cost the common one a test of its own.
+                // The innermost entry first (exits mostly come in order),
+                // then one below it.
                 if let Some(entered) = local.pop_top(id) {
                     self.add_busy_since(id, entered, now, local);
                 } else if let Some(entered) = local.pop_below(id) {
@@ -443,9 +440,11 @@ impl Core {
     }
 
     /// Drops one reference; on the last, records the span and frees its slot.
-    /// The common close (the clock an inlined `rdtsc`, `LAST`'s state, one
-    /// record with room for it, room in the slot cache, a ring at most half
-    /// full) makes no call; everything else is `close_slow`'s.
+    /// The common close is done on the fast path: a clock that reads the TSC
+    /// itself, the state `LAST` lends, a span with no links and no extension,
+    /// room in the slot cache, and room in the ring by this producer's own
+    /// view of it. The fast path either does the whole close or nothing, and
+    /// then `close_slow` does it all.
     #[inline(always)]
     pub(crate) fn try_close(&self, id: u64) -> bool {
         let Some(slot) = self.slots.get(id) else {
@@ -739,5 +738,93 @@ impl Core {
             |l| l.current(|id| self.slots.get(id)),
         )??;
         Some((tracing_id(id), slot.metadata()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Core, Leaf};
+    use crate::config::TracingConfig;
+    use crate::handoff::Handoff;
+    use std::sync::Arc;
+
+    fn core() -> Core {
+        Core::new(&TracingConfig::default(), Arc::new(Handoff::new(64)), None)
+            .expect("the default config is valid")
+    }
+
+    /// Runs a closure passed as a leaf that is not one: it reaches this
+    /// thread's state through `reenter`. Debug builds must stop it there,
+    /// before the state is lent a second time.
+    #[cfg(debug_assertions)]
+    fn broken_leaf(reenter: impl Fn(&Core)) {
+        let core = core();
+        core.leaf(
+            // SAFETY: not a leaf, on purpose: the debug check panics at the
+            // re-entry, before a second `&mut Local` exists (the test runs
+            // only in debug builds).
+            unsafe { Leaf::promise() },
+            |_| reenter(&core),
+        );
+    }
+
+    /// A leaf that reaches `with_local_leaf` again panics in debug builds.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "a leaf closure re-entered")]
+    fn a_leaf_reaching_with_local_leaf_panics() {
+        broken_leaf(|core| {
+            core.current();
+        });
+    }
+
+    /// A leaf that reaches `with_last_local` (an enter) panics in debug
+    /// builds.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "a leaf closure re-entered")]
+    fn a_leaf_reaching_with_last_local_panics() {
+        broken_leaf(|core| core.enter(1));
+    }
+
+    /// A leaf that reaches `with_local` panics in debug builds.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "a leaf closure re-entered")]
+    fn a_leaf_reaching_with_local_panics() {
+        broken_leaf(|core| {
+            core.local(|_| ());
+        });
+    }
+
+    /// A leaf that reaches another subscriber's state panics in debug builds
+    /// too: the promise covers every state of this thread.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "a leaf closure re-entered")]
+    fn a_leaf_reaching_another_subscribers_state_panics() {
+        let other = core();
+        broken_leaf(move |_| {
+            other.current();
+        });
+    }
+
+    /// The check is cleared when a leaf returns and when one unwinds, and a
+    /// non-leaf call (which runs user code) may reach the leaf entries: that
+    /// is how user code calls back into the subscriber.
+    #[test]
+    fn leaves_after_a_leaf_and_inside_a_non_leaf_call_run() {
+        let core = core();
+        assert!(core.current().is_none());
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: a leaf: it only panics.
+            core.leaf(unsafe { Leaf::promise() }, |_| panic!("inside a leaf"))
+        }));
+        assert!(unwound.is_err());
+        assert!(core.current().is_none());
+        core.enter(1);
+        core.exit(1);
+        let inner = core.local(|_| core.current().is_none());
+        assert_eq!(inner, Some(true));
     }
 }

@@ -1,9 +1,9 @@
 //! The `Layer` front end's map from the Registry's span IDs to ours: a fixed
 //! direct-mapped table allocated once, so a span costs no allocation here. A
 //! span whose entry is taken by another live span (a hash collision) is kept
-//! in the span's extensions instead, as before.
+//! in the span's extensions instead.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::sync::{AtomicU64, Ordering::Relaxed};
 
 pub(crate) struct IdMap {
     /// Registry span IDs (never 0), or 0 for a free entry.

@@ -11,10 +11,10 @@ use crate::logs::ThreadLog;
 use crate::ring::Producer;
 use crate::subscriber::slots::{SlotCache, SlotTable};
 use crate::subscriber::span::SpanSlot;
+use crate::sync::{AtomicBool, Ordering};
 use crate::wire::WireRecord;
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 /// How many entered spans one thread's stack tracks: the innermost ones. A
@@ -69,7 +69,7 @@ struct Owned {
 
 impl Owned {
     fn free(self) {
-        // SAFETY: `local` came from `Box::into_raw` in `with_local_slow` and is
+        // SAFETY: `local` came from `Box::leak` in `find_or_make` and is
         // freed only here, once: the entry is removed from the list as it is
         // freed, and the caller made sure it is not lent out (nor cached in
         // `LAST`, which it cleared when it pointed here).
@@ -92,9 +92,7 @@ impl Drop for Locals {
 /// The state used last, so the common call (the same subscriber as the call
 /// before) costs one thread-local read and no lookup. `core` is the
 /// subscriber's id, with [`BUSY`] set while its state is lent out to a call (a
-/// re-entrant call for the same subscriber then gets `None`, as the `RefCell`
-/// gave before). Two words and no padding: copying it in and out of the cell is
-/// two plain moves each way.
+/// re-entrant call for the same subscriber then gets `None`).
 #[derive(Clone, Copy)]
 struct Last {
     core: u64,
@@ -118,8 +116,8 @@ impl Last {
 
 thread_local! {
     static LOCALS: RefCell<Locals> = const { RefCell::new(Locals(Vec::new())) };
-    // No destructor, so reading it is a plain thread-local load with no
-    // registration check.
+    // `Last` must stay without a destructor: a thread-local without one is
+    // never registered for teardown, so reading it needs no check first.
     static LAST: Cell<Last> = const { Cell::new(Last::EMPTY) };
 }
 
@@ -154,8 +152,8 @@ impl Local {
     /// counted, so they never become parents.
     #[inline]
     pub(crate) fn current<T>(&mut self, lookup: impl Fn(u64) -> Option<T>) -> Option<(u64, T)> {
-        // `get` of `depth - 1`, wrapped: one comparison says both that the
-        // stack is not empty and that the index is in bounds.
+        // `depth - 1` wraps to `usize::MAX` on an empty stack, an index `get`
+        // refuses like any other past the top.
         while let Some(&(id, _)) = self.stack.get(self.depth.wrapping_sub(1)) {
             if let Some(found) = lookup(id) {
                 return Some((id, found));
@@ -172,8 +170,7 @@ impl Local {
     }
 
     /// `push` while the stack has room: false, having done nothing, when it
-    /// is full (then `push` makes room). No call, so a caller's fast path
-    /// keeps its values in scratch registers.
+    /// is full (then `push` makes room). It reads and writes only the stack.
     #[inline(always)]
     pub(crate) fn try_push(&mut self, id: u64, now: u64) -> bool {
         match self.stack.get_mut(self.depth) {
@@ -221,7 +218,8 @@ impl Local {
     /// `None` otherwise, and then [`Local::pop_below`] finds it.
     #[inline(always)]
     pub(crate) fn pop_top(&mut self, id: u64) -> Option<u64> {
-        // As in `current`: `None` for an empty stack too.
+        // As in `current`: `depth - 1` wraps on an empty stack, and `get`
+        // refuses it.
         match self.stack.get(self.depth.wrapping_sub(1)) {
             Some(&(top, entered)) if top == id => {
                 self.depth -= 1;
@@ -280,12 +278,32 @@ pub(crate) fn with_local<R>(
     make: impl FnOnce() -> Local,
     f: impl FnOnce(&mut Local) -> R,
 ) -> Option<R> {
+    leaf::assert_none_running();
     let last = LAST.get();
     if last.core != core_id {
-        if last.core == core_id | BUSY {
-            return None;
-        }
-        return with_local_slow(core_id, make, f);
+        return find(core_id, make, |local| {
+            // `find` made this state `LAST` unless another call holds `LAST`
+            // (then it stays that call's, which restores it when it
+            // returns). Made `LAST`, it is marked busy while `f` runs and
+            // stays `LAST` once `f` returns or unwinds.
+            let _lent = (!LAST.get().busy()).then(|| {
+                LAST.set(Last {
+                    core: core_id | BUSY,
+                    local,
+                });
+                Lent(Last {
+                    core: core_id,
+                    local,
+                })
+            });
+            // SAFETY: `local` is a live boxed `Local` owned by the list `find`
+            // holds borrowed while this runs, so no other call can find it in
+            // the list (a re-entrant call's `find` cannot borrow the list) or
+            // free it. It is not lent out: `LAST` lends only the state it
+            // points to, which is this one only if `find` just made it so, and
+            // `find` returns `None` when this subscriber's state is lent out.
+            Some(f(unsafe { &mut *local }))
+        });
     }
     LAST.set(Last {
         core: core_id | BUSY,
@@ -297,10 +315,9 @@ pub(crate) fn with_local<R>(
     // SAFETY: `last.local` points to a live boxed `Local` owned by this
     // thread's `Locals` (an entry is freed only after `LAST` stops pointing to
     // it, and `LAST` is cleared before the list is destroyed). It is not lent
-    // out elsewhere: it was not marked busy, and the only other ways to a
-    // `Local` (`with_local_slow`, `leaf_slow`) never hand out or free the one
-    // `LAST` lends. Nothing takes it while `f` runs: we marked it busy, and no
-    // other thread reads `LAST`.
+    // out elsewhere: it was not marked busy, and `find`, the only other way to
+    // a `Local`, never hands out or frees one `LAST` lends. Nothing takes it
+    // while `f` runs: we marked it busy, and no other thread reads `LAST`.
     Some(f(unsafe { &mut *last.local }))
 }
 
@@ -316,28 +333,70 @@ impl Drop for Lent {
 }
 
 /// A caller's promise that the closure it passes along with this token is a
-/// *leaf*: one that cannot re-enter (see [`with_local_leaf`]).
+/// *leaf*: one that cannot re-enter (see [`with_local_leaf`]). Debug builds
+/// check the promise: a leaf closure that reaches `with_local`,
+/// `with_local_leaf` or `with_last_local` on its thread panics there.
 #[derive(Clone, Copy)]
 pub(crate) struct Leaf(());
 
 impl Leaf {
     /// # Safety
     ///
-    /// The closure passed with this token must not reach `with_local` or
-    /// `with_local_leaf` on this thread, directly or through anything it runs:
-    /// it must not call into `tracing`, user code or anything that might (the
-    /// subscriber's own slot table, rings and counters are fine).
+    /// The closure passed with this token must not reach `with_local`,
+    /// `with_local_leaf` or `with_last_local` on this thread, directly or
+    /// through anything it runs: it must not call into `tracing`, user code or
+    /// anything that might (the subscriber's own slot table, rings and
+    /// counters are fine).
     #[inline(always)]
     pub(crate) const unsafe fn promise() -> Self {
         Leaf(())
     }
 }
 
+/// The debug-build check of the `Leaf` promise: a thread-local flag set while
+/// a leaf closure runs, which every entry into this thread's state asserts is
+/// clear. Release builds keep neither the flag nor the checks.
+mod leaf {
+    #[cfg(debug_assertions)]
+    thread_local! {
+        static RUNNING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Panics, in debug builds, when a leaf closure is running on this thread:
+    /// it broke its `Leaf` promise by reaching this thread's state.
+    #[inline(always)]
+    pub(super) fn assert_none_running() {
+        #[cfg(debug_assertions)]
+        assert!(
+            !RUNNING.get(),
+            "a leaf closure re-entered this thread's state (see `Leaf::promise`)"
+        );
+    }
+
+    /// Marks a leaf closure as running on this thread until the guard is
+    /// dropped, also when the closure unwinds (debug builds; in release builds
+    /// the guard is an empty value with nothing to do).
+    #[inline(always)]
+    pub(super) fn running() -> Running {
+        #[cfg(debug_assertions)]
+        RUNNING.set(true);
+        Running
+    }
+
+    pub(super) struct Running;
+
+    #[cfg(debug_assertions)]
+    impl Drop for Running {
+        fn drop(&mut self) {
+            RUNNING.set(false);
+        }
+    }
+}
+
 /// `with_local` for a leaf closure (the `Leaf` token is the caller's promise),
-/// which is lent the state without marking `LAST` busy: two stores fewer per
-/// call. `f` is called in one place only, inline, and never handed to the cold
-/// path (`leaf_slow` only finds the state), so the values it captures stay in
-/// registers instead of being stored for a call that does not happen.
+/// which is lent the state without marking `LAST` busy: a leaf cannot reach
+/// `LAST` while it runs, so there is nothing to guard against. `f` runs here,
+/// inline; the cold path (`find`) only finds the state.
 #[inline(always)]
 pub(crate) fn with_local_leaf<R>(
     _leaf: Leaf,
@@ -345,138 +404,113 @@ pub(crate) fn with_local_leaf<R>(
     make: impl FnOnce() -> Local,
     f: impl FnOnce(&mut Local) -> R,
 ) -> Option<R> {
+    leaf::assert_none_running();
     let last = LAST.get();
     let local = if last.core == core_id {
         last.local
     } else {
-        leaf_slow(core_id, make)?
+        find(core_id, make, Some)?
     };
+    let _running = leaf::running();
     // SAFETY: `local` points to a live boxed `Local` owned by this thread's
     // `Locals`: the one `LAST` lends (freed only after `LAST` stops pointing to
     // it, and `LAST` is cleared before the list is destroyed), or the one
-    // `leaf_slow` found in the list. It is not lent out elsewhere: `LAST`'s was
-    // not marked busy, `leaf_slow` refuses a state that is, and the other ways
-    // to a `Local` (`with_local_slow`, `leaf_slow`) never hand out or free the
-    // one `LAST` lends. Nothing frees or takes it while `f` runs: `f` is a leaf
-    // (the `Leaf` promise), so it cannot reach any of them on this thread, and
-    // no other thread reads this thread's `LAST` or list.
+    // `find` found in the list. It is not lent out elsewhere: `LAST`'s was not
+    // marked busy, `find` refuses this subscriber's state when it is, and
+    // `find` never hands out or frees the one `LAST` lends. Nothing frees or
+    // takes it while `f` runs: `f` is a leaf (the `Leaf` promise, checked in
+    // debug builds), so it cannot reach `LAST` or `find` on this thread, and no
+    // other thread reads this thread's `LAST` or list.
     Some(f(unsafe { &mut *local }))
 }
 
 /// `with_local_leaf`'s fast path alone: `f` on the state `LAST` lends when it
-/// is `core_id`'s, `None` (without calling `f`) otherwise. It makes no call, so
-/// a caller that takes its slow path (`with_local_leaf`) in a function of its
-/// own keeps its hot path free of calls, and of the registers a call makes it
-/// save.
+/// is `core_id`'s, `None` (without calling `f`) otherwise, and then the caller
+/// takes its own slow path. It never finds or makes a state.
 #[inline(always)]
 pub(crate) fn with_last_local<R>(
     _leaf: Leaf,
     core_id: u64,
     f: impl FnOnce(&mut Local) -> R,
 ) -> Option<R> {
+    leaf::assert_none_running();
     let last = LAST.get();
     if last.core != core_id {
         return None;
     }
+    let _running = leaf::running();
     // SAFETY: as in `with_local_leaf`, for the state `LAST` lends: live,
     // owned by this thread's list, not lent out (not marked busy), and `f`, a
     // leaf, cannot reach anything that would free or take it.
     Some(f(unsafe { &mut *last.local }))
 }
 
-/// Cold path of `with_local_leaf`: this subscriber's state when `LAST` holds
-/// another's (or none), found by a scan of this thread's list or created, and
-/// made `LAST` unless `LAST` is lent out right now. `None` when this
-/// subscriber's state is itself lent out (a re-entrant call) or the thread is
-/// being torn down.
+/// The cold path of every entry: this subscriber's state when `LAST` holds
+/// another's (or none), found in this thread's list or made with `make`, and
+/// made `LAST` unless `LAST` is lent out right now; `then` runs on it with the
+/// list still borrowed. `None`, without calling `then`, when this
+/// subscriber's state is itself lent out (a re-entrant call), when the list
+/// is borrowed (a call re-entered from inside another's `then`), or when the
+/// thread is being torn down.
 #[inline(never)]
-fn leaf_slow(core_id: u64, make: impl FnOnce() -> Local) -> Option<*mut Local> {
+fn find<R>(
+    core_id: u64,
+    make: impl FnOnce() -> Local,
+    then: impl FnOnce(*mut Local) -> Option<R>,
+) -> Option<R> {
+    leaf::assert_none_running();
     if LAST.get().core == core_id | BUSY {
         return None;
     }
     LOCALS
         .try_with(|cell| {
             let mut locals = cell.try_borrow_mut().ok()?;
-            let ptr = find_or_make(&mut locals, core_id, make);
+            let local = locals.find_or_make(core_id, make).as_ptr();
             if !LAST.get().busy() {
                 LAST.set(Last {
                     core: core_id,
-                    local: ptr.as_ptr(),
+                    local,
                 });
             }
-            Some(ptr.as_ptr())
+            then(local)
         })
         .ok()
         .flatten()
 }
 
-/// Cold path of `with_local`: another subscriber than last time (or the first
-/// call), found by a scan of this thread's list, created when missing; it
-/// becomes `LAST`.
-#[inline(never)]
-fn with_local_slow<R>(
-    core_id: u64,
-    make: impl FnOnce() -> Local,
-    f: impl FnOnce(&mut Local) -> R,
-) -> Option<R> {
-    LOCALS
-        .try_with(|cell| {
-            let mut locals = cell.try_borrow_mut().ok()?;
-            let ptr = find_or_make(&mut locals, core_id, make);
-            // Another call holds `LAST`'s state: leave the cache to it (it
-            // restores it when it returns).
-            // It becomes `LAST` once `f` returns or unwinds (see `with_local`).
-            let _lent = (!LAST.get().busy()).then(|| {
-                LAST.set(Last {
-                    core: core_id | BUSY,
-                    local: ptr.as_ptr(),
-                });
-                Lent(Last {
-                    core: core_id,
-                    local: ptr.as_ptr(),
-                })
-            });
-            // SAFETY: `ptr` is a live boxed `Local` owned by the list we hold
-            // borrowed. It is not lent out: `LAST` lends only its own state,
-            // and when `LAST` is busy it lends another subscriber's (a busy
-            // `LAST` for this `core_id` returned `None` in `with_local`).
-            Some(f(unsafe { &mut *ptr.as_ptr() }))
-        })
-        .ok()
-        .flatten()
-}
-
-/// This subscriber's state in this thread's list, created with `make` when
-/// missing. Creating one first drops the states of subscribers that have shut
-/// down meanwhile, except one lent out right now.
-fn find_or_make(locals: &mut Locals, core_id: u64, make: impl FnOnce() -> Local) -> NonNull<Local> {
-    if let Some(o) = locals.0.iter().find(|o| o.core_id == core_id) {
-        return o.local;
-    }
-    // Cold: first span of this thread for this subscriber.
-    let last = LAST.get();
-    let mut i = 0;
-    while i < locals.0.len() {
-        let o = &locals.0[i];
-        // Relaxed: a hint; a stale `true` only keeps an entry longer.
-        let dead = !o.core_alive.load(Ordering::Relaxed);
-        let cached = o.local.as_ptr() == last.local;
-        if dead && !(cached && last.busy()) {
-            if cached {
-                LAST.set(Last::EMPTY);
-            }
-            locals.0.swap_remove(i).free();
-        } else {
-            i += 1;
+impl Locals {
+    /// This subscriber's state, made with `make` when missing. Making one
+    /// first drops the states of subscribers that have shut down meanwhile,
+    /// except one lent out right now.
+    fn find_or_make(&mut self, core_id: u64, make: impl FnOnce() -> Local) -> NonNull<Local> {
+        if let Some(o) = self.0.iter().find(|o| o.core_id == core_id) {
+            return o.local;
         }
+        // This thread's first span for this subscriber.
+        let last = LAST.get();
+        let mut i = 0;
+        while i < self.0.len() {
+            let o = &self.0[i];
+            // Relaxed: a hint; a stale `true` only keeps an entry longer.
+            let dead = !o.core_alive.load(Ordering::Relaxed);
+            let cached = o.local.as_ptr() == last.local;
+            if dead && !(cached && last.busy()) {
+                if cached {
+                    LAST.set(Last::EMPTY);
+                }
+                self.0.swap_remove(i).free();
+            } else {
+                i += 1;
+            }
+        }
+        let local = make();
+        let owned = Owned {
+            core_id,
+            core_alive: local.core_alive.clone(),
+            local: NonNull::from(Box::leak(Box::new(local))),
+        };
+        let ptr = owned.local;
+        self.0.push(owned);
+        ptr
     }
-    let local = make();
-    let owned = Owned {
-        core_id,
-        core_alive: local.core_alive.clone(),
-        local: NonNull::from(Box::leak(Box::new(local))),
-    };
-    let ptr = owned.local;
-    locals.0.push(owned);
-    ptr
 }

@@ -240,8 +240,10 @@ impl SpanSlot {
     /// Writes the record this span closes with (`kind`: its span record, or
     /// its links record) straight into `dst` (a ring slot), field by field, so
     /// it is never assembled elsewhere and copied. Every field of the record
-    /// is written. A span that [`SpanSlot::needs_ext`] (and a links record)
-    /// goes with the extension `ext_into` writes, pushed before it.
+    /// is written, each byte as [`WireRecord::encode`] writes it for the same
+    /// record (the test `close_into_writes_what_encode_writes` holds the two
+    /// equal). A span that [`SpanSlot::needs_ext`] (and a links record) goes
+    /// with the extension `ext_into` writes, pushed before it.
     #[inline(always)]
     pub(crate) fn close_into(
         &self,
@@ -254,10 +256,13 @@ impl SpanSlot {
         let flags = self.flags();
         let (request_word, root) =
             wire::request_word(id, self.request_span.load(Relaxed), self.descendants());
-        // A links record's fields are its links, all in its extension.
-        let field_meta = match kind {
-            RecordKind::Links => 0,
-            _ => self.field_meta.load(Relaxed),
+        // A links record's fields are its links, all in its extension: its
+        // own field words are zero (as `WireRecord::encode` writes them).
+        let links = kind == RecordKind::Links;
+        let field_meta = if links {
+            0
+        } else {
+            self.field_meta.load(Relaxed)
         };
         let r = dst.as_mut_ptr();
         // SAFETY: `r` comes from a `&mut MaybeUninit<WireRecord>`, so it is
@@ -282,7 +287,7 @@ impl SpanSlot {
             }
             let bits = addr_of_mut!((*r).bits).cast::<u64>();
             for (i, w) in self.field_bits[..WIRE_FIELDS].iter().enumerate() {
-                bits.add(i).write(w.load(Relaxed));
+                bits.add(i).write(if links { 0 } else { w.load(Relaxed) });
             }
         }
     }
@@ -463,14 +468,21 @@ impl Visit for FieldVisitor {
 
 #[cfg(test)]
 mod tests {
-    use super::SpanSlot;
-    use std::sync::atomic::Ordering::Relaxed;
+    use super::{RequestCtx, SpanSlot};
+    use crate::record::{
+        FieldValue, InlineFields, InlineText, Record, RecordKind, SpanClass, Status,
+    };
+    use crate::sync::Ordering::Relaxed;
+    use crate::test_meta::META;
+    use crate::wire::tests::record;
+    use crate::wire::WireRecord;
+    use proptest::prelude::*;
+    use std::mem::MaybeUninit;
 
     /// A model key recorded late (`update`) on one thread never erases an
     /// error status an event marks on another at the same moment.
     #[test]
     fn a_late_model_key_keeps_a_status_marked_meanwhile() {
-        use crate::record::{InlineFields, InlineText, Status};
         let slot = SpanSlot::default();
         let text = InlineText::from_str_truncated("Causal");
         for _ in 0..5_000 {
@@ -528,5 +540,132 @@ mod tests {
         assert_eq!(slot.busy.get(), 2 * N + 3 * N);
         assert_eq!(slot.busy.own(), 2 * N, "the owner's share");
         assert_eq!(u64::from(slot.descendants()), 4 * N);
+    }
+
+    /// A slot holding what `r` says, as `open`, `mark`, the busy and
+    /// descendant sums and `links.add` leave it. A links record's span keeps
+    /// fields of its own, which must not reach the links record.
+    fn slot_of(r: &Record) -> SpanSlot {
+        let slot = SpanSlot::default();
+        let mut own_fields = InlineFields::default();
+        own_fields.push(0, FieldValue::U64(u64::MAX));
+        own_fields.push(1, FieldValue::I64(-1));
+        let fields = match r.kind {
+            RecordKind::Links => own_fields,
+            _ => r.fields,
+        };
+        let ctx = RequestCtx {
+            request_span: r.request_span,
+            request_id: r.request_id,
+            sampled: r.sampled,
+        };
+        slot.open(
+            1, r.metadata, r.class, r.parent, ctx, r.start, &r.text, &fields,
+        );
+        slot.mark(r.status);
+        slot.busy.add(r.busy, true);
+        slot.descendants.add(u64::from(r.descendants), false);
+        for &link in r.links() {
+            assert!(slot.links.add(link));
+        }
+        slot
+    }
+
+    /// A wire record's bytes.
+    fn bytes(w: &WireRecord) -> [u8; 128] {
+        // SAFETY: `WireRecord` is `repr(C)` with no padding (its fields add
+        // up to its asserted 128 bytes), so every byte of an initialized one
+        // is initialized; reading them as bytes has no validity requirement.
+        unsafe { std::mem::transmute_copy(w) }
+    }
+
+    /// `close_into` (with `ext_into` where an extension goes first), as the
+    /// hot path writes a span's close record, and `WireRecord::encode` of the
+    /// same record.
+    fn both_writers(r: &Record) -> (Vec<[u8; 128]>, Vec<[u8; 128]>) {
+        let slot = slot_of(r);
+        let links = r.kind == RecordKind::Links;
+        let mut written = Vec::new();
+        if links || slot.needs_ext() {
+            let mut ext = MaybeUninit::uninit();
+            slot.ext_into(r.span, r.metadata, links.then(|| r.links()), &mut ext);
+            // SAFETY: `ext_into` writes the whole record.
+            written.push(bytes(&unsafe { ext.assume_init() }));
+        }
+        let mut main = MaybeUninit::uninit();
+        slot.close_into(r.span, r.metadata, r.end, r.kind, &mut main);
+        // SAFETY: `close_into` writes every field of the record.
+        written.push(bytes(&unsafe { main.assume_init() }));
+        let (ext, main) = WireRecord::encode(r);
+        let encoded = ext.iter().chain([&main]).map(bytes).collect();
+        (written, encoded)
+    }
+
+    proptest! {
+        /// The fast writer and the encoder of the wire format agree byte for
+        /// byte on every span and links record a slot can close with.
+        #[test]
+        fn close_into_writes_what_encode_writes(
+            r in record().prop_map(|mut r| {
+                // `close_into` writes spans' and links records, never events.
+                if r.kind == RecordKind::Event {
+                    r.kind = RecordKind::Span;
+                }
+                r
+            })
+        ) {
+            let (written, encoded) = both_writers(&r);
+            prop_assert_eq!(written, encoded);
+        }
+    }
+
+    /// A model span with one field, a root with a truncated text and more
+    /// fields than the wire record carries, and a links record: each as
+    /// both writers write it.
+    #[test]
+    fn close_into_and_encode_agree_on_each_shape() {
+        let mut one = InlineFields::default();
+        one.push(1, FieldValue::F64(0.5));
+        let mut fields = InlineFields::default();
+        for i in 0..3 {
+            fields.push(i, FieldValue::U64(10 + i as u64));
+        }
+        let model = Record {
+            kind: RecordKind::Span,
+            class: SpanClass::Model,
+            status: Status::Error,
+            sampled: true,
+            metadata: &META,
+            span: 7,
+            parent: 3,
+            request_span: 1,
+            request_id: 42,
+            start: 10,
+            end: 20,
+            busy: 5,
+            descendants: 0,
+            text: InlineText::from_str_truncated("Causal"),
+            fields: one,
+        };
+        let root = Record {
+            class: SpanClass::Request,
+            span: 1,
+            parent: 0,
+            request_span: 1,
+            descendants: 9,
+            text: InlineText::from_str_truncated(&"x".repeat(100)),
+            fields,
+            ..model
+        };
+        let links = Record {
+            kind: RecordKind::Links,
+            fields: InlineFields::of_links(&[4, 5]),
+            ..model
+        };
+        for (r, wire_records) in [(model, 1), (root, 2), (links, 2)] {
+            let (written, encoded) = both_writers(&r);
+            assert_eq!(written.len(), wire_records, "{r:?}");
+            assert_eq!(written, encoded, "{r:?}");
+        }
     }
 }
