@@ -149,8 +149,8 @@ impl<T: Copy + Send> Producer<T> {
 
     /// `push_init` when this producer's own view of the consumer's `head`
     /// already shows room: false, having done nothing, when it does not (then
-    /// `push_init`, which refreshes that view, may still find room). It makes
-    /// no call.
+    /// `push_init`, which refreshes that view, may still find room). It never
+    /// loads the consumer's `head` and never moves to a successor ring.
     ///
     /// # Safety
     ///
