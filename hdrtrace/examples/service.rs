@@ -87,7 +87,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(a) = &t.attribution() {
             println!(
                 "slowest: request {} took {:?}; {} held it up ({:?})",
-                t.request_id(), t.total(), a.model, a.wall
+                t.request_id(),
+                t.total(),
+                a.model,
+                a.wall
             );
         }
     }

@@ -43,7 +43,7 @@ fn assert_whole(traces: &[Arc<RequestTrace>], id: u64) {
         .find(|t| t.request_id() == id)
         .unwrap_or_else(|| panic!("request {id} was not captured"));
     assert!(t.complete(), "request {id} incomplete");
-    assert_eq!(t.spans().len(), 4, "request {id}: {:?}", names(&t.spans()));
+    assert_eq!(t.spans().len(), 4, "request {id}: {:?}", names(t.spans()));
     let root = t.root().unwrap().id;
     for m in t.models() {
         assert_eq!(m.parent, root, "{} re-parented", m.label());
@@ -134,7 +134,11 @@ fn recursion_deeper_than_the_stack_keeps_every_parent() {
         root.in_scope(|| recurse(DEPTH - 1));
     });
     let snap = guard.flushed_snapshot();
-    let t = snap.captured().iter().find(|t| t.request_id() == 5).unwrap();
+    let t = snap
+        .captured()
+        .iter()
+        .find(|t| t.request_id() == 5)
+        .unwrap();
     assert!(t.complete());
     assert_eq!(t.spans().len() as u64, DEPTH + 1);
     let depth_of = |s: &SpanTrace| match s.field("depth") {
@@ -150,7 +154,11 @@ fn recursion_deeper_than_the_stack_keeps_every_parent() {
             assert_eq!(depth_of(parent), d + 1, "level {d} re-parented");
         }
     }
-    let innermost = t.events().iter().find(|e| e.message == "innermost").unwrap();
+    let innermost = t
+        .events()
+        .iter()
+        .find(|e| e.message == "innermost")
+        .unwrap();
     assert_eq!(depth_of(t.span(innermost.span).unwrap()), 0);
 }
 

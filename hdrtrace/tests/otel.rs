@@ -441,7 +441,10 @@ fn an_incoming_traceparent_joins_the_callers_trace() {
         displayed.trace_id().to_string(),
         "4bf92f3577b34da6a3ce929d0e0e4736"
     );
-    assert!(own.remote_parent().is_none(), "the malformed one is ignored");
+    assert!(
+        own.remote_parent().is_none(),
+        "the malformed one is ignored"
+    );
     assert_eq!(
         own.trace_id().to_bytes()[..8],
         hdrtrace::export::trace_id::instance_id().to_be_bytes()

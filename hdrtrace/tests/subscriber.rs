@@ -276,7 +276,11 @@ fn an_event_s_model_field_does_not_replace_its_message() {
         });
     });
     let snap = guard.flushed_snapshot();
-    let trace = snap.captured().iter().find(|t| t.request_id() == 7).unwrap();
+    let trace = snap
+        .captured()
+        .iter()
+        .find(|t| t.request_id() == 7)
+        .unwrap();
     let mut messages: Vec<_> = trace.events().iter().map(|e| e.message.as_str()).collect();
     messages.sort_unstable();
     assert_eq!(messages, ["load failed", "slow load"]);

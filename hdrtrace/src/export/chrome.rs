@@ -1,33 +1,7 @@
 //! Chrome trace / Perfetto JSON export of captured requests.
 //!
 //! One file holds many requests, laid out on a common wall-clock time base, for
-//! `ui.perfetto.dev` or `chrome://tracing`.
-//!
-//! # Layout
-//!
-//! Each request is its own *process* (`pid` 1, 2, … in start order), named
-//! `request 42 (over budget, timeout)`, so the UI shows one collapsible group
-//! per request and sorts the groups by start time. Inside a request, spans
-//! become complete events (`"ph":"X"`) on *lanes* (`tid`s): the root and its
-//! stages share lane 1 (named after the root), and model spans go on model
-//! lanes, each named after the models it holds: the 12 models run in
-//! parallel, so they overlap and usually get one lane each, which reads as one
-//! row per model under the pipeline row. A span goes on its parent's lane when
-//! it nests there properly (a model's inner spans nest under it), otherwise on
-//! another lane of its kind where nothing is open, or a new one. Complete events
-//! on one lane therefore always nest, which both viewers require to draw them
-//! correctly. Events become thread-scoped instant events (`"ph":"i"`) on the
-//! lane of the span they fired in; metadata events (`"ph":"M"`) name the
-//! processes and lanes.
-//!
-//! A model span that ran in a batch is joined to the batch's span (shared
-//! with the other requests it served, and shown on the model's lane) by a
-//! flow arrow: a `"ph":"s"` event at the model span's start and a `"ph":"f"`
-//! event with the same `id` at the batch's start.
-//!
-//! Times are microseconds (`ts`, `dur`) as floats with nanosecond precision.
-//! Each request starts at `closed_at - total`, measured from the earliest
-//! request in the file; within a request, offsets are the recorded ones.
+//! `ui.perfetto.dev` or `chrome://tracing`. See [`chrome_trace_json`] for the layout.
 
 use super::text::status_name;
 use crate::aggregate::requests::{RequestTrace, SpanTrace, TreeIndex};
@@ -49,13 +23,38 @@ const JS_SAFE_INT: u64 = (1 << 53) - 1;
 
 /// Builds the Chrome trace event JSON (`{"traceEvents": [...]}`) of `traces`.
 ///
-/// See the [module docs](self) for the layout. Per span the `args` hold
-/// `request_id`, `trace_id` ([`RequestTrace::trace_id`], as the OTLP export
-/// and the Prometheus exemplars carry it), `status`, `wall_ms`, `busy_ms`, `waiting_ms`, the numeric
-/// `fields`, `device_ms` when it reported device time ([`SpanTrace::device`]), and for model and batch spans `model_id` (plus `bottleneck:
-/// true` on the attributed one), `shared: true` on a batch's spans, and on
-/// the root the trace's `verdict`. A `request_id` beyond 2^53 is written as a string, since
-/// JavaScript viewers would round the number.
+/// Each request is its own *process* (`pid` 1, 2, … in start order), named
+/// `request 42 (over budget, timeout)`, so the UI shows one collapsible group
+/// per request and sorts the groups by start time. Inside a request, spans
+/// become complete events (`"ph":"X"`) on *lanes* (`tid`s): the root and its
+/// stages share lane 1 (named after the root), and model spans go on model
+/// lanes, each named after the models it holds: the 12 models run in
+/// parallel, so they overlap and usually get one lane each, which reads as one
+/// row per model under the pipeline row. A span goes on its parent's lane when
+/// it nests there properly (a model's inner spans nest under it), otherwise on
+/// another lane of its kind where nothing is open, or a new one. Complete events
+/// on one lane therefore always nest, which both viewers require to draw them
+/// correctly. Events become thread-scoped instant events (`"ph":"i"`) on the
+/// lane of the span they fired in; metadata events (`"ph":"M"`) name the
+/// processes and lanes.
+///
+/// A model span that ran in a batch is joined to the batch's span (shared
+/// with the other requests it served, and shown on the model's lane) by a
+/// flow arrow: a `"ph":"s"` event at the model span's start and a `"ph":"f"`
+/// event with the same `id` at the batch's start.
+///
+/// Times are microseconds (`ts`, `dur`) as floats with nanosecond precision.
+/// Each request starts at its `started_at`, measured from the earliest
+/// request in the file; within a request, offsets are the recorded ones.
+///
+/// Per span the `args` hold `request_id`, `trace_id`
+/// ([`RequestTrace::trace_id`], as the OTLP export and the Prometheus
+/// exemplars carry it), `status`, `wall_ms`, `busy_ms`, `waiting_ms`, the
+/// numeric `fields`, `device_ms` when it reported device time
+/// ([`SpanTrace::device`]), and for model and batch spans `model_id` (plus
+/// `bottleneck: true` on the attributed one), `shared: true` on a batch's
+/// spans, and on the root the trace's `verdict`. A `request_id` beyond 2^53
+/// is written as a string, since JavaScript viewers would round the number.
 pub fn chrome_trace_json(traces: &[Arc<RequestTrace>]) -> Value {
     let starts: Vec<Duration> = traces.iter().map(|t| request_start(t)).collect();
     let base = starts.iter().min().copied().unwrap_or_default();

@@ -72,9 +72,11 @@ pub fn instance_id() -> u64 {
 }
 
 impl RequestTrace {
-    /// This request's trace id (see the [module docs](crate::export::trace_id)):
-    /// the caller's when the request joined a distributed trace through its
-    /// `traceparent`.
+    /// This request's trace id, the one every view shows: the caller's when
+    /// the request joined a distributed trace through its `traceparent`;
+    /// otherwise this process's random instance id in the high 64 bits and a
+    /// mix of the request id, the root span's id and the time the root closed
+    /// in the low 64 bits (never zero).
     pub fn trace_id(&self) -> TraceId {
         if let Some(caller) = self.remote_parent() {
             return TraceId(caller.trace_id);
