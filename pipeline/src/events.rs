@@ -1,19 +1,18 @@
 //! [`TraceEvent`]s: a captured request's story (models started, completed,
 //! timed out or failed; fusion), derived from its span tree on the aggregator
-//! thread and delivered through a bounded channel, never blocking the
-//! aggregator.
+//! thread and kept by a [`TraceEventCollector`].
 
-use super::model::ModelId;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
-use hdrtrace::record::FieldValue;
+use crate::model::ModelId;
+use hdrtrace::FieldValue;
 use hdrtrace::RequestSink;
 use hdrtrace::RequestTrace;
 use hdrtrace::{SpanClass, Status};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-/// Trace event types for debugging (the spec's enum).
+/// One step of a captured request's story, for debugging: a model started,
+/// answered, timed out or failed; fusion started or ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TraceEvent {
     /// A model call began.
@@ -66,23 +65,23 @@ impl TraceEvent {
     pub fn from_trace(trace: &RequestTrace) -> Vec<TraceEvent> {
         let started = request_start(trace);
         let mut timed: Vec<(Duration, TraceEvent)> = Vec::new();
-        for s in trace.spans.iter() {
+        for s in trace.spans() {
             if s.class == SpanClass::Model {
-                let Some(model_id) = s.model.as_deref().and_then(|m| m.parse::<ModelId>().ok())
-                else {
+                let Some(model_id) = s.model.as_deref().filter(|m| !m.is_empty()) else {
                     continue;
                 };
+                let model_id = ModelId::new(model_id);
                 timed.push((
                     s.start,
                     TraceEvent::ModelStarted {
-                        model_id,
+                        model_id: model_id.clone(),
                         timestamp: started + s.start,
                     },
                 ));
                 let end = s.start + s.wall;
                 let in_span = |status: Status| {
                     trace
-                        .events
+                        .events()
                         .iter()
                         .find(move |e| e.span == s.id && e.status == status)
                 };
@@ -139,12 +138,12 @@ impl TraceEvent {
     }
 
     /// The model the event is about, if any.
-    pub fn model_id(&self) -> Option<ModelId> {
+    pub fn model_id(&self) -> Option<&ModelId> {
         match self {
             TraceEvent::ModelStarted { model_id, .. }
             | TraceEvent::ModelCompleted { model_id, .. }
             | TraceEvent::ModelTimeout { model_id, .. }
-            | TraceEvent::ModelError { model_id, .. } => Some(*model_id),
+            | TraceEvent::ModelError { model_id, .. } => Some(model_id),
             _ => None,
         }
     }
@@ -158,199 +157,156 @@ fn ms(d: Duration) -> f64 {
 fn request_start(trace: &RequestTrace) -> Instant {
     let now = Instant::now();
     let since_close = SystemTime::now()
-        .duration_since(trace.closed_at)
+        .duration_since(trace.closed_at())
         .unwrap_or_default();
-    now.checked_sub(since_close + trace.total).unwrap_or(now)
+    now.checked_sub(since_close + trace.total()).unwrap_or(now)
 }
 
-/// One event and the request it belongs to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RequestEvent {
-    /// The request's id.
-    pub request_id: u64,
-    /// The event.
-    pub event: TraceEvent,
-}
-
-/// Which captured requests become events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Select {
-    Sampled,
-    Captured,
-}
-
-impl Select {
-    fn wants(self, trace: &RequestTrace) -> bool {
-        self == Select::Captured || trace.reason.sampled
-    }
-}
-
-/// A [`RequestSink`] that turns every head-sampled captured request into
-/// [`TraceEvent`]s and offers them to a bounded channel with `try_send`: when
-/// the consumer falls behind, events are dropped and counted, never waited
-/// for. Make one with [`trace_events`].
-pub struct TraceEventSink {
-    tx: Sender<RequestEvent>,
-    dropped: Arc<AtomicU64>,
-}
-
-/// The consumer's end of [`trace_events`].
+/// A [`RequestSink`] that keeps the [`TraceEvent`]s of captured requests in
+/// memory: of head-sampled requests ([`new`](Self::new)) or of every captured
+/// one ([`all_captured`](Self::all_captured)). Clones share the events; pass
+/// one to [`Builder::sink`](hdrtrace::Builder::sink) and read another.
+///
+/// It holds at most [`capacity`](Self::with_capacity) events: past that, a
+/// request's events are dropped and counted ([`dropped`](Self::dropped)),
+/// so a reader that falls behind never grows memory. The aggregator thread
+/// that delivers requests waits only while a reader copies or takes the
+/// events out.
+///
+/// ```
+/// use hdrtrace_pipeline::{EmbeddingPipeline, TraceEventCollector};
+///
+/// let events = TraceEventCollector::new();
+/// let config = hdrtrace::TracingConfig { sampling_rate: 1.0, ..Default::default() };
+/// let (subscriber, guard) = hdrtrace::Builder::new(&config).sink(events.clone()).build().unwrap();
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// let pipeline = EmbeddingPipeline::reference(42);
+/// let fused = tracing::subscriber::with_default(subscriber, || {
+///     rt.block_on(pipeline.embed("Which model made this request slow?"))
+/// })
+/// .unwrap();
+/// guard.flushed_snapshot();
+/// let story = events.for_request(fused.request_id);
+/// assert_eq!(story.iter().filter(|e| e.model_id().is_some()).count(), 24);
+/// ```
 #[derive(Clone)]
-pub struct TraceEventReceiver {
-    rx: Receiver<RequestEvent>,
-    dropped: Arc<AtomicU64>,
+pub struct TraceEventCollector {
+    shared: Arc<Shared>,
 }
 
-/// A channel of up to `capacity` (at least 1) events of head-sampled requests:
-/// pass the sink to [`Builder::sink`](hdrtrace::Builder::sink) and read the
-/// receiver.
-pub fn trace_events(capacity: usize) -> (TraceEventSink, TraceEventReceiver) {
-    let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
-    let dropped = Arc::new(AtomicU64::new(0));
-    (
-        TraceEventSink {
-            tx,
-            dropped: dropped.clone(),
-        },
-        TraceEventReceiver { rx, dropped },
-    )
+struct Shared {
+    /// `(request id, event)`, in arrival order.
+    events: Mutex<Vec<(u64, TraceEvent)>>,
+    capacity: usize,
+    /// Whether every captured request is kept, not just head-sampled ones.
+    all_captured: bool,
+    dropped: AtomicU64,
 }
 
-impl RequestSink for TraceEventSink {
-    fn captured(&mut self, trace: &Arc<RequestTrace>) {
-        if !trace.reason.sampled {
-            return;
-        }
-        for event in TraceEvent::from_trace(trace) {
-            let e = RequestEvent {
-                request_id: trace.request_id,
-                event,
-            };
-            match self.tx.try_send(e) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    // Relaxed: a statistic, read on its own.
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-    }
-}
-
-impl TraceEventReceiver {
-    /// The next event, waiting for one; `None` once the subscriber is gone and
-    /// the channel is empty.
-    pub fn recv(&self) -> Option<RequestEvent> {
-        self.rx.recv().ok()
-    }
-
-    /// The next event, if one is waiting.
-    pub fn try_recv(&self) -> Option<RequestEvent> {
-        self.rx.try_recv().ok()
-    }
-
-    /// The next event, waiting at most `timeout`.
-    pub fn recv_timeout(&self, timeout: Duration) -> Option<RequestEvent> {
-        self.rx.recv_timeout(timeout).ok()
-    }
-
-    /// Every event waiting now.
-    pub fn drain(&self) -> Vec<RequestEvent> {
-        self.rx.try_iter().collect()
-    }
-
-    /// Events dropped because the channel was full.
-    pub fn dropped(&self) -> u64 {
-        // Relaxed: a statistic.
-        self.dropped.load(Ordering::Relaxed)
-    }
-}
-
-/// Debug trace collector for tests: a [`RequestSink`] that keeps every event
-/// of head-sampled requests (or of every captured request, with
-/// [`TraceCollector::all_captured`]) in memory. Clones share the events.
-#[derive(Clone)]
-pub struct TraceCollector {
-    events: Arc<Mutex<Vec<RequestEvent>>>,
-    select: Select,
-}
-
-impl Default for TraceCollector {
+impl Default for TraceEventCollector {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl TraceCollector {
+impl TraceEventCollector {
+    /// How many events a collector holds unless told otherwise.
+    pub const DEFAULT_CAPACITY: usize = 1 << 16;
+
     /// Collects the events of head-sampled requests.
     pub fn new() -> Self {
-        Self {
-            events: Arc::default(),
-            select: Select::Sampled,
-        }
+        Self::build(false, Self::DEFAULT_CAPACITY)
     }
 
     /// Collects the events of every captured request (sampled, over budget,
     /// failed or timed out).
     pub fn all_captured() -> Self {
+        Self::build(true, Self::DEFAULT_CAPACITY)
+    }
+
+    /// The same selection, holding at most `capacity` events (at least one).
+    pub fn with_capacity(self, capacity: usize) -> Self {
+        Self::build(self.shared.all_captured, capacity.max(1))
+    }
+
+    fn build(all_captured: bool, capacity: usize) -> Self {
         Self {
-            select: Select::Captured,
-            ..Self::new()
+            shared: Arc::new(Shared {
+                events: Mutex::new(Vec::new()),
+                capacity,
+                all_captured,
+                dropped: AtomicU64::new(0),
+            }),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<RequestEvent>> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Every event so far, in arrival order.
-    pub fn events(&self) -> Vec<RequestEvent> {
-        self.lock().clone()
+    fn lock(&self) -> MutexGuard<'_, Vec<(u64, TraceEvent)>> {
+        self.shared
+            .events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// One request's events, in time order.
     pub fn for_request(&self, request_id: u64) -> Vec<TraceEvent> {
         self.lock()
             .iter()
-            .filter(|e| e.request_id == request_id)
-            .map(|e| e.event.clone())
+            .filter(|(id, _)| *id == request_id)
+            .map(|(_, e)| e.clone())
             .collect()
     }
 
-    /// How many events were collected.
+    /// Takes every event held, as `(request id, event)` in arrival order.
+    pub fn take(&self) -> Vec<(u64, TraceEvent)> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// How many events are held.
     pub fn len(&self) -> usize {
         self.lock().len()
     }
 
-    /// Whether none were.
+    /// Whether none are.
     pub fn is_empty(&self) -> bool {
         self.lock().is_empty()
     }
 
-    /// Takes every event collected so far.
-    pub fn take(&self) -> Vec<RequestEvent> {
-        std::mem::take(&mut *self.lock())
+    /// Events dropped because the collector was full.
+    pub fn dropped(&self) -> u64 {
+        // Relaxed: a statistic, read on its own.
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 }
 
-impl RequestSink for TraceCollector {
+impl RequestSink for TraceEventCollector {
     fn captured(&mut self, trace: &Arc<RequestTrace>) {
-        if !self.select.wants(trace) {
+        if !(self.shared.all_captured || trace.reason().sampled) {
             return;
         }
         let events = TraceEvent::from_trace(trace);
-        self.lock()
-            .extend(events.into_iter().map(|event| RequestEvent {
-                request_id: trace.request_id,
-                event,
-            }));
+        let mut held = self.lock();
+        let room = self.shared.capacity.saturating_sub(held.len());
+        let lost = events.len().saturating_sub(room);
+        held.extend(
+            events
+                .into_iter()
+                .take(room)
+                .map(|event| (trace.request_id(), event)),
+        );
+        drop(held);
+        if lost > 0 {
+            // Relaxed: a statistic, read on its own.
+            self.shared
+                .dropped
+                .fetch_add(lost as u64, Ordering::Relaxed);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hdrtrace::{CaptureReason, EventTrace, SpanTrace};
+    use hdrtrace::{CaptureReason, EventTrace, SeriesKey, SpanTrace, TraceParts};
     use tracing_core::Level;
 
     fn span(
@@ -373,6 +329,11 @@ mod tests {
                 SpanClass::Stage
             },
             model: model.map(str::to_string),
+            series: match model {
+                Some(m) => SeriesKey::Model(m.to_string()),
+                None => SeriesKey::Stage(name.to_string()),
+            },
+            device: None,
             start: Duration::from_millis(at),
             wall: Duration::from_millis(wall),
             busy: Duration::from_millis(wall),
@@ -393,7 +354,7 @@ mod tests {
             ("embedding_count", FieldValue::U64(1)),
             ("output_dim", FieldValue::U64(256)),
         ];
-        RequestTrace {
+        RequestTrace::new(TraceParts {
             request_id: 9,
             name: "embed_pipeline",
             total: Duration::from_millis(153),
@@ -438,11 +399,7 @@ mod tests {
             attribution: None,
             closed_at: SystemTime::now(),
             remote_parent: None,
-            started_at: SystemTime::now(),
-            verdict: "no model ran".into(),
-            // Left empty: `RequestTrace::tree` builds one for a hand-made trace.
-            index: Default::default(),
-        }
+        })
     }
 
     #[test]
@@ -491,28 +448,34 @@ mod tests {
     }
 
     #[test]
-    fn the_channel_takes_sampled_requests_and_counts_what_it_drops() {
-        let (mut sink, rx) = trace_events(3);
-        sink.captured(&Arc::new(trace(false)));
-        assert!(rx.try_recv().is_none(), "an unsampled request is not sent");
-        sink.captured(&Arc::new(trace(true)));
-        let got = rx.drain();
-        assert_eq!(got.len(), 3);
-        assert!(got.iter().all(|e| e.request_id == 9));
-        assert_eq!(rx.dropped(), 8 - 3);
-    }
-
-    #[test]
     fn the_collector_keeps_sampled_or_all_captured() {
-        let mut sampled = TraceCollector::new();
-        let mut all = TraceCollector::all_captured();
+        let mut sampled = TraceEventCollector::new();
+        let mut all = TraceEventCollector::all_captured();
         for sink in [&mut sampled, &mut all] {
             sink.captured(&Arc::new(trace(false)));
         }
         assert!(sampled.is_empty());
+        sampled.captured(&Arc::new(trace(true)));
+        assert_eq!(sampled.len(), 8);
         assert_eq!(all.len(), 8);
         assert_eq!(all.for_request(9).len(), 8);
-        assert_eq!(all.take().len(), 8);
+        assert!(all.for_request(10).is_empty());
+        let taken = all.take();
+        assert_eq!(taken.len(), 8);
+        assert!(taken.iter().all(|(id, _)| *id == 9));
         assert!(all.is_empty());
+    }
+
+    #[test]
+    fn a_full_collector_drops_and_counts() {
+        let mut small = TraceEventCollector::all_captured().with_capacity(3);
+        small.captured(&Arc::new(trace(false)));
+        assert_eq!(small.len(), 3);
+        assert_eq!(small.dropped(), 8 - 3);
+        let reader = small.clone();
+        assert_eq!(reader.take().len(), 3);
+        small.captured(&Arc::new(trace(false)));
+        assert_eq!(reader.len(), 3);
+        assert_eq!(reader.dropped(), 2 * (8 - 3));
     }
 }

@@ -2,35 +2,39 @@
 //!
 //! Each model vector is L2-normalised and projected into [`FUSED_DIM`]
 //! dimensions by signed feature hashing (component `i` of model `m` lands on a
-//! fixed position with a fixed sign), the projections are summed, and the sum
-//! is L2-normalised. Models that did not answer simply contribute nothing.
+//! position and with a sign fixed by `m`'s name and `i`), the projections are
+//! summed, and the sum is L2-normalised. Models that did not answer simply
+//! contribute nothing.
 
-use super::math::l2_normalize;
-use super::model::{ModelEmbedding, ModelSet};
-use super::orchestrator::ModelOutputs;
-use crate::error::mix;
 use crate::error::Error;
+use crate::model::{ModelEmbedding, ModelId};
+use crate::orchestrator::ModelOutputs;
+use crate::reference::math::{fnv1a, l2_normalize, mix};
+use std::collections::BTreeSet;
 
 /// The width of every fused embedding.
-pub const FUSED_DIM: usize = 256;
+pub(crate) const FUSED_DIM: usize = FusedEmbedding::DIM;
 
 /// The pipeline's output: one vector, and which models made it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FusedEmbedding {
     /// The request's id (its `request_id` span field).
     pub request_id: u64,
-    /// The fused vector ([`FUSED_DIM`] wide, unit length).
+    /// The fused vector ([`FusedEmbedding::DIM`] wide, unit length).
     pub vector: Vec<f32>,
     /// The models whose vectors were fused.
-    pub models: ModelSet,
-    /// The models that failed (error or panic).
-    pub failed: ModelSet,
+    pub models: BTreeSet<ModelId>,
+    /// The models that failed (error, panic, or an unusable embedding).
+    pub failed: BTreeSet<ModelId>,
     /// The models that missed the deadline.
-    pub timed_out: ModelSet,
+    pub timed_out: BTreeSet<ModelId>,
 }
 
 impl FusedEmbedding {
-    /// The vector's width ([`FUSED_DIM`]).
+    /// The width of every fused vector.
+    pub const DIM: usize = 256;
+
+    /// The vector's width ([`FusedEmbedding::DIM`]).
     pub fn dim(&self) -> usize {
         self.vector.len()
     }
@@ -41,17 +45,18 @@ impl FusedEmbedding {
     }
 }
 
-/// Where component `i` of model `model` lands, and with which sign.
+/// Where component `i` of the model whose name hashes to `model` lands, and
+/// with which sign.
 #[inline]
-fn slot(model: usize, i: usize) -> (usize, f32) {
-    let h = mix(((model as u64) << 32) | i as u64);
+fn slot(model: u64, i: usize) -> (usize, f32) {
+    let h = mix(model ^ i as u64);
     let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
     ((h % FUSED_DIM as u64) as usize, sign)
 }
 
 /// Fuses the embeddings into one unit vector of [`FUSED_DIM`]. An empty slice
 /// is an error (no model answered).
-pub fn fuse_vectors(embeddings: &[ModelEmbedding]) -> Result<Vec<f32>, Error> {
+pub(crate) fn fuse_vectors(embeddings: &[ModelEmbedding]) -> Result<Vec<f32>, Error> {
     if embeddings.is_empty() {
         return Err(Error::Pipeline(
             "no model produced an embedding in time: nothing to fuse".into(),
@@ -61,13 +66,14 @@ pub fn fuse_vectors(embeddings: &[ModelEmbedding]) -> Result<Vec<f32>, Error> {
     let mut v = Vec::new();
     // Fuse in model order, so the result does not depend on arrival order.
     let mut order: Vec<&ModelEmbedding> = embeddings.iter().collect();
-    order.sort_by_key(|e| e.model_id);
+    order.sort_by(|a, b| a.model_id.cmp(&b.model_id));
     for e in order {
         v.clear();
         v.extend_from_slice(&e.vector);
         l2_normalize(&mut v);
+        let model = fnv1a(e.model_id.as_str().as_bytes()).rotate_left(32);
         for (i, x) in v.iter().enumerate() {
-            let (pos, sign) = slot(e.model_id.index(), i);
+            let (pos, sign) = slot(model, i);
             out[pos] += sign * x;
         }
     }
@@ -76,11 +82,11 @@ pub fn fuse_vectors(embeddings: &[ModelEmbedding]) -> Result<Vec<f32>, Error> {
 }
 
 /// Fuses the models' outputs for request `request_id`.
-pub fn fuse(request_id: u64, outputs: &ModelOutputs) -> Result<FusedEmbedding, Error> {
+pub(crate) fn fuse(request_id: u64, outputs: ModelOutputs) -> Result<FusedEmbedding, Error> {
     Ok(FusedEmbedding {
         request_id,
         vector: fuse_vectors(&outputs.embeddings)?,
-        models: outputs.embeddings.iter().map(|e| e.model_id).collect(),
+        models: outputs.embeddings.into_iter().map(|e| e.model_id).collect(),
         failed: outputs.failed,
         timed_out: outputs.timed_out,
     })
@@ -89,19 +95,18 @@ pub fn fuse(request_id: u64, outputs: &ModelOutputs) -> Result<FusedEmbedding, E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ModelId;
 
-    fn emb(m: ModelId, v: &[f32]) -> ModelEmbedding {
+    fn emb(m: &str, v: &[f32]) -> ModelEmbedding {
         ModelEmbedding {
-            model_id: m,
+            model_id: ModelId::new(m),
             vector: v.to_vec(),
         }
     }
 
     #[test]
     fn fused_is_fixed_width_unit_and_order_independent() {
-        let a = emb(ModelId::Semantic, &[1.0, 2.0, 3.0]);
-        let b = emb(ModelId::Code, &[0.5; 40]);
+        let a = emb("Semantic", &[1.0, 2.0, 3.0]);
+        let b = emb("Code", &[0.5; 40]);
         let ab = fuse_vectors(&[a.clone(), b.clone()]).unwrap();
         let ba = fuse_vectors(&[b, a.clone()]).unwrap();
         assert_eq!(ab, ba);

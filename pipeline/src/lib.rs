@@ -1,11 +1,12 @@
-//! The instrumented 12-model embedding pipeline (the spec's `EmbeddingPipeline`):
-//! a real, reusable workload for the subscriber, and the place its records turn
-//! into an answer to "which model made this request slow?".
+//! The instrumented multi-model embedding pipeline (the spec's
+//! `EmbeddingPipeline`): a service that runs every model on each request under
+//! a deadline, and the place hdrtrace's records turn into an answer to "which
+//! model made this request slow?".
 //!
 //! [`EmbeddingPipeline::embed`] tokenizes the text ([`Tokenizer`]), runs every
 //! [`EmbeddingModel`] in parallel as its own tokio `JoinSet` task under a
-//! per-request deadline ([`AsyncOrchestrator`]), and fuses what arrived into a
-//! fixed-width [`FusedEmbedding`] ([`fuse`]). Each call is one request:
+//! per-request deadline ([`PipelineConfig::deadline`]), and fuses what arrived
+//! into a fixed-width [`FusedEmbedding`]. Each call is one request:
 //!
 //! ```text
 //! embed_pipeline{content_len, request_id}      INFO, the request
@@ -33,10 +34,10 @@
 //! Faults become records, not crashes: a model that errs or panics leaves an
 //! `ERROR` event in its span, a model past the deadline a `WARN` event with
 //! `timeout = true` and `after_ms` (so the subscriber marks the span failed or
-//! timed out), and the others still fuse. [`reference_models`] are twelve CPU
-//! models doing real, deterministic compute; [`FaultPlan`] injects delays,
-//! errors, panics and hangs; [`trace_events`] and [`TraceCollector`] turn
-//! captured requests into [`TraceEvent`]s.
+//! timed out), and the others still fuse. A model is any name ([`ModelId`]);
+//! the [`reference`] models are twelve CPU models doing real, deterministic
+//! compute, described as data. A [`TraceEventCollector`] turns captured
+//! requests into [`TraceEvent`]s.
 //!
 //! ```
 //! use hdrtrace_pipeline::EmbeddingPipeline;
@@ -55,48 +56,26 @@
 
 #![warn(missing_docs)]
 
-mod backend;
-mod batch_config;
-mod batcher;
-mod cpu;
-mod embed;
+mod batch;
 mod error;
 mod events;
-mod faults;
 mod fuse;
 #[cfg(feature = "cuda")]
 pub mod gpu;
-pub mod math;
 mod model;
 mod orchestrator;
-mod per_model;
+mod pipeline;
+pub mod reference;
 mod span_ctx;
 mod tokenize;
-mod weights;
 
-pub use backend::{Backend, BackendError, BackendModels, UnknownBackend};
-pub use batch_config::{
-    BatchConfig, BatchConfigError, BatchPlan, BatchSpec, BatchSpecError, DEFAULT_QUEUE_CAPACITY,
-    MAX_BATCH_SIZE, MAX_BATCH_WAIT, MAX_QUEUE_CAPACITY,
-};
-pub use batcher::BatchedModel;
-pub use cpu::{reference_models, ComputePool, ReferenceModel, MAX_LAUNCH_COST};
-pub use embed::{EmbeddingPipeline, PipelineConfig};
+pub use batch::{BatchConfig, BatchConfigError, BatchPlan, BatchedModel};
 pub use error::{EmbeddingResult, Error};
-pub use events::{
-    trace_events, RequestEvent, TraceCollector, TraceEvent, TraceEventReceiver, TraceEventSink,
-};
-pub use faults::{
-    parse_duration, quiet_injected_panics, Fault, FaultParseError, FaultPlan, FaultSpec,
-    FaultyModel, MAX_DELAY,
-};
-pub use fuse::{fuse, fuse_vectors, FusedEmbedding, FUSED_DIM};
+pub use events::{TraceEvent, TraceEventCollector};
+pub use fuse::FusedEmbedding;
 pub use model::{
-    BatchEmbeddings, BatchFuture, EmbeddingModel, ModelEmbedding, ModelFuture, ModelId, ModelSet,
-    PreparedInput, UnknownModel,
+    BatchEmbeddings, BatchFuture, EmbeddingModel, ModelEmbedding, ModelFuture, ModelId,
+    PreparedInput,
 };
-pub use orchestrator::{AsyncOrchestrator, ModelOutputs, DEFAULT_DEADLINE};
-pub use per_model::PerModel;
-pub use span_ctx::{model_span, ModelSpanContext};
-pub use tokenize::{Tokenizer, CLS, DEFAULT_MAX_TOKENS, VOCAB};
-pub use weights::{Attention, Dense, Pooling, Profile, Weights};
+pub use pipeline::{EmbeddingPipeline, PipelineConfig};
+pub use tokenize::Tokenizer;

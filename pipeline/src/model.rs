@@ -1,196 +1,82 @@
-//! The twelve model identities, the [`EmbeddingModel`] trait users implement, and
-//! what flows into and out of a model.
+//! A model's name ([`ModelId`]), the [`EmbeddingModel`] trait users implement,
+//! and what flows into and out of a model.
 
 use crate::error::EmbeddingResult;
+use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::Arc;
 
-/// One of the pipeline's twelve models, by a stable name.
+/// A model's name: any non-empty string, fixed for the model's life.
 ///
-/// The name ([`ModelId::as_str`]) is what the subscriber keys its per-model
-/// histograms by (the model span's `model_id` field), so it never changes.
-/// The discriminant is the model's position `E1..E12` minus one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum ModelId {
-    /// E1: general-purpose dense semantic similarity.
-    Semantic = 0,
-    /// E2: time expressions and ordering.
-    Temporal = 1,
-    /// E3: cause and effect relations.
-    Causal = 2,
-    /// E4: sparse lexical expansion (SPLADE-style, top-k activations).
-    Sparse = 3,
-    /// E5: long-context encoder (Longformer-style); attention cost grows with length.
-    LongContext = 4,
-    /// E6: source code.
-    Code = 5,
-    /// E7: graph and relation structure.
-    Graph = 6,
-    /// E8: named entities.
-    Entity = 7,
-    /// E9: multilingual alignment.
-    Multilingual = 8,
-    /// E10: document layout and structure.
-    Structural = 9,
-    /// E11: sentiment and tone.
-    Sentiment = 10,
-    /// E12: late interaction (ColBERT-style): per-token vectors, max-pooled.
-    LateInteraction = 11,
-}
+/// It is what the subscriber keys its per-model histograms by (the model
+/// span's `model_id` field), what the pipeline tells models apart by (two
+/// models of one pipeline never share a name), and what fusion orders the
+/// models' vectors by. Cloning it is a reference-count increment.
+///
+/// ```
+/// use hdrtrace_pipeline::ModelId;
+///
+/// let id = ModelId::new("Causal");
+/// assert_eq!(id, "Causal");
+/// assert_eq!(id.to_string(), "Causal");
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModelId(Arc<str>);
 
 impl ModelId {
-    /// How many models there are.
-    pub const COUNT: usize = 12;
-
-    /// Every model, in `E1..E12` order.
-    pub const ALL: [ModelId; ModelId::COUNT] = [
-        ModelId::Semantic,
-        ModelId::Temporal,
-        ModelId::Causal,
-        ModelId::Sparse,
-        ModelId::LongContext,
-        ModelId::Code,
-        ModelId::Graph,
-        ModelId::Entity,
-        ModelId::Multilingual,
-        ModelId::Structural,
-        ModelId::Sentiment,
-        ModelId::LateInteraction,
-    ];
-
-    /// The stable name (a `&'static str`, so recording it costs no formatting).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ModelId::Semantic => "Semantic",
-            ModelId::Temporal => "Temporal",
-            ModelId::Causal => "Causal",
-            ModelId::Sparse => "Sparse",
-            ModelId::LongContext => "LongContext",
-            ModelId::Code => "Code",
-            ModelId::Graph => "Graph",
-            ModelId::Entity => "Entity",
-            ModelId::Multilingual => "Multilingual",
-            ModelId::Structural => "Structural",
-            ModelId::Sentiment => "Sentiment",
-            ModelId::LateInteraction => "LateInteraction",
-        }
+    /// A model named `name`. The pipeline refuses an empty name when it is
+    /// built ([`EmbeddingPipeline::new`](crate::EmbeddingPipeline::new)).
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Self(name.into())
     }
 
-    /// The position in [`ModelId::ALL`] (0 for E1).
-    pub const fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The model at a position in [`ModelId::ALL`].
-    pub fn from_index(index: usize) -> Option<Self> {
-        Self::ALL.get(index).copied()
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
 impl fmt::Display for ModelId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.0)
     }
 }
 
-/// A string that names none of the twelve models.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown model {name:?}: expected one of Semantic, Temporal, Causal, Sparse, LongContext, Code, Graph, Entity, Multilingual, Structural, Sentiment, LateInteraction (or E1 to E12)")]
-pub struct UnknownModel {
-    /// What was given.
-    pub name: String,
-}
-
-impl FromStr for ModelId {
-    type Err = UnknownModel;
-
-    /// Accepts the stable name in any case, `E1`..`E12`, and the aliases
-    /// `longformer` and `colbert`.
-    fn from_str(s: &str) -> Result<Self, UnknownModel> {
-        let t = s.trim();
-        if let Some(m) = Self::ALL
-            .iter()
-            .find(|m| m.as_str().eq_ignore_ascii_case(t))
-        {
-            return Ok(*m);
-        }
-        if t.eq_ignore_ascii_case("longformer") {
-            return Ok(ModelId::LongContext);
-        }
-        if t.eq_ignore_ascii_case("colbert") {
-            return Ok(ModelId::LateInteraction);
-        }
-        if let Some(n) = t.strip_prefix(['E', 'e']) {
-            if let Some(m) = n.parse::<usize>().ok().and_then(|n| n.checked_sub(1)) {
-                if let Some(m) = Self::from_index(m) {
-                    return Ok(m);
-                }
-            }
-        }
-        Err(UnknownModel {
-            name: s.to_string(),
-        })
+impl fmt::Debug for ModelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
     }
 }
 
-/// A set of models, as a bitmask (no allocation).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct ModelSet(u16);
-
-impl ModelSet {
-    /// The empty set.
-    pub const fn new() -> Self {
-        Self(0)
-    }
-
-    /// Adds a model; returns whether it was new.
-    pub fn insert(&mut self, m: ModelId) -> bool {
-        let bit = 1 << m.index();
-        let new = self.0 & bit == 0;
-        self.0 |= bit;
-        new
-    }
-
-    /// Removes a model; returns whether it was there.
-    pub fn remove(&mut self, m: ModelId) -> bool {
-        let bit = 1 << m.index();
-        let had = self.0 & bit != 0;
-        self.0 &= !bit;
-        had
-    }
-
-    /// Whether the model is in the set.
-    pub fn contains(self, m: ModelId) -> bool {
-        self.0 & (1 << m.index()) != 0
-    }
-
-    /// How many models are in the set.
-    pub fn len(self) -> usize {
-        self.0.count_ones() as usize
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// The models in the set, in `E1..E12` order.
-    pub fn iter(self) -> impl Iterator<Item = ModelId> {
-        ModelId::ALL.into_iter().filter(move |m| self.contains(*m))
+impl From<&str> for ModelId {
+    fn from(name: &str) -> Self {
+        Self::new(name)
     }
 }
 
-impl FromIterator<ModelId> for ModelSet {
-    fn from_iter<I: IntoIterator<Item = ModelId>>(iter: I) -> Self {
-        let mut s = Self::new();
-        for m in iter {
-            s.insert(m);
-        }
-        s
+impl From<String> for ModelId {
+    fn from(name: String) -> Self {
+        Self::new(name)
+    }
+}
+
+impl Borrow<str> for ModelId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for ModelId {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for ModelId {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
     }
 }
 
@@ -274,22 +160,24 @@ pub type BatchFuture<'a> =
 /// ```
 /// use hdrtrace_pipeline::{EmbeddingModel, ModelEmbedding, ModelFuture, ModelId, PreparedInput};
 ///
-/// struct Constant;
+/// /// Answers every input with the same vector.
+/// struct Constant(ModelId);
 ///
 /// impl EmbeddingModel for Constant {
-///     fn model_id(&self) -> ModelId {
-///         ModelId::Sentiment
+///     fn model_id(&self) -> &ModelId {
+///         &self.0
 ///     }
 ///     fn embed<'a>(&'a self, _input: &'a PreparedInput) -> ModelFuture<'a> {
 ///         Box::pin(async move {
-///             Ok(ModelEmbedding { model_id: ModelId::Sentiment, vector: vec![1.0; 8] })
+///             Ok(ModelEmbedding { model_id: self.0.clone(), vector: vec![1.0; 8] })
 ///         })
 ///     }
 /// }
 /// ```
 pub trait EmbeddingModel: Send + Sync + 'static {
-    /// Which of the twelve models this is. Must not change between calls.
-    fn model_id(&self) -> ModelId;
+    /// The model's name. Must not change between calls, and must be unique
+    /// among the models of one pipeline.
+    fn model_id(&self) -> &ModelId;
 
     /// Embeds one input. Long synchronous work belongs off the async workers
     /// (`tokio::task::spawn_blocking`, entered in `tracing::Span::current()` so
@@ -323,37 +211,16 @@ pub trait EmbeddingModel: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
-    fn names_round_trip_and_aliases_parse() {
-        for (i, m) in ModelId::ALL.iter().enumerate() {
-            assert_eq!(m.index(), i);
-            assert_eq!(m.as_str().parse::<ModelId>().unwrap(), *m);
-            assert_eq!(m.as_str().to_lowercase().parse::<ModelId>().unwrap(), *m);
-            assert_eq!(format!("E{}", i + 1).parse::<ModelId>().unwrap(), *m);
-        }
-        assert_eq!("longformer".parse::<ModelId>(), Ok(ModelId::LongContext));
-        assert_eq!("ColBERT".parse::<ModelId>(), Ok(ModelId::LateInteraction));
-        for bad in ["", "E0", "E13", "Causa", "e-1"] {
-            let err = bad.parse::<ModelId>().unwrap_err();
-            assert!(err.to_string().contains("expected one of"), "{err}");
-        }
-    }
-
-    #[test]
-    fn model_set_counts_and_iterates_in_order() {
-        let mut s = ModelSet::new();
-        assert!(s.insert(ModelId::Code));
-        assert!(s.insert(ModelId::Semantic));
-        assert!(!s.insert(ModelId::Code));
-        assert_eq!(s.len(), 2);
-        assert_eq!(
-            s.iter().collect::<Vec<_>>(),
-            [ModelId::Semantic, ModelId::Code]
-        );
-        assert!(s.remove(ModelId::Code));
-        assert!(!s.contains(ModelId::Code));
-        let all: ModelSet = ModelId::ALL.into_iter().collect();
-        assert_eq!(all.len(), 12);
+    fn a_name_compares_and_prints_as_its_string() {
+        let a = ModelId::new("Code");
+        assert_eq!(a, "Code");
+        assert_eq!(a, ModelId::from(String::from("Code")));
+        assert_eq!(format!("{a} {a:?}"), "Code \"Code\"");
+        let set: BTreeSet<ModelId> = ["Semantic", "Code"].map(ModelId::from).into();
+        assert!(set.contains("Code"));
+        assert_eq!(set.first().unwrap(), "Code");
     }
 }

@@ -2,10 +2,11 @@
 //! deadline, and turns errors, panics and timeouts into records instead of
 //! failures: whatever answered in time is returned.
 
-use super::model::{EmbeddingModel, ModelEmbedding, ModelId, ModelSet, PreparedInput};
-use super::span_ctx::model_span;
 use crate::error::{EmbeddingResult, Error};
+use crate::model::{EmbeddingModel, ModelEmbedding, ModelId, PreparedInput};
+use crate::span_ctx::model_span;
 use std::any::Any;
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -16,24 +17,22 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 /// The default per-request deadline for the models.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(150);
+pub(crate) const DEFAULT_DEADLINE: Duration = Duration::from_millis(150);
 
 /// What the models produced for one request.
 #[derive(Debug, Clone, Default)]
-pub struct ModelOutputs {
+pub(crate) struct ModelOutputs {
     /// The embeddings that arrived before the deadline, in arrival order.
-    pub embeddings: Vec<ModelEmbedding>,
-    /// The models that answered in time.
-    pub completed: ModelSet,
+    pub(crate) embeddings: Vec<ModelEmbedding>,
     /// The models that returned an error, an unusable embedding, or panicked.
-    pub failed: ModelSet,
+    pub(crate) failed: BTreeSet<ModelId>,
     /// The models still running at the deadline (their tasks were aborted).
-    pub timed_out: ModelSet,
+    pub(crate) timed_out: BTreeSet<ModelId>,
 }
 
 /// Runs a fixed set of models (at most one per [`ModelId`]) in parallel.
 #[derive(Clone)]
-pub struct AsyncOrchestrator {
+pub(crate) struct AsyncOrchestrator {
     models: Vec<Arc<dyn EmbeddingModel>>,
     deadline: Duration,
 }
@@ -48,26 +47,24 @@ impl std::fmt::Debug for AsyncOrchestrator {
 }
 
 impl AsyncOrchestrator {
-    /// An orchestrator over `models` with the [`DEFAULT_DEADLINE`]. Refuses an
-    /// empty list and two models with the same [`ModelId`].
-    pub fn new(models: Vec<Arc<dyn EmbeddingModel>>) -> EmbeddingResult<Self> {
-        Self::with_deadline(models, DEFAULT_DEADLINE)
-    }
-
-    /// An orchestrator with its own deadline (longer than zero).
-    pub fn with_deadline(
+    /// An orchestrator over `models` with a deadline (longer than zero).
+    /// Refuses an empty list, a model with an empty name and two models with
+    /// the same name.
+    pub(crate) fn with_deadline(
         models: Vec<Arc<dyn EmbeddingModel>>,
         deadline: Duration,
     ) -> EmbeddingResult<Self> {
         if models.is_empty() {
             return Err(Error::Pipeline("no models to run".into()));
         }
-        let mut seen = ModelSet::new();
+        let mut seen = BTreeSet::new();
         for m in &models {
-            if !seen.insert(m.model_id()) {
-                return Err(Error::Pipeline(
-                    format!("model {} is given twice", m.model_id()).into(),
-                ));
+            let id = m.model_id();
+            if id.as_str().is_empty() {
+                return Err(Error::Pipeline("a model has an empty name".into()));
+            }
+            if !seen.insert(id) {
+                return Err(Error::Pipeline(format!("model {id} is given twice").into()));
             }
         }
         if deadline.is_zero() {
@@ -79,12 +76,12 @@ impl AsyncOrchestrator {
     }
 
     /// The per-request deadline.
-    pub fn deadline(&self) -> Duration {
+    pub(crate) fn deadline(&self) -> Duration {
         self.deadline
     }
 
     /// The models it runs, in the order given.
-    pub fn model_ids(&self) -> impl Iterator<Item = ModelId> + '_ {
+    pub(crate) fn model_ids(&self) -> impl Iterator<Item = &ModelId> + '_ {
         self.models.iter().map(|m| m.model_id())
     }
 
@@ -94,11 +91,14 @@ impl AsyncOrchestrator {
     /// before the deadline.
     ///
     /// A model that errs or panics records an `ERROR` event in its span and is
-    /// listed in [`ModelOutputs::failed`]. A model still running at the deadline
+    /// listed in `ModelOutputs::failed`. A model still running at the deadline
     /// gets a `WARN` event with `timeout = true` and `after_ms` in its span
     /// (the subscriber marks the span timed out) while the request is still
     /// open; then its task is aborted. Must be called within a tokio runtime.
-    pub async fn execute_all_models(&self, input: &PreparedInput) -> EmbeddingResult<ModelOutputs> {
+    pub(crate) async fn execute_all_models(
+        &self,
+        input: &PreparedInput,
+    ) -> EmbeddingResult<ModelOutputs> {
         let span = tracing::info_span!("model_execution", model_count = self.models.len() as u64);
         self.run(input, &span).instrument(span.clone()).await
     }
@@ -111,11 +111,11 @@ impl AsyncOrchestrator {
         let started = Instant::now();
         let deadline = tokio::time::Instant::from_std(started + self.deadline);
         let mut set = JoinSet::new();
-        // Per model (by index): its task, and its span's ID. The ID, not a
-        // handle, so the span closes when the task ends (its wall time is the
-        // model's, not the time this loop took to notice); a stale ID is
-        // harmless, the subscriber checks generations.
-        let mut tasks: Tasks = Default::default();
+        // Per model (by position in `self.models`): its task, and its span's
+        // ID. The ID, not a handle, so the span closes when the task ends (its
+        // wall time is the model's, not the time this loop took to notice); a
+        // stale ID is harmless, the subscriber checks generations.
+        let mut tasks: Vec<Task> = Vec::with_capacity(self.models.len());
         for model in &self.models {
             let id = model.model_id();
             let span = model_span(parent, id, input.token_count());
@@ -135,7 +135,7 @@ impl AsyncOrchestrator {
                 })?;
             #[cfg(not(all(tokio_unstable, feature = "tokio-console")))]
             let handle = set.spawn(task);
-            tasks[id.index()] = Some((handle.id(), span_id));
+            tasks.push(Some((handle.id(), span_id)));
         }
         let mut out = ModelOutputs {
             embeddings: Vec::with_capacity(self.models.len()),
@@ -152,30 +152,31 @@ impl AsyncOrchestrator {
                         Ok((task, result)) => (task, Ok(result.ok())),
                         Err(e) => (e.id(), Err(e)),
                     };
-                    let Some((model, span_id)) = take_task(&mut tasks, task) else { continue };
+                    let Some((i, span_id)) = take_task(&mut tasks, task) else { continue };
+                    let model = self.models[i].model_id();
                     match outcome {
                         Ok(Some(embedding)) => {
-                            out.completed.insert(model);
                             out.embeddings.push(embedding);
                         }
                         // The task recorded its error in its span already.
                         Ok(None) => {
-                            out.failed.insert(model);
+                            out.failed.insert(model.clone());
                         }
                         // Ended outside `run_model`'s guard: record it here (an
                         // already closed span ignores the event).
                         Err(e) => {
                             tracing::error!(parent: span_id, model = model.as_str(), "model task failed: {e}");
-                            out.failed.insert(model);
+                            out.failed.insert(model.clone());
                         }
                     }
                 }
                 () = &mut sleep => {
                     let after_ms = started.elapsed().as_secs_f64() * 1e3;
-                    for (i, task) in tasks.iter_mut().enumerate() {
-                        let (Some(model), Some((_, span_id))) = (ModelId::from_index(i), task.take()) else {
+                    for (model, task) in self.models.iter().zip(&mut tasks) {
+                        let Some((_, span_id)) = task.take() else {
                             continue;
                         };
+                        let model = model.model_id();
                         tracing::warn!(
                             parent: span_id,
                             timeout = true,
@@ -183,7 +184,7 @@ impl AsyncOrchestrator {
                             model = model.as_str(),
                             "model timed out"
                         );
-                        out.timed_out.insert(model);
+                        out.timed_out.insert(model.clone());
                     }
                     set.abort_all();
                     break;
@@ -194,15 +195,17 @@ impl AsyncOrchestrator {
     }
 }
 
-type Tasks = [Option<(tokio::task::Id, Option<tracing::Id>)>; ModelId::COUNT];
+/// A model's task while it runs, and its span's ID; `None` once it is done.
+type Task = Option<(tokio::task::Id, Option<tracing::Id>)>;
 
-/// Finds and forgets the model a finished task ran, with its span's ID.
-fn take_task(tasks: &mut Tasks, task: tokio::task::Id) -> Option<(ModelId, Option<tracing::Id>)> {
+/// Finds and forgets the finished task: the position of the model it ran,
+/// with its span's ID.
+fn take_task(tasks: &mut [Task], task: tokio::task::Id) -> Option<(usize, Option<tracing::Id>)> {
     let i = tasks
         .iter()
         .position(|t| t.as_ref().is_some_and(|(id, _)| *id == task))?;
     let (_, span_id) = tasks[i].take()?;
-    Some((ModelId::from_index(i)?, span_id))
+    Some((i, span_id))
 }
 
 /// One model call inside its span: panics are caught (so the span records the
@@ -219,7 +222,7 @@ async fn run_model(
     {
         Ok(result) => result.and_then(|e| check(id, e)),
         Err(payload) => Err(Error::Model {
-            model: id.as_str(),
+            model: id.clone(),
             reason: format!("panicked: {}", panic_message(&*payload)).into(),
         }),
     };
@@ -230,8 +233,8 @@ async fn run_model(
 }
 
 /// Refuses an embedding the fusion could not use.
-fn check(id: ModelId, e: ModelEmbedding) -> EmbeddingResult<ModelEmbedding> {
-    let reason = if e.model_id != id {
+fn check(id: &ModelId, e: ModelEmbedding) -> EmbeddingResult<ModelEmbedding> {
+    let reason = if e.model_id != *id {
         format!("returned an embedding labelled {}", e.model_id)
     } else if e.vector.is_empty() {
         "returned an empty vector".to_string()
@@ -241,7 +244,7 @@ fn check(id: ModelId, e: ModelEmbedding) -> EmbeddingResult<ModelEmbedding> {
         return Ok(e);
     };
     Err(Error::Model {
-        model: id.as_str(),
+        model: id.clone(),
         reason: reason.into(),
     })
 }

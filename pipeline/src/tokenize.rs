@@ -5,17 +5,24 @@
 //! punctuation characters; each piece becomes the FNV-1a hash of its bytes,
 //! folded into `1..VOCAB`. Token 0 is the `[CLS]` token every input starts with.
 
-use super::model::PreparedInput;
 use crate::error::Error;
+use crate::model::PreparedInput;
 
-/// Token ids lie in `0..VOCAB`.
-pub const VOCAB: u32 = 1 << 20;
-/// The token every input starts with.
-pub const CLS: u32 = 0;
-/// The default cap on tokens per input (longer text is truncated).
-pub const DEFAULT_MAX_TOKENS: usize = 8192;
+const VOCAB: u32 = Tokenizer::VOCAB;
+const CLS: u32 = Tokenizer::CLS;
+const DEFAULT_MAX_TOKENS: usize = Tokenizer::DEFAULT_MAX_TOKENS;
 
-/// Splits text into token ids.
+/// Splits text into token ids: what the pipeline gives every model as its
+/// [`PreparedInput`].
+///
+/// ```
+/// use hdrtrace_pipeline::Tokenizer;
+///
+/// let input = Tokenizer::default().prepare("Hello, world!").unwrap();
+/// assert_eq!(input.token_count(), 5); // [CLS] hello , world !
+/// assert_eq!(input.tokens()[0], Tokenizer::CLS);
+/// assert!(Tokenizer::default().prepare("  ").is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tokenizer {
     max_tokens: usize,
@@ -30,6 +37,13 @@ impl Default for Tokenizer {
 }
 
 impl Tokenizer {
+    /// Token ids lie in `0..VOCAB`.
+    pub const VOCAB: u32 = 1 << 20;
+    /// The token every input starts with.
+    pub const CLS: u32 = 0;
+    /// The default cap on tokens per input (longer text is truncated).
+    pub const DEFAULT_MAX_TOKENS: usize = 8192;
+
     /// A tokenizer that keeps at most `max_tokens` tokens (including `[CLS]`);
     /// `None` when `max_tokens` is below 2.
     pub fn new(max_tokens: usize) -> Option<Self> {
@@ -41,7 +55,7 @@ impl Tokenizer {
         self.max_tokens
     }
 
-    /// Token ids of `content`, starting with [`CLS`]. Content with no token
+    /// Token ids of `content`, starting with [`Tokenizer::CLS`]. Content with no token
     /// (empty or only whitespace) is an error.
     pub fn tokenize(&self, content: &str) -> Result<Vec<u32>, Error> {
         let mut tokens = Vec::with_capacity((content.len() / 5 + 2).min(self.max_tokens));
@@ -95,7 +109,7 @@ fn fnv(h: u64, b: u8) -> u64 {
     (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3)
 }
 
-/// Folds a hash into `1..VOCAB` (0 is [`CLS`]).
+/// Folds a hash into `1..VOCAB` (0 is `CLS`).
 #[inline]
 fn fold(h: u64) -> u32 {
     1 + ((h ^ (h >> 32)) % (VOCAB as u64 - 1)) as u32

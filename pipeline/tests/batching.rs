@@ -8,10 +8,10 @@ mod pipeline_support;
 
 use hdrtrace_pipeline::{
     BatchConfig, BatchEmbeddings, BatchFuture, BatchPlan, BatchedModel, EmbeddingModel,
-    EmbeddingPipeline, Fault, FaultPlan, ModelFuture, ModelId, ModelSet, PipelineConfig,
-    PreparedInput,
+    EmbeddingPipeline, ModelFuture, ModelId, PipelineConfig, PreparedInput,
 };
-use pipeline_support::{fast_models, Fast};
+use pipeline_support::faults::{quiet_injected_panics, Fault, FaultPlan};
+use pipeline_support::{fast_models, faults, names, Fast};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ struct Sizes {
 }
 
 impl EmbeddingModel for Sizes {
-    fn model_id(&self) -> ModelId {
+    fn model_id(&self) -> &ModelId {
         self.inner.model_id()
     }
 
@@ -60,7 +60,7 @@ fn input(i: u32) -> PreparedInput {
 fn sizes_model(config: BatchConfig) -> (Arc<BatchedModel>, Arc<Mutex<Vec<usize>>>) {
     let sizes = Arc::new(Mutex::new(Vec::new()));
     let model = Sizes {
-        inner: Fast(ModelId::Causal),
+        inner: Fast::new("Causal"),
         sizes: sizes.clone(),
     };
     (Arc::new(BatchedModel::new(Arc::new(model), config)), sizes)
@@ -79,7 +79,7 @@ fn requests_in_flight_together_share_batches_up_to_the_size() {
     });
     // Eight inputs, batches of four: two full batches, long before the wait.
     assert_eq!(*sizes.lock().unwrap(), [4, 4]);
-    let direct = Fast(ModelId::Causal);
+    let direct = Fast::new("Causal");
     let rt = rt();
     for (i, got) in outputs {
         assert_eq!(
@@ -126,9 +126,7 @@ fn a_full_queue_refuses_the_extra_input() {
         .unwrap()
         .with_queue_capacity(1)
         .unwrap();
-    let hung = FaultPlan::new()
-        .with(ModelId::Code, Fault::Hang)
-        .apply(vec![Arc::new(Fast(ModelId::Code))]);
+    let hung = faults(&[("Code", Fault::Hang)]).apply(vec![Arc::new(Fast::new("Code"))]);
     let model = Arc::new(BatchedModel::new(hung[0].clone(), config));
     let err = rt().block_on(async {
         let running = tokio::spawn({
@@ -179,15 +177,15 @@ fn concurrently(
 
 #[test]
 fn errors_and_panics_fail_every_request_of_the_batch() {
-    hdrtrace_pipeline::quiet_injected_panics();
-    let plan: FaultPlan = "Code=error,Sparse=panic".parse().unwrap();
+    quiet_injected_panics();
+    let plan = faults(&[("Code", Fault::Error), ("Sparse", Fault::Panic)]);
     let results = concurrently(&rt(), &batched_pipeline(plan, Duration::from_secs(5)), 6);
     for r in results {
         let fused = r.unwrap();
         assert_eq!(fused.models.len(), 10);
         assert_eq!(
             fused.failed,
-            ModelSet::from_iter([ModelId::Code, ModelId::Sparse]),
+            names(&["Code", "Sparse"]),
             "timed out: {:?}",
             fused.timed_out
         );
@@ -197,10 +195,7 @@ fn errors_and_panics_fail_every_request_of_the_batch() {
 #[test]
 fn a_hung_batch_times_out_each_request_and_the_next_batch_still_runs() {
     let deadline = Duration::from_millis(150);
-    let p = batched_pipeline(
-        FaultPlan::new().with(ModelId::Semantic, Fault::Hang),
-        deadline,
-    );
+    let p = batched_pipeline(faults(&[("Semantic", Fault::Hang)]), deadline);
     // Twice on one runtime: the first hung batch is given up once its
     // requests are gone, so the second round's batch runs (and hangs) instead
     // of queueing behind it forever.
@@ -210,7 +205,7 @@ fn a_hung_batch_times_out_each_request_and_the_next_batch_still_runs() {
         for r in concurrently(&rt, &p, 4) {
             let fused = r.unwrap();
             assert_eq!(fused.models.len(), 11);
-            assert_eq!(fused.timed_out, ModelSet::from_iter([ModelId::Semantic]));
+            assert_eq!(fused.timed_out, names(&["Semantic"]));
         }
         assert!(started.elapsed() < deadline * 10, "{:?}", started.elapsed());
     }

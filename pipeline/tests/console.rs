@@ -7,7 +7,8 @@
 use console_api::instrument::instrument_client::InstrumentClient;
 use console_api::instrument::InstrumentRequest;
 use hdrtrace::TracingConfig;
-use hdrtrace_pipeline::{EmbeddingPipeline, ModelId};
+use hdrtrace_pipeline::reference::REFERENCE_MODELS;
+use hdrtrace_pipeline::EmbeddingPipeline;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -77,9 +78,9 @@ fn console_lists_the_twelve_named_model_tasks() {
         // Field names arrive either inline or as indexes into their metadata.
         let mut field_names: HashMap<u64, Vec<String>> = HashMap::new();
         let mut found = HashSet::new();
-        let wanted: HashSet<String> = ModelId::ALL
+        let wanted: HashSet<String> = REFERENCE_MODELS
             .iter()
-            .map(|m| m.as_str().to_string())
+            .map(|m| m.name.to_string())
             .collect();
         let deadline = Instant::now() + Duration::from_secs(60);
         while found.len() < wanted.len() && Instant::now() < deadline {
@@ -120,9 +121,9 @@ fn console_lists_the_twelve_named_model_tasks() {
         runner.await.unwrap();
         found
     });
-    let mut missing: Vec<&str> = ModelId::ALL
+    let mut missing: Vec<&str> = REFERENCE_MODELS
         .iter()
-        .map(|m| m.as_str())
+        .map(|m| m.name)
         .filter(|m| !found.contains(*m))
         .collect();
     missing.sort_unstable();
@@ -133,11 +134,11 @@ fn console_lists_the_twelve_named_model_tasks() {
 
     // The core kept recording beside the console layer.
     let snap = guard.flushed_snapshot();
-    for m in ModelId::ALL {
+    for m in &REFERENCE_MODELS {
         assert!(
-            snap.model(m.as_str()).is_some_and(|l| l.count() >= 5),
+            snap.model(m.name).is_some_and(|l| l.count() >= 5),
             "{} recorded",
-            m.as_str()
+            m.name
         );
     }
     assert!(snap.stage("embed_pipeline").is_some_and(|s| s.count() == 5));

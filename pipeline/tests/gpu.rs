@@ -13,10 +13,13 @@ use hdrtrace_pipeline::gpu::{
     compile_kernels, driver_present, gpu_reference_models, nvrtc_present, record_gpu_ns,
     GpuBackend, GpuError, GpuModel, GpuModelOptions, KERNEL_SOURCE,
 };
+use hdrtrace_pipeline::reference::{
+    spec_named, Attention, Backend, ComputePool, Pooling, Weights, REFERENCE_MODELS,
+};
 use hdrtrace_pipeline::Error;
 use hdrtrace_pipeline::{
-    Attention, Backend, ComputePool, EmbeddingModel, EmbeddingPipeline, ModelEmbedding,
-    ModelFuture, ModelId, Pooling, PreparedInput, Tokenizer, Weights, DEFAULT_MAX_TOKENS,
+    EmbeddingModel, EmbeddingPipeline, ModelEmbedding, ModelFuture, ModelId, PreparedInput,
+    Tokenizer,
 };
 use std::path::Path;
 use std::process::Command;
@@ -171,8 +174,8 @@ fn the_pipeline_runs_on_the_auto_backend() {
     let used = auto.used;
     let guard = run_pipeline(auto.models, &texts()[..2]);
     let snapshot = guard.snapshot();
-    for m in ModelId::ALL {
-        let latency = snapshot.model(m.as_str()).unwrap();
+    for m in REFERENCE_MODELS.map(|m| m.name) {
+        let latency = snapshot.model(m).unwrap();
         assert_eq!(latency.count(), 2, "{m}");
         assert_eq!(latency.errors(), 0, "{m}");
         // Device time exactly when the models ran on a GPU.
@@ -187,14 +190,14 @@ fn the_pipeline_runs_on_the_auto_backend() {
 struct ReportsDeviceTime(ModelId, u64);
 
 impl EmbeddingModel for ReportsDeviceTime {
-    fn model_id(&self) -> ModelId {
-        self.0
+    fn model_id(&self) -> &ModelId {
+        &self.0
     }
     fn embed<'a>(&'a self, _input: &'a PreparedInput) -> ModelFuture<'a> {
         Box::pin(async move {
             record_gpu_ns(&tracing::Span::current(), self.1);
             Ok(ModelEmbedding {
-                model_id: self.0,
+                model_id: self.0.clone(),
                 vector: vec![1.0; 8],
             })
         })
@@ -203,18 +206,18 @@ impl EmbeddingModel for ReportsDeviceTime {
 
 #[test]
 fn recorded_gpu_ns_lands_in_that_models_gpu_histogram() {
-    let models: Vec<Arc<dyn EmbeddingModel>> = ModelId::ALL
+    let models: Vec<Arc<dyn EmbeddingModel>> = REFERENCE_MODELS
         .iter()
-        .map(|&m| {
-            Arc::new(ReportsDeviceTime(m, 10_000 * (m.index() as u64 + 1)))
-                as Arc<dyn EmbeddingModel>
+        .enumerate()
+        .map(|(i, m)| {
+            Arc::new(ReportsDeviceTime(m.id(), 10_000 * (i as u64 + 1))) as Arc<dyn EmbeddingModel>
         })
         .collect();
     let guard = run_pipeline(models, &texts()[..3]);
     let snapshot = guard.snapshot();
-    for m in ModelId::ALL {
-        let gpu = snapshot.model(m.as_str()).unwrap().gpu().unwrap();
-        let want = 10_000 * (m.index() as u64 + 1);
+    for (i, m) in REFERENCE_MODELS.map(|m| m.name).into_iter().enumerate() {
+        let gpu = snapshot.model(m).unwrap().gpu().unwrap();
+        let want = 10_000 * (i as u64 + 1);
         assert_eq!(gpu.count(), 3, "{m}");
         for q in [0.0, 1.0] {
             let got = gpu.quantile(q).as_nanos() as f64;
@@ -294,14 +297,14 @@ fn kernels_reproduce_the_cpu_models_under_emulation() {
     let dir = tempfile::tempdir().unwrap();
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gpu_emulator");
     std::fs::write(dir.path().join("kernels.cu"), KERNEL_SOURCE).unwrap();
-    let tokenizer = Tokenizer::new(DEFAULT_MAX_TOKENS).unwrap();
+    let tokenizer = Tokenizer::default();
     let mut index = String::new();
     let mut expected = Vec::new();
     for (i, text) in texts().iter().enumerate() {
         let input = tokenizer.prepare(text).unwrap();
-        for m in ModelId::ALL {
-            let name = format!("{i}_{m}");
-            let w = Weights::generate(m, SEED);
+        for m in &REFERENCE_MODELS {
+            let name = format!("{i}_{}", m.name);
+            let w = m.weights(SEED);
             expected.push((
                 name.clone(),
                 write_case(dir.path(), &mut index, &name, &w, input.tokens()),
@@ -353,12 +356,14 @@ fn gpu_outputs_match_the_cpu_models() {
     let Some(gpu) = gpu_or_skip("gpu_outputs_match_the_cpu_models") else {
         return;
     };
-    let tokenizer = Tokenizer::new(DEFAULT_MAX_TOKENS).unwrap();
-    for m in ModelId::ALL {
-        let model = GpuModel::new(m, SEED, &gpu).unwrap();
+    let tokenizer = Tokenizer::default();
+    for spec in &REFERENCE_MODELS {
+        let m = spec.name;
+        let model = GpuModel::new(spec.id(), spec.profile, SEED, &gpu).unwrap();
+        let cpu = spec.weights(SEED);
         for text in texts() {
             let input = tokenizer.prepare(&text).unwrap();
-            let want = Weights::generate(m, SEED).forward(input.tokens());
+            let want = cpu.forward(input.tokens());
             let got = model.forward(input.tokens()).unwrap();
             let err = relative_error(&got.vector, &want);
             assert!(
@@ -379,19 +384,21 @@ fn a_batched_call_gives_each_input_its_own_forward_pass() {
     let Some(gpu) = gpu_or_skip("a_batched_call_gives_each_input_its_own_forward_pass") else {
         return;
     };
-    let tokenizer = Tokenizer::new(DEFAULT_MAX_TOKENS).unwrap();
+    let tokenizer = Tokenizer::default();
     let mut inputs: Vec<Vec<u32>> = texts()
         .iter()
         .map(|t| tokenizer.prepare(t).unwrap().tokens().to_vec())
         .collect();
     inputs.insert(1, Vec::new());
-    for m in ModelId::ALL {
-        let model = GpuModel::new(m, SEED, &gpu).unwrap();
+    for spec in &REFERENCE_MODELS {
+        let m = spec.name;
+        let model = GpuModel::new(spec.id(), spec.profile, SEED, &gpu).unwrap();
+        let cpu = spec.weights(SEED);
         let batch = model.forward_batch(&inputs).unwrap();
         assert_eq!(batch.vectors.len(), inputs.len(), "{m}");
         assert!(batch.gpu_ns.is_some_and(|ns| ns > 0), "{m}");
         for (got, tokens) in batch.vectors.iter().zip(&inputs) {
-            let want = Weights::generate(m, SEED).forward(tokens);
+            let want = cpu.forward(tokens);
             let err = relative_error(got, &want);
             assert!(
                 err <= 1e-4,
@@ -414,9 +421,9 @@ fn recorded_device_time_matches_events_read_directly() {
         probe: true,
         ..GpuModelOptions::default()
     };
-    let models: Vec<GpuModel> = ModelId::ALL
+    let models: Vec<GpuModel> = REFERENCE_MODELS
         .iter()
-        .map(|&m| GpuModel::with_options(m, SEED, &gpu, options).unwrap())
+        .map(|m| GpuModel::with_options(m.id(), m.profile, SEED, &gpu, options).unwrap())
         .collect();
     let dyn_models = models
         .iter()
@@ -486,9 +493,9 @@ fn a_failing_kernel_becomes_the_models_error() {
         block_size: 4096,
         ..GpuModelOptions::default()
     };
-    let broken = GpuModel::with_options(ModelId::Causal, SEED, &gpu, bad).unwrap();
-    let input = Tokenizer::new(DEFAULT_MAX_TOKENS)
-        .unwrap()
+    let causal = spec_named("Causal").unwrap();
+    let broken = GpuModel::with_options(causal.id(), causal.profile, SEED, &gpu, bad).unwrap();
+    let input = Tokenizer::default()
         .prepare("a kernel that cannot launch")
         .unwrap();
     let err = runtime().block_on(broken.embed(&input)).unwrap_err();
@@ -504,7 +511,11 @@ fn a_failing_kernel_becomes_the_models_error() {
 
     // In the pipeline: recorded as that model's error, the others still fuse.
     let mut models = gpu_reference_models(SEED, &gpu).unwrap();
-    models[ModelId::Causal.index()] = Arc::new(broken);
+    let at = REFERENCE_MODELS
+        .iter()
+        .position(|m| m.name == "Causal")
+        .unwrap();
+    models[at] = Arc::new(broken);
     let (pipeline, dispatch, guard) = traced(models);
     let fused = tracing::dispatcher::with_default(&dispatch, || {
         runtime().block_on(pipeline.embed("a kernel that cannot launch"))
@@ -516,6 +527,6 @@ fn a_failing_kernel_becomes_the_models_error() {
     assert_eq!(snapshot.model("Semantic").unwrap().errors(), 0);
 
     // The error was not sticky: the other models on the device still work.
-    let ok = GpuModel::new(ModelId::Causal, SEED, &gpu).unwrap();
+    let ok = GpuModel::new(causal.id(), causal.profile, SEED, &gpu).unwrap();
     assert!(ok.forward(input.tokens()).is_ok());
 }

@@ -9,7 +9,7 @@
 mod pipeline_support;
 
 use hdrtrace::TracingConfig;
-use hdrtrace_pipeline::{BatchConfig, BatchPlan, EmbeddingPipeline, ModelId, PipelineConfig};
+use hdrtrace_pipeline::{BatchConfig, BatchPlan, EmbeddingPipeline, PipelineConfig};
 use pipeline_support::fast_models;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -90,11 +90,7 @@ fn allocations_per_run(rt: &tokio::runtime::Runtime, p: &EmbeddingPipeline) -> u
 /// and go, the disabled one among them).
 #[test]
 fn subscriber_adds_no_allocation_per_request() {
-    let mut batching = BatchPlan::new();
-    batching.set(
-        ModelId::Causal,
-        BatchConfig::new(1, Duration::ZERO).unwrap(),
-    );
+    let batching = BatchPlan::new().with("Causal", BatchConfig::new(1, Duration::ZERO).unwrap());
     for batching in [BatchPlan::new(), batching] {
         // No deadline can fire, however loaded the machine: every run does
         // the same work.

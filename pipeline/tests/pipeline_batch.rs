@@ -7,14 +7,17 @@
 
 mod pipeline_support;
 
-use hdrtrace::record::{FieldValue, SpanClass};
 use hdrtrace::{BatchCause, RequestTrace, SpanTrace, TracingConfig, TracingLevel};
+use hdrtrace::{FieldValue, SpanClass};
+use hdrtrace_pipeline::reference::{reference_models, ComputePool};
 use hdrtrace_pipeline::{
-    reference_models, BatchConfig, BatchEmbeddings, BatchFuture, BatchPlan, ComputePool,
-    EmbeddingModel, EmbeddingPipeline, Fault, FaultPlan, FusedEmbedding, ModelFuture, ModelId,
-    ModelSet, PipelineConfig, PreparedInput, TraceCollector,
+    BatchConfig, BatchEmbeddings, BatchFuture, BatchPlan, EmbeddingModel, EmbeddingPipeline,
+    FusedEmbedding, ModelFuture, ModelId, PipelineConfig, PreparedInput, TraceEventCollector,
 };
-use pipeline_support::{errors, fast_models, start, timeouts, wait_for, Fast, Keep};
+use pipeline_support::faults::{quiet_injected_panics, Fault};
+use pipeline_support::{
+    errors, fast_models, faults, names, position, start, timeouts, wait_for, Fast, Keep,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,15 +48,13 @@ fn keeping(
 /// A pipeline over `models` where only `model` is batched, with `config`.
 fn one_batched(
     models: Vec<Arc<dyn EmbeddingModel>>,
-    model: ModelId,
+    model: &str,
     config: BatchConfig,
     deadline: Duration,
 ) -> Arc<EmbeddingPipeline> {
-    let mut batching = BatchPlan::new();
-    batching.set(model, config);
     let config = PipelineConfig {
         deadline,
-        batching,
+        batching: BatchPlan::new().with(model, config),
         ..PipelineConfig::default()
     };
     Arc::new(EmbeddingPipeline::with_config(models, config).unwrap())
@@ -104,7 +105,8 @@ fn captured(guard: &hdrtrace::TracingGuard, keep: &Keep, ids: &[u64]) -> Vec<Arc
     let arrived = wait_for(Duration::from_secs(10), || {
         guard.flush();
         let got = keep.traces();
-        ids.iter().all(|id| got.iter().any(|t| t.request_id() == *id))
+        ids.iter()
+            .all(|id| got.iter().any(|t| t.request_id() == *id))
     });
     assert!(arrived, "not every request was captured");
     keep.traces()
@@ -136,8 +138,7 @@ fn a_slow_batch_is_named_as_the_run_of_its_batch() {
     // Every model batched, the batch run as soon as the round's requests
     // are in (or 20 ms after the first); Causal's batched call is slow.
     let batching = BatchPlan::all(BatchConfig::new(PER_ROUND, Duration::from_millis(20)).unwrap());
-    let models = FaultPlan::new()
-        .with(ModelId::Causal, Fault::Delay(SLOW))
+    let models = faults(&[("Causal", Fault::Delay(SLOW))])
         .apply(reference_models(7, &ComputePool::default()));
     let config = PipelineConfig {
         deadline: Duration::from_secs(5),
@@ -155,7 +156,12 @@ fn a_slow_batch_is_named_as_the_run_of_its_batch() {
         let a = t.attribution().expect("an attribution");
         assert_eq!(a.model, "Causal", "request {}", t.request_id());
         let b = a.batch.as_ref().expect("Causal ran batched");
-        assert_eq!(b.cause, BatchCause::Run, "request {}: {b:?}", t.request_id());
+        assert_eq!(
+            b.cause,
+            BatchCause::Run,
+            "request {}: {b:?}",
+            t.request_id()
+        );
         assert!(b.run >= SLOW, "{b:?}");
         assert!((1..=PER_ROUND as u64).contains(&b.size), "{b:?}");
         assert!(b.requests.contains(&t.request_id()), "{b:?}");
@@ -181,7 +187,7 @@ fn a_long_wait_under_light_load_is_named_as_waiting_for_the_batch() {
     // time never fills it, so each waits the whole 250 ms.
     let p = one_batched(
         fast_models(),
-        ModelId::Causal,
+        "Causal",
         BatchConfig::new(32, WAIT).unwrap(),
         Duration::from_secs(5),
     );
@@ -194,7 +200,12 @@ fn a_long_wait_under_light_load_is_named_as_waiting_for_the_batch() {
         let a = t.attribution().expect("an attribution");
         assert_eq!(a.model, "Causal", "request {}", t.request_id());
         let b = a.batch.as_ref().expect("Causal ran batched");
-        assert_eq!(b.cause, BatchCause::Wait, "request {}: {b:?}", t.request_id());
+        assert_eq!(
+            b.cause,
+            BatchCause::Wait,
+            "request {}: {b:?}",
+            t.request_id()
+        );
         assert_eq!(b.size, 1, "{b:?}");
         assert!(b.wait >= WAIT, "{b:?}");
         assert!(
@@ -213,13 +224,17 @@ fn a_long_wait_under_light_load_is_named_as_waiting_for_the_batch() {
 fn faults_in_a_batch_reach_every_request_it_served() {
     const ROUNDS: usize = 2;
     const PER_ROUND: usize = 3;
-    let events = TraceCollector::new();
+    let events = TraceEventCollector::new();
     let (guard, _dispatch, rt) = start(
         hdrtrace::Builder::new(&capture_config(1.0, TracingLevel::Standard)).sink(events.clone()),
         2,
     );
-    hdrtrace_pipeline::quiet_injected_panics();
-    let plan: FaultPlan = "Code=error,Sparse=panic,Semantic=hang".parse().unwrap();
+    quiet_injected_panics();
+    let plan = faults(&[
+        ("Code", Fault::Error),
+        ("Sparse", Fault::Panic),
+        ("Semantic", Fault::Hang),
+    ]);
     // Long enough for a panic's report (a backtrace, when enabled) on a
     // loaded machine: only the hung model may time out.
     let deadline = Duration::from_secs(1);
@@ -240,11 +255,8 @@ fn faults_in_a_batch_reach_every_request_it_served() {
             f.failed,
             f.timed_out
         );
-        assert_eq!(
-            f.failed,
-            ModelSet::from_iter([ModelId::Code, ModelId::Sparse])
-        );
-        assert_eq!(f.timed_out, ModelSet::from_iter([ModelId::Semantic]));
+        assert_eq!(f.failed, names(&["Code", "Sparse"]));
+        assert_eq!(f.timed_out, names(&["Semantic"]));
     }
     assert!(wait_for(Duration::from_secs(10), || {
         guard.flush();
@@ -268,14 +280,14 @@ fn faults_in_a_batch_reach_every_request_it_served() {
         let mut errors = errors(&ev);
         errors.sort();
         assert_eq!(errors.len(), 2, "{ev:?}");
-        assert_eq!(errors[0].0, ModelId::Sparse);
+        assert_eq!(errors[0].0, "Sparse");
         // (The message is cut at the record's inline text size.)
         assert!(errors[0].1.contains("panicked"), "{errors:?}");
-        assert_eq!(errors[1].0, ModelId::Code);
+        assert_eq!(errors[1].0, "Code");
         assert!(errors[1].1.contains("injected error"), "{errors:?}");
         let timeouts = timeouts(&ev);
         assert_eq!(timeouts.len(), 1, "{ev:?}");
-        assert_eq!(timeouts[0].0, ModelId::Semantic);
+        assert_eq!(timeouts[0].0, "Semantic");
         assert!(timeouts[0].1 >= deadline.as_secs_f64() * 1e3);
     }
 }
@@ -286,7 +298,7 @@ struct DeviceTimed(Fast);
 const DEVICE_NS: u64 = 70_000;
 
 impl EmbeddingModel for DeviceTimed {
-    fn model_id(&self) -> ModelId {
+    fn model_id(&self) -> &ModelId {
         self.0.model_id()
     }
 
@@ -316,10 +328,10 @@ fn a_batchs_device_time_is_recorded_for_every_request_it_served() {
         2,
     );
     let mut models = fast_models();
-    models[ModelId::Code.index()] = Arc::new(DeviceTimed(Fast(ModelId::Code)));
+    models[position("Code")] = Arc::new(DeviceTimed(Fast::new("Code")));
     let p = one_batched(
         models,
-        ModelId::Code,
+        "Code",
         BatchConfig::new(3, Duration::from_millis(50)).unwrap(),
         Duration::from_secs(5),
     );
@@ -346,7 +358,7 @@ fn two_requests_of_one_batch_carry_it_linked_both_ways() {
     // requests in flight together share exactly one batch.
     let p = one_batched(
         fast_models(),
-        ModelId::Causal,
+        "Causal",
         BatchConfig::new(2, Duration::from_secs(5)).unwrap(),
         Duration::from_secs(10),
     );

@@ -5,13 +5,14 @@
 
 mod pipeline_support;
 
-use hdrtrace::record::{SpanClass, Status};
 use hdrtrace::TracingConfig;
+use hdrtrace::{SpanClass, Status};
+use hdrtrace_pipeline::reference::{reference_models, ComputePool};
 use hdrtrace_pipeline::{
-    reference_models, ComputePool, EmbeddingPipeline, Fault, FaultPlan, ModelId, ModelSet,
-    PipelineConfig, TraceCollector, TraceEvent, FUSED_DIM,
+    EmbeddingPipeline, FusedEmbedding, PipelineConfig, TraceEvent, TraceEventCollector,
 };
-use pipeline_support::{errors, start, timeouts, wait_for, Keep};
+use pipeline_support::faults::{quiet_injected_panics, Fault, FaultPlan};
+use pipeline_support::{errors, faults, names, start, timeouts, wait_for, Keep};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ fn slow_model_is_named_for_every_over_budget_request() {
     let (guard, _dispatch, rt) = start(hdrtrace::Builder::new(&config).sink(keep.clone()), 2);
     // A deadline far past the delay: the slow model answers, late.
     let p = pipeline(
-        FaultPlan::new().with(ModelId::Causal, Fault::Delay(SLOW)),
+        faults(&[("Causal", Fault::Delay(SLOW))]),
         Duration::from_secs(2),
     );
     let results = rt.block_on(async {
@@ -78,7 +79,11 @@ fn slow_model_is_named_for_every_over_budget_request() {
     let traces = keep.traces();
     assert_eq!(traces.len(), REQUESTS);
     for t in &traces {
-        assert!(t.reason().over_budget && !t.reason().sampled, "{:?}", t.reason());
+        assert!(
+            t.reason().over_budget && !t.reason().sampled,
+            "{:?}",
+            t.reason()
+        );
         let a = t.attribution().expect("an attribution");
         assert_eq!(a.model, "Causal", "request {}", t.request_id());
         assert_eq!(a.status, Status::Ok);
@@ -105,7 +110,7 @@ fn slow_model_is_named_for_every_over_budget_request() {
 fn hung_model_times_out_and_the_other_eleven_fuse() {
     const REQUESTS: usize = 4;
     let keep = Keep::default();
-    let events = TraceCollector::new();
+    let events = TraceEventCollector::new();
     let config = TracingConfig {
         sampling_rate: 1.0,
         ..TracingConfig::default()
@@ -117,10 +122,7 @@ fn hung_model_times_out_and_the_other_eleven_fuse() {
         2,
     );
     let deadline = Duration::from_millis(400);
-    let p = pipeline(
-        FaultPlan::new().with(ModelId::Semantic, Fault::Hang),
-        deadline,
-    );
+    let p = pipeline(faults(&[("Semantic", Fault::Hang)]), deadline);
     let mut ids = Vec::new();
     for i in 0..REQUESTS {
         let fused = tracing::dispatcher::with_default(&dispatch, || {
@@ -128,10 +130,10 @@ fn hung_model_times_out_and_the_other_eleven_fuse() {
         })
         .unwrap();
         assert_eq!(fused.models.len(), 11);
-        assert!(!fused.models.contains(ModelId::Semantic));
-        assert_eq!(fused.timed_out, ModelSet::from_iter([ModelId::Semantic]));
+        assert!(!fused.models.contains("Semantic"));
+        assert_eq!(fused.timed_out, names(&["Semantic"]));
         assert!(fused.failed.is_empty());
-        assert_eq!(fused.dim(), FUSED_DIM);
+        assert_eq!(fused.dim(), FusedEmbedding::DIM);
         ids.push(fused.request_id);
     }
 
@@ -173,7 +175,7 @@ fn hung_model_times_out_and_the_other_eleven_fuse() {
         let ev = events.for_request(t.request_id());
         let timeouts = timeouts(&ev);
         assert_eq!(timeouts.len(), 1);
-        assert_eq!(timeouts[0].0, ModelId::Semantic);
+        assert_eq!(timeouts[0].0, "Semantic");
         assert!(
             timeouts[0].1 >= deadline.as_secs_f64() * 1e3,
             "{timeouts:?}"
@@ -189,7 +191,7 @@ fn hung_model_times_out_and_the_other_eleven_fuse() {
         assert!(ev.iter().any(|e| matches!(
             e,
             TraceEvent::FusionCompleted {
-                output_dim: FUSED_DIM,
+                output_dim: FusedEmbedding::DIM,
                 ..
             }
         )));
@@ -199,14 +201,14 @@ fn hung_model_times_out_and_the_other_eleven_fuse() {
 #[test]
 fn failing_and_panicking_models_become_errors() {
     const REQUESTS: usize = 3;
-    let events = TraceCollector::all_captured();
+    let events = TraceEventCollector::all_captured();
     let config = TracingConfig {
         sampling_rate: 0.0,
         ..TracingConfig::default()
     };
     let (guard, dispatch, rt) = start(hdrtrace::Builder::new(&config).sink(events.clone()), 2);
-    hdrtrace_pipeline::quiet_injected_panics();
-    let plan: FaultPlan = "Code=error,Sparse=panic".parse().unwrap();
+    quiet_injected_panics();
+    let plan = faults(&[("Code", Fault::Error), ("Sparse", Fault::Panic)]);
     let p = pipeline(plan, Duration::from_secs(2));
     let mut ids = Vec::new();
     for i in 0..REQUESTS {
@@ -215,10 +217,7 @@ fn failing_and_panicking_models_become_errors() {
         })
         .unwrap();
         assert_eq!(fused.models.len(), 10);
-        assert_eq!(
-            fused.failed,
-            ModelSet::from_iter([ModelId::Code, ModelId::Sparse])
-        );
+        assert_eq!(fused.failed, names(&["Code", "Sparse"]));
         assert!(fused.timed_out.is_empty());
         ids.push(fused.request_id);
     }
@@ -241,8 +240,8 @@ fn failing_and_panicking_models_become_errors() {
         assert_eq!(errors.len(), 2, "{ev:?}");
         for (model, error) in errors {
             match model {
-                ModelId::Code => assert!(error.contains("injected error"), "{error}"),
-                ModelId::Sparse => assert!(error.contains("panicked"), "{error}"),
+                "Code" => assert!(error.contains("injected error"), "{error}"),
+                "Sparse" => assert!(error.contains("panicked"), "{error}"),
                 other => panic!("unexpected error from {other}"),
             }
         }

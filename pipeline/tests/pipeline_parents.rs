@@ -5,11 +5,12 @@
 
 mod pipeline_support;
 
-use hdrtrace::record::SpanClass;
+use hdrtrace::SpanClass;
 use hdrtrace::TracingConfig;
+use hdrtrace_pipeline::reference::REFERENCE_MODELS;
 use hdrtrace_pipeline::{
     EmbeddingModel, EmbeddingPipeline, ModelEmbedding, ModelFuture, ModelId, PipelineConfig,
-    PreparedInput, TraceCollector, TraceEvent,
+    PreparedInput, TraceEvent, TraceEventCollector,
 };
 use pipeline_support::{start, wait_for, Fast, Keep};
 use std::collections::HashSet;
@@ -21,7 +22,7 @@ use std::time::Duration;
 struct Hopping(Fast);
 
 impl EmbeddingModel for Hopping {
-    fn model_id(&self) -> ModelId {
+    fn model_id(&self) -> &ModelId {
         self.0.model_id()
     }
 
@@ -30,7 +31,7 @@ impl EmbeddingModel for Hopping {
             tokio::task::yield_now().await;
             let span = tracing::Span::current();
             let tokens = input.shared_tokens();
-            let id = self.0.model_id();
+            let id = self.0.model_id().clone();
             let sum = tokio::task::spawn_blocking(move || {
                 span.in_scope(|| tokens.iter().map(|&t| t as f32).sum::<f32>())
             })
@@ -49,7 +50,7 @@ impl EmbeddingModel for Hopping {
 fn model_spans_are_children_of_their_own_requests_model_execution() {
     const REQUESTS: usize = 200;
     let keep = Keep::default();
-    let events = TraceCollector::new();
+    let events = TraceEventCollector::new();
     let config = TracingConfig {
         sampling_rate: 1.0,
         ring_capacity: 1 << 16,
@@ -61,9 +62,9 @@ fn model_spans_are_children_of_their_own_requests_model_execution() {
             .sink(events.clone()),
         4,
     );
-    let models: Vec<Arc<dyn EmbeddingModel>> = ModelId::ALL
+    let models: Vec<Arc<dyn EmbeddingModel>> = REFERENCE_MODELS
         .iter()
-        .map(|&m| Arc::new(Hopping(Fast(m))) as Arc<dyn EmbeddingModel>)
+        .map(|m| Arc::new(Hopping(Fast::new(m.name))) as Arc<dyn EmbeddingModel>)
         .collect();
     // A deadline no loaded machine misses: this test is about parents, and
     // every model must answer for its span to be checked.

@@ -10,7 +10,7 @@ use hdrtrace_pipeline::{
     EmbeddingModel, EmbeddingPipeline, ModelEmbedding, ModelFuture, ModelId, PipelineConfig,
     PreparedInput, Tokenizer,
 };
-use pipeline_support::{fast_models, start, wait_for, Fast, Keep};
+use pipeline_support::{fast_models, position, start, wait_for, Fast, Keep};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +29,7 @@ struct SlowOnMarker {
 }
 
 impl EmbeddingModel for SlowOnMarker {
-    fn model_id(&self) -> ModelId {
+    fn model_id(&self) -> &ModelId {
         self.inner.model_id()
     }
 
@@ -57,8 +57,8 @@ fn sampling_keeps_about_one_percent_and_histograms_count_everything() {
 
     let marker = Tokenizer::default().tokenize("slow").unwrap()[1];
     let mut models = fast_models();
-    models[ModelId::Causal.index()] = Arc::new(SlowOnMarker {
-        inner: Fast(ModelId::Causal),
+    models[position("Causal")] = Arc::new(SlowOnMarker {
+        inner: Fast::new("Causal"),
         marker,
     });
     let config = PipelineConfig {

@@ -194,7 +194,7 @@ fn warm_up(
         n_layers: 0,
         attention: 0,
         window: 0,
-        widths: [0; super::MAX_LAYERS + 1],
+        widths: [0; super::kernels::MAX_LAYERS + 1],
     };
     let mut launch = stream.launch_builder(rows);
     launch

@@ -33,8 +33,8 @@ pub enum GpuError {
     /// A model's shape is beyond what the kernels support.
     #[error("model {model} cannot run on the GPU kernels: {reason}")]
     Unsupported {
-        /// The model's stable name.
-        model: &'static str,
+        /// The model's name.
+        model: crate::model::ModelId,
         /// What is out of range.
         reason: Cow<'static, str>,
     },

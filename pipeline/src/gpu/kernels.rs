@@ -3,7 +3,8 @@
 
 use super::error::GpuError;
 use super::guard;
-use crate::{Attention, ModelId, Profile};
+use crate::model::ModelId;
+use crate::reference::{Attention, Profile};
 use cudarc::driver::DeviceRepr;
 use cudarc::nvrtc::{CompileOptions, Ptx};
 use std::sync::OnceLock;
@@ -19,9 +20,9 @@ pub(crate) const POOL_KERNEL: &str = "pool_finish";
 pub(crate) const EMPTY_KERNEL: &str = "empty_kernel";
 
 /// Layers the kernels support (`MAX_LAYERS` in `kernels.cu`).
-pub const MAX_LAYERS: usize = 4;
+pub(crate) const MAX_LAYERS: usize = 4;
 /// Widest embedding or layer the kernels support (`MAX_WIDTH` in `kernels.cu`).
-pub const MAX_WIDTH: usize = 256;
+pub(crate) const MAX_WIDTH: usize = 256;
 
 /// `struct ModelShape` in `kernels.cu`, passed to `embed_rows` by value.
 #[repr(C)]
@@ -41,9 +42,9 @@ unsafe impl DeviceRepr for KernelShape {}
 
 impl KernelShape {
     /// The shape of `model`, or why the kernels cannot run it.
-    pub(crate) fn of(model: ModelId, profile: &Profile) -> Result<Self, GpuError> {
+    pub(crate) fn of(model: &ModelId, profile: &Profile) -> Result<Self, GpuError> {
         let unsupported = |reason: String| GpuError::Unsupported {
-            model: model.as_str(),
+            model: model.clone(),
             reason: reason.into(),
         };
         let n_layers = profile.hidden.len() + 1;
@@ -125,12 +126,13 @@ pub fn compile_kernels() -> Result<Ptx, GpuError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reference::REFERENCE_MODELS;
 
     #[test]
     fn every_reference_model_fits_the_kernels() {
-        for m in ModelId::ALL {
-            let shape = KernelShape::of(m, &Profile::of(m)).unwrap();
-            let p = Profile::of(m);
+        for m in &REFERENCE_MODELS {
+            let shape = KernelShape::of(&m.id(), &m.profile).unwrap();
+            let p = m.profile;
             assert_eq!(shape.widths[0] as usize, p.dim);
             assert_eq!(shape.widths[shape.n_layers as usize] as usize, p.out);
         }
@@ -138,13 +140,14 @@ mod tests {
 
     #[test]
     fn shapes_beyond_the_kernels_are_refused() {
-        let mut p = Profile::of(ModelId::Semantic);
+        let semantic = ModelId::new("Semantic");
+        let mut p = REFERENCE_MODELS[0].profile;
         p.out = MAX_WIDTH + 1;
-        let err = KernelShape::of(ModelId::Semantic, &p).unwrap_err();
+        let err = KernelShape::of(&semantic, &p).unwrap_err();
         assert!(err.to_string().contains("a width of 257"), "{err}");
-        let mut p = Profile::of(ModelId::Semantic);
+        let mut p = REFERENCE_MODELS[0].profile;
         p.hidden = &[8, 8, 8, 8];
-        let err = KernelShape::of(ModelId::Semantic, &p).unwrap_err();
+        let err = KernelShape::of(&semantic, &p).unwrap_err();
         assert!(err.to_string().contains("5 dense layers"), "{err}");
     }
 

@@ -14,12 +14,12 @@
 //! the feature builds, and its tests pass, on machines without CUDA.
 //! [`GpuBackend::try_new`] checks that the driver and NVRTC libraries load
 //! before any other CUDA call and otherwise returns an error saying which is
-//! missing; [`Backend::Auto`](crate::Backend::Auto) then falls back
+//! missing; [`Backend::Auto`](crate::reference::Backend::Auto) then falls back
 //! to the CPU models.
 //!
 //! The kernels ([`KERNEL_SOURCE`]) are CUDA C compiled by NVRTC at run time,
-//! operation for operation the arithmetic of [`math`](crate::math),
-//! so their outputs match the CPU models' to f32 rounding.
+//! operation for operation the arithmetic of the CPU reference models, so
+//! their outputs match the CPU models' to f32 rounding.
 //!
 //! ```no_run
 //! use hdrtrace_pipeline::gpu::{gpu_reference_models, GpuBackend};
@@ -45,13 +45,8 @@ mod timer;
 pub use device::GpuBackend;
 pub use error::GpuError;
 pub use guard::{driver_present, nvrtc_present};
-pub use kernels::{compile_kernels, KERNEL_SOURCE, MAX_LAYERS, MAX_WIDTH};
+pub use kernels::{compile_kernels, KERNEL_SOURCE};
 pub use model::{
     gpu_reference_models, GpuBatchOutput, GpuModel, GpuModelOptions, GpuOutput, KernelProbe,
 };
-pub use timer::{ms_to_ns, record_gpu_ns, DeviceTimer};
-
-/// The cudarc version this module is built against, re-exported so that code
-/// launching its own work beside the models (the GPU benchmark) names the same
-/// types as [`GpuBackend::context`].
-pub use cudarc;
+pub use timer::{record_gpu_ns, DeviceTimer};

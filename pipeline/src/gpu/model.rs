@@ -7,10 +7,11 @@ use super::guard;
 use super::kernels::KernelShape;
 use super::timer::{record_gpu_ns, DeviceTimer};
 use crate::error::{EmbeddingResult, Error};
-use crate::{
-    BatchEmbeddings, BatchFuture, EmbeddingModel, ModelEmbedding, ModelFuture, ModelId, Pooling,
-    PreparedInput, Weights,
+use crate::model::{
+    BatchEmbeddings, BatchFuture, EmbeddingModel, ModelEmbedding, ModelFuture, ModelId,
+    PreparedInput,
 };
+use crate::reference::{Pooling, Profile, Weights, REFERENCE_MODELS};
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -111,15 +112,22 @@ impl std::fmt::Debug for GpuModel {
 }
 
 impl GpuModel {
-    /// `model` with weights generated from `seed` (the CPU model's), uploaded
-    /// to `backend`'s device on a new stream, with the default options.
-    pub fn new(model: ModelId, seed: u64, backend: &GpuBackend) -> Result<Self, GpuError> {
-        Self::with_options(model, seed, backend, GpuModelOptions::default())
+    /// The model named `model` of shape `profile`, with weights generated
+    /// from `seed` (the CPU model's), uploaded to `backend`'s device on a new
+    /// stream, with the default options.
+    pub fn new(
+        model: ModelId,
+        profile: Profile,
+        seed: u64,
+        backend: &GpuBackend,
+    ) -> Result<Self, GpuError> {
+        Self::with_options(model, profile, seed, backend, GpuModelOptions::default())
     }
 
     /// As [`GpuModel::new`], with launch options.
     pub fn with_options(
         model: ModelId,
+        profile: Profile,
         seed: u64,
         backend: &GpuBackend,
         options: GpuModelOptions,
@@ -129,8 +137,8 @@ impl GpuModel {
                 "block_size must be at least 1 thread".into(),
             ));
         }
-        let weights = Weights::generate(model, seed);
-        let shape = KernelShape::of(model, &weights.profile)?;
+        let shape = KernelShape::of(&model, &profile)?;
+        let weights = Weights::generate(model, profile, seed);
         guard::catch("model upload", || {
             Self::upload(weights, shape, backend, options)
         })
@@ -444,9 +452,12 @@ pub fn gpu_reference_models(
     seed: u64,
     backend: &GpuBackend,
 ) -> Result<Vec<Arc<dyn EmbeddingModel>>, GpuError> {
-    ModelId::ALL
+    REFERENCE_MODELS
         .iter()
-        .map(|&m| Ok(Arc::new(GpuModel::new(m, seed, backend)?) as Arc<dyn EmbeddingModel>))
+        .map(|m| {
+            let model = GpuModel::new(m.id(), m.profile, seed, backend)?;
+            Ok(Arc::new(model) as Arc<dyn EmbeddingModel>)
+        })
         .collect()
 }
 
@@ -465,11 +476,11 @@ impl GpuModel {
         match done.await {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(e)) => Err(Error::Model {
-                model: model.as_str(),
+                model: model.clone(),
                 reason: format!("on the GPU: {e}").into(),
             }),
             Err(e) => Err(Error::Model {
-                model: model.as_str(),
+                model: model.clone(),
                 reason: if e.is_panic() {
                     "its GPU computation panicked".into()
                 } else {
@@ -481,8 +492,8 @@ impl GpuModel {
 }
 
 impl EmbeddingModel for GpuModel {
-    fn model_id(&self) -> ModelId {
-        self.shared.weights.model
+    fn model_id(&self) -> &ModelId {
+        &self.shared.weights.model
     }
 
     /// One device call for the whole batch ([`GpuModel::forward_batch`]); its
@@ -497,7 +508,10 @@ impl EmbeddingModel for GpuModel {
                 embeddings: out
                     .vectors
                     .into_iter()
-                    .map(|vector| ModelEmbedding { model_id, vector })
+                    .map(|vector| ModelEmbedding {
+                        model_id: model_id.clone(),
+                        vector,
+                    })
                     .collect(),
                 device_ns: out.gpu_ns,
             })
@@ -521,7 +535,7 @@ impl EmbeddingModel for GpuModel {
                 })
                 .await?;
             Ok(ModelEmbedding {
-                model_id: self.model_id(),
+                model_id: self.model_id().clone(),
                 vector,
             })
         })

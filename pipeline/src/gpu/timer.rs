@@ -65,7 +65,7 @@ impl DeviceTimer {
 
 /// Milliseconds (as CUDA reports them) to whole nanoseconds; a negative or
 /// non-finite reading (events recorded out of order) is 0.
-pub fn ms_to_ns(ms: f32) -> u64 {
+pub(crate) fn ms_to_ns(ms: f32) -> u64 {
     if ms.is_finite() && ms > 0.0 {
         (f64::from(ms) * 1e6).round() as u64
     } else {

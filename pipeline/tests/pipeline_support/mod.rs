@@ -1,15 +1,23 @@
-//! Shared by the `pipeline_*` integration tests: dummy models, a sink that keeps
-//! every captured request, and a multi-thread runtime whose threads all record
-//! into one scoped subscriber.
+//! Shared by the `pipeline_*` integration tests: dummy models, the demo's
+//! fault injection, a sink that keeps every captured request, and a
+//! multi-thread runtime whose threads all record into one scoped subscriber.
 
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+/// The demo's fault injection (a model slowed, failing, panicking or hung),
+/// built on the public API as a service's own wrappers would be.
+#[path = "../../examples/pipeline/faults.rs"]
+pub mod faults;
+
+use faults::{Fault, FaultPlan};
 use hdrtrace::{RequestSink, RequestTrace};
+use hdrtrace_pipeline::reference::REFERENCE_MODELS;
 use hdrtrace_pipeline::{
     EmbeddingModel, ModelEmbedding, ModelFuture, ModelId, PreparedInput, TraceEvent,
 };
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::dispatcher::{DefaultGuard, Dispatch};
@@ -17,31 +25,65 @@ use tracing::dispatcher::{DefaultGuard, Dispatch};
 /// A model that does trivial work: a checksum of the tokens.
 pub struct Fast(pub ModelId);
 
+impl Fast {
+    /// The fast model named `name`.
+    pub fn new(name: &str) -> Self {
+        Self(ModelId::new(name))
+    }
+}
+
 impl EmbeddingModel for Fast {
-    fn model_id(&self) -> ModelId {
-        self.0
+    fn model_id(&self) -> &ModelId {
+        &self.0
     }
 
     fn embed<'a>(&'a self, input: &'a PreparedInput) -> ModelFuture<'a> {
         Box::pin(async move {
+            let seed = self
+                .0
+                .as_str()
+                .bytes()
+                .fold(1u32, |a, b| a.wrapping_mul(31) ^ u32::from(b));
             let sum = input
                 .tokens()
                 .iter()
-                .fold(self.0.index() as u32 + 1, |a, t| a.wrapping_mul(31) ^ t);
+                .fold(seed, |a, t| a.wrapping_mul(31) ^ t);
             Ok(ModelEmbedding {
-                model_id: self.0,
+                model_id: self.0.clone(),
                 vector: vec![(sum % 1000) as f32 + 1.0; 4],
             })
         })
     }
 }
 
-/// Twelve [`Fast`] models.
+/// Twelve [`Fast`] models, named as the reference models, in their order.
 pub fn fast_models() -> Vec<Arc<dyn EmbeddingModel>> {
-    ModelId::ALL
+    REFERENCE_MODELS
         .iter()
-        .map(|&m| Arc::new(Fast(m)) as Arc<dyn EmbeddingModel>)
+        .map(|m| Arc::new(Fast::new(m.name)) as Arc<dyn EmbeddingModel>)
         .collect()
+}
+
+/// The position of the reference model named `name` (in [`fast_models`]).
+pub fn position(name: &str) -> usize {
+    REFERENCE_MODELS
+        .iter()
+        .position(|m| m.name == name)
+        .expect("a reference model")
+}
+
+/// A set of model names.
+pub fn names(names: &[&str]) -> BTreeSet<ModelId> {
+    names.iter().copied().map(ModelId::new).collect()
+}
+
+/// A fault plan giving each named model its fault.
+pub fn faults(faults: &[(&str, Fault)]) -> FaultPlan {
+    let mut plan = FaultPlan::new();
+    for (model, fault) in faults {
+        plan.set(*model, *fault);
+    }
+    plan
 }
 
 /// A sink that keeps every captured request.
@@ -113,20 +155,20 @@ pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 }
 
 /// The `ModelTimeout` events among `ev`: `(model, after_ms)`.
-pub fn timeouts(ev: &[TraceEvent]) -> Vec<(ModelId, f64)> {
+pub fn timeouts(ev: &[TraceEvent]) -> Vec<(&str, f64)> {
     ev.iter()
         .filter_map(|e| match e {
-            TraceEvent::ModelTimeout { model_id, after_ms } => Some((*model_id, *after_ms)),
+            TraceEvent::ModelTimeout { model_id, after_ms } => Some((model_id.as_str(), *after_ms)),
             _ => None,
         })
         .collect()
 }
 
 /// The `ModelError` events among `ev`: `(model, error)`.
-pub fn errors(ev: &[TraceEvent]) -> Vec<(ModelId, &str)> {
+pub fn errors(ev: &[TraceEvent]) -> Vec<(&str, &str)> {
     ev.iter()
         .filter_map(|e| match e {
-            TraceEvent::ModelError { model_id, error } => Some((*model_id, error.as_str())),
+            TraceEvent::ModelError { model_id, error } => Some((model_id.as_str(), error.as_str())),
             _ => None,
         })
         .collect()

@@ -1,9 +1,10 @@
-//! The reference models' shapes (one cost profile per model) and their weights,
-//! generated deterministically from a seed: the same seed gives bit-identical
-//! weights on every machine, so a GPU backend can load the same model.
+//! A reference model's shape ([`Profile`], which decides its cost) and its
+//! weights, generated deterministically from its name and a seed: the same
+//! name and seed give bit-identical weights on every machine, so a GPU backend
+//! can load the same model.
 
 use super::math;
-use super::model::ModelId;
+use crate::model::ModelId;
 
 /// How a model mixes its tokens before the dense layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,51 +47,6 @@ pub struct Profile {
     pub top_k: Option<usize>,
 }
 
-impl Profile {
-    /// The shape of each reference model. Most read at most 512 tokens; the
-    /// long-context model reads up to 4096 with Longformer-style sliding-window
-    /// attention (128 tokens each side), so its cost keeps growing with length
-    /// and it dominates long documents.
-    pub const fn of(model: ModelId) -> Profile {
-        const fn p(
-            dim: usize,
-            hidden: &'static [usize],
-            out: usize,
-            attention: Attention,
-            pooling: Pooling,
-            max_tokens: usize,
-            top_k: Option<usize>,
-        ) -> Profile {
-            Profile {
-                buckets: 2048,
-                dim,
-                hidden,
-                out,
-                attention,
-                pooling,
-                max_tokens,
-                top_k,
-            }
-        }
-        use Attention::Window;
-        use Pooling::{Max, Mean};
-        match model {
-            ModelId::Semantic => p(64, &[128], 64, Window(8), Mean, 512, None),
-            ModelId::Temporal => p(32, &[64], 32, Attention::None, Mean, 512, None),
-            ModelId::Causal => p(64, &[96, 96], 64, Window(4), Mean, 512, None),
-            ModelId::Sparse => p(48, &[192], 128, Attention::None, Mean, 512, Some(16)),
-            ModelId::LongContext => p(32, &[64], 64, Window(128), Mean, 4096, None),
-            ModelId::Code => p(48, &[96], 48, Window(16), Mean, 512, None),
-            ModelId::Graph => p(32, &[64, 64], 32, Attention::None, Mean, 512, None),
-            ModelId::Entity => p(48, &[96], 48, Attention::None, Mean, 512, None),
-            ModelId::Multilingual => p(64, &[160], 96, Attention::None, Mean, 512, None),
-            ModelId::Structural => p(16, &[32], 16, Attention::None, Mean, 512, None),
-            ModelId::Sentiment => p(16, &[32], 8, Attention::None, Mean, 512, None),
-            ModelId::LateInteraction => p(48, &[96], 128, Attention::None, Max, 512, None),
-        }
-    }
-}
-
 /// One dense layer: `weight` is `input x output` row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dense {
@@ -105,7 +61,7 @@ pub struct Dense {
 /// A reference model's parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Weights {
-    /// Which model.
+    /// The model's name.
     pub model: ModelId,
     /// Its shape.
     pub profile: Profile,
@@ -121,7 +77,7 @@ struct SplitMix(u64);
 impl SplitMix {
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        crate::error::mix(self.0)
+        math::mix(self.0)
     }
 
     /// Uniform in `[-scale, scale)`.
@@ -132,12 +88,13 @@ impl SplitMix {
 }
 
 impl Weights {
-    /// Generates a model's weights from a seed (Xavier-uniform layers, a
-    /// unit-scale embedding table, small biases).
-    pub fn generate(model: ModelId, seed: u64) -> Self {
-        let profile = Profile::of(model);
-        let mut rng =
-            SplitMix(seed ^ (model.index() as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
+    /// Generates the weights of the model named `model` with shape `profile`
+    /// from a seed (Xavier-uniform layers, a unit-scale embedding table, small
+    /// biases); models of different names draw different weights from one
+    /// seed.
+    pub fn generate(model: ModelId, profile: Profile, seed: u64) -> Self {
+        let salt = math::fnv1a(model.as_str().as_bytes());
+        let mut rng = SplitMix(seed ^ salt.wrapping_mul(0xA24B_AED4_963E_E407));
         let table = (0..profile.buckets * profile.dim)
             .map(|_| rng.uniform(1.0))
             .collect();
@@ -234,50 +191,59 @@ impl Weights {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reference::{ModelSpec, REFERENCE_MODELS};
+
+    fn spec(name: &str) -> &'static ModelSpec {
+        REFERENCE_MODELS.iter().find(|s| s.name == name).unwrap()
+    }
+
+    fn generate(name: &str, seed: u64) -> Weights {
+        spec(name).weights(seed)
+    }
 
     #[test]
     fn same_seed_same_weights_and_outputs() {
-        let a = Weights::generate(ModelId::Causal, 7);
-        let b = Weights::generate(ModelId::Causal, 7);
+        let a = generate("Causal", 7);
+        let b = generate("Causal", 7);
         assert_eq!(a, b);
-        let c = Weights::generate(ModelId::Causal, 8);
+        let c = generate("Causal", 8);
         assert_ne!(a.table, c.table);
         let tokens = [1, 2, 3, 99, 1000];
         assert_eq!(a.forward(&tokens), b.forward(&tokens));
+        let renamed = Weights::generate(ModelId::new("Causal2"), a.profile, 7);
+        assert_ne!(a.table, renamed.table);
     }
 
     #[test]
     fn outputs_have_profile_width_and_unit_length() {
-        for m in ModelId::ALL {
-            let w = Weights::generate(m, 1);
+        for s in &REFERENCE_MODELS {
+            let w = s.weights(1);
             let v = w.forward(&[5, 6, 7, 8]);
-            assert_eq!(v.len(), Profile::of(m).out, "{m}");
+            assert_eq!(v.len(), s.profile.out, "{}", s.name);
             let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            assert!((norm - 1.0).abs() < 1e-4, "{m}: {norm}");
+            assert!((norm - 1.0).abs() < 1e-4, "{}: {norm}", s.name);
         }
-        let sparse = Weights::generate(ModelId::Sparse, 1).forward(&[1, 2, 3]);
+        let sparse = generate("Sparse", 1).forward(&[1, 2, 3]);
         assert_eq!(sparse.iter().filter(|v| **v != 0.0).count(), 16);
     }
 
     #[test]
     fn a_batch_gives_each_input_its_own_forward_pass() {
-        for m in ModelId::ALL {
-            let w = Weights::generate(m, 3);
+        for s in &REFERENCE_MODELS {
+            let w = s.weights(3);
             let inputs: [&[u32]; 4] = [&[5, 6, 7, 8], &[], &[9; 40], &[1, 2]];
             let batch = w.forward_batch(&inputs);
-            assert_eq!(batch.len(), inputs.len(), "{m}");
+            assert_eq!(batch.len(), inputs.len(), "{}", s.name);
             for (got, input) in batch.iter().zip(inputs) {
-                assert_eq!(*got, w.forward(input), "{m}");
+                assert_eq!(*got, w.forward(input), "{}", s.name);
             }
         }
-        assert!(Weights::generate(ModelId::Code, 1)
-            .forward_batch::<&[u32]>(&[])
-            .is_empty());
+        assert!(generate("Code", 1).forward_batch::<&[u32]>(&[]).is_empty());
     }
 
     #[test]
     fn empty_input_gives_zero_vector() {
-        let v = Weights::generate(ModelId::Semantic, 1).forward(&[]);
+        let v = generate("Semantic", 1).forward(&[]);
         assert!(v.iter().all(|x| *x == 0.0));
     }
 }

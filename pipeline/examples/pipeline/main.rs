@@ -13,11 +13,11 @@
 //! Batching is on by default for every model but LongContext (each model's
 //! inputs from concurrent requests run together, up to `--batch-size` of them
 //! or after `--batch-wait`; `--batch MODEL=SIZE/WAIT` or `MODEL=off` per
-//! model); `--no-batching` runs each model once per request, as the pipeline
-//! ran before batching existed. With batching, every CPU model call also pays
-//! `--launch-cost` (1 ms), the fixed part of a model's cost that a batch pays
-//! once; `--no-batching` leaves it at 0 unless given, so to compare the two on
-//! equal terms give both the same `--launch-cost`.
+//! model); `--no-batching` runs each model once per request. With batching,
+//! every CPU model call also pays `--launch-cost` (1 ms), the fixed part of a
+//! model's cost that a batch pays once; `--no-batching` leaves it at 0 unless
+//! given, so to compare the two on equal terms give both the same
+//! `--launch-cost`.
 //!
 //! Prints a per-model latency table (count, p50, p95, p99, max, timeouts,
 //! errors, times blamed for an over-budget request, and for batched models
@@ -26,14 +26,15 @@
 //! that served it), and writes the captured requests as Chrome trace /
 //! Perfetto JSON (open it in ui.perfetto.dev).
 
+mod cli;
+mod faults;
+
 use clap::Parser;
+use faults::{quiet_injected_panics, Fault, FaultPlan};
 use hdrtrace::export::{render_text, write_chrome_trace};
 use hdrtrace::{LatencySnapshot, ModelLatency, RequestTrace, TracingConfig, TracingLevel};
-use hdrtrace_pipeline::{
-    parse_duration, quiet_injected_panics, Backend, BatchConfig, BatchPlan, BatchSpec, ComputePool,
-    EmbeddingPipeline, Fault, FaultPlan, FaultSpec, ModelId, PipelineConfig, MAX_BATCH_SIZE,
-    MAX_BATCH_WAIT, MAX_LAUNCH_COST,
-};
+use hdrtrace_pipeline::reference::{self, Backend, ComputePool, MAX_LAUNCH_COST, REFERENCE_MODELS};
+use hdrtrace_pipeline::{BatchConfig, BatchPlan, EmbeddingPipeline, ModelId, PipelineConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -61,16 +62,16 @@ struct Args {
     #[arg(long, default_value = "standard")]
     level: TracingLevel,
     /// Make a model slower, e.g. `--slow Causal=180ms` (repeatable).
-    #[arg(long, value_name = "MODEL=DURATION", value_parser = parse_slow)]
+    #[arg(long, value_name = "MODEL=DURATION", value_parser = cli::slow)]
     slow: Vec<(ModelId, Duration)>,
     /// Make a model return an error (repeatable).
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", value_parser = cli::model)]
     fail: Vec<ModelId>,
     /// Make a model panic (repeatable).
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", value_parser = cli::model)]
     panic: Vec<ModelId>,
     /// Make a model never answer (repeatable).
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", value_parser = cli::model)]
     hang: Vec<ModelId>,
     /// Per-request deadline for the models, in milliseconds.
     #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
@@ -88,14 +89,14 @@ struct Args {
     /// Fixed cost of every CPU model call, batched or not, modelling an
     /// accelerator's launch and weight reads (what batching saves), e.g.
     /// `1ms`; `0ms` for the bare compute. Default: 1ms with batching, 0ms
-    /// with `--no-batching` (the pipeline as it ran before batching).
+    /// with `--no-batching`.
     #[arg(long, value_parser = parse_launch)]
     launch_cost: Option<Duration>,
     /// Run each model once per request, as without a batcher.
     #[arg(long)]
     no_batching: bool,
     /// Largest batch of a batched model.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH_SIZE as u64))]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=BatchConfig::MAX_SIZE as u64))]
     batch_size: u64,
     /// Longest the oldest input of a batch waits for the batch to fill, e.g.
     /// `2ms`, `500us`.
@@ -104,8 +105,8 @@ struct Args {
     /// One model's batching, over the defaults: `Causal=32/250ms` (size and
     /// wait) or `Code=off`; LongContext too (e.g. `LongContext=4/1ms`).
     /// Repeatable.
-    #[arg(long, value_name = "MODEL=SIZE/WAIT|off")]
-    batch: Vec<BatchSpec>,
+    #[arg(long, value_name = "MODEL=SIZE/WAIT|off", value_parser = cli::batch)]
+    batch: Vec<(ModelId, Option<BatchConfig>)>,
     /// Seed for the model weights and the generated documents.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -139,7 +140,7 @@ fn parse_rate(s: &str) -> Result<f32, String> {
 }
 
 fn parse_launch(s: &str) -> Result<Duration, String> {
-    let cost = parse_duration(s).map_err(|e| e.to_string())?;
+    let cost = cli::duration(s)?;
     if cost > MAX_LAUNCH_COST {
         return Err(format!("expected at most {MAX_LAUNCH_COST:?}, got {s:?}"));
     }
@@ -147,29 +148,15 @@ fn parse_launch(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_wait(s: &str) -> Result<Duration, String> {
-    let wait = parse_duration(s).map_err(|e| e.to_string())?;
-    if wait > MAX_BATCH_WAIT {
-        return Err(format!("expected at most {MAX_BATCH_WAIT:?}, got {s:?}"));
+    let wait = cli::duration(s)?;
+    if wait > BatchConfig::MAX_WAIT {
+        let max = BatchConfig::MAX_WAIT;
+        return Err(format!("expected at most {max:?}, got {s:?}"));
     }
     Ok(wait)
 }
 
-fn parse_slow(s: &str) -> Result<(ModelId, Duration), String> {
-    let expected = || format!("expected MODEL=DURATION, e.g. Causal=180ms, got {s:?}");
-    if !s.contains('=') {
-        return Err(expected());
-    }
-    let spec: FaultSpec = s.parse().map_err(|e| format!("{e}"))?;
-    match spec.fault {
-        Fault::Delay(d) => Ok((spec.model, d)),
-        _ => Err(expected()),
-    }
-}
-
 impl Args {
-    /// The batching `--no-batching`, `--batch-size` and `--batch-wait` ask for.
-    /// The batching `--no-batching`, `--batch-size`, `--batch-wait` and
-    /// `--batch` ask for.
     /// `--launch-cost`, else 1 ms with batching and 0 without.
     fn launch_cost(&self) -> Duration {
         self.launch_cost.unwrap_or(if self.no_batching {
@@ -179,6 +166,8 @@ impl Args {
         })
     }
 
+    /// The batching `--no-batching`, `--batch-size`, `--batch-wait` and
+    /// `--batch` ask for.
     fn batching(&self) -> Result<BatchPlan, String> {
         if self.no_batching {
             if !self.batch.is_empty() {
@@ -188,24 +177,26 @@ impl Args {
         }
         let size = usize::try_from(self.batch_size).unwrap_or(usize::MAX);
         let config = BatchConfig::new(size, self.batch_wait).map_err(|e| e.to_string())?;
-        let mut plan = BatchPlan::where_it_pays(config);
-        plan.extend(self.batch.iter().copied());
+        let mut plan = reference::batch_plan(config);
+        for (model, config) in &self.batch {
+            plan.set(model.clone(), *config);
+        }
         Ok(plan)
     }
 
     fn faults(&self) -> FaultPlan {
         let mut plan = FaultPlan::new();
-        for &(m, d) in &self.slow {
-            plan.set(m, Fault::Delay(d));
+        for (m, d) in &self.slow {
+            plan.set(m.clone(), Fault::Delay(*d));
         }
-        for &m in &self.fail {
-            plan.set(m, Fault::Error);
+        for m in &self.fail {
+            plan.set(m.clone(), Fault::Error);
         }
-        for &m in &self.panic {
-            plan.set(m, Fault::Panic);
+        for m in &self.panic {
+            plan.set(m.clone(), Fault::Panic);
         }
-        for &m in &self.hang {
-            plan.set(m, Fault::Hang);
+        for m in &self.hang {
+            plan.set(m.clone(), Fault::Hang);
         }
         plan
     }
@@ -273,7 +264,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         models,
         PipelineConfig {
             deadline: Duration::from_millis(args.deadline_ms),
-            batching,
+            batching: batching.clone(),
             ..PipelineConfig::default()
         },
     )?);
@@ -291,14 +282,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if batching.is_empty() {
         println!("batching off: each model runs once per request");
     } else {
-        let configs: Vec<String> = batching
+        // In E1..E12 order.
+        let configs: Vec<String> = REFERENCE_MODELS
             .iter()
+            .filter_map(|m| Some((m.name, batching.get(m.name)?)))
             .map(|(m, c)| format!("{m} {}/{:?}", c.max_size(), c.max_wait()))
             .collect();
-        let unbatched: Vec<&str> = ModelId::ALL
+        let unbatched: Vec<&str> = REFERENCE_MODELS
             .iter()
-            .filter(|m| batching.get(**m).is_none())
-            .map(|m| m.as_str())
+            .filter(|m| batching.get(m.name).is_none())
+            .map(|m| m.name)
             .collect();
         println!(
             "batching (size/wait): {}; not batched: {}",
@@ -313,8 +306,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if faults.is_empty() {
         println!("no injected faults: the models' own cost profiles decide");
     } else {
-        let list: Vec<String> = faults
-            .iter()
+        // In E1..E12 order.
+        let mut faulty: Vec<_> = faults.iter().collect();
+        faulty.sort_by_key(|(m, _)| REFERENCE_MODELS.iter().position(|r| r.name == m.as_str()));
+        let list: Vec<String> = faulty
+            .into_iter()
             .map(|(m, f)| match f {
                 Fault::Delay(d) => format!("{m} +{d:?}"),
                 Fault::Error => format!("{m} errors"),
@@ -333,7 +329,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let mut traces: BTreeMap<u64, Arc<RequestTrace>> = BTreeMap::new();
     for t in snap.slowest().iter().chain(snap.captured()) {
-        traces.insert(t.request_id, t.clone());
+        traces.insert(t.request_id(), t.clone());
     }
     if let Some(slowest) = snap.slowest().first() {
         println!("\nSlowest captured request ({} kept):", traces.len());

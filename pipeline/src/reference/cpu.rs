@@ -15,12 +15,12 @@
 //! dense rows. A batched call ([`EmbeddingModel::embed_batch`]) pays the fixed
 //! part once for all its inputs.
 
-use super::model::{
+use super::weights::{Profile, Weights};
+use crate::error::{EmbeddingResult, Error};
+use crate::model::{
     BatchEmbeddings, BatchFuture, EmbeddingModel, ModelEmbedding, ModelFuture, ModelId,
     PreparedInput,
 };
-use super::weights::Weights;
-use crate::error::{EmbeddingResult, Error};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -90,7 +90,8 @@ impl Default for ComputePool {
     }
 }
 
-/// A reference model: one of the twelve [`ModelId`]s with generated weights.
+/// A reference model: a name and a [`Profile`] with weights generated from a
+/// seed, computing on a [`ComputePool`].
 #[derive(Debug, Clone)]
 pub struct ReferenceModel {
     weights: Arc<Weights>,
@@ -98,10 +99,11 @@ pub struct ReferenceModel {
 }
 
 impl ReferenceModel {
-    /// A model with weights generated from `seed`, computing on `pool`.
-    pub fn new(model: ModelId, seed: u64, pool: ComputePool) -> Self {
+    /// The model named `model` of shape `profile`, with weights generated
+    /// from `seed` ([`Weights::generate`]), computing on `pool`.
+    pub fn new(model: ModelId, profile: Profile, seed: u64, pool: ComputePool) -> Self {
         Self {
-            weights: Arc::new(Weights::generate(model, seed)),
+            weights: Arc::new(Weights::generate(model, profile, seed)),
             pool,
         }
     }
@@ -112,14 +114,6 @@ impl ReferenceModel {
     }
 }
 
-/// All twelve reference models, sharing one compute pool.
-pub fn reference_models(seed: u64, pool: &ComputePool) -> Vec<Arc<dyn EmbeddingModel>> {
-    ModelId::ALL
-        .iter()
-        .map(|&m| Arc::new(ReferenceModel::new(m, seed, pool.clone())) as Arc<dyn EmbeddingModel>)
-        .collect()
-}
-
 impl ReferenceModel {
     /// Runs `work` on tokio's blocking pool, holding one compute permit, inside
     /// the current span (so it counts as that span's busy time).
@@ -127,7 +121,7 @@ impl ReferenceModel {
         &self,
         work: impl FnOnce(&Weights) -> R + Send + 'static,
     ) -> EmbeddingResult<R> {
-        let model = self.weights.model;
+        let model = &self.weights.model;
         let permit = self
             .pool
             .permits
@@ -135,7 +129,7 @@ impl ReferenceModel {
             .acquire_owned()
             .await
             .map_err(|_| Error::Model {
-                model: model.as_str(),
+                model: model.clone(),
                 reason: "the compute pool was closed".into(),
             })?;
         // The model span (or, batched, the batch's span), when this runs
@@ -155,7 +149,7 @@ impl ReferenceModel {
             })
         });
         compute.await.map_err(|e| Error::Model {
-            model: model.as_str(),
+            model: model.clone(),
             reason: if e.is_panic() {
                 "its computation panicked".into()
             } else {
@@ -166,8 +160,8 @@ impl ReferenceModel {
 }
 
 impl EmbeddingModel for ReferenceModel {
-    fn model_id(&self) -> ModelId {
-        self.weights.model
+    fn model_id(&self) -> &ModelId {
+        &self.weights.model
     }
 
     fn embed<'a>(&'a self, input: &'a PreparedInput) -> ModelFuture<'a> {
@@ -175,7 +169,7 @@ impl EmbeddingModel for ReferenceModel {
             let tokens = input.shared_tokens();
             let vector = self.compute(move |w| w.forward(&tokens)).await?;
             Ok(ModelEmbedding {
-                model_id: self.weights.model,
+                model_id: self.weights.model.clone(),
                 vector,
             })
         })
@@ -189,11 +183,14 @@ impl EmbeddingModel for ReferenceModel {
         Box::pin(async move {
             let tokens: Vec<Arc<[u32]>> = inputs.iter().map(PreparedInput::shared_tokens).collect();
             let vectors = self.compute(move |w| w.forward_batch(&tokens)).await?;
-            let model_id = self.weights.model;
+            let model_id = &self.weights.model;
             Ok(BatchEmbeddings {
                 embeddings: vectors
                     .into_iter()
-                    .map(|vector| ModelEmbedding { model_id, vector })
+                    .map(|vector| ModelEmbedding {
+                        model_id: model_id.clone(),
+                        vector,
+                    })
                     .collect(),
                 device_ns: None,
             })
@@ -211,7 +208,8 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let model = ReferenceModel::new(ModelId::Causal, 5, ComputePool::default());
+        let spec = crate::reference::spec_named("Causal").unwrap();
+        let model = ReferenceModel::new(spec.id(), spec.profile, 5, ComputePool::default());
         let inputs: Vec<PreparedInput> = [&[1u32, 2, 3][..], &[7; 30], &[]]
             .iter()
             .map(|t| PreparedInput::new(t.to_vec(), t.len()))

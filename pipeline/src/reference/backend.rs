@@ -1,8 +1,8 @@
-//! Where the reference models compute: [`Backend`] (`cpu`, `cuda` or `auto`),
-//! as a demo's `--backend` flag chooses it.
+//! Where the reference models compute: [`Backend`] (`cpu`, `cuda` or `auto`).
 
-use super::cpu::{reference_models, ComputePool};
-use super::model::EmbeddingModel;
+use super::cpu::ComputePool;
+use super::reference_models;
+use crate::model::EmbeddingModel;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The flag value: `cpu`, `cuda` or `auto`.
+    /// The name: `cpu`, `cuda` or `auto`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Backend::Cpu => "cpu",
@@ -57,7 +57,7 @@ impl Backend {
 
 #[cfg(feature = "cuda")]
 fn gpu_models(seed: u64) -> Result<BackendModels, BackendError> {
-    use super::gpu::{gpu_reference_models, GpuBackend};
+    use crate::gpu::{gpu_reference_models, GpuBackend};
     let gpu = GpuBackend::try_new().map_err(BackendError::Unavailable)?;
     let models = gpu_reference_models(seed, &gpu).map_err(BackendError::Unavailable)?;
     Ok(BackendModels {
@@ -79,7 +79,7 @@ impl fmt::Display for Backend {
     }
 }
 
-/// A `--backend` value that is not `cpu`, `cuda` or `auto`.
+/// A name that is not `cpu`, `cuda` or `auto`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown backend {given:?}: expected cuda, cpu or auto")]
 pub struct UnknownBackend {
@@ -113,12 +113,12 @@ pub enum BackendError {
     /// CUDA is missing or failed on this machine.
     #[cfg(feature = "cuda")]
     #[error("the CUDA backend is unavailable: {0}")]
-    Unavailable(#[source] super::gpu::GpuError),
+    Unavailable(#[source] crate::gpu::GpuError),
 }
 
 /// The models a [`Backend`] chose, and what it ran on.
 pub struct BackendModels {
-    /// The twelve models, in `E1..E12` order.
+    /// The twelve models, in [`REFERENCE_MODELS`](super::REFERENCE_MODELS) order.
     pub models: Vec<Arc<dyn EmbeddingModel>>,
     /// The backend they run on: [`Backend::Cpu`] or [`Backend::Cuda`].
     pub used: Backend,

@@ -23,12 +23,13 @@
 //! serves has gone (each past its deadline, with its own timeout warning),
 //! and an input whose request has gone before its batch runs is left out.
 
-use super::batch_config::BatchConfig;
-use super::model::{
+use super::config::{BatchConfig, BatchPlan};
+use crate::error::{EmbeddingResult, Error};
+use crate::model::{
     BatchEmbeddings, EmbeddingModel, ModelEmbedding, ModelFuture, ModelId, PreparedInput,
 };
-use super::orchestrator::{panic_message, CatchPanic};
-use crate::error::{EmbeddingResult, Error};
+use crate::orchestrator::{panic_message, CatchPanic};
+use crate::span_ctx::DEVICE_TIME_FIELD;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -37,8 +38,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{Instrument, Span};
 
-/// A model whose calls are batched (see the module docs). Made by
-/// [`BatchPlan::apply`](crate::BatchPlan::apply).
+/// A model whose calls are batched (see the module docs). The pipeline wraps
+/// each model its [`BatchPlan`] batches in one; wrap a model yourself to batch
+/// it outside a pipeline.
 ///
 /// Its runner task starts on the current tokio runtime at the first call, and
 /// again on a later call if that runtime has gone.
@@ -80,7 +82,7 @@ impl BatchedModel {
 
     fn error(&self, reason: impl Into<std::borrow::Cow<'static, str>>) -> Error {
         Error::Model {
-            model: self.inner.model_id().as_str(),
+            model: self.inner.model_id().clone(),
             reason: reason.into(),
         }
     }
@@ -141,7 +143,7 @@ impl std::fmt::Debug for BatchedModel {
 }
 
 impl EmbeddingModel for BatchedModel {
-    fn model_id(&self) -> ModelId {
+    fn model_id(&self) -> &ModelId {
         self.inner.model_id()
     }
 
@@ -155,10 +157,27 @@ impl EmbeddingModel for BatchedModel {
                 .await
                 .map_err(|_| self.error("its batch ended without an answer"))??;
             if let Some(ns) = served.device_ns {
-                span.record(hdrtrace::GPU_FIELD, ns);
+                span.record(DEVICE_TIME_FIELD, ns);
             }
             Ok(served.embedding)
         })
+    }
+}
+
+impl BatchPlan {
+    /// Wraps each model the plan batches in a [`BatchedModel`]; the others
+    /// are returned as they are.
+    pub(crate) fn apply(
+        &self,
+        models: Vec<Arc<dyn EmbeddingModel>>,
+    ) -> Vec<Arc<dyn EmbeddingModel>> {
+        models
+            .into_iter()
+            .map(|m| match self.get(m.model_id().as_str()) {
+                Some(config) => Arc::new(BatchedModel::new(m, config)) as Arc<dyn EmbeddingModel>,
+                None => m,
+            })
+            .collect()
     }
 }
 
@@ -253,7 +272,7 @@ async fn forward(
         biased;
         answer = call => Outcome::Done(answer.unwrap_or_else(|payload| {
             Err(Error::Model {
-                model: model.model_id().as_str(),
+                model: model.model_id().clone(),
                 reason: format!("panicked: {}", panic_message(&*payload)).into(),
             })
         })),
@@ -262,7 +281,7 @@ async fn forward(
 }
 
 /// Hands each request its embedding, or the batch's error.
-fn scatter(id: ModelId, batch: &Span, outcome: Outcome, jobs: &mut Vec<Job>) {
+fn scatter(id: &ModelId, batch: &Span, outcome: Outcome, jobs: &mut Vec<Job>) {
     let out = match outcome {
         Outcome::Abandoned => {
             tracing::warn!(parent: batch, "batch abandoned: every request it served has gone");
@@ -277,7 +296,7 @@ fn scatter(id: ModelId, batch: &Span, outcome: Outcome, jobs: &mut Vec<Job>) {
                 jobs.len()
             );
             let e = Error::Model {
-                model: id.as_str(),
+                model: id.clone(),
                 reason: reason.into(),
             };
             return fail(batch, &e, jobs);
@@ -297,18 +316,7 @@ fn scatter(id: ModelId, batch: &Span, outcome: Outcome, jobs: &mut Vec<Job>) {
 fn fail(batch: &Span, e: &Error, jobs: &mut Vec<Job>) {
     tracing::error!(parent: batch, "{e}");
     for job in jobs.drain(..) {
-        let _ = job.reply.send(Err(share(e)));
-    }
-}
-
-/// A copy of a batch's error for one of its requests.
-fn share(e: &Error) -> Error {
-    match e {
-        Error::Model { model, reason } => Error::Model {
-            model,
-            reason: reason.clone(),
-        },
-        other => Error::Pipeline(other.to_string().into()),
+        let _ = job.reply.send(Err(e.clone()));
     }
 }
 
