@@ -26,9 +26,9 @@ use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// A record and the series it was recorded in (its interned key;
+/// A held record and the series it was recorded in (its interned key;
 /// `u32::MAX` for an event or links record).
-pub(crate) type Keyed = (Record, u32);
+pub(crate) type HeldRecord = (Record, u32);
 
 /// A closed batch span and what hangs from it.
 pub(crate) struct Batch {
@@ -38,7 +38,7 @@ pub(crate) struct Batch {
     pub(crate) series: u32,
     /// Its descendants' span, event and links records, and its own links
     /// record, in arrival order, each with its series.
-    pub(crate) below: Vec<Keyed>,
+    pub(crate) below: Vec<HeldRecord>,
     /// The ids of the requests it served (at most `MAX_BATCH_REQUESTS`).
     pub(crate) requests: Vec<u64>,
     /// Its batch size field's value (0 when it had none).
@@ -72,7 +72,7 @@ enum Kind {
 }
 
 pub(crate) struct Batches {
-    loose: FxHashMap<u64, Vec<Keyed>>,
+    loose: FxHashMap<u64, Vec<HeldRecord>>,
     batches: FxHashMap<u64, Batch>,
     waits: FxHashMap<u64, Vec<Wait>>,
     /// Every entry by its first arrival, oldest first (an entry already gone
@@ -209,7 +209,7 @@ impl Batches {
     }
 
     /// Moves what hangs from `id`, and below it, into `into`.
-    fn claim(&mut self, id: u64, into: &mut Vec<Keyed>) {
+    fn claim(&mut self, id: u64, into: &mut Vec<HeldRecord>) {
         let mut next = into.len();
         if let Some(list) = self.loose.remove(&id) {
             into.extend(list);

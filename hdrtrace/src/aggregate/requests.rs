@@ -313,7 +313,7 @@ pub struct RequestTrace {
 /// recorded parent is not in the trace) hangs from the first span linked with
 /// it, the model span it served. Built once, by [`RequestTrace::new`], and
 /// read by every renderer.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct TreeIndex {
     position: std::collections::HashMap<u64, usize>,
     parent: Vec<Option<usize>>,
