@@ -35,7 +35,7 @@
 //! `ERROR` event in its span, a model past the deadline a `WARN` event with
 //! `timeout = true` and `after_ms` (so the subscriber marks the span failed or
 //! timed out), and the others still fuse. A model is any name ([`ModelId`]);
-//! the [`reference`] models are twelve CPU models doing real, deterministic
+//! the [`reference`](mod@reference) models are twelve CPU models doing real, deterministic
 //! compute, described as data. A [`TraceEventCollector`] turns captured
 //! requests into [`TraceEvent`]s.
 //!

@@ -73,9 +73,18 @@ impl ModelSpec {
     }
 }
 
-/// A row of [`REFERENCE_MODELS`]: 2048 table rows, batched.
-const fn spec(
-    name: &'static str,
+/// A row of [`REFERENCE_MODELS`]: batched.
+const fn spec(name: &'static str, profile: Profile) -> ModelSpec {
+    ModelSpec {
+        name,
+        profile,
+        batched: true,
+    }
+}
+
+/// A reference model's shape with 2048 table rows; the arguments in the
+/// order of [`Profile`]'s fields.
+const fn shape(
     dim: usize,
     hidden: &'static [usize],
     out: usize,
@@ -83,20 +92,16 @@ const fn spec(
     pooling: Pooling,
     max_tokens: usize,
     top_k: Option<usize>,
-) -> ModelSpec {
-    ModelSpec {
-        name,
-        profile: Profile {
-            buckets: 2048,
-            dim,
-            hidden,
-            out,
-            attention,
-            pooling,
-            max_tokens,
-            top_k,
-        },
-        batched: true,
+) -> Profile {
+    Profile {
+        buckets: 2048,
+        dim,
+        hidden,
+        out,
+        attention,
+        pooling,
+        max_tokens,
+        top_k,
     }
 }
 
@@ -104,37 +109,38 @@ const fn spec(
 /// `LongContext` reads up to 4096 with Longformer-style sliding-window
 /// attention (128 tokens each side), so its cost keeps growing with length
 /// and it dominates long documents (and is not batched).
+#[rustfmt::skip]
 pub const REFERENCE_MODELS: [ModelSpec; 12] = {
     use Attention::{None as Unmixed, Window};
     use Pooling::{Max, Mean};
     [
         // E1: general-purpose dense semantic similarity.
-        spec("Semantic", 64, &[128], 64, Window(8), Mean, 512, None),
+        spec("Semantic",        shape(64, &[128],    64,  Window(8),   Mean, 512,  None)),
         // E2: time expressions and ordering.
-        spec("Temporal", 32, &[64], 32, Unmixed, Mean, 512, None),
+        spec("Temporal",        shape(32, &[64],     32,  Unmixed,     Mean, 512,  None)),
         // E3: cause and effect relations.
-        spec("Causal", 64, &[96, 96], 64, Window(4), Mean, 512, None),
+        spec("Causal",          shape(64, &[96, 96], 64,  Window(4),   Mean, 512,  None)),
         // E4: sparse lexical expansion (SPLADE-style, top-k activations).
-        spec("Sparse", 48, &[192], 128, Unmixed, Mean, 512, Some(16)),
-        // E5: long-context encoder (Longformer-style).
+        spec("Sparse",          shape(48, &[192],    128, Unmixed,     Mean, 512,  Some(16))),
+        // E5: long-context encoder (Longformer-style), not batched.
         ModelSpec {
             batched: false,
-            ..spec("LongContext", 32, &[64], 64, Window(128), Mean, 4096, None)
+            ..spec("LongContext", shape(32, &[64],   64,  Window(128), Mean, 4096, None))
         },
         // E6: source code.
-        spec("Code", 48, &[96], 48, Window(16), Mean, 512, None),
+        spec("Code",            shape(48, &[96],     48,  Window(16),  Mean, 512,  None)),
         // E7: graph and relation structure.
-        spec("Graph", 32, &[64, 64], 32, Unmixed, Mean, 512, None),
+        spec("Graph",           shape(32, &[64, 64], 32,  Unmixed,     Mean, 512,  None)),
         // E8: named entities.
-        spec("Entity", 48, &[96], 48, Unmixed, Mean, 512, None),
+        spec("Entity",          shape(48, &[96],     48,  Unmixed,     Mean, 512,  None)),
         // E9: multilingual alignment.
-        spec("Multilingual", 64, &[160], 96, Unmixed, Mean, 512, None),
+        spec("Multilingual",    shape(64, &[160],    96,  Unmixed,     Mean, 512,  None)),
         // E10: document layout and structure.
-        spec("Structural", 16, &[32], 16, Unmixed, Mean, 512, None),
+        spec("Structural",      shape(16, &[32],     16,  Unmixed,     Mean, 512,  None)),
         // E11: sentiment and tone.
-        spec("Sentiment", 16, &[32], 8, Unmixed, Mean, 512, None),
+        spec("Sentiment",       shape(16, &[32],     8,   Unmixed,     Mean, 512,  None)),
         // E12: late interaction (ColBERT-style): per-token vectors, max-pooled.
-        spec("LateInteraction", 48, &[96], 128, Unmixed, Max, 512, None),
+        spec("LateInteraction", shape(48, &[96],     128, Unmixed,     Max,  512,  None)),
     ]
 };
 
