@@ -3,7 +3,7 @@
 //! stage and twelve `model` spans with a static `model_id`, each entered and
 //! closed at once: 14 records) are recorded through the real hot path into the
 //! rings of a subscriber that has no aggregator thread
-//! (`hdrtrace::aggregate::bench::IngestBench`), then drained into the
+//! (`hdrtrace::__bench::IngestBench`), then drained into the
 //! histograms and the request assembler, timed. Nothing else runs meanwhile.
 //!
 //! In the same run, `record` times the recording side producing the same
@@ -11,14 +11,14 @@
 //! thread. The issue's goal: `drain` at least 10 M records/s.
 //!
 //! ```text
-//! cargo bench -p hdrtrace --bench aggregator
+//! cargo bench -p hdrtrace --features bench-internals --bench aggregator
 //! ```
 
 mod common;
 
 use common::scoped;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hdrtrace::aggregate::bench::{pipeline_request, IngestBench, SPANS_PER_REQUEST};
+use hdrtrace::__bench::{pipeline_request, IngestBench, SPANS_PER_REQUEST};
 use hdrtrace::TracingConfig;
 use std::time::{Duration, Instant};
 use tracing::dispatcher::Dispatch;

@@ -14,12 +14,12 @@
 //! after the load blocked its caller, and peak RSS.
 //!
 //! ```text
-//! cargo run --release --example load              # the issue's durations
-//! cargo run --release --example load -- --secs 1  # every row 1 s (CI scale)
+//! cargo run --release -p hdrtrace --features bench-internals --example load              # the issue's durations
+//! cargo run --release -p hdrtrace --features bench-internals --example load -- --secs 1  # every row 1 s (CI scale)
 //! ```
 
 use clap::Parser;
-use hdrtrace::aggregate::bench::{pipeline_request, MODEL_NAMES, SPANS_PER_REQUEST};
+use hdrtrace::__bench::{pipeline_request, MODEL_NAMES, SPANS_PER_REQUEST};
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -204,6 +204,19 @@ pub mod limits {
     /// The histograms may take `memory_budget` bytes, but never fewer than
     /// this (enough for about 80 series of short spans).
     pub const MIN_HISTOGRAM_BUDGET: usize = 16 << 20;
+    /// The key of the series that spans of models and stages past
+    /// `max_models` / `max_stages` (or past the histogram budget) share.
+    pub const OVERFLOW: &str = crate::aggregate::OVERFLOW;
+    /// The longest log line kept whole; a longer one is cut there and ends
+    /// with [`CUT_MARK`].
+    pub const MAX_LINE: usize = crate::logs::MAX_LINE;
+    /// Ends a log line longer than [`MAX_LINE`].
+    pub const CUT_MARK: &str = crate::logs::CUT_MARK;
+    /// Bytes of histogram counts one `LatencySnapshot::from_bytes` or
+    /// `merged` may allocate in all.
+    pub const DECODE_BUDGET: u64 = crate::aggregate::decode::DECODE_BUDGET;
+    /// Bytes of counts one histogram of a decoded or merged snapshot may take.
+    pub const MAX_HISTOGRAM_BYTES: u64 = crate::aggregate::decode::MAX_HISTOGRAM_BYTES;
 }
 
 use limits::*;

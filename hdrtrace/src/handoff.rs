@@ -219,7 +219,8 @@ pub(crate) enum Take {
 /// What one [`Rings::drain`] did.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Drained {
-    /// Records handed over.
+    /// Records handed over (the ingest bench's count).
+    #[cfg_attr(not(feature = "bench-internals"), allow(dead_code))]
     pub(crate) records: usize,
     /// Some ring gave all its `take`, so it may hold more.
     pub(crate) backlog: bool,

@@ -30,7 +30,7 @@
 
 #![warn(missing_docs)]
 
-pub mod aggregate;
+mod aggregate;
 mod clock;
 mod config;
 mod conventions;
@@ -39,9 +39,9 @@ pub mod export;
 mod filter;
 mod guard;
 mod handoff;
-pub mod logs;
-pub mod record;
-pub mod ring;
+mod logs;
+mod record;
+mod ring;
 mod sampling;
 mod subscriber;
 mod sync;
@@ -59,14 +59,23 @@ pub use aggregate::snapshot::{
 };
 pub use aggregate::source::{LatestSnapshot, SnapshotSource};
 pub use aggregate::RequestSink;
-pub use clock::Clock;
 pub use config::{limits, TracingConfig, TracingLevel};
 pub use conventions::Conventions;
 pub use error::Error;
 pub use guard::{build, init_tracing, init_with, Builder, TracingGuard};
-pub use record::{SpanClass, Status};
+pub use record::{FieldValue, SpanClass, Status};
 pub use subscriber::callsites::{MODEL_FIELD, REQUEST_FIELD, REQUEST_SPAN_NAMES, TIMEOUT_FIELD};
 #[cfg(feature = "layer")]
 pub use subscriber::layer::HdrLayer;
 pub use subscriber::HdrSubscriber;
 pub use trace_context::RemoteParent;
+
+/// Hooks for this crate's own benches and tests: not API, not documented,
+/// behind the non-default `bench-internals` feature.
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod __bench {
+    pub use crate::aggregate::bench::*;
+    pub use crate::clock::Clock;
+    pub use crate::export::trace_id::instance_id;
+}

@@ -372,19 +372,12 @@ impl<T: Copy + Send> Producer<T> {
     pub fn capacity(&self) -> usize {
         self.mask + 1
     }
-
-    /// How many values can be pushed now without one being refused (more may
-    /// be, if the consumer frees slots meanwhile; never fewer, as only this
-    /// producer fills them).
-    pub fn free_slots(&mut self) -> usize {
-        // Acquire: as in `push`.
-        self.cached_head = self.ring.head.load(Ordering::Acquire);
-        self.mask + 1 - self.tail.wrapping_sub(self.cached_head)
-    }
 }
 
 impl<T: Copy + Send> Consumer<T> {
-    /// Takes the oldest value, if any.
+    /// Takes the oldest value, if any (the loom models' and the properties'
+    /// view of the ring; the crate drains with `pop_with`).
+    #[cfg_attr(not(test), allow(dead_code))]
     #[inline]
     pub fn pop(&mut self) -> Option<T> {
         self.pop_with(|value| *value)
@@ -486,3 +479,7 @@ impl<T: Copy + Send> Consumer<T> {
         self.ring.mask + 1
     }
 }
+
+// The loom crate includes this file with `--cfg loom`; its properties run here.
+#[cfg(all(test, not(loom)))]
+mod properties;

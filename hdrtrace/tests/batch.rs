@@ -108,7 +108,7 @@ fn two_requests_carry_the_batch_that_served_them_linked_both_ways() {
         assert_eq!(batch.model.as_deref(), Some("Causal"));
         assert_eq!(
             batch.field("batch_size"),
-            Some(hdrtrace::record::FieldValue::U64(2))
+            Some(hdrtrace::FieldValue::U64(2))
         );
         assert_eq!(model.links, [batch.id], "{text}");
         assert_eq!(batch.links, [model.id], "{text}");
@@ -287,7 +287,7 @@ fn batches_beyond_their_share_of_the_budget_are_dropped_and_counted() {
     assert_eq!(t.request_id(), 9);
     assert_eq!(
         batch_of(t).field("batch_size"),
-        Some(hdrtrace::record::FieldValue::U64(1))
+        Some(hdrtrace::FieldValue::U64(1))
     );
 }
 

@@ -8,7 +8,7 @@
 use hdrtrace::{LatencySnapshot, TracingConfig, TracingGuard};
 use std::time::Duration;
 
-use hdrtrace::aggregate::bench::{pipeline_request, MODEL_NAMES};
+use hdrtrace::__bench::{pipeline_request, MODEL_NAMES};
 
 /// The smallest budget the config accepts, with a capture store that fits it.
 fn tiny() -> TracingConfig {
@@ -100,7 +100,7 @@ fn keys_past_the_cap_go_to_one_overflow_series() {
         "past the cap: no series of its own"
     );
     let other = snap
-        .model(hdrtrace::aggregate::OVERFLOW)
+        .model(hdrtrace::limits::OVERFLOW)
         .expect("the overflow series");
     assert_eq!(other.count(), 12, "six keys past the cap, twice each");
     assert_eq!(snap.models().count(), 5);
@@ -108,7 +108,7 @@ fn keys_past_the_cap_go_to_one_overflow_series() {
     assert_eq!(snap.stage("fusion").map(|s| s.count()), Some(2));
     assert!(snap.stage("normalize").is_none());
     assert_eq!(
-        snap.stage(hdrtrace::aggregate::OVERFLOW).map(|s| s.count()),
+        snap.stage(hdrtrace::limits::OVERFLOW).map(|s| s.count()),
         Some(2)
     );
     assert_eq!(snap.counters().overflow_spans, 12 + 2);

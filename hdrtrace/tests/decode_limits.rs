@@ -4,7 +4,7 @@
 
 mod snapshot_bytes;
 
-use hdrtrace::aggregate::decode::{DECODE_BUDGET, MAX_HISTOGRAM_BYTES};
+use hdrtrace::limits::{DECODE_BUDGET, MAX_HISTOGRAM_BYTES};
 use hdrtrace::{LatencySnapshot, TracingConfig};
 use proptest::prelude::*;
 use snapshot_bytes::v2_deflate_with;

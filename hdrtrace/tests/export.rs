@@ -2,7 +2,7 @@
 //! real spans through the subscriber.
 
 use hdrtrace::export::{chrome_trace_json, render_text, write_chrome_trace};
-use hdrtrace::record::SpanClass;
+use hdrtrace::SpanClass;
 use hdrtrace::{RequestTrace, TracingConfig};
 use serde_json::Value;
 use std::collections::HashMap;

@@ -51,7 +51,7 @@ fn a_long_message_comes_through_whole() {
     let long: String = (0..4096)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
-    let huge = "z".repeat(hdrtrace::logs::MAX_LINE * 2);
+    let huge = "z".repeat(hdrtrace::limits::MAX_LINE * 2);
     with_default(sub, || {
         tracing::info!("{long}");
         tracing::info!(payload = %huge, "cut");
@@ -62,10 +62,10 @@ fn a_long_message_comes_through_whole() {
     assert_eq!(lines.len(), 2, "dropped: {}", c.dropped_log_lines);
     assert!(lines[0].ends_with(&long), "the 4 KB message is whole");
     assert!(
-        lines[1].ends_with(hdrtrace::logs::CUT_MARK),
+        lines[1].ends_with(hdrtrace::limits::CUT_MARK),
         "a line past the cap says so"
     );
-    assert!(lines[1].len() <= hdrtrace::logs::MAX_LINE);
+    assert!(lines[1].len() <= hdrtrace::limits::MAX_LINE);
 }
 
 /// Blocks every write until released.

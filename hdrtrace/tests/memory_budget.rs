@@ -2,7 +2,7 @@
 //! the models past it are recorded in the overflow series and counted, and a
 //! budget no host could honour is refused.
 
-use hdrtrace::aggregate::OVERFLOW;
+use hdrtrace::limits::OVERFLOW;
 use hdrtrace::{limits, Error, TracingConfig};
 
 const BUDGET: usize = 32 << 20;

@@ -142,7 +142,7 @@ fn recursion_deeper_than_the_stack_keeps_every_parent() {
     assert!(t.complete());
     assert_eq!(t.spans().len() as u64, DEPTH + 1);
     let depth_of = |s: &SpanTrace| match s.field("depth") {
-        Some(hdrtrace::record::FieldValue::U64(d)) => d,
+        Some(hdrtrace::FieldValue::U64(d)) => d,
         other => panic!("{} has depth {other:?}", s.name),
     };
     for s in t.spans().iter().filter(|s| s.name == "level") {

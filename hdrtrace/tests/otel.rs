@@ -194,7 +194,7 @@ fn collector_receives_request_trees() {
     // (`RequestTrace::trace_id`): this process's instance id in the high
     // half, never the request id zero-extended.
     let captured = snapshot_before_export.captured();
-    let instance = hdrtrace::export::trace_id::instance_id().to_be_bytes();
+    let instance = hdrtrace::__bench::instance_id().to_be_bytes();
     for (i, &request_id) in REQUESTS.iter().enumerate() {
         let captured = captured
             .iter()
@@ -447,7 +447,7 @@ fn an_incoming_traceparent_joins_the_callers_trace() {
     );
     assert_eq!(
         own.trace_id().to_bytes()[..8],
-        hdrtrace::export::trace_id::instance_id().to_be_bytes()
+        hdrtrace::__bench::instance_id().to_be_bytes()
     );
 
     let spans = received.lock().unwrap().clone();

@@ -22,7 +22,7 @@ fn config() -> TracingConfig {
 
 fn one_request(subscriber: &HdrSubscriber, id: u64) {
     tracing::subscriber::with_default(subscriber.clone(), || {
-        hdrtrace::aggregate::bench::pipeline_request(id, None)
+        hdrtrace::__bench::pipeline_request(id, None)
     });
 }
 
@@ -162,7 +162,7 @@ fn spans_a_sink_records_are_ignored_and_counted() {
     // only a log line).
     assert_eq!(
         c.aggregator_thread_records,
-        hdrtrace::aggregate::bench::SPANS_PER_REQUEST,
+        hdrtrace::__bench::SPANS_PER_REQUEST,
         "{c:?}"
     );
     // The aggregator still publishes and records what other threads do.

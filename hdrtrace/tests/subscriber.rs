@@ -59,7 +59,7 @@ fn spans_are_classified_and_linked() {
     }
     assert_eq!(
         trace.root().unwrap().field("content_len"),
-        Some(hdrtrace::record::FieldValue::U64(9))
+        Some(hdrtrace::FieldValue::U64(9))
     );
     // The model that finished last gated the request.
     assert_eq!(trace.attribution().unwrap().model, "7");
@@ -292,7 +292,7 @@ fn an_event_s_model_field_does_not_replace_its_message() {
     assert!(
         slow.fields
             .iter()
-            .any(|(k, v)| *k == "model_id" && *v == hdrtrace::record::FieldValue::U64(12)),
+            .any(|(k, v)| *k == "model_id" && *v == hdrtrace::FieldValue::U64(12)),
         "{:?}",
         slow.fields
     );

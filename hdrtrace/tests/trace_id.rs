@@ -3,7 +3,7 @@
 //! against it in tests/otel.rs); and distinct across instances even for equal
 //! request ids.
 
-use hdrtrace::export::trace_id::instance_id;
+use hdrtrace::__bench::instance_id;
 use hdrtrace::export::{chrome_trace_json, render_text};
 use hdrtrace::{RequestTrace, TracingConfig};
 use std::collections::BTreeSet;

@@ -257,9 +257,10 @@ fn hot_path_allocates_nothing_enabled_and_disabled() {
 /// histograms and the request assembler allocates nothing. The rings are
 /// drained on this thread (`IngestBench`: no aggregator thread), so only that
 /// work is counted.
+#[cfg(feature = "bench-internals")]
 #[test]
 fn the_aggregator_ingests_common_requests_without_allocating() {
-    use hdrtrace::aggregate::bench::IngestBench;
+    use hdrtrace::__bench::IngestBench;
     let (subscriber, mut bench) = IngestBench::new(&TracingConfig {
         sampling_rate: 0.0,
         ring_capacity: 1 << 16,

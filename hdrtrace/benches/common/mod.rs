@@ -31,7 +31,7 @@ macro_rules! bound_subscriber {
     };
 }
 
-use hdrtrace::Clock;
+use hdrtrace::__bench::Clock;
 use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -7,9 +7,9 @@
 
 pub(crate) mod assembly;
 pub(crate) mod batches;
-#[doc(hidden)]
-pub mod bench;
-pub mod decode;
+#[cfg(feature = "bench-internals")]
+pub(crate) mod bench;
+pub(crate) mod decode;
 pub(crate) mod format;
 pub(crate) mod keys;
 pub(crate) mod merge;
@@ -38,7 +38,7 @@ use snapshot::{Counters, Latencies, Latency, ModelLatency, SnapshotData};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-pub use keys::OVERFLOW;
+pub(crate) use keys::OVERFLOW;
 
 /// Receives every captured request (sampled, over budget, failed) once it is
 /// final, on the aggregator thread. Exporters and event channels implement it.

@@ -13,8 +13,8 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tracing::dispatcher::DefaultGuard;
-use tracing::subscriber::NoSubscriber;
+use tracing_core::dispatcher::{DefaultGuard, Dispatch};
+use tracing_core::subscriber::NoSubscriber;
 
 /// What the sink sends the export thread.
 pub(super) enum Msg {
@@ -91,7 +91,7 @@ pub(super) fn spawn(
 
 /// Makes `tracing` calls on this thread go nowhere until the guard drops.
 fn quiet() -> DefaultGuard {
-    tracing::subscriber::set_default(NoSubscriber::default())
+    tracing_core::dispatcher::set_default(&Dispatch::new(NoSubscriber::default()))
 }
 
 thread_local! {
