@@ -14,7 +14,7 @@ use hdrtrace_pipeline::gpu::{
     GpuBackend, GpuError, GpuModel, GpuModelOptions, KERNEL_SOURCE,
 };
 use hdrtrace_pipeline::reference::{
-    spec_named, Attention, Backend, ComputePool, Pooling, Weights, REFERENCE_MODELS,
+    Attention, Backend, ComputePool, Pooling, Weights, REFERENCE_MODELS,
 };
 use hdrtrace_pipeline::Error;
 use hdrtrace_pipeline::{
@@ -493,7 +493,10 @@ fn a_failing_kernel_becomes_the_models_error() {
         block_size: 4096,
         ..GpuModelOptions::default()
     };
-    let causal = spec_named("Causal").unwrap();
+    let causal = REFERENCE_MODELS
+        .iter()
+        .find(|m| m.name == "Causal")
+        .unwrap();
     let broken = GpuModel::with_options(causal.id(), causal.profile, SEED, &gpu, bad).unwrap();
     let input = Tokenizer::default()
         .prepare("a kernel that cannot launch")

@@ -33,7 +33,7 @@ use clap::Parser;
 use faults::{quiet_injected_panics, Fault, FaultPlan};
 use hdrtrace::export::{render_text, write_chrome_trace};
 use hdrtrace::{LatencySnapshot, ModelLatency, RequestTrace, TracingConfig, TracingLevel};
-use hdrtrace_pipeline::reference::{self, Backend, ComputePool, MAX_LAUNCH_COST, REFERENCE_MODELS};
+use hdrtrace_pipeline::reference::{self, Backend, ComputePool, REFERENCE_MODELS};
 use hdrtrace_pipeline::{BatchConfig, BatchPlan, EmbeddingPipeline, ModelId, PipelineConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -141,8 +141,9 @@ fn parse_rate(s: &str) -> Result<f32, String> {
 
 fn parse_launch(s: &str) -> Result<Duration, String> {
     let cost = cli::duration(s)?;
-    if cost > MAX_LAUNCH_COST {
-        return Err(format!("expected at most {MAX_LAUNCH_COST:?}, got {s:?}"));
+    if cost > ComputePool::MAX_LAUNCH_COST {
+        let max = ComputePool::MAX_LAUNCH_COST;
+        return Err(format!("expected at most {max:?}, got {s:?}"));
     }
     Ok(cost)
 }

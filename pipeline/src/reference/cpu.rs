@@ -35,10 +35,12 @@ pub struct ComputePool {
     launch: Duration,
 }
 
-/// The longest launch cost a [`ComputePool`] accepts.
-pub const MAX_LAUNCH_COST: Duration = Duration::from_secs(1);
+const MAX_LAUNCH_COST: Duration = ComputePool::MAX_LAUNCH_COST;
 
 impl ComputePool {
+    /// The longest launch cost a pool accepts.
+    pub const MAX_LAUNCH_COST: Duration = Duration::from_secs(1);
+
     /// A pool running at most `size` computations at once; `None` when `size`
     /// is zero.
     pub fn new(size: usize) -> Option<Self> {
@@ -54,7 +56,7 @@ impl ComputePool {
     /// accelerator's fixed cost per call (launching kernels, reading the
     /// weights), which a batch pays once for all its inputs. The time is
     /// spent blocked, not computing, inside the calling span (busy time).
-    /// Refuses more than [`MAX_LAUNCH_COST`].
+    /// Refuses more than [`ComputePool::MAX_LAUNCH_COST`].
     pub fn with_launch_cost(self, cost: Duration) -> EmbeddingResult<Self> {
         if cost > MAX_LAUNCH_COST {
             return Err(Error::Pipeline(
@@ -208,7 +210,8 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let spec = crate::reference::spec_named("Causal").unwrap();
+        let spec = &crate::reference::REFERENCE_MODELS[2];
+        assert_eq!(spec.name, "Causal");
         let model = ReferenceModel::new(spec.id(), spec.profile, 5, ComputePool::default());
         let inputs: Vec<PreparedInput> = [&[1u32, 2, 3][..], &[7; 30], &[]]
             .iter()

@@ -39,7 +39,7 @@ pub(crate) mod math;
 mod weights;
 
 pub use backend::{Backend, BackendError, BackendModels, UnknownBackend};
-pub use cpu::{ComputePool, ReferenceModel, MAX_LAUNCH_COST};
+pub use cpu::{ComputePool, ReferenceModel};
 pub use weights::{Attention, Dense, Pooling, Profile, Weights};
 
 use crate::batch::{BatchConfig, BatchPlan};
@@ -144,11 +144,6 @@ pub const REFERENCE_MODELS: [ModelSpec; 12] = {
     ]
 };
 
-/// The reference model named `name`, if there is one.
-pub fn spec_named(name: &str) -> Option<&'static ModelSpec> {
-    REFERENCE_MODELS.iter().find(|s| s.name == name)
-}
-
 /// All twelve reference models, in `REFERENCE_MODELS` order, with weights
 /// from `seed`, sharing one compute pool.
 pub fn reference_models(seed: u64, pool: &ComputePool) -> Vec<Arc<dyn EmbeddingModel>> {
@@ -181,8 +176,8 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), 12);
-        assert_eq!(spec_named("LongContext").unwrap().profile.max_tokens, 4096);
-        assert!(spec_named("Nope").is_none());
+        let long = REFERENCE_MODELS.iter().find(|s| s.name == "LongContext");
+        assert_eq!(long.unwrap().profile.max_tokens, 4096);
     }
 
     #[test]
