@@ -1,7 +1,7 @@
 //! `TracingConfig`, `TracingLevel`, their validation and `from_env`.
 
 use crate::conventions::Conventions;
-use crate::error::Error;
+use crate::error::ConfigError;
 use crate::filter::TargetFilter;
 use crate::record::SpanClass;
 use std::time::Duration;
@@ -227,10 +227,10 @@ const CAPTURED_SPAN_BYTES: usize = 256;
 impl TracingConfig {
     /// Checks every value against its bound (see [`limits`]); the error names
     /// the field, the value and what it accepts.
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let r = self.sampling_rate;
         if !r.is_finite() || !(0.0..=1.0).contains(&r) {
-            return Err(Error::config(
+            return Err(ConfigError::invalid(
                 "sampling_rate",
                 format!("must be a number from 0.0 to 1.0, got {r}"),
             ));
@@ -241,7 +241,7 @@ impl TracingConfig {
             ("capture_capacity", self.capture_capacity, MAX_CAPTURES),
         ] {
             if value == 0 || value > max {
-                return Err(Error::config(
+                return Err(ConfigError::invalid(
                     field,
                     format!("must be from 1 to {max}, got {value}"),
                 ));
@@ -263,7 +263,7 @@ impl TracingConfig {
             ),
         ] {
             if value < min || value > max {
-                return Err(Error::config(
+                return Err(ConfigError::invalid(
                     field,
                     format!("must be from {min:?} to {max:?}, got {value:?}"),
                 ));
@@ -275,7 +275,7 @@ impl TracingConfig {
         }
         if let Some(endpoint) = &self.otel_endpoint {
             if endpoint.len() > MAX_ENDPOINT_LEN {
-                return Err(Error::config(
+                return Err(ConfigError::invalid(
                     "otel_endpoint",
                     format!(
                         "must be at most {MAX_ENDPOINT_LEN} bytes, got {}",
@@ -283,13 +283,13 @@ impl TracingConfig {
                     ),
                 ));
             }
-            validate_endpoint(endpoint).map_err(|reason| Error::config("otel_endpoint", reason))?;
+            validate_endpoint(endpoint).map_err(|reason| ConfigError::invalid("otel_endpoint", reason))?;
         }
         self.validate_bounds()
     }
 
     /// The aggregator's bounds (`memory_budget` and the caps).
-    fn validate_bounds(&self) -> Result<(), Error> {
+    fn validate_bounds(&self) -> Result<(), ConfigError> {
         for (field, v, max) in [
             ("max_models", self.max_models, MAX_KEYS),
             ("max_stages", self.max_stages, MAX_KEYS),
@@ -300,7 +300,7 @@ impl TracingConfig {
             ),
         ] {
             if v == 0 || v > max {
-                return Err(Error::config(
+                return Err(ConfigError::invalid(
                     field,
                     format!("must be from 1 to {max}, got {v}"),
                 ));
@@ -308,14 +308,14 @@ impl TracingConfig {
         }
         let b = self.memory_budget;
         if !(MIN_BUDGET..=MAX_BUDGET).contains(&b) {
-            return Err(Error::config(
+            return Err(ConfigError::invalid(
                 "memory_budget",
                 format!("must be from {MIN_BUDGET} to {MAX_BUDGET} bytes, got {b}"),
             ));
         }
         let captures = self.capture_reserve();
         if captures > b / 2 {
-            return Err(Error::config(
+            return Err(ConfigError::invalid(
                 "memory_budget",
                 format!(
                     "{b} bytes cannot hold the capture store: capture_capacity ({}) x 2 x \
@@ -366,14 +366,14 @@ impl TracingConfig {
     /// what unset means (no export; every target). A list that names no span
     /// (`HDRTRACE_REQUEST_SPANS=","`) is an error too; no request (or batch)
     /// span by name at all is set with `Conventions::request_spans([])`.
-    pub fn from_env() -> Result<Self, Error> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// `from_env` over any key lookup (tests pass a map).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut c = Self::default();
-        let bad = |var: &'static str, value: &str, reason: String| Error::InvalidEnv {
+        let bad = |var: &'static str, value: &str, reason: String| ConfigError::Env {
             var,
             value: value.to_string(),
             reason,
@@ -501,9 +501,9 @@ impl TracingConfig {
             .max_capture_spans =
             v);
         c.validate().map_err(|e| match e {
-            Error::InvalidConfig { field, reason } => {
+            ConfigError::Invalid { field, reason } => {
                 let var = env_name(field);
-                Error::InvalidEnv {
+                ConfigError::Env {
                     var,
                     value: get(var).unwrap_or_default(),
                     reason: reason.into_owned(),

@@ -4,7 +4,7 @@
 //! with its own names sets them here, and they are applied once per callsite
 //! (in `register_callsite`), so the hot path costs nothing more.
 
-use crate::error::Error;
+use crate::error::ConfigError;
 use std::sync::Arc;
 
 /// The names hdrtrace classifies spans and events by.
@@ -183,19 +183,19 @@ impl Conventions {
     /// name), unless it carries the request id field too; such a conflict
     /// shows only once the callsite registers, so it is reported once on
     /// stderr then.
-    pub fn validate(&self) -> Result<(), Error> {
-        let check = |what: &'static str, name: &str| -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |what: &'static str, name: &str| -> Result<(), ConfigError> {
             if name.is_empty() {
-                return Err(Error::config(what, "must not be empty"));
+                return Err(ConfigError::invalid(what, "must not be empty"));
             }
             if name.len() > MAX_NAME_LEN {
-                return Err(Error::config(
+                return Err(ConfigError::invalid(
                     what,
                     format!("must be at most {MAX_NAME_LEN} bytes, got {}", name.len()),
                 ));
             }
             if name.contains(char::is_whitespace) {
-                return Err(Error::config(
+                return Err(ConfigError::invalid(
                     what,
                     format!("must not contain whitespace, got {name:?}"),
                 ));
@@ -207,7 +207,7 @@ impl Conventions {
             ("conventions.batch_spans", &self.batch_spans),
         ] {
             if names.len() > MAX_REQUEST_SPANS {
-                return Err(Error::config(
+                return Err(ConfigError::invalid(
                     what,
                     format!(
                         "may name at most {MAX_REQUEST_SPANS} spans, got {}",
@@ -224,7 +224,7 @@ impl Conventions {
             .iter()
             .find(|n| self.request_spans.contains(n))
         {
-            return Err(Error::config(
+            return Err(ConfigError::invalid(
                 "conventions.batch_spans",
                 format!("{name:?} is also a request span name"),
             ));
@@ -240,7 +240,7 @@ impl Conventions {
         for (what, name) in fields {
             check(what, name)?;
             if reserved(name) {
-                return Err(Error::config(
+                return Err(ConfigError::invalid(
                     what,
                     format!(
                         "is {name:?}, a field tracing gives events itself (`message`, `log.*`): \
@@ -251,7 +251,7 @@ impl Conventions {
         }
         for (i, (what, name)) in fields.iter().enumerate() {
             if let Some((other, _)) = fields[i + 1..].iter().find(|(_, n)| n == name) {
-                return Err(Error::config(
+                return Err(ConfigError::invalid(
                     what,
                     format!("is {name:?}, the same name as {other}"),
                 ));

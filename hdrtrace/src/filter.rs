@@ -1,7 +1,7 @@
 //! A target filter in the `RUST_LOG` shape (`my_service=debug,hyper=off,info`),
 //! parsed once and evaluated once per callsite, never per span.
 
-use crate::error::Error;
+use crate::error::ConfigError;
 use tracing_core::{Level, LevelFilter};
 
 /// Parsed directives: the most specific target prefix decides; a directive
@@ -71,15 +71,15 @@ impl TargetFilter {
     /// and `",,,"` alike record every target. A directive that cannot match
     /// any target (one that is not a module path: `my-crate`, `*`,
     /// `a::`) is an error naming it.
-    pub(crate) fn parse(spec: &str) -> Result<Self, Error> {
+    pub(crate) fn parse(spec: &str) -> Result<Self, ConfigError> {
         let bad = |directive: &str, why: &str| {
-            Error::config(
+            ConfigError::invalid(
                 "filter",
                 format!("directive {directive:?} {why} (expected e.g. `my_service=debug,hyper=off,info`)"),
             )
         };
         if spec.len() > MAX_FILTER_LEN {
-            return Err(Error::config(
+            return Err(ConfigError::invalid(
                 "filter",
                 format!("must be at most {MAX_FILTER_LEN} bytes, got {}", spec.len()),
             ));
@@ -88,7 +88,7 @@ impl TargetFilter {
         let mut default = None;
         for directive in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
             if targets.len() >= MAX_DIRECTIVES {
-                return Err(Error::config(
+                return Err(ConfigError::invalid(
                     "filter",
                     format!("may hold at most {MAX_DIRECTIVES} directives"),
                 ));

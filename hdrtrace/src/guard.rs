@@ -4,7 +4,7 @@ use crate::aggregate::publish::Publisher;
 use crate::aggregate::snapshot::{LatencySnapshot, SnapshotData};
 use crate::aggregate::{Aggregator, Control, RequestSink};
 use crate::config::TracingConfig;
-use crate::error::Error;
+use crate::error::{ConfigError, FlushError, InstallError};
 use crate::handoff::Handoff;
 use crate::logs::{LogThread, LogWriter};
 use crate::subscriber::core::Core;
@@ -54,7 +54,7 @@ impl Builder {
 
     /// Validates the config, preallocates the slot table and starts the
     /// aggregator thread. The subscriber is not installed anywhere.
-    pub fn build(self) -> Result<(HdrSubscriber, TracingGuard), Error> {
+    pub fn build(self) -> Result<(HdrSubscriber, TracingGuard), InstallError> {
         let (core, guard) = self.start(true)?;
         Ok((HdrSubscriber { core }, guard))
     }
@@ -64,7 +64,7 @@ impl Builder {
     /// histograms; the Registry allocates per span, see docs/performance.md).
     /// It writes no log lines: a Registry stack has its own (`fmt`).
     #[cfg(feature = "layer")]
-    pub fn build_layer(self) -> Result<(crate::HdrLayer, TracingGuard), Error> {
+    pub fn build_layer(self) -> Result<(crate::HdrLayer, TracingGuard), InstallError> {
         let (core, guard) = self.start(false)?;
         let ids = Arc::new(crate::subscriber::layer_ids::IdMap::new(
             core.slot_capacity(),
@@ -72,7 +72,7 @@ impl Builder {
         Ok((crate::HdrLayer { core, ids }, guard))
     }
 
-    fn start(self, with_logs: bool) -> Result<(Arc<Core>, TracingGuard), Error> {
+    fn start(self, with_logs: bool) -> Result<(Arc<Core>, TracingGuard), InstallError> {
         let config = self.config;
         config_check(&config)?;
         let sinks = self.sinks;
@@ -82,7 +82,10 @@ impl Builder {
                 .log_writer
                 .unwrap_or_else(|| Box::new(std::io::stderr()));
             let (hub, thread) = LogThread::start(out, handoff.clone())
-                .map_err(|e| Error::Aggregator(format!("cannot start the log thread: {e}")))?;
+                .map_err(|source| InstallError::Thread {
+                    thread: "hdrtrace-logs",
+                    source,
+                })?;
             (Some(hub), Some(thread))
         } else {
             (None, None)
@@ -103,7 +106,10 @@ impl Builder {
             sinks,
         )
         .spawn(control_rx)
-        .map_err(|e| Error::Aggregator(format!("cannot start the aggregator thread: {e}")))?;
+        .map_err(|source| InstallError::Thread {
+            thread: "hdrtrace-aggregator",
+            source,
+        })?;
         let guard = TracingGuard {
             shared: Arc::new(Shared {
                 core: core.clone(),
@@ -132,7 +138,7 @@ type Sinks = Vec<Box<dyn RequestSink>>;
 fn with_otel(
     mut sinks: Sinks,
     config: &TracingConfig,
-) -> Result<(Sinks, Option<crate::export::otel::OtlpStats>), Error> {
+) -> Result<(Sinks, Option<crate::export::otel::OtlpStats>), InstallError> {
     let Some(endpoint) = &config.otel_endpoint else {
         return Ok((sinks, None));
     };
@@ -144,24 +150,24 @@ fn with_otel(
 /// Builds a subscriber without installing it: use it with
 /// `tracing::subscriber::with_default` (tests, benches, several instances in one
 /// process). The guard queries it and stops its aggregator when dropped.
-pub fn build(config: &TracingConfig) -> Result<(HdrSubscriber, TracingGuard), Error> {
+pub fn build(config: &TracingConfig) -> Result<(HdrSubscriber, TracingGuard), InstallError> {
     Builder::new(config).build()
 }
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// Installs the subscriber as the global default. A second call (or any other
-/// global subscriber already set) returns [`Error::AlreadyInitialized`].
-pub fn init_tracing(config: &TracingConfig) -> Result<TracingGuard, Error> {
+/// global subscriber already set) returns [`InstallError::AlreadyInstalled`].
+pub fn init_tracing(config: &TracingConfig) -> Result<TracingGuard, InstallError> {
     init_with(Builder::new(config))
 }
 
 /// `init_tracing` with a [`Builder`].
-pub fn init_with(builder: Builder) -> Result<TracingGuard, Error> {
+pub fn init_with(builder: Builder) -> Result<TracingGuard, InstallError> {
     config_check(&builder.config)?;
     // AcqRel: the first caller wins; everyone else sees `true`.
     if INSTALLED.swap(true, Ordering::AcqRel) {
-        return Err(Error::AlreadyInitialized);
+        return Err(InstallError::AlreadyInstalled);
     }
     let installed = if builder.config.tokio_console {
         install_registry(builder)
@@ -178,7 +184,7 @@ pub fn init_with(builder: Builder) -> Result<TracingGuard, Error> {
         }
     };
     if tracing_core::dispatcher::set_global_default(dispatch).is_err() {
-        return Err(Error::AlreadyInitialized);
+        return Err(InstallError::AlreadyInstalled);
     }
     // Relaxed: read only by this guard's own drop, on a thread that got the
     // guard through ordinary ownership transfer.
@@ -188,16 +194,16 @@ pub fn init_with(builder: Builder) -> Result<TracingGuard, Error> {
     Ok(guard)
 }
 
-fn config_check(config: &TracingConfig) -> Result<(), Error> {
+fn config_check(config: &TracingConfig) -> Result<(), ConfigError> {
     config.validate()?;
     if config.otel_endpoint.is_some() && !cfg!(feature = "otel") {
-        return Err(Error::config(
+        return Err(ConfigError::invalid(
             "otel_endpoint",
             "needs the `otel` cargo feature: build with --features otel",
         ));
     }
     if config.tokio_console && !cfg!(feature = "tokio-console") {
-        return Err(Error::config(
+        return Err(ConfigError::invalid(
             "tokio_console",
             "needs the `tokio-console` cargo feature: build with --features tokio-console",
         ));
@@ -207,15 +213,13 @@ fn config_check(config: &TracingConfig) -> Result<(), Error> {
 
 /// tokio-console's layer needs a Registry: the core runs as a Layer beside it.
 #[cfg(feature = "tokio-console")]
-fn install_registry(builder: Builder) -> Result<(tracing_core::Dispatch, TracingGuard), Error> {
+fn install_registry(builder: Builder) -> Result<(tracing_core::Dispatch, TracingGuard), InstallError> {
     use tracing_subscriber::layer::SubscriberExt;
     let addr = builder.config.console_addr;
     // Fail early, with the address, rather than in the console's server thread.
     drop(
-        std::net::TcpListener::bind(addr).map_err(|source| Error::Io {
-            context: format!("tokio-console cannot listen on {addr}"),
-            source,
-        })?,
+        std::net::TcpListener::bind(addr)
+            .map_err(|source| InstallError::Console { addr, source })?,
     );
     let (layer, guard) = builder.build_layer()?;
     let console = console_subscriber::ConsoleLayer::builder()
@@ -226,11 +230,12 @@ fn install_registry(builder: Builder) -> Result<(tracing_core::Dispatch, Tracing
 }
 
 #[cfg(not(feature = "tokio-console"))]
-fn install_registry(_builder: Builder) -> Result<(tracing_core::Dispatch, TracingGuard), Error> {
-    Err(Error::config(
+fn install_registry(_builder: Builder) -> Result<(tracing_core::Dispatch, TracingGuard), InstallError> {
+    Err(ConfigError::invalid(
         "tokio_console",
         "needs the `tokio-console` cargo feature: build with --features tokio-console",
-    ))
+    )
+    .into())
 }
 
 /// Recomputes every callsite's cached interest from the switch now in force.
@@ -295,12 +300,12 @@ impl TracingGuard {
         let _ = self.try_flush();
     }
 
-    /// [`flush`](Self::flush), or [`Error::Aggregator`] when the aggregator
+    /// [`flush`](Self::flush), or [`FlushError::Stopped`] when the aggregator
     /// thread has died (nothing recorded since then is aggregated), or
-    /// [`Error::OnAggregatorThread`] when called from a [`RequestSink`].
-    pub fn try_flush(&self) -> Result<(), Error> {
+    /// [`FlushError::OnAggregatorThread`] when called from a [`RequestSink`].
+    pub fn try_flush(&self) -> Result<(), FlushError> {
         if self.on_aggregator_thread() {
-            return Err(Error::OnAggregatorThread { what: "flush" });
+            return Err(FlushError::OnAggregatorThread { what: "flush" });
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
         if self.shared.control.send(Control::Flush(tx)).is_ok() {
@@ -320,12 +325,13 @@ impl TracingGuard {
                 }
             }
         }
-        Err(Error::Aggregator(
-            self.snapshot()
+        Err(FlushError::Stopped {
+            reason: self
+                .snapshot()
                 .aggregator_failure()
                 .unwrap_or("the aggregator thread has stopped")
                 .to_string(),
-        ))
+        })
     }
 
     fn on_aggregator_thread(&self) -> bool {
@@ -368,9 +374,9 @@ impl TracingGuard {
     }
 
     /// Changes the head-sampling rate at run time (0.0 to 1.0).
-    pub fn set_sampling_rate(&self, rate: f32) -> Result<(), Error> {
+    pub fn set_sampling_rate(&self, rate: f32) -> Result<(), ConfigError> {
         if !rate.is_finite() || !(0.0..=1.0).contains(&rate) {
-            return Err(Error::config(
+            return Err(ConfigError::invalid(
                 "sampling_rate",
                 format!("must be a number from 0.0 to 1.0, got {rate}"),
             ));
@@ -463,7 +469,7 @@ mod tests {
         let source = guard.snapshot_source();
         guard.shared.control.send(Control::Panic).unwrap();
         match guard.try_flush() {
-            Err(Error::Aggregator(why)) => {
+            Err(FlushError::Stopped { reason: why }) => {
                 assert!(why.contains("panicked (injected by a test)"), "{why}")
             }
             other => panic!("a dead aggregator flushed: {other:?}"),

@@ -61,7 +61,7 @@ pub use aggregate::source::{LatestSnapshot, SnapshotSource};
 pub use aggregate::RequestSink;
 pub use config::{limits, TracingConfig, TracingLevel};
 pub use conventions::Conventions;
-pub use error::Error;
+pub use error::{ConfigError, Error, ExportError, FlushError, InstallError, SnapshotError};
 pub use guard::{build, init_tracing, init_with, Builder, TracingGuard};
 pub use record::{FieldValue, SpanClass, Status};
 pub use subscriber::callsites::{MODEL_FIELD, REQUEST_FIELD, REQUEST_SPAN_NAMES, TIMEOUT_FIELD};

@@ -293,7 +293,7 @@ fn request_children() {
 #[test]
 fn bad_bounds_are_clear_config_errors() {
     let field_of = |c: TracingConfig| match c.validate() {
-        Err(hdrtrace::Error::InvalidConfig { field, .. }) => Some(field),
+        Err(hdrtrace::ConfigError::Invalid { field, .. }) => Some(field),
         _ => None,
     };
     let d = TracingConfig::default;
@@ -342,7 +342,7 @@ fn bad_bounds_are_clear_config_errors() {
     assert_eq!(TracingConfig::from_lookup(env).unwrap().max_models, 7);
     let bad = |k: &str| (k == "HDRTRACE_MEMORY_BUDGET").then(|| "12".to_string());
     match TracingConfig::from_lookup(bad) {
-        Err(hdrtrace::Error::InvalidEnv { var, .. }) => assert_eq!(var, "HDRTRACE_MEMORY_BUDGET"),
+        Err(hdrtrace::ConfigError::Env { var, .. }) => assert_eq!(var, "HDRTRACE_MEMORY_BUDGET"),
         other => panic!("expected InvalidEnv, got {other:?}"),
     }
 }

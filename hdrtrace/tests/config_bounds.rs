@@ -2,13 +2,13 @@
 //! exceed, and a value past it is an `Err` naming the field (or the
 //! environment variable) and the bound, never an abort at build time.
 
-use hdrtrace::{limits, Error, TracingConfig};
+use hdrtrace::{limits, ConfigError, InstallError, TracingConfig};
 use std::collections::HashMap;
 use std::time::Duration;
 
 fn rejected(config: TracingConfig, field: &str, bound: &str) {
     match hdrtrace::build(&config) {
-        Err(e @ Error::InvalidConfig { .. }) => {
+        Err(e @ InstallError::Config(ConfigError::Invalid { .. })) => {
             let m = e.to_string();
             assert!(m.contains(field) && m.contains(bound), "{m}");
         }
@@ -107,7 +107,7 @@ fn the_largest_accepted_values_build() {
     assert_eq!(guard.slot_capacity(), limits::MAX_SLOTS);
 }
 
-fn from_env(vars: &[(&str, &str)]) -> Result<TracingConfig, Error> {
+fn from_env(vars: &[(&str, &str)]) -> Result<TracingConfig, ConfigError> {
     let map: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -127,7 +127,7 @@ fn environment_values_past_a_bound_name_the_variable() {
         ("HDRTRACE_CONSOLE_ADDR", "127.0.0.1:99999"),
     ] {
         match from_env(&[(var, value)]) {
-            Err(e @ Error::InvalidEnv { .. }) => {
+            Err(e @ ConfigError::Env { .. }) => {
                 let m = e.to_string();
                 assert!(m.contains(var) && m.contains(value), "{m}");
             }

@@ -1,7 +1,7 @@
 //! A service with its own span and field names, and a target filter: the
 //! conventions are configuration, applied once per callsite.
 
-use hdrtrace::{Conventions, Error, Status, TracingConfig};
+use hdrtrace::{ConfigError, Conventions, InstallError, Status, TracingConfig};
 use std::collections::HashMap;
 use std::time::Duration;
 use tracing::subscriber::with_default;
@@ -117,7 +117,7 @@ fn a_filtered_target_costs_nothing_at_all() {
 #[test]
 fn invalid_filters_and_names_are_errors_naming_them() {
     let bad = |config: TracingConfig, want: &str| match hdrtrace::build(&config) {
-        Err(e @ Error::InvalidConfig { .. }) => {
+        Err(e @ InstallError::Config(ConfigError::Invalid { .. })) => {
             let m = e.to_string();
             assert!(m.contains(want), "{m} (wanted {want:?})");
         }
@@ -362,7 +362,7 @@ fn empty_environment_values_are_errors_naming_the_variable() {
         ("HDRTRACE_SAMPLING_RATE", ""),
     ] {
         match TracingConfig::from_lookup(|k| (k == var).then(|| value.to_string())) {
-            Err(e @ Error::InvalidEnv { .. }) => {
+            Err(e @ ConfigError::Env { .. }) => {
                 let m = e.to_string();
                 assert!(m.contains(var), "{var}={value:?}: {m}");
             }

@@ -45,7 +45,7 @@ fn serial() -> MutexGuard<'static, ()> {
 
 /// The decode's result and the most it held allocated at once above what was
 /// live before it.
-fn decode_peak(bytes: &[u8]) -> (Result<LatencySnapshot, hdrtrace::Error>, usize) {
+fn decode_peak(bytes: &[u8]) -> (Result<LatencySnapshot, hdrtrace::SnapshotError>, usize) {
     // Relaxed: this thread is the only one allocating meanwhile (`serial`).
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);

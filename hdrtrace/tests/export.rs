@@ -444,7 +444,7 @@ fn write_chrome_trace_round_trips_and_names_a_bad_path() {
         err.to_string().contains(&bad.display().to_string()),
         "{err}"
     );
-    assert!(matches!(err, hdrtrace::Error::Io { .. }));
+    assert!(matches!(err, hdrtrace::ExportError::Io { .. }));
 }
 
 #[test]

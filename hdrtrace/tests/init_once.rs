@@ -1,7 +1,7 @@
 //! `init_tracing` installs once; a second call is an error, not a panic; dropping
 //! the guard flushes every ring, so no span closed before the drop is lost.
 
-use hdrtrace::{Builder, Error, RequestSink, RequestTrace, TracingConfig};
+use hdrtrace::{Builder, ConfigError, InstallError, RequestSink, RequestTrace, TracingConfig};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Default)]
@@ -25,7 +25,7 @@ fn second_init_is_an_error_and_drop_loses_nothing() {
     let guard = hdrtrace::init_with(Builder::new(&config).sink(seen.clone())).expect("first init");
 
     match hdrtrace::init_tracing(&TracingConfig::default()) {
-        Err(e @ Error::AlreadyInitialized) => assert!(e.to_string().contains("already installed")),
+        Err(e @ InstallError::AlreadyInstalled) => assert!(e.to_string().contains("already installed")),
         other => panic!("expected AlreadyInitialized, got {other:?}"),
     }
     // An invalid config is reported as such even after install.
@@ -35,10 +35,10 @@ fn second_init_is_an_error_and_drop_loses_nothing() {
     };
     assert!(matches!(
         hdrtrace::init_tracing(&bad),
-        Err(Error::InvalidConfig {
+        Err(InstallError::Config(ConfigError::Invalid {
             field: "sampling_rate",
             ..
-        })
+        }))
     ));
 
     // Spans from several threads, closed just before the guard goes.

@@ -3,7 +3,7 @@
 //! budget no host could honour is refused.
 
 use hdrtrace::limits::OVERFLOW;
-use hdrtrace::{limits, Error, TracingConfig};
+use hdrtrace::{limits, ConfigError, InstallError, TracingConfig};
 
 const BUDGET: usize = 32 << 20;
 
@@ -47,7 +47,7 @@ fn a_budget_past_the_limit_is_refused_naming_the_field_and_the_max() {
         ..TracingConfig::default()
     };
     match hdrtrace::build(&config) {
-        Err(Error::InvalidConfig { field, reason }) => {
+        Err(InstallError::Config(ConfigError::Invalid { field, reason })) => {
             assert_eq!(field, "memory_budget");
             assert!(
                 reason.contains(&limits::MAX_BUDGET.to_string()),
@@ -58,7 +58,7 @@ fn a_budget_past_the_limit_is_refused_naming_the_field_and_the_max() {
     }
     let env = |k: &str| (k == "HDRTRACE_MEMORY_BUDGET").then(|| (1u64 << 40).to_string());
     match TracingConfig::from_lookup(env) {
-        Err(Error::InvalidEnv { var, .. }) => assert_eq!(var, "HDRTRACE_MEMORY_BUDGET"),
+        Err(ConfigError::Env { var, .. }) => assert_eq!(var, "HDRTRACE_MEMORY_BUDGET"),
         other => panic!("accepted from the environment: {other:?}"),
     }
     let largest = TracingConfig {

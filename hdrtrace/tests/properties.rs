@@ -2,7 +2,7 @@
 //! with an error naming the field. (The ring's properties are tested beside
 //! it, in `src/ring/properties.rs`.)
 
-use hdrtrace::{limits, Error, TracingConfig};
+use hdrtrace::{limits, ConfigError, TracingConfig};
 use proptest::prelude::*;
 use std::time::Duration;
 
@@ -62,7 +62,7 @@ proptest! {
 
 fn assert_rejected(config: &TracingConfig, field: &str) -> Result<(), TestCaseError> {
     match config.validate() {
-        Err(e @ Error::InvalidConfig { .. }) => {
+        Err(e @ ConfigError::Invalid { .. }) => {
             prop_assert!(e.to_string().contains(field), "{e} names {field}");
         }
         other => prop_assert!(false, "expected InvalidConfig for {field}, got {other:?}"),

@@ -3,7 +3,7 @@
 //! guard stops the aggregator without joining itself, and spans it records
 //! there are ignored and counted instead of feeding the sink forever.
 
-use hdrtrace::{Builder, Error, HdrSubscriber, RequestSink, RequestTrace, TracingConfig};
+use hdrtrace::{Builder, FlushError, HdrSubscriber, RequestSink, RequestTrace, TracingConfig};
 use hdrtrace::{TracingGuard, TracingLevel};
 use std::sync::{mpsc, Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -90,7 +90,7 @@ fn try_flush_on_the_aggregator_thread_names_the_error() {
         if let Some(guard) = slot.get().and_then(Weak::upgrade) {
             let _ = tx.send(matches!(
                 guard.try_flush(),
-                Err(Error::OnAggregatorThread { .. })
+                Err(FlushError::OnAggregatorThread { .. })
             ));
         }
     });

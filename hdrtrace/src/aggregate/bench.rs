@@ -6,7 +6,7 @@ use crate::aggregate::publish::Publisher;
 use crate::aggregate::snapshot::{Counters, SnapshotData};
 use crate::aggregate::Aggregator;
 use crate::config::TracingConfig;
-use crate::error::Error;
+use crate::error::InstallError;
 use crate::handoff::Handoff;
 use crate::subscriber::core::Core;
 use crate::subscriber::HdrSubscriber;
@@ -57,7 +57,7 @@ pub struct IngestBench {
 
 impl IngestBench {
     /// A subscriber whose records stay in its rings until `drain`.
-    pub fn new(config: &TracingConfig) -> Result<(HdrSubscriber, Self), Error> {
+    pub fn new(config: &TracingConfig) -> Result<(HdrSubscriber, Self), InstallError> {
         config.validate()?;
         let handoff = Arc::new(Handoff::new(config.ring_capacity));
         let core = Arc::new(Core::new(config, handoff.clone(), None)?);

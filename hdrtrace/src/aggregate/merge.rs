@@ -9,7 +9,7 @@
 use crate::aggregate::decode::{check_range, Budget, DECODE_BUDGET};
 use crate::aggregate::portable::{counter_values, counters_from};
 use crate::aggregate::snapshot::{Latency, LatencySnapshot, ModelLatency, SnapshotData};
-use crate::error::Error;
+use crate::error::SnapshotError;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,8 +53,8 @@ impl LatencySnapshot {
     /// (so that the result's bytes decode again). Each is priced before
     /// anything is allocated: beyond either bound, or given a histogram
     /// holding a value above its highest trackable value, the merge is an
-    /// [`Error::Export`] naming the model or stage and the histogram.
-    pub fn merged(snapshots: &[LatencySnapshot]) -> Result<LatencySnapshot, Error> {
+    /// [`SnapshotError::Merge`] naming the model or stage and the histogram.
+    pub fn merged(snapshots: &[LatencySnapshot]) -> Result<LatencySnapshot, SnapshotError> {
         Self::merged_with_budget(snapshots, DECODE_BUDGET)
     }
 
@@ -63,7 +63,7 @@ impl LatencySnapshot {
     pub fn merged_with_budget(
         snapshots: &[LatencySnapshot],
         budget: u64,
-    ) -> Result<LatencySnapshot, Error> {
+    ) -> Result<LatencySnapshot, SnapshotError> {
         let groups = TABLES.map(|(kind, table)| (kind, group(snapshots, table)));
         // Every histogram is checked and priced before any is built.
         let mut budget = Budget::new(budget, "merge");
@@ -80,7 +80,7 @@ impl LatencySnapshot {
                     let m = build(&entries).map_err(|(f, r)| refused(kind, name, f, r))?;
                     Ok((name.to_string(), m))
                 })
-                .collect::<Result<Table, Error>>()
+                .collect::<Result<Table, SnapshotError>>()
         });
         let mut d = SnapshotData::default();
         (d.all.models, d.all.stages) = (models?, stages?);
@@ -106,7 +106,7 @@ impl LatencySnapshot {
 
     /// Adds `other` into this snapshot (see [`merged`](Self::merged)); on an
     /// error this snapshot is unchanged.
-    pub fn merge(&mut self, other: &LatencySnapshot) -> Result<(), Error> {
+    pub fn merge(&mut self, other: &LatencySnapshot) -> Result<(), SnapshotError> {
         *self = Self::merged(&[self.clone(), other.clone()])?;
         Ok(())
     }
@@ -127,9 +127,8 @@ fn group<'a>(snapshots: &'a [LatencySnapshot], table: fn(&SnapshotData) -> &Tabl
 type Refusal = (&'static str, String);
 
 /// The merge's error for one histogram of one model or stage.
-fn refused(kind: &str, name: &str, field: &str, reason: String) -> Error {
-    Error::Export {
-        what: "LatencySnapshot::merged",
+fn refused(kind: &str, name: &str, field: &str, reason: String) -> SnapshotError {
+    SnapshotError::Merge {
         reason: format!("{kind} {name:?} {field}: {reason}"),
     }
 }

@@ -52,7 +52,7 @@ pub(crate) use keys::OVERFLOW;
 /// A sink may call back into the subscriber that feeds it, and none of it
 /// waits on the aggregator thread it runs on:
 /// - `TracingGuard::flush` and `try_flush` return at once, with
-///   [`Error::OnAggregatorThread`](crate::Error::OnAggregatorThread)
+///   [`FlushError::OnAggregatorThread`](crate::FlushError::OnAggregatorThread)
 ///   from `try_flush` (the aggregator cannot answer while it runs the sink);
 ///   the snapshot readers (`snapshot`, a `SnapshotSource`) work as anywhere.
 /// - Dropping the `TracingGuard` asks the aggregator to stop and does not

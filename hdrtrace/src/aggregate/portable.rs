@@ -8,7 +8,7 @@ use crate::aggregate::decode::{decode_histogram, Budget, DECODE_BUDGET};
 use crate::aggregate::snapshot::{
     Counters, Latencies, Latency, LatencySnapshot, ModelLatency, SnapshotData,
 };
-use crate::error::Error;
+use crate::error::SnapshotError;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use std::sync::Arc;
@@ -81,8 +81,8 @@ impl LatencySnapshot {
     /// samples (so that sums over merged histograms cannot overflow) or that
     /// holds a value above its highest trackable value (the last bucket of a
     /// 1-figure histogram up to 2^62 ns reaches 292 years). Corrupt
-    /// or oversized input is an [`Error::Export`], never a panic.
-    pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
+    /// or oversized input is an [`SnapshotError`], never a panic.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, SnapshotError> {
         let d = &*self.0;
         let mut out = Vec::with_capacity(1024);
         out.extend_from_slice(MAGIC);
@@ -130,16 +130,16 @@ impl LatencySnapshot {
     }
 
     /// Reads bytes written by [`to_bytes`](Self::to_bytes). Truncated,
-    /// corrupt or foreign input is an [`Error::Export`] that says what and
+    /// corrupt or foreign input is an [`SnapshotError`] that says what and
     /// where.
-    pub fn from_bytes(bytes: &[u8]) -> Result<LatencySnapshot, Error> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<LatencySnapshot, SnapshotError> {
         Self::from_bytes_with_budget(bytes, DECODE_BUDGET)
     }
 
     /// [`from_bytes`](Self::from_bytes) with another bound on what the decoded
     /// histograms may take together, in bytes: input whose histograms would
-    /// need more is an [`Error::Export`] saying so.
-    pub fn from_bytes_with_budget(bytes: &[u8], budget: u64) -> Result<LatencySnapshot, Error> {
+    /// need more is an [`SnapshotError`] saying so.
+    pub fn from_bytes_with_budget(bytes: &[u8], budget: u64) -> Result<LatencySnapshot, SnapshotError> {
         let mut budget = Budget::new(budget, "decode");
         let mut r = Reader { bytes, pos: 0 };
         if r.take(MAGIC.len(), "the magic bytes")? != MAGIC {
@@ -232,9 +232,8 @@ fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
-fn put_len(out: &mut Vec<u8>, len: usize) -> Result<(), Error> {
-    let len = u32::try_from(len).map_err(|_| Error::Export {
-        what: "LatencySnapshot::to_bytes",
+fn put_len(out: &mut Vec<u8>, len: usize) -> Result<(), SnapshotError> {
+    let len = u32::try_from(len).map_err(|_| SnapshotError::Encode {
         reason: format!("{len} does not fit the format's 32-bit lengths"),
     })?;
     out.extend_from_slice(&len.to_le_bytes());
@@ -246,26 +245,21 @@ fn put_histogram(
     ser: &mut V2DeflateSerializer,
     h: &Histogram<u64>,
     name: &str,
-) -> Result<(), Error> {
+) -> Result<(), SnapshotError> {
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
-    let len = ser.serialize(h, out).map_err(|e| Error::Export {
-        what: "LatencySnapshot::to_bytes",
+    let len = ser.serialize(h, out).map_err(|e| SnapshotError::Encode {
         reason: format!("histogram of {name:?}: {e}"),
     })?;
-    let len = u32::try_from(len).map_err(|_| Error::Export {
-        what: "LatencySnapshot::to_bytes",
+    let len = u32::try_from(len).map_err(|_| SnapshotError::Encode {
         reason: format!("histogram of {name:?} is over 4 GiB"),
     })?;
     out[at..at + 4].copy_from_slice(&len.to_le_bytes());
     Ok(())
 }
 
-fn corrupt(reason: String) -> Error {
-    Error::Export {
-        what: "LatencySnapshot::from_bytes",
-        reason,
-    }
+fn corrupt(reason: String) -> SnapshotError {
+    SnapshotError::Decode { reason }
 }
 
 /// A cursor whose every read names what it reads, for the error message.
@@ -275,7 +269,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], Error> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], SnapshotError> {
         let left = self.bytes.len() - self.pos;
         if n > left {
             return Err(corrupt(format!(
@@ -288,22 +282,22 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], Error> {
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], SnapshotError> {
         let mut a = [0; N];
         a.copy_from_slice(self.take(N, what)?);
         Ok(a)
     }
 
-    fn u64(&mut self, what: &str) -> Result<u64, Error> {
+    fn u64(&mut self, what: &str) -> Result<u64, SnapshotError> {
         Ok(u64::from_le_bytes(self.array(what)?))
     }
 
-    fn u32(&mut self, what: &str) -> Result<u32, Error> {
+    fn u32(&mut self, what: &str) -> Result<u32, SnapshotError> {
         Ok(u32::from_le_bytes(self.array(what)?))
     }
 
     /// A u32 length, then that many bytes.
-    fn blob(&mut self, what: &str) -> Result<&'a [u8], Error> {
+    fn blob(&mut self, what: &str) -> Result<&'a [u8], SnapshotError> {
         let len = self.u32(what)? as usize;
         self.take(len, what)
     }
@@ -313,7 +307,7 @@ fn read_entry(
     r: &mut Reader<'_>,
     kind: &str,
     budget: &mut Budget,
-) -> Result<(String, ModelLatency), Error> {
+) -> Result<(String, ModelLatency), SnapshotError> {
     let at = r.pos;
     let name = std::str::from_utf8(r.blob(&format!("a {kind} name"))?)
         .map_err(|e| corrupt(format!("the {kind} name at byte {at} is not UTF-8: {e}")))?
@@ -329,14 +323,14 @@ fn read_entry(
             what("flags")
         )));
     }
-    let mut hist = |field: &str| -> Result<Latency, Error> {
+    let mut hist = |field: &str| -> Result<Latency, SnapshotError> {
         let what = what(field);
         let blob = r.blob(&what)?;
         decode_histogram(blob, budget).map_err(|reason| corrupt(format!("{what}: {reason}")))
     };
     let wall = hist("wall histogram")?;
     let busy = hist("busy histogram")?;
-    let mut optional = |flag: u8, field: &str| -> Result<Option<Latency>, Error> {
+    let mut optional = |flag: u8, field: &str| -> Result<Option<Latency>, SnapshotError> {
         (flags & flag != 0).then(|| hist(field)).transpose()
     };
     let gpu = optional(HAS_GPU, "gpu histogram")?;

@@ -5,7 +5,7 @@
 
 use super::text::status_name;
 use crate::aggregate::requests::{RequestTrace, SpanTrace, TreeIndex};
-use crate::error::Error;
+use crate::error::ExportError;
 use crate::record::{FieldValue, SpanClass};
 use serde_json::{json, Map, Value};
 use std::io::Write as _;
@@ -88,9 +88,9 @@ pub fn chrome_trace_json(traces: &[Arc<RequestTrace>]) -> Value {
 ///
 /// # Errors
 ///
-/// [`Error::Io`] naming `path` when the file cannot be created or written.
-pub fn write_chrome_trace(path: &Path, traces: &[Arc<RequestTrace>]) -> Result<(), Error> {
-    let io = |source: std::io::Error| Error::Io {
+/// [`ExportError::Io`] naming `path` when the file cannot be created or written.
+pub fn write_chrome_trace(path: &Path, traces: &[Arc<RequestTrace>]) -> Result<(), ExportError> {
+    let io = |source: std::io::Error| ExportError::Io {
         context: format!("cannot write Chrome trace to {}", path.display()),
         source,
     };

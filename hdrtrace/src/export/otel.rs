@@ -69,7 +69,7 @@ mod worker;
 
 use crate::aggregate::requests::RequestTrace;
 use crate::aggregate::RequestSink;
-use crate::error::Error;
+use crate::error::ExportError;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -149,7 +149,7 @@ impl OtlpBuilder {
     /// Validates the settings, starts the export thread and builds the
     /// exporter on it. Connecting is lazy: an unreachable collector is not an
     /// error here, it shows in [`OtlpStats`] once exports fail.
-    pub fn build(self) -> Result<(OtlpSink, OtlpStats), Error> {
+    pub fn build(self) -> Result<(OtlpSink, OtlpStats), ExportError> {
         self.validate()?;
         let service_name = match self.service_name {
             Some(name) => name,
@@ -185,8 +185,8 @@ impl OtlpBuilder {
         Ok((sink, stats))
     }
 
-    fn validate(&self) -> Result<(), Error> {
-        let bad = |reason: String| Error::Export {
+    fn validate(&self) -> Result<(), ExportError> {
+        let bad = |reason: String| ExportError::Exporter {
             what: "OTLP sink",
             reason,
         };
@@ -254,7 +254,7 @@ impl OtlpSink {
     /// `http://127.0.0.1:4317`) with resource `service.name` = `service_name`,
     /// and default batching and timeouts. Returns the sink and a handle to its
     /// counters.
-    pub fn new(endpoint: &str, service_name: &str) -> Result<(OtlpSink, OtlpStats), Error> {
+    pub fn new(endpoint: &str, service_name: &str) -> Result<(OtlpSink, OtlpStats), ExportError> {
         Self::builder(endpoint).service_name(service_name).build()
     }
 

@@ -4,7 +4,7 @@
 
 use crate::config::{TracingConfig, TracingLevel};
 use crate::conventions::Conventions;
-use crate::error::Error;
+use crate::error::ConfigError;
 use crate::filter::TargetFilter;
 use crate::record::{SpanClass, Status};
 use crate::subscriber::callsite_table::CallsiteTable;
@@ -260,7 +260,7 @@ impl Rules {
     }
 
     /// The rules a config sets (its filter parsed here, once).
-    pub(crate) fn from_config(config: &TracingConfig) -> Result<Self, Error> {
+    pub(crate) fn from_config(config: &TracingConfig) -> Result<Self, ConfigError> {
         Ok(Self {
             level: config.level,
             conventions: config.conventions.clone(),

@@ -3,7 +3,7 @@
 
 use crate::clock::Clock;
 use crate::config::{TracingConfig, TracingLevel};
-use crate::error::Error;
+use crate::error::ConfigError;
 use crate::handoff::Handoff;
 use crate::logs::line::Context as LineContext;
 use crate::logs::LogHub;
@@ -115,7 +115,7 @@ impl Core {
         config: &TracingConfig,
         handoff: Arc<Handoff>,
         logs: Option<Arc<LogHub>>,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, ConfigError> {
         let shards = std::thread::available_parallelism()
             .map_or(4, |n| n.get())
             .clamp(2, 64)

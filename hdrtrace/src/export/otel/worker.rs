@@ -3,7 +3,7 @@
 
 use super::{convert, OtlpStats};
 use crate::aggregate::requests::RequestTrace;
-use crate::error::Error;
+use crate::error::ExportError;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use opentelemetry::InstrumentationScope;
 use opentelemetry_otlp::WithExportConfig;
@@ -49,8 +49,8 @@ pub(super) fn spawn(
     settings: Settings,
     queue: Receiver<Msg>,
     stats: OtlpStats,
-) -> Result<(JoinHandle<()>, Receiver<()>), Error> {
-    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), Error>>(1);
+) -> Result<(JoinHandle<()>, Receiver<()>), ExportError> {
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), ExportError>>(1);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
     let thread = std::thread::Builder::new()
         .name("hdrtrace-otlp".into())
@@ -69,7 +69,7 @@ pub(super) fn spawn(
             worker.run(&queue);
             drop(done_tx);
         })
-        .map_err(|e| Error::Io {
+        .map_err(|e| ExportError::Io {
             context: "starting the OTLP export thread".into(),
             source: e,
         })?;
@@ -81,7 +81,7 @@ pub(super) fn spawn(
         }
         Err(_) => {
             let _ = thread.join();
-            Err(Error::Export {
+            Err(ExportError::Exporter {
                 what: "OTLP sink",
                 reason: "the export thread ended while building the exporter".into(),
             })
@@ -116,7 +116,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(settings: Settings, stats: OtlpStats) -> Result<Self, Error> {
+    fn new(settings: Settings, stats: OtlpStats) -> Result<Self, ExportError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .thread_name("hdrtrace-otlp-blocking")
@@ -124,7 +124,7 @@ impl Worker {
             .on_thread_start(|| QUIET.with(|q| *q.borrow_mut() = Some(quiet())))
             .on_thread_stop(|| QUIET.with(|q| drop(q.borrow_mut().take())))
             .build()
-            .map_err(|e| Error::Io {
+            .map_err(|e| ExportError::Io {
                 context: "building the OTLP export runtime".into(),
                 source: e,
             })?;
@@ -136,7 +136,7 @@ impl Worker {
                 .with_endpoint(settings.endpoint.to_string())
                 .with_timeout(settings.export_timeout)
                 .build()
-                .map_err(|e| Error::Export {
+                .map_err(|e| ExportError::Exporter {
                     what: "OTLP exporter",
                     reason: format!("{}: {e}", settings.endpoint),
                 })?

@@ -1,7 +1,7 @@
 //! The classic histogram buckets (`le` bounds) exported for every latency
 //! series, and how an HDR histogram's counts are placed in them.
 
-use crate::error::Error;
+use crate::error::ExportError;
 use hdrhistogram::Histogram;
 use std::time::Duration;
 
@@ -70,9 +70,9 @@ impl Buckets {
     /// Buckets with these upper bounds. They must be 1 to
     /// [`MAX_BOUNDS`](Self::MAX_BOUNDS) durations, strictly increasing, each
     /// at least 1 ns and at most `u64::MAX` ns; anything else is an
-    /// [`Error::Export`] saying which bound is wrong.
-    pub fn new(bounds: &[Duration]) -> Result<Self, Error> {
-        let refuse = |reason: String| Error::Export {
+    /// [`ExportError::Exporter`] saying which bound is wrong.
+    pub fn new(bounds: &[Duration]) -> Result<Self, ExportError> {
+        let refuse = |reason: String| ExportError::Exporter {
             what: "prometheus buckets",
             reason,
         };

@@ -1,6 +1,6 @@
 //! What one metrics server grants its clients: connections, bytes and time.
 
-use crate::error::Error;
+use crate::error::ExportError;
 use std::time::Duration;
 
 /// The bounds a metrics server enforces on every client, so that one hostile
@@ -64,10 +64,10 @@ impl ServerLimits {
     /// Longest any of the timeouts may be.
     pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
-    /// `Ok` when every limit is within its bound, else an [`Error::Export`]
+    /// `Ok` when every limit is within its bound, else an [`ExportError::Exporter`]
     /// naming the field, its value and the accepted range.
-    pub fn validate(&self) -> Result<(), Error> {
-        let refuse = |field: &str, value: String, range: String| Error::Export {
+    pub fn validate(&self) -> Result<(), ExportError> {
+        let refuse = |field: &str, value: String, range: String| ExportError::Exporter {
             what: "prometheus server",
             reason: format!("ServerLimits::{field} is {value}; accepted: {range}"),
         };

@@ -9,7 +9,7 @@ use super::limits::ServerLimits;
 use super::write_deadline::WriteDeadline;
 use super::{render_with, Buckets, Format};
 use crate::aggregate::source::LatestSnapshot;
-use crate::error::Error;
+use crate::error::ExportError;
 use http_body_util::Full;
 use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONNECTION, CONTENT_TYPE as CONTENT_TYPE_HEADER};
@@ -40,7 +40,7 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
 Connection: close\r\nRetry-After: 1\r\n\r\n";
 
 /// [`serve_with`] under [`ServerLimits::default`].
-pub fn serve<A>(addr: A, source: impl LatestSnapshot) -> Result<MetricsServer, Error>
+pub fn serve<A>(addr: A, source: impl LatestSnapshot) -> Result<MetricsServer, ExportError>
 where
     A: ToSocketAddrs + std::fmt::Display,
 {
@@ -52,7 +52,7 @@ pub fn serve_with<A>(
     addr: A,
     source: impl LatestSnapshot,
     limits: ServerLimits,
-) -> Result<MetricsServer, Error>
+) -> Result<MetricsServer, ExportError>
 where
     A: ToSocketAddrs + std::fmt::Display,
 {
@@ -68,19 +68,19 @@ where
 /// for live data. Other paths get `404`, other methods `405`, a request with
 /// a body `413` (its body unread), and every client is held to `limits`.
 ///
-/// Limits out of range are an [`Error::Export`] naming the field; a port that
-/// cannot be bound is an [`Error::Io`] naming it.
+/// Limits out of range are an [`ExportError::Exporter`] naming the field; a port that
+/// cannot be bound is an [`ExportError::Io`] naming it.
 pub fn serve_with_buckets<A>(
     addr: A,
     source: impl LatestSnapshot,
     limits: ServerLimits,
     buckets: Buckets,
-) -> Result<MetricsServer, Error>
+) -> Result<MetricsServer, ExportError>
 where
     A: ToSocketAddrs + std::fmt::Display,
 {
     limits.validate()?;
-    let io = |context: String| move |source| Error::Io { context, source };
+    let io = |context: String| move |source| ExportError::Io { context, source };
     let listener = std::net::TcpListener::bind(&addr)
         .map_err(io(format!("cannot serve Prometheus metrics on {addr}")))?;
     let local = listener
