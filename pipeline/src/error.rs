@@ -1,6 +1,6 @@
 //! What the pipeline can fail at: a model, or the pipeline itself.
 
-use crate::model::ModelId;
+use crate::model_id::ModelId;
 use std::borrow::Cow;
 
 /// Everything the embedding pipeline can refuse or fail at.

@@ -63,6 +63,7 @@ mod fuse;
 #[cfg(feature = "cuda")]
 pub mod gpu;
 mod model;
+mod model_id;
 mod orchestrator;
 mod pipeline;
 pub mod reference;

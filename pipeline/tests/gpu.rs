@@ -8,14 +8,17 @@
 //! a failing kernel becomes the model's error.
 #![cfg(feature = "cuda")]
 
+/// The demo's `--backend` choice, with its fallback to the CPU.
+#[path = "../examples/pipeline/backend.rs"]
+mod backend;
+
+use backend::Backend;
 use hdrtrace::{TracingConfig, TracingGuard};
 use hdrtrace_pipeline::gpu::{
     compile_kernels, driver_present, gpu_reference_models, nvrtc_present, record_gpu_ns,
     GpuBackend, GpuError, GpuModel, GpuModelOptions, KERNEL_SOURCE,
 };
-use hdrtrace_pipeline::reference::{
-    Attention, Backend, ComputePool, Pooling, Weights, REFERENCE_MODELS,
-};
+use hdrtrace_pipeline::reference::{Attention, ComputePool, Pooling, Weights, REFERENCE_MODELS};
 use hdrtrace_pipeline::Error;
 use hdrtrace_pipeline::{
     EmbeddingModel, EmbeddingPipeline, ModelEmbedding, ModelFuture, ModelId, PreparedInput,

@@ -26,14 +26,16 @@
 //! that served it), and writes the captured requests as Chrome trace /
 //! Perfetto JSON (open it in ui.perfetto.dev).
 
+mod backend;
 mod cli;
 mod faults;
 
+use backend::Backend;
 use clap::Parser;
 use faults::{quiet_injected_panics, Fault, FaultPlan};
 use hdrtrace::export::{render_text, write_chrome_trace};
 use hdrtrace::{LatencySnapshot, ModelLatency, RequestTrace, TracingConfig, TracingLevel};
-use hdrtrace_pipeline::reference::{self, Backend, ComputePool, REFERENCE_MODELS};
+use hdrtrace_pipeline::reference::{self, ComputePool, REFERENCE_MODELS};
 use hdrtrace_pipeline::{BatchConfig, BatchPlan, EmbeddingPipeline, ModelId, PipelineConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;

@@ -34,7 +34,7 @@ pub enum GpuError {
     #[error("model {model} cannot run on the GPU kernels: {reason}")]
     Unsupported {
         /// The model's name.
-        model: crate::model::ModelId,
+        model: crate::model_id::ModelId,
         /// What is out of range.
         reason: Cow<'static, str>,
     },

@@ -14,8 +14,7 @@
 //! the feature builds, and its tests pass, on machines without CUDA.
 //! [`GpuBackend::try_new`] checks that the driver and NVRTC libraries load
 //! before any other CUDA call and otherwise returns an error saying which is
-//! missing; [`Backend::Auto`](crate::reference::Backend::Auto) then falls back
-//! to the CPU models.
+//! missing; the demo's `--backend auto` then falls back to the CPU models.
 //!
 //! The kernels ([`KERNEL_SOURCE`]) are CUDA C compiled by NVRTC at run time,
 //! operation for operation the arithmetic of the CPU reference models, so

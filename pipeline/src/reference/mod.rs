@@ -5,8 +5,8 @@
 //! A model's cost follows its profile: a token lookup, token mixing
 //! ([`Attention`]), dense layers and pooling ([`Pooling`]) over weights
 //! generated from its name and a seed ([`Weights`]). [`ReferenceModel`] runs
-//! one on a [`ComputePool`]; [`reference_models`] makes all twelve;
-//! [`Backend`] picks the CPU or, with the `cuda` feature, the GPU versions.
+//! one on a [`ComputePool`]; [`reference_models`] makes all twelve (and,
+//! with the `cuda` feature, `gpu::gpu_reference_models` their GPU versions).
 //!
 //! ```
 //! use hdrtrace_pipeline::reference::{
@@ -33,12 +33,10 @@
 //! assert_eq!(pipeline.model_ids().count(), REFERENCE_MODELS.len() + 1);
 //! ```
 
-mod backend;
 mod cpu;
 pub(crate) mod math;
 mod weights;
 
-pub use backend::{Backend, BackendError, BackendModels, UnknownBackend};
 pub use cpu::{ComputePool, ReferenceModel};
 pub use weights::{Attention, Dense, Pooling, Profile, Weights};
 

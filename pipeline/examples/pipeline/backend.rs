@@ -1,8 +1,9 @@
-//! Where the reference models compute: [`Backend`] (`cpu`, `cuda` or `auto`).
+//! Where the demo's reference models compute: [`Backend`] (`cpu`, `cuda` or
+//! `auto`, the `--backend` flag), falling back to the CPU when CUDA is not
+//! there.
 
-use super::cpu::ComputePool;
-use super::reference_models;
-use crate::model::EmbeddingModel;
+use hdrtrace_pipeline::reference::{reference_models, ComputePool};
+use hdrtrace_pipeline::EmbeddingModel;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -57,7 +58,7 @@ impl Backend {
 
 #[cfg(feature = "cuda")]
 fn gpu_models(seed: u64) -> Result<BackendModels, BackendError> {
-    use crate::gpu::{gpu_reference_models, GpuBackend};
+    use hdrtrace_pipeline::gpu::{gpu_reference_models, GpuBackend};
     let gpu = GpuBackend::try_new().map_err(BackendError::Unavailable)?;
     let models = gpu_reference_models(seed, &gpu).map_err(BackendError::Unavailable)?;
     Ok(BackendModels {
@@ -105,20 +106,20 @@ impl FromStr for Backend {
 
 /// Why the CUDA backend could not be used.
 #[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
 pub enum BackendError {
     /// This build has no CUDA support.
+    #[cfg(not(feature = "cuda"))]
     #[error("the CUDA backend is not in this build: rebuild with `--features cuda`")]
     NotBuilt,
     /// CUDA is missing or failed on this machine.
     #[cfg(feature = "cuda")]
     #[error("the CUDA backend is unavailable: {0}")]
-    Unavailable(#[source] crate::gpu::GpuError),
+    Unavailable(#[source] hdrtrace_pipeline::gpu::GpuError),
 }
 
 /// The models a [`Backend`] chose, and what it ran on.
 pub struct BackendModels {
-    /// The twelve models, in [`REFERENCE_MODELS`](super::REFERENCE_MODELS) order.
+    /// The twelve models, in `REFERENCE_MODELS` order.
     pub models: Vec<Arc<dyn EmbeddingModel>>,
     /// The backend they run on: [`Backend::Cpu`] or [`Backend::Cuda`].
     pub used: Backend,
