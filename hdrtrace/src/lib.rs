@@ -39,6 +39,7 @@ pub mod export;
 mod filter;
 mod guard;
 mod handoff;
+pub mod limits;
 mod logs;
 mod record;
 mod ring;
@@ -59,7 +60,7 @@ pub use aggregate::snapshot::{
 };
 pub use aggregate::source::{LatestSnapshot, SnapshotSource};
 pub use aggregate::RequestSink;
-pub use config::{limits, TracingConfig, TracingLevel};
+pub use config::{TracingConfig, TracingLevel};
 pub use conventions::Conventions;
 pub use error::{ConfigError, Error, ExportError, FlushError, InstallError, SnapshotError};
 pub use guard::{build, init_tracing, init_with, Builder, TracingGuard};

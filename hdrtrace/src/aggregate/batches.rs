@@ -20,7 +20,7 @@
 //! `TracingConfig::memory_budget`), in at most `cap` entries; past it the
 //! oldest entry goes first, and the records it held are counted in `dropped`.
 
-use crate::config::limits::MAX_BATCH_REQUESTS;
+use crate::limits::MAX_BATCH_REQUESTS;
 use crate::record::{Record, RecordKind, SpanClass};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;

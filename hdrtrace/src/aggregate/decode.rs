@@ -34,18 +34,7 @@ const MAX_SAMPLES: u64 = 1 << 56;
 /// The most significant figures a decoded histogram may have (HdrHistogram's
 /// own maximum).
 pub const MAX_SIGFIGS: u32 = 5;
-/// The most one decoded histogram's counts array may take: 16 MiB holds 4
-/// significant figures over 1 ns to more than a day (about 3.3 MB) with room
-/// to spare; hdrtrace's own histograms (3 figures, 1 ns to 120 s) take 229 KB.
-pub const MAX_HISTOGRAM_BYTES: u64 = 16 << 20;
-/// What all the histograms of one decoded snapshot may take together, and
-/// what the histograms one merge builds may take together: about 1 100 of
-/// hdrtrace's own histograms (some 370 models or stages with wall, busy and
-/// device time).
-/// [`from_bytes_with_budget`](crate::LatencySnapshot::from_bytes_with_budget)
-/// and [`merged_with_budget`](crate::LatencySnapshot::merged_with_budget)
-/// take another.
-pub const DECODE_BUDGET: u64 = 256 << 20;
+pub(crate) use crate::limits::{DECODE_BUDGET, MAX_HISTOGRAM_BYTES};
 
 /// The bytes a decode or a merge may still spend on histograms.
 pub(crate) struct Budget {

@@ -18,8 +18,7 @@ use crate::aggregate::series::{Account, Series, SERIES_BYTES};
 use crate::record::{InlineText, Record, SpanClass};
 use rustc_hash::FxHashMap;
 
-/// The name of the series that holds the spans of keys past the cap.
-pub const OVERFLOW: &str = "<other>";
+pub(crate) use crate::limits::OVERFLOW;
 
 /// One key's series and the name it is published under.
 pub(crate) struct Keyed {

@@ -38,7 +38,6 @@ use snapshot::{Counters, Latencies, Latency, ModelLatency, SnapshotData};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-pub(crate) use keys::OVERFLOW;
 
 /// Receives every captured request (sampled, over budget, failed) once it is
 /// final, on the aggregator thread. Exporters and event channels implement it.

@@ -5,11 +5,7 @@ use std::fmt::{self, Write as _};
 use tracing_core::field::{Field, Visit};
 use tracing_core::{Event, Level};
 
-/// The longest line kept whole; a longer one is cut there and ends with
-/// [`CUT_MARK`].
-pub const MAX_LINE: usize = 16 * 1024;
-/// Ends a line longer than [`MAX_LINE`].
-pub const CUT_MARK: &str = " [line cut at 16 KiB]";
+pub(crate) use crate::limits::{CUT_MARK, MAX_LINE};
 /// Bytes of a line one ring chunk carries.
 pub(crate) const CHUNK_BYTES: usize = 118;
 

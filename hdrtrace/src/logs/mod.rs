@@ -20,7 +20,6 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use tracing_core::Event;
 
-pub use line::{CUT_MARK, MAX_LINE};
 pub(crate) use writer::LogThread;
 
 /// Chunks one thread's log ring holds (about 60 KB): a burst of fifteen

@@ -11,8 +11,11 @@
 
 use crate::sync::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
-/// The most links a span keeps (`hdrtrace::limits::MAX_LINKS`).
+/// The most links a span keeps: `hdrtrace::limits::MAX_LINKS`, restated
+/// because the loom crate compiles this file without the rest of the crate.
 pub(crate) const MAX_LINKS: usize = 4;
+#[cfg(not(loom))]
+const _: () = assert!(MAX_LINKS == crate::limits::MAX_LINKS);
 
 /// The links of one open span.
 #[derive(Default)]
