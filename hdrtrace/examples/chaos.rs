@@ -325,7 +325,11 @@ fn main() {
         args.threads,
         args.secs,
         args.seed,
-        if args.seed % 2 == 1 { "will" } else { "will not" }
+        if args.seed % 2 == 1 {
+            "will"
+        } else {
+            "will not"
+        }
     );
     std::thread::scope(|s| {
         let recorders: Vec<_> = (0..args.threads)
@@ -460,7 +464,9 @@ fn main() {
     for t in 0..args.threads {
         let name = format!("canary-{t}");
         if snapshot.model(&name).map(|m| m.count()) != Some(1) {
-            failures.push(format!("thread {t} no longer records: no {name} in the snapshot"));
+            failures.push(format!(
+                "thread {t} no longer records: no {name} in the snapshot"
+            ));
         }
     }
     let closed: u64 = tallies.iter().map(|t| t.tracked_closed).sum();
@@ -482,10 +488,15 @@ fn main() {
     }
     let max_flush = Duration::from_nanos(max_flush_ns.load(Relaxed));
     if max_flush > FLUSH_BOUND {
-        failures.push(format!("a flush took {max_flush:?} (bound {FLUSH_BOUND:?})"));
+        failures.push(format!(
+            "a flush took {max_flush:?} (bound {FLUSH_BOUND:?})"
+        ));
     }
     if merges.2.load(Relaxed) > 0 {
-        failures.push(format!("{} hostile merges panicked", merges.2.load(Relaxed)));
+        failures.push(format!(
+            "{} hostile merges panicked",
+            merges.2.load(Relaxed)
+        ));
     }
     if accepted_flushes.load(Relaxed) > 0 {
         failures.push(format!(
@@ -515,7 +526,9 @@ fn main() {
     drop(guard);
     let drop_took = t.elapsed();
     if drop_took > DROP_BOUND {
-        failures.push(format!("dropping the guard took {drop_took:?} (bound {DROP_BOUND:?})"));
+        failures.push(format!(
+            "dropping the guard took {drop_took:?} (bound {DROP_BOUND:?})"
+        ));
     }
     let text = String::from_utf8_lossy(&written.lock().unwrap()).into_owned();
     let mut bad_lines = 0;
@@ -529,7 +542,9 @@ fn main() {
         }
     }
     if bad_lines > 0 {
-        failures.push(format!("{bad_lines} of {lines} written log lines were forged, spliced or raw"));
+        failures.push(format!(
+            "{bad_lines} of {lines} written log lines were forged, spliced or raw"
+        ));
     }
     if !text.is_empty() && !text.ends_with('\n') {
         failures.push("the log output ends in the middle of a line".into());
@@ -546,8 +561,14 @@ fn main() {
     println!("  spans untracked (full)  {}", c.dropped_spans);
     println!("  roots left open         {open_roots}");
     println!("  switch toggles          {}", toggles.load(Relaxed));
-    println!("  Display panics caught   {panics} (counted: {})", c.format_panics);
-    println!("  log lines written       {lines} (dropped, counted: {})", c.dropped_log_lines);
+    println!(
+        "  Display panics caught   {panics} (counted: {})",
+        c.format_panics
+    );
+    println!(
+        "  log lines written       {lines} (dropped, counted: {})",
+        c.dropped_log_lines
+    );
     println!(
         "  hostile merges          {} ok, {} refused, {} panicked",
         merges.0.load(Relaxed),

@@ -3,7 +3,7 @@
 use crate::conventions::Conventions;
 use crate::error::ConfigError;
 use crate::filter::TargetFilter;
-use crate::record::SpanClass;
+use crate::recording::record::SpanClass;
 use std::time::Duration;
 use tracing_core::{Level, LevelFilter};
 
@@ -158,7 +158,6 @@ impl Default for TracingConfig {
     }
 }
 
-
 use crate::limits::*;
 /// What one captured span (with its share of events and fields) is counted
 /// as against `memory_budget`.
@@ -223,7 +222,8 @@ impl TracingConfig {
                     ),
                 ));
             }
-            validate_endpoint(endpoint).map_err(|reason| ConfigError::invalid("otel_endpoint", reason))?;
+            validate_endpoint(endpoint)
+                .map_err(|reason| ConfigError::invalid("otel_endpoint", reason))?;
         }
         self.validate_bounds()
     }

@@ -1,14 +1,14 @@
 //! Building, installing and controlling a subscriber.
 
-use crate::aggregate::publish::Publisher;
-use crate::aggregate::snapshot::{LatencySnapshot, SnapshotData};
-use crate::aggregate::{Aggregator, Control, RequestSink};
+use crate::collection::{Aggregator, Control, RequestSink};
 use crate::config::TracingConfig;
 use crate::error::{ConfigError, FlushError, InstallError};
 use crate::handoff::Handoff;
-use crate::logs::{LogThread, LogWriter};
-use crate::subscriber::core::Core;
-use crate::subscriber::HdrSubscriber;
+use crate::logs::{LogHub, LogThread, LogWriter};
+use crate::read::publish::Publisher;
+use crate::read::snapshot::{LatencySnapshot, SnapshotData};
+use crate::recording::core::Core;
+use crate::recording::HdrSubscriber;
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,7 +66,7 @@ impl Builder {
     #[cfg(feature = "layer")]
     pub fn build_layer(self) -> Result<(crate::HdrLayer, TracingGuard), InstallError> {
         let (core, guard) = self.start(false)?;
-        let ids = Arc::new(crate::subscriber::layer_ids::IdMap::new(
+        let ids = Arc::new(crate::recording::layer_ids::IdMap::new(
             core.slot_capacity(),
         ));
         Ok((crate::HdrLayer { core, ids }, guard))
@@ -81,8 +81,8 @@ impl Builder {
             let out = self
                 .log_writer
                 .unwrap_or_else(|| Box::new(std::io::stderr()));
-            let (hub, thread) = LogThread::start(out, handoff.clone())
-                .map_err(|source| InstallError::Thread {
+            let (hub, thread) =
+                LogThread::start(out, handoff.clone()).map_err(|source| InstallError::Thread {
                     thread: "hdrtrace-logs",
                     source,
                 })?;
@@ -93,23 +93,17 @@ impl Builder {
         #[cfg(feature = "otel")]
         let (sinks, otel) = with_otel(sinks, &config)?;
         let (control_tx, control_rx) = crossbeam_channel::bounded(16);
-        let core = Arc::new(Core::new(&config, handoff.clone(), hub)?);
-        let publisher = Arc::new(Publisher::new(SnapshotData {
-            window: config.window,
-            ..SnapshotData::default()
-        }));
-        let thread = Aggregator::new(
-            handoff,
-            core.clock.clone(),
-            publisher.clone(),
-            &config,
-            sinks,
-        )
-        .spawn(control_rx)
-        .map_err(|source| InstallError::Thread {
-            thread: "hdrtrace-aggregator",
-            source,
-        })?;
+        let Wired {
+            core,
+            publisher,
+            aggregator,
+        } = wire(&config, handoff, hub, sinks)?;
+        let thread = aggregator
+            .spawn(control_rx)
+            .map_err(|source| InstallError::Thread {
+                thread: "hdrtrace-aggregator",
+                source,
+            })?;
         let guard = TracingGuard {
             shared: Arc::new(Shared {
                 core: core.clone(),
@@ -128,11 +122,47 @@ impl Builder {
     }
 }
 
+/// One subscriber's steps, wired and not yet running: the recording core,
+/// the aggregator that drains its hand-off, and the publisher the aggregator
+/// publishes through.
+pub(crate) struct Wired {
+    pub(crate) core: Arc<Core>,
+    pub(crate) publisher: Arc<Publisher<SnapshotData>>,
+    pub(crate) aggregator: Aggregator,
+}
+
+/// The one place the steps are put together: [`Builder`] then starts the
+/// aggregator on its own thread, the ingest bench drives it by hand.
+pub(crate) fn wire(
+    config: &TracingConfig,
+    handoff: Arc<Handoff>,
+    logs: Option<Arc<LogHub>>,
+    sinks: Sinks,
+) -> Result<Wired, ConfigError> {
+    let core = Arc::new(Core::new(config, handoff.clone(), logs)?);
+    let publisher = Arc::new(Publisher::new(SnapshotData {
+        window: config.window,
+        ..SnapshotData::default()
+    }));
+    let aggregator = Aggregator::new(
+        handoff,
+        core.clock.clone(),
+        publisher.clone(),
+        config,
+        sinks,
+    );
+    Ok(Wired {
+        core,
+        publisher,
+        aggregator,
+    })
+}
+
 /// Adds the OTLP exporter when `otel_endpoint` is set. It is fed by the
 /// aggregator like any sink, so it works with either front end and never
 /// touches the hot path.
 /// The sinks a subscriber feeds.
-type Sinks = Vec<Box<dyn RequestSink>>;
+pub(crate) type Sinks = Vec<Box<dyn RequestSink>>;
 
 #[cfg(feature = "otel")]
 fn with_otel(
@@ -213,7 +243,9 @@ fn config_check(config: &TracingConfig) -> Result<(), ConfigError> {
 
 /// tokio-console's layer needs a Registry: the core runs as a Layer beside it.
 #[cfg(feature = "tokio-console")]
-fn install_registry(builder: Builder) -> Result<(tracing_core::Dispatch, TracingGuard), InstallError> {
+fn install_registry(
+    builder: Builder,
+) -> Result<(tracing_core::Dispatch, TracingGuard), InstallError> {
     use tracing_subscriber::layer::SubscriberExt;
     let addr = builder.config.console_addr;
     // Fail early, with the address, rather than in the console's server thread.
@@ -230,7 +262,9 @@ fn install_registry(builder: Builder) -> Result<(tracing_core::Dispatch, Tracing
 }
 
 #[cfg(not(feature = "tokio-console"))]
-fn install_registry(_builder: Builder) -> Result<(tracing_core::Dispatch, TracingGuard), InstallError> {
+fn install_registry(
+    _builder: Builder,
+) -> Result<(tracing_core::Dispatch, TracingGuard), InstallError> {
     Err(ConfigError::invalid(
         "tokio_console",
         "needs the `tokio-console` cargo feature: build with --features tokio-console",
@@ -252,7 +286,9 @@ fn install_registry(_builder: Builder) -> Result<(tracing_core::Dispatch, Tracin
 /// before it, so the last rebuild after the last change reads the last value,
 /// however toggles from several threads interleave.
 fn refresh_interest(core: &Arc<Core>) {
-    drop(tracing_core::Dispatch::new(HdrSubscriber { core: core.clone() }));
+    drop(tracing_core::Dispatch::new(HdrSubscriber {
+        core: core.clone(),
+    }));
 }
 
 pub(crate) struct Shared {
@@ -356,8 +392,8 @@ impl TracingGuard {
     /// A cheap, cloneable handle that yields the latest published snapshot, for
     /// a metrics server or exporter thread. It stays valid after the guard is
     /// dropped, and then yields the final snapshot.
-    pub fn snapshot_source(&self) -> crate::aggregate::source::SnapshotSource {
-        crate::aggregate::source::SnapshotSource(self.shared.publisher.clone())
+    pub fn snapshot_source(&self) -> crate::read::source::SnapshotSource {
+        crate::read::source::SnapshotSource(self.shared.publisher.clone())
     }
 
     /// What the OTLP exporter sent, dropped and failed at (`None` without an

@@ -23,60 +23,63 @@
 //! println!("p95 = {:?}", causal.quantile(0.95));
 //! ```
 //!
-//! The data flow, one folder at a time: [`subscriber`](crate::HdrSubscriber)
-//! (slots, per-thread stack, callsite classes) → `ring` (one lock-free ring per
-//! thread) → `aggregate` (histograms, request assembly, snapshots). See
+//! The data flow, one step at a time: recording ([`HdrSubscriber`]: slots,
+//! per-thread stack, callsite classes) → hand-off (one lock-free ring per
+//! thread) → collection (the aggregator thread: histograms, request assembly)
+//! → the read model ([`LatencySnapshot`], [`RequestTrace`]) → [`export`]. See
 //! `docs/design.md`.
 
 #![warn(missing_docs)]
 
-mod aggregate;
-mod clock;
+// Configuration, shared by every step.
 mod config;
 mod conventions;
 mod error;
-pub mod export;
 mod filter;
-mod guard;
-mod handoff;
 pub mod limits;
+// The steps a span takes, in order; each imports only the ones before it.
+mod collection;
+pub mod export;
+mod handoff;
+mod read;
+mod recording;
+// Beside them: the log lines' own path, the clock, the loom shim.
+mod clock;
 mod logs;
-mod record;
-mod ring;
-mod sampling;
-mod subscriber;
 mod sync;
+// The composition root: wires the steps, installs, controls.
+#[cfg(feature = "bench-internals")]
+mod bench;
+mod guard;
 #[cfg(test)]
 mod test_meta;
-mod trace_context;
-mod wire;
 
-pub use aggregate::requests::{
-    Attribution, BatchCause, BatchShare, CaptureReason, EventTrace, RequestTrace, SeriesKey,
-    SpanTrace, TraceParts, TreeIndex,
-};
-pub use aggregate::snapshot::{
-    Counters, Latencies, Latency, LatencySnapshot, ModelLatency, StageLatency,
-};
-pub use aggregate::source::{LatestSnapshot, SnapshotSource};
-pub use aggregate::RequestSink;
+pub use collection::RequestSink;
 pub use config::{TracingConfig, TracingLevel};
 pub use conventions::Conventions;
 pub use error::{ConfigError, Error, ExportError, FlushError, InstallError, SnapshotError};
 pub use guard::{build, init_tracing, init_with, Builder, TracingGuard};
-pub use record::{FieldValue, SpanClass, Status};
-pub use subscriber::callsites::{MODEL_FIELD, REQUEST_FIELD, REQUEST_SPAN_NAMES, TIMEOUT_FIELD};
+pub use read::requests::{
+    Attribution, BatchCause, BatchShare, CaptureReason, EventTrace, RequestTrace, SeriesKey,
+    SpanTrace, TraceParts, TreeIndex,
+};
+pub use read::snapshot::{
+    Counters, Latencies, Latency, LatencySnapshot, ModelLatency, StageLatency,
+};
+pub use read::source::{LatestSnapshot, SnapshotSource};
+pub use recording::callsites::{MODEL_FIELD, REQUEST_FIELD, REQUEST_SPAN_NAMES, TIMEOUT_FIELD};
 #[cfg(feature = "layer")]
-pub use subscriber::layer::HdrLayer;
-pub use subscriber::HdrSubscriber;
-pub use trace_context::RemoteParent;
+pub use recording::layer::HdrLayer;
+pub use recording::record::{FieldValue, SpanClass, Status};
+pub use recording::trace_context::RemoteParent;
+pub use recording::HdrSubscriber;
 
 /// Hooks for this crate's own benches and tests: not API, not documented,
 /// behind the non-default `bench-internals` feature.
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod __bench {
-    pub use crate::aggregate::bench::*;
+    pub use crate::bench::*;
     pub use crate::clock::Clock;
     pub use crate::export::trace_id::instance_id;
 }

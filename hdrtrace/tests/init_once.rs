@@ -25,7 +25,9 @@ fn second_init_is_an_error_and_drop_loses_nothing() {
     let guard = hdrtrace::init_with(Builder::new(&config).sink(seen.clone())).expect("first init");
 
     match hdrtrace::init_tracing(&TracingConfig::default()) {
-        Err(e @ InstallError::AlreadyInstalled) => assert!(e.to_string().contains("already installed")),
+        Err(e @ InstallError::AlreadyInstalled) => {
+            assert!(e.to_string().contains("already installed"))
+        }
         other => panic!("expected AlreadyInitialized, got {other:?}"),
     }
     // An invalid config is reported as such even after install.

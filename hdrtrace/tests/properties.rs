@@ -1,6 +1,6 @@
 //! Property tests of the public invariants: every invalid config is rejected
 //! with an error naming the field. (The ring's properties are tested beside
-//! it, in `src/ring/properties.rs`.)
+//! it, in `src/handoff/ring_properties.rs`.)
 
 use hdrtrace::{limits, ConfigError, TracingConfig};
 use proptest::prelude::*;

@@ -13,33 +13,33 @@
 #[path = "../../hdrtrace/src/sync.rs"]
 mod sync;
 
-#[path = "../../hdrtrace/src/ring.rs"]
+#[path = "../../hdrtrace/src/handoff/ring.rs"]
 pub mod ring;
 
-#[path = "../../hdrtrace/src/subscriber/slots.rs"]
+#[path = "../../hdrtrace/src/recording/slots.rs"]
 pub mod slots;
 
-#[path = "../../hdrtrace/src/subscriber/links.rs"]
+#[path = "../../hdrtrace/src/recording/links.rs"]
 pub mod links;
 
-#[path = "../../hdrtrace/src/subscriber/callsite_table.rs"]
+#[path = "../../hdrtrace/src/recording/callsite_table.rs"]
 pub mod callsite_table;
 
-#[path = "../../hdrtrace/src/subscriber/refcount.rs"]
+#[path = "../../hdrtrace/src/recording/refcount.rs"]
 pub mod refcount;
 
-#[path = "../../hdrtrace/src/subscriber/split_sum.rs"]
+#[path = "../../hdrtrace/src/recording/split_sum.rs"]
 pub mod split_sum;
 
-#[path = "../../hdrtrace/src/sampling.rs"]
+#[path = "../../hdrtrace/src/recording/sampling.rs"]
 pub mod sampling;
 
-#[path = "../../hdrtrace/src/aggregate/publish.rs"]
+#[path = "../../hdrtrace/src/read/publish.rs"]
 pub mod publish;
 
 pub use loom::sync::Arc;
 
-/// The span slot table (`src/subscriber/slots.rs`), forwarded.
+/// The span slot table (`src/recording/slots.rs`), forwarded.
 pub struct SlotTable<S>(slots::SlotTable<S>);
 
 impl<S> SlotTable<S> {
@@ -117,7 +117,7 @@ pub fn unpack_id(id: u64) -> (usize, u32) {
 /// How many links a span keeps: `links::MAX_LINKS`.
 pub const MAX_LINKS: usize = links::MAX_LINKS;
 
-/// A span's inline links (`src/subscriber/links.rs`), forwarded.
+/// A span's inline links (`src/recording/links.rs`), forwarded.
 #[derive(Default)]
 pub struct LinkSlots(links::LinkSlots);
 
@@ -146,7 +146,7 @@ impl LinkSlots {
 /// Places in the callsite table the models use (the crate's has 4 096).
 pub const TABLE_SIZE: usize = 4;
 
-/// The callsite table (`src/subscriber/callsite_table.rs`) with
+/// The callsite table (`src/recording/callsite_table.rs`) with
 /// `TABLE_SIZE` places, forwarded.
 pub struct CallsiteTable(callsite_table::CallsiteTable<TABLE_SIZE>);
 
@@ -173,7 +173,7 @@ impl CallsiteTable {
     }
 }
 
-/// A span's reference count (`src/subscriber/refcount.rs`), forwarded.
+/// A span's reference count (`src/recording/refcount.rs`), forwarded.
 #[derive(Default)]
 pub struct RefCount(refcount::RefCount);
 
@@ -194,7 +194,7 @@ impl RefCount {
     }
 }
 
-/// A span's busy time or descendant count (`src/subscriber/split_sum.rs`),
+/// A span's busy time or descendant count (`src/recording/split_sum.rs`),
 /// forwarded.
 #[derive(Default)]
 pub struct SplitSum(split_sum::SplitSum);
@@ -216,7 +216,7 @@ impl SplitSum {
     }
 }
 
-/// The enable flag (`src/sampling.rs`), forwarded.
+/// The enable flag (`src/recording/sampling.rs`), forwarded.
 pub struct Switch(sampling::Switch);
 
 impl Switch {
@@ -236,7 +236,7 @@ impl Switch {
     }
 }
 
-/// The head sampler (`src/sampling.rs`), forwarded.
+/// The head sampler (`src/recording/sampling.rs`), forwarded.
 pub struct Sampler(sampling::Sampler);
 
 impl Sampler {
@@ -274,7 +274,7 @@ impl publish::Versioned for Snapshot {
     }
 }
 
-/// The snapshot publisher (`src/aggregate/publish.rs`), forwarded.
+/// The snapshot publisher (`src/read/publish.rs`), forwarded.
 pub struct Publisher(publish::Publisher<Snapshot>);
 
 impl Publisher {

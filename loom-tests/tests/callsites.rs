@@ -1,4 +1,4 @@
-//! Loom models of the callsite table (`src/subscriber/callsite_table.rs`):
+//! Loom models of the callsite table (`src/recording/callsite_table.rs`):
 //! callsites registered from several threads at once while spans look them
 //! up. A lookup gets the right callsite's word or 0 (its caller then
 //! classifies the callsite itself), never another callsite's; each key takes

@@ -1,4 +1,4 @@
-//! Loom models of the run-time switches (`src/sampling.rs`): the enable flag
+//! Loom models of the run-time switches (`src/recording/sampling.rs`): the enable flag
 //! and the sampling rate, set on one thread and read on another.
 
 use hdrtrace_loom_tests::{Arc, Sampler, Switch};

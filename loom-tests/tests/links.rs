@@ -1,4 +1,4 @@
-//! Loom models of a span's inline links (`src/subscriber/links.rs`): threads
+//! Loom models of a span's inline links (`src/recording/links.rs`): threads
 //! holding the span link it at once; the thread that drops the last reference
 //! (through the span's real `RefCount`, as `Core::try_close` does) reads
 //! every kept link, and past `MAX_LINKS` each further link is refused (and

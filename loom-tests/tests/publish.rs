@@ -1,4 +1,4 @@
-//! Loom model of snapshot publication (`src/aggregate/publish.rs`): the
+//! Loom model of snapshot publication (`src/read/publish.rs`): the
 //! aggregator stores a snapshot, then advances the epoch; a reader that has
 //! seen an epoch loads a snapshot at least that new.
 

@@ -1,4 +1,4 @@
-//! Loom models of the SPSC ring (`src/ring.rs`): push, pop, full, empty,
+//! Loom models of the SPSC ring (`src/handoff/ring.rs`): push, pop, full, empty,
 //! wrap-around and the drop counter, with the producer and the consumer on
 //! different threads.
 

@@ -1,4 +1,4 @@
-//! Loom models of the span slot table (`src/subscriber/slots.rs`): concurrent
+//! Loom models of the span slot table (`src/recording/slots.rs`): concurrent
 //! alloc/free on the lock-free free stacks, generation reuse, exhaustion and
 //! double free.
 

@@ -1,5 +1,5 @@
-//! Loom models of how a span is closed (`src/subscriber/refcount.rs` and
-//! `src/subscriber/split_sum.rs`, as `Core::try_close` and `SpanSlot` use
+//! Loom models of how a span is closed (`src/recording/refcount.rs` and
+//! `src/recording/split_sum.rs`, as `Core::try_close` and `SpanSlot` use
 //! them): holders on several threads add busy time and count descendants,
 //! then drop their handles; exactly one drop is the last, and the thread
 //! that makes it reads every tick and every descendant, whichever path

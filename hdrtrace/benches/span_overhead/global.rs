@@ -61,8 +61,8 @@ fn install(variant: &str) -> Option<hdrtrace::TracingGuard> {
         tracing_core::callsite::rebuild_interest_cache();
     };
     // The default config, as in production (its ring of 4 096 records,
-    // 512 KiB of 128-byte wire records, fits in L2; the 65 536-record ring used before session 5 does
-    // not, and each push then waits on lines coming from L3: see
+    // 512 KiB of 128-byte wire records, fits in L2; a 65 536-record ring
+    // does not, and each push then waits on lines coming from L3: see
     // docs/performance.md). Logs off: the lifecycle fires no event anyway.
     let config = TracingConfig {
         log_level: tracing_core::LevelFilter::OFF,

@@ -4,9 +4,9 @@
 //! `ui.perfetto.dev` or `chrome://tracing`. See [`chrome_trace_json`] for the layout.
 
 use super::text::status_name;
-use crate::aggregate::requests::{RequestTrace, SpanTrace, TreeIndex};
 use crate::error::ExportError;
-use crate::record::{FieldValue, SpanClass};
+use crate::read::requests::{RequestTrace, SpanTrace, TreeIndex};
+use crate::recording::record::{FieldValue, SpanClass};
 use serde_json::{json, Map, Value};
 use std::io::Write as _;
 use std::path::Path;

@@ -67,9 +67,9 @@
 mod convert;
 mod worker;
 
-use crate::aggregate::requests::RequestTrace;
-use crate::aggregate::RequestSink;
+use crate::collection::RequestSink;
 use crate::error::ExportError;
+use crate::read::requests::RequestTrace;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -19,8 +19,8 @@
 //! The id is a pure function of the [`RequestTrace`] and the process: every
 //! renderer in this process derives the same one, and it is never zero.
 
-use crate::aggregate::requests::RequestTrace;
-use crate::sampling::mix;
+use crate::read::requests::RequestTrace;
+use crate::recording::sampling::mix;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;

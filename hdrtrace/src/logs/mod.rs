@@ -13,8 +13,8 @@
 pub(crate) mod line;
 mod writer;
 
+use crate::handoff::ring::{self, Consumer, Producer};
 use crate::handoff::Handoff;
-use crate::ring::{self, Consumer, Producer};
 use line::{Chunk, Context, LineBuf};
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -17,7 +17,7 @@
 
 use super::line::Chunk;
 use super::{LogHub, LogWriter};
-use crate::ring::Consumer;
+use crate::handoff::ring::Consumer;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::cell::Cell;
 use std::io::Write;

@@ -3,10 +3,10 @@
 //! Runs on the export thread, never on the aggregator: the sink only queues the
 //! `Arc<RequestTrace>`.
 
-use crate::aggregate::requests::{RequestTrace, SpanTrace};
 use crate::export::trace_id::wire_span_id;
-use crate::record::{FieldValue, Status};
-use crate::subscriber::callsites::{MODEL_FIELD, REQUEST_FIELD};
+use crate::read::requests::{RequestTrace, SpanTrace};
+use crate::recording::callsites::{MODEL_FIELD, REQUEST_FIELD};
+use crate::recording::record::{FieldValue, Status};
 use opentelemetry::trace::{
     Event, Link, SpanContext, SpanId, SpanKind, Status as OtelStatus, TraceFlags, TraceId,
     TraceState,

@@ -2,8 +2,8 @@
 //! runtime, batches converted spans and sends them.
 
 use super::{convert, OtlpStats};
-use crate::aggregate::requests::RequestTrace;
 use crate::error::ExportError;
+use crate::read::requests::RequestTrace;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use opentelemetry::InstrumentationScope;
 use opentelemetry_otlp::WithExportConfig;

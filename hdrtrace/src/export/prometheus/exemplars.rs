@@ -5,9 +5,9 @@
 //! ([`SpanTrace::device`]) as recorded.
 
 use super::buckets::Buckets;
-use crate::aggregate::requests::{SeriesKey, SpanTrace};
-use crate::aggregate::snapshot::LatencySnapshot;
 use crate::export::trace_id::TraceId;
+use crate::read::requests::{SeriesKey, SpanTrace};
+use crate::read::snapshot::LatencySnapshot;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 

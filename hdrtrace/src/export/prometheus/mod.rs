@@ -74,7 +74,7 @@ pub use limits::ServerLimits;
 pub use render::{render_with, Format, BATCH_SIZE_BOUNDS, QUANTILES};
 pub use server::{serve, serve_with, serve_with_buckets, MetricsServer};
 
-use crate::aggregate::snapshot::LatencySnapshot;
+use crate::read::snapshot::LatencySnapshot;
 
 /// The `Content-Type` of an OpenMetrics answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -4,7 +4,7 @@
 
 use super::buckets::{sum_nanos, Buckets};
 use super::exemplars::{Exemplar, Exemplars, Measure, Table};
-use crate::aggregate::snapshot::{Latencies, Latency, LatencySnapshot, ModelLatency};
+use crate::read::snapshot::{Latencies, Latency, LatencySnapshot, ModelLatency};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};

@@ -8,8 +8,8 @@
 use super::limits::ServerLimits;
 use super::write_deadline::WriteDeadline;
 use super::{render_with, Buckets, Format};
-use crate::aggregate::source::LatestSnapshot;
 use crate::error::ExportError;
+use crate::read::source::LatestSnapshot;
 use http_body_util::Full;
 use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONNECTION, CONTENT_TYPE as CONTENT_TYPE_HEADER};
