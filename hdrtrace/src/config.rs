@@ -1,9 +1,9 @@
 //! `TracingConfig`, `TracingLevel`, their validation and `from_env`.
 
 use crate::conventions::Conventions;
+use crate::conventions::SpanClass;
 use crate::error::ConfigError;
 use crate::filter::TargetFilter;
-use crate::recording::record::SpanClass;
 use std::time::Duration;
 use tracing_core::{Level, LevelFilter};
 

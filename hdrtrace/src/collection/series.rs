@@ -1,30 +1,13 @@
 //! One latency series (wall, busy, device time; batch size and wait) per model or stage, each kept
 //! cumulative and over a sliding window of ten slices.
 
-use crate::read::snapshot::ModelLatency;
+use crate::read::snapshot::{new_histogram, ModelLatency, HIGHEST_NS};
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// Histograms record nanoseconds from 1 ns up to this, at 3 significant figures;
-/// larger values saturate at the top.
-pub const HIGHEST_NS: u64 = 120 * 1_000_000_000;
-/// Significant figures kept.
-pub const SIGFIGS: u8 = 3;
 /// Slices per window.
 pub const SLICES: u64 = 10;
-
-pub(crate) fn new_histogram() -> Histogram<u64> {
-    // The bounds are constants that HDR accepts (1 <= low, high >= 2 * low,
-    // sigfigs <= 5), so this cannot fail.
-    let mut h =
-        Histogram::new_with_bounds(1, 2, SIGFIGS).expect("constant histogram bounds are valid");
-    // Grows to the largest value recorded (at most `HIGHEST_NS`, see
-    // `Windowed::record`): a series of microsecond spans costs 16 KiB, not the
-    // 229 KiB a histogram sized for 120 s takes.
-    h.auto(true);
-    h
-}
 
 /// One closed slice, kept sparse: `(value, count)` of each non-empty bucket.
 type Slice = (u64, Vec<(u64, u64)>);

@@ -13,8 +13,8 @@
 //! [`LatencySnapshot::merged`](crate::LatencySnapshot::merged) call has a
 //! budget for the histograms it builds.
 
-use crate::collection::series::HIGHEST_NS;
 use crate::read::snapshot::Latency;
+use crate::read::snapshot::HIGHEST_NS;
 use flate2::read::ZlibDecoder;
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
@@ -282,8 +282,8 @@ mod tests {
     fn auto_resized_histograms_are_within_their_range() {
         // Grown by an `add` to 1.1 ms, the histogram states that much and
         // still takes 2.0 ms, in the same bucket (2^20..2^21 ns).
-        let mut total = crate::collection::series::new_histogram();
-        let mut slice = crate::collection::series::new_histogram();
+        let mut total = crate::read::snapshot::new_histogram();
+        let mut slice = crate::read::snapshot::new_histogram();
         slice.record(1_100_000).unwrap();
         total.add(&slice).unwrap();
         total.record(2_000_000).unwrap();

@@ -7,6 +7,26 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// Histograms record nanoseconds from 1 ns up to this, at 3 significant figures;
+/// larger values saturate at the top.
+pub const HIGHEST_NS: u64 = 120 * 1_000_000_000;
+/// Significant figures kept.
+pub const SIGFIGS: u8 = 3;
+
+/// An empty histogram of that shape, growing as values come (the
+/// collection's series and every decoded one alike).
+pub(crate) fn new_histogram() -> Histogram<u64> {
+    // The bounds are constants that HDR accepts (1 <= low, high >= 2 * low,
+    // sigfigs <= 5), so this cannot fail.
+    let mut h =
+        Histogram::new_with_bounds(1, 2, SIGFIGS).expect("constant histogram bounds are valid");
+    // Grows to the largest value recorded (at most `HIGHEST_NS`, see
+    // `collection::series`): a series of microsecond spans costs 16 KiB, not the
+    // 229 KiB a histogram sized for 120 s takes.
+    h.auto(true);
+    h
+}
+
 /// One latency distribution (nanoseconds inside, `Duration` outside).
 #[derive(Clone, Debug)]
 pub struct Latency {

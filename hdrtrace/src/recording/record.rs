@@ -26,45 +26,7 @@ pub enum RecordKind {
     Links = 2,
 }
 
-/// How a span's classification was decided at its callsite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum SpanClass {
-    /// The root of a request (`embed_pipeline` in the spec, or any span with a
-    /// `request_id` field).
-    Request = 0,
-    /// A pipeline stage, keyed by span name.
-    Stage = 1,
-    /// A model span (it has a `model_id` field), keyed by that field's value.
-    Model = 2,
-    /// A batch: one run that serves several requests' model spans, linked
-    /// to them with `follows_from` (`Conventions::batch_span`). It belongs to
-    /// no request; its model is its `model_id` field's value.
-    Batch = 3,
-}
-
-impl SpanClass {
-    /// From the two bits a slot and a callsite keep it in.
-    #[inline]
-    pub(crate) fn from_bits(bits: u32) -> Self {
-        match bits & 3 {
-            0 => SpanClass::Request,
-            1 => SpanClass::Stage,
-            2 => SpanClass::Model,
-            _ => SpanClass::Batch,
-        }
-    }
-
-    /// The lower-case name exports use.
-    pub fn name(self) -> &'static str {
-        match self {
-            SpanClass::Request => "request",
-            SpanClass::Stage => "stage",
-            SpanClass::Model => "model",
-            SpanClass::Batch => "batch",
-        }
-    }
-}
+pub use crate::conventions::SpanClass;
 
 /// The outcome a span closed with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
