@@ -164,7 +164,7 @@ use crate::limits::*;
 const CAPTURED_SPAN_BYTES: usize = 256;
 
 impl TracingConfig {
-    /// Checks every value against its bound (see [`limits`]); the error names
+    /// Checks every value against its bound (see [`limits`](crate::limits)); the error names
     /// the field, the value and what it accepts.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let r = self.sampling_rate;

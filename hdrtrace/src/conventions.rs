@@ -5,6 +5,7 @@
 //! (in `register_callsite`), so the hot path costs nothing more.
 
 use crate::error::ConfigError;
+use crate::limits::{MAX_NAME_LEN, MAX_REQUEST_SPANS};
 use std::sync::Arc;
 
 /// The names hdrtrace classifies spans and events by.
@@ -30,12 +31,6 @@ pub struct Conventions {
     pub(crate) batch_spans: Vec<Arc<str>>,
     pub(crate) batch_size_field: Arc<str>,
 }
-
-/// The longest name accepted (a field or span name longer than this is a
-/// mistake, not a convention).
-pub const MAX_NAME_LEN: usize = 128;
-/// The most request span names (and, apart, batch span names).
-pub const MAX_REQUEST_SPANS: usize = 64;
 
 /// Whether tracing gives fields of this name to events of its own accord:
 /// an event's formatted `message`, and the `log.*` fields of records from
@@ -174,7 +169,7 @@ impl Conventions {
     }
 
     /// Every name must be a plausible identifier: not empty, at most
-    /// [`MAX_NAME_LEN`] bytes, no whitespace; no field may be a name tracing
+    /// [`MAX_NAME_LEN`](crate::limits::MAX_NAME_LEN) bytes, no whitespace; no field may be a name tracing
     /// gives fields itself (`message`, `log.*`); the fields must differ, and
     /// no span name may be both a request and a batch span.
     ///

@@ -64,3 +64,8 @@ pub const DECODE_BUDGET: u64 = 256 << 20;
 /// significant figures over 1 ns to more than a day (about 3.3 MB) with room
 /// to spare; hdrtrace's own histograms (3 figures, 1 ns to 120 s) take 229 KB.
 pub const MAX_HISTOGRAM_BYTES: u64 = 16 << 20;
+/// The longest name accepted (a field or span name longer than this is a
+/// mistake, not a convention).
+pub const MAX_NAME_LEN: usize = 128;
+/// The most request span names (and, apart, batch span names).
+pub const MAX_REQUEST_SPANS: usize = 64;

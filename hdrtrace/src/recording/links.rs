@@ -1,5 +1,5 @@
 //! A span's links (`follows_from`), kept inline in its slot: at most
-//! [`MAX_LINKS`] linked span IDs, each claimed by one atomic increment, so
+//! `MAX_LINKS` linked span IDs, each claimed by one atomic increment, so
 //! linking never allocates and never blocks; a link past the last one is not
 //! kept and the caller counts it as dropped.
 //!
