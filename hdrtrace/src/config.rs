@@ -311,6 +311,20 @@ impl TracingConfig {
     }
 
     /// `from_env` over any key lookup (tests pass a map).
+    ///
+    /// ```
+    /// use hdrtrace::{ConfigError, TracingConfig};
+    ///
+    /// let env = |k: &str| (k == "HDRTRACE_SAMPLING_RATE").then(|| "0.25".to_string());
+    /// assert_eq!(TracingConfig::from_lookup(env)?.sampling_rate, 0.25);
+    ///
+    /// let bad = |k: &str| (k == "HDRTRACE_SAMPLING_RATE").then(|| "lots".to_string());
+    /// assert!(matches!(
+    ///     TracingConfig::from_lookup(bad),
+    ///     Err(ConfigError::Env { var: "HDRTRACE_SAMPLING_RATE", .. })
+    /// ));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut c = Self::default();
         let bad = |var: &'static str, value: &str, reason: String| ConfigError::Env {

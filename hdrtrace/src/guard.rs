@@ -15,7 +15,34 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tracing_core::LevelFilter;
 
-/// Builds a subscriber step by step (for extra [`RequestSink`]s).
+/// Builds a subscriber step by step: extra [`RequestSink`]s, a log writer.
+///
+/// ```
+/// use hdrtrace::{Builder, RequestSink, RequestTrace, TracingConfig};
+/// use std::sync::{mpsc, Arc};
+///
+/// /// Hands every captured request to a channel.
+/// struct Slow(mpsc::Sender<u64>);
+/// impl RequestSink for Slow {
+///     fn captured(&mut self, trace: &Arc<RequestTrace>) {
+///         let _ = self.0.send(trace.request_id());
+///     }
+/// }
+///
+/// let (tx, rx) = mpsc::channel();
+/// let config = TracingConfig { sampling_rate: 1.0, ..TracingConfig::default() };
+/// let (subscriber, guard) = Builder::new(&config)
+///     .sink(Slow(tx))
+///     .log_writer(std::io::sink())
+///     .build()?;
+/// tracing::subscriber::with_default(subscriber, || {
+///     let _r = tracing::info_span!("embed_pipeline", request_id = 42u64).entered();
+///     tracing::warn!("a log line, to the writer");
+/// });
+/// guard.flush();
+/// assert_eq!(rx.try_recv(), Ok(42));
+/// # Ok::<(), hdrtrace::InstallError>(())
+/// ```
 pub struct Builder {
     config: TracingConfig,
     sinks: Sinks,
@@ -429,6 +456,22 @@ impl TracingGuard {
     /// Switches recording on or off at run time, from any thread. Off, every
     /// instrumented site costs one relaxed atomic load (the callsite interest
     /// cache is rebuilt); on again, every site records again.
+    ///
+    /// ```
+    /// let (subscriber, guard) = hdrtrace::build(&hdrtrace::TracingConfig::default()).unwrap();
+    /// let dispatch = tracing::Dispatch::new(subscriber);
+    /// let request = |id: u64| {
+    ///     tracing::dispatcher::with_default(&dispatch, || {
+    ///         let _r = tracing::info_span!("embed_pipeline", request_id = id).entered();
+    ///         tracing::info_span!("model", model_id = "Causal").in_scope(|| {});
+    ///     })
+    /// };
+    /// guard.set_enabled(false); // from a thread where it is not the default
+    /// request(1);
+    /// guard.set_enabled(true);
+    /// request(2);
+    /// assert_eq!(guard.flushed_snapshot().model("Causal").unwrap().count(), 1);
+    /// ```
     pub fn set_enabled(&self, on: bool) {
         if self.shared.core.switch.set(on) != on {
             refresh_interest(&self.shared.core);

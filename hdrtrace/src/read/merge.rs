@@ -47,13 +47,36 @@ impl LatencySnapshot {
     /// it, not copied.
     ///
     /// The histograms the merge builds may take at most
-    /// [`DECODE_BUDGET`](crate::read::decode::DECODE_BUDGET) bytes
+    /// [`DECODE_BUDGET`](crate::limits::DECODE_BUDGET) bytes
     /// together, and each at most
-    /// [`MAX_HISTOGRAM_BYTES`](crate::read::decode::MAX_HISTOGRAM_BYTES)
+    /// [`MAX_HISTOGRAM_BYTES`](crate::limits::MAX_HISTOGRAM_BYTES)
     /// (so that the result's bytes decode again). Each is priced before
     /// anything is allocated: beyond either bound, or given a histogram
     /// holding a value above its highest trackable value, the merge is an
     /// [`SnapshotError::Merge`] naming the model or stage and the histogram.
+    ///
+    /// ```
+    /// use hdrtrace::{LatencySnapshot, TracingConfig};
+    ///
+    /// // Two instances' snapshots, as bytes (what each would ship).
+    /// let bytes = |model: &'static str, n: u64| {
+    ///     let (subscriber, guard) = hdrtrace::build(&TracingConfig::default()).unwrap();
+    ///     tracing::subscriber::with_default(subscriber, || {
+    ///         for id in 0..n {
+    ///             let _r = tracing::info_span!("embed_pipeline", request_id = id).entered();
+    ///             tracing::info_span!("model", model_id = model).in_scope(|| {});
+    ///         }
+    ///     });
+    ///     guard.flushed_snapshot().to_bytes().unwrap()
+    /// };
+    /// let (a, b) = (bytes("Causal", 3), bytes("Causal", 5));
+    /// let fleet = LatencySnapshot::merged(&[
+    ///     LatencySnapshot::from_bytes(&a)?,
+    ///     LatencySnapshot::from_bytes(&b)?,
+    /// ])?;
+    /// assert_eq!(fleet.model("Causal").unwrap().count(), 8);
+    /// # Ok::<(), hdrtrace::SnapshotError>(())
+    /// ```
     pub fn merged(snapshots: &[LatencySnapshot]) -> Result<LatencySnapshot, SnapshotError> {
         Self::merged_with_budget(snapshots, DECODE_BUDGET)
     }
