@@ -37,7 +37,8 @@ mod conventions;
 mod error;
 mod filter;
 pub mod limits;
-// The steps a span takes, in order; each imports only the ones before it.
+// The steps a span takes: recording -> handoff -> collection -> read ->
+// export (docs/design.md, "layout").
 mod collection;
 pub mod export;
 mod handoff;
@@ -60,8 +61,8 @@ pub use conventions::Conventions;
 pub use error::{ConfigError, Error, ExportError, FlushError, InstallError, SnapshotError};
 pub use guard::{build, init_tracing, init_with, Builder, TracingGuard};
 pub use read::requests::{
-    Attribution, BatchCause, BatchShare, CaptureReason, EventTrace, RequestTrace, SeriesKey,
-    SpanTrace, TraceParts, TreeIndex,
+    Attribution, BatchCause, BatchShare, BlameReason, CaptureReason, EventTrace, Outcome,
+    RequestTrace, SeriesKey, SpanTrace, TraceParts, TreeIndex,
 };
 pub use read::snapshot::{
     Counters, Latencies, Latency, LatencySnapshot, ModelLatency, StageLatency,
