@@ -142,7 +142,9 @@ fn two_requests_carry_the_batch_that_served_them_linked_both_ways() {
         assert_eq!(share.cause, BatchCause::Run, "{share:?}");
         assert!(share.run >= Duration::from_millis(30), "{share:?}");
         assert!(
-            t.verdict().starts_with("Causal: batch of 2 ran "),
+            t.verdict()
+                .strip_prefix(outcome_lead(t).as_str())
+                .is_some_and(|v| v.starts_with("Causal: batch of 2 ran ")),
             "{}",
             t.verdict()
         );
@@ -173,7 +175,9 @@ fn a_long_wait_for_the_batch_is_named_even_when_the_batch_closes_last() {
         assert_eq!(share.cause, BatchCause::Wait, "{share:?}");
         assert!(share.wait >= Duration::from_millis(40), "{share:?}");
         assert!(
-            t.verdict().starts_with("Causal: waited ")
+            t.verdict()
+                .strip_prefix(outcome_lead(t).as_str())
+                .is_some_and(|v| v.starts_with("Causal: waited "))
                 && t.verdict().ends_with("for a batch of 2 to fill"),
             "{}",
             t.verdict()
@@ -441,7 +445,9 @@ fn a_failed_batch_fails_every_request_it_served() {
         assert_eq!(event.message, "forward pass failed");
         assert!(t.reason().failed);
         assert!(
-            t.verdict().starts_with("Causal: batch of 2 ran ")
+            t.verdict()
+                .strip_prefix(outcome_lead(t).as_str())
+                .is_some_and(|v| v.starts_with("Causal: batch of 2 ran "))
                 && t.verdict().ends_with(", and it failed"),
             "{}",
             t.verdict()
@@ -453,4 +459,13 @@ fn a_failed_batch_fails_every_request_it_served() {
         );
     }
     assert_eq!(snapshot.model("Causal").unwrap().errors(), 2);
+}
+
+/// How a verdict opens: its outcome's name, unless the request met its
+/// target.
+fn outcome_lead(t: &hdrtrace::RequestTrace) -> String {
+    match t.outcome() {
+        hdrtrace::Outcome::Met => String::new(),
+        o => format!("{}: ", o.name()),
+    }
 }

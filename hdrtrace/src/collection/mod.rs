@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::config::TracingConfig;
 use crate::handoff::{Drained, Handoff, Rings, Take};
 use crate::read::publish::{Publisher, Versioned};
-use crate::read::requests::{Captures, RequestTrace};
+use crate::read::requests::{Captures, Outcome, RequestTrace};
 use crate::read::snapshot::{Counters, Latencies, Latency, ModelLatency, SnapshotData};
 use crate::recording::record::{FieldValue, Record, RecordKind, SpanClass, Status};
 use assembly::{Assembler, Judge};
@@ -112,6 +112,8 @@ struct Kept {
     captures: Captures,
     sinks: Sinks,
     count: u64,
+    /// Requests judged degraded.
+    degraded: u64,
 }
 
 pub(crate) struct Aggregator {
@@ -189,6 +191,7 @@ impl Aggregator {
                     captures: Captures::new(config.capture_capacity),
                     sinks: Sinks::new(sinks),
                     count: 0,
+                    degraded: 0,
                 },
                 counters: Counters::default(),
                 start: now,
@@ -335,6 +338,7 @@ impl Aggregator {
         let state = &self.state;
         let mut counters = state.counters;
         counters.captured_requests = state.kept.count;
+        counters.degraded_requests = state.kept.degraded;
         counters.dropped_spans = self.handoff.untracked();
         counters.dropped_records = self.rings.dropped(&self.handoff);
         counters.late_records = state.assembler.late_records;
@@ -614,13 +618,12 @@ fn record_wait(keys: &mut Keys, clock: &Clock, key: u32, ticks: u64, slice: u64)
 
 impl Kept {
     fn keep(&mut self, trace: RequestTrace, gate: Option<u32>, keys: &mut Keys) {
-        if trace.reason().over_budget {
-            if let Some(g) = gate {
-                let s = keys.series(g);
-                s.blamed += 1;
-                s.dirty = true;
-            }
+        if let (Some(g), Some(reason)) = (gate, trace.blame()) {
+            let s = keys.series(g);
+            s.blamed[reason.index()] += 1;
+            s.dirty = true;
         }
+        self.degraded += (trace.outcome() == Outcome::Degraded) as u64;
         self.count += 1;
         let trace = Arc::new(trace);
         self.sinks.captured(&trace);

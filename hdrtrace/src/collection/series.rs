@@ -271,7 +271,8 @@ pub(crate) struct Series {
     pub(crate) batch_wait: Option<Windowed>,
     pub(crate) errors: u64,
     pub(crate) timeouts: u64,
-    pub(crate) blamed: u64,
+    /// Requests blamed on this model, by `BlameReason::index`.
+    pub(crate) blamed: [u64; 3],
     /// Changed since the last snapshot.
     pub(crate) dirty: bool,
     /// The last published views (cumulative, recent) and the slice they were
@@ -290,7 +291,7 @@ impl Series {
             batch_wait: None,
             errors: 0,
             timeouts: 0,
-            blamed: 0,
+            blamed: [0; 3],
             dirty: true,
             cache: None,
         }

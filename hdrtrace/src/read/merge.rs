@@ -9,6 +9,7 @@
 use crate::error::SnapshotError;
 use crate::read::decode::{check_range, Budget, DECODE_BUDGET};
 use crate::read::portable::{counter_values, counters_from};
+use crate::read::requests::BlameReason;
 use crate::read::snapshot::{Latency, LatencySnapshot, ModelLatency, SnapshotData};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -235,7 +236,11 @@ fn build(entries: &[&Arc<ModelLatency>]) -> Result<Arc<ModelLatency>, Refusal> {
         batch_wait: batch_wait?.map(Latency::new),
         errors: total(|m| m.errors),
         timeouts: total(|m| m.timeouts),
-        blamed: total(|m| m.blamed),
+        blamed: BlameReason::ALL.map(|r| {
+            entries
+                .iter()
+                .fold(0u64, |t, m| t.saturating_add(m.blamed_for(r)))
+        }),
     }))
 }
 

@@ -6,6 +6,7 @@
 
 use crate::error::SnapshotError;
 use crate::read::decode::{decode_histogram, Budget, DECODE_BUDGET};
+use crate::read::requests::BlameReason;
 use crate::read::snapshot::{
     Counters, Latencies, Latency, LatencySnapshot, ModelLatency, SnapshotData,
 };
@@ -19,6 +20,7 @@ const FORMAT: u16 = 1;
 const HAS_GPU: u8 = 1;
 const HAS_BATCH_SIZE: u8 = 2;
 const HAS_BATCH_WAIT: u8 = 4;
+const HAS_BLAME_REASONS: u8 = 8;
 
 impl LatencySnapshot {
     /// The snapshot's cumulative latencies and counters as bytes, every
@@ -52,11 +54,15 @@ impl LatencySnapshot {
     ///   name       u32 length, then that many bytes of UTF-8 (unique per table)
     ///   errors     u64
     ///   timeouts   u64
-    ///   blamed     u64
+    ///   blamed     u64       requests blamed on it, over every reason
     ///   flags      u8        bit 0: a GPU histogram follows; bit 1: a batch
     ///                        size histogram; bit 2: a batch wait histogram;
-    ///                        other bits 0 (bytes of builds before batches
-    ///                        never set bits 1 and 2, and still decode)
+    ///                        bit 3: blame by reason; other bits 0 (bytes of
+    ///                        builds before batches never set bits 1 and 2,
+    ///                        nor builds before blame by reason bit 3, and
+    ///                        still decode: their blamed count is over target)
+    ///   reasons    (flag bit 3 only) 3 × u64: blamed over target, timed
+    ///                        out, failed; their sum is `blamed`
     ///   wall       u32 length, then a V2 deflate histogram (nanoseconds)
     ///   busy       u32 length, then a V2 deflate histogram (nanoseconds)
     ///   gpu        (flag bit 0 only) u32 length, then a V2 deflate histogram
@@ -107,13 +113,17 @@ impl LatencySnapshot {
                 out.extend_from_slice(name.as_bytes());
                 put_u64(&mut out, m.errors);
                 put_u64(&mut out, m.timeouts);
-                put_u64(&mut out, m.blamed);
+                put_u64(&mut out, m.blamed());
                 let flags = [
                     (m.gpu.is_some(), HAS_GPU),
                     (m.batch_size.is_some(), HAS_BATCH_SIZE),
                     (m.batch_wait.is_some(), HAS_BATCH_WAIT),
+                    (true, HAS_BLAME_REASONS),
                 ];
                 out.push(flags.iter().filter(|f| f.0).fold(0, |a, f| a | f.1));
+                for n in m.blamed {
+                    put_u64(&mut out, n);
+                }
                 let hists = [
                     Some(m.wall.histogram()),
                     Some(m.busy.histogram()),
@@ -320,12 +330,29 @@ fn read_entry(
     let timeouts = r.u64(&what("timeouts"))?;
     let blamed = r.u64(&what("blamed"))?;
     let [flags] = r.array(&what("flags"))?;
-    if flags & !(HAS_GPU | HAS_BATCH_SIZE | HAS_BATCH_WAIT) != 0 {
+    if flags & !(HAS_GPU | HAS_BATCH_SIZE | HAS_BATCH_WAIT | HAS_BLAME_REASONS) != 0 {
         return Err(corrupt(format!(
             "{} {flags:#04x} are unknown",
             what("flags")
         )));
     }
+    let blamed = if flags & HAS_BLAME_REASONS != 0 {
+        let reasons = BlameReason::ALL.map(|r| r.name());
+        let mut by_reason = [0u64; 3];
+        for (n, reason) in by_reason.iter_mut().zip(reasons) {
+            *n = r.u64(&what(&format!("blamed {reason}")))?;
+        }
+        let sum = by_reason.iter().try_fold(0u64, |t, &n| t.checked_add(n));
+        if sum != Some(blamed) {
+            return Err(corrupt(format!(
+                "{} by reason {by_reason:?} do not add up to {blamed}",
+                what("blamed")
+            )));
+        }
+        by_reason
+    } else {
+        [blamed, 0, 0]
+    };
     let mut hist = |field: &str| -> Result<Latency, SnapshotError> {
         let what = what(field);
         let blob = r.blob(&what)?;

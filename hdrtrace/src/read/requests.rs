@@ -119,7 +119,9 @@ pub struct EventTrace {
 /// Which model gated the request, and how.
 #[derive(Clone, Debug)]
 pub struct Attribution {
-    /// The model whose completion (or timeout) came last.
+    /// The model the request waited on: of the models that timed out or
+    /// failed, the one that ended last; when every model returned, the one
+    /// whose completion came last.
     pub model: String,
     /// Its span's ID in the trace.
     pub span: u64,
@@ -205,8 +207,113 @@ impl BatchShare {
     }
 }
 
-/// The sentence naming a request's bottleneck ([`RequestTrace::verdict`]).
-fn verdict(attribution: Option<&Attribution>) -> String {
+/// Why a model was blamed for a request: the model that gated it (see
+/// [`Attribution`]) either did not return (it timed out or failed, and the
+/// request went on without it: degraded, or failed) or returned last in a
+/// request over its latency target. Each blamed request has exactly one
+/// reason, read from its gating model's status first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BlameReason {
+    /// The request took longer than its latency target, and this model
+    /// returned last.
+    OverTarget,
+    /// The model timed out.
+    TimedOut,
+    /// The model failed (an `ERROR` event in its span: an error or a panic).
+    Failed,
+}
+
+impl BlameReason {
+    /// Every reason, in the order of [`index`](Self::index).
+    pub const ALL: [BlameReason; 3] = [
+        BlameReason::OverTarget,
+        BlameReason::TimedOut,
+        BlameReason::Failed,
+    ];
+
+    /// Its name in exports (the Prometheus `reason` label):
+    /// `"over_target"`, `"timed_out"` or `"failed"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BlameReason::OverTarget => "over_target",
+            BlameReason::TimedOut => "timed_out",
+            BlameReason::Failed => "failed",
+        }
+    }
+
+    /// Its position in [`ALL`](Self::ALL).
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The reason a request is blamed on a model that ended with `status`
+    /// (`over_target`: the request took longer than its target); `None`
+    /// when the model returned and the request met its target.
+    fn of(status: Status, over_target: bool) -> Option<Self> {
+        match status {
+            Status::Timeout => Some(BlameReason::TimedOut),
+            Status::Error => Some(BlameReason::Failed),
+            Status::Ok if over_target => Some(BlameReason::OverTarget),
+            Status::Ok => None,
+        }
+    }
+}
+
+/// What became of a request, one per request: the first that applies of
+/// failed, degraded, over target and met.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Its root span reported an error or a timeout: the request itself
+    /// failed.
+    Failed,
+    /// It returned, but a model it waited on timed out or failed: the answer
+    /// lacks that model's part.
+    Degraded,
+    /// It returned whole, after its latency target.
+    OverTarget,
+    /// It returned whole within its target.
+    Met,
+}
+
+impl Outcome {
+    /// Its name: `"failed"`, `"degraded"`, `"over target"` or `"met"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Failed => "failed",
+            Outcome::Degraded => "degraded",
+            Outcome::OverTarget => "over target",
+            Outcome::Met => "met",
+        }
+    }
+
+    /// The outcome of a request whose root ended with `root`, whose gating
+    /// model (if any ran) ended with `gate`, and whose wall time passed its
+    /// target when `over_target`.
+    fn of(root: Status, gate: Option<Status>, over_target: bool) -> Self {
+        if root != Status::Ok {
+            Outcome::Failed
+        } else if gate.is_some_and(|s| s != Status::Ok) {
+            Outcome::Degraded
+        } else if over_target {
+            Outcome::OverTarget
+        } else {
+            Outcome::Met
+        }
+    }
+}
+
+/// The sentence naming a request's bottleneck ([`RequestTrace::verdict`]),
+/// led by its outcome unless it met its target.
+fn verdict(outcome: Outcome, attribution: Option<&Attribution>) -> String {
+    let lead = match outcome {
+        Outcome::Met => String::new(),
+        o => format!("{}: ", o.name()),
+    };
+    format!("{lead}{}", bottleneck(attribution))
+}
+
+/// The bottleneck part of the verdict.
+fn bottleneck(attribution: Option<&Attribution>) -> String {
     let Some(a) = attribution else {
         return "no model ran".to_string();
     };
@@ -304,6 +411,8 @@ pub struct TraceParts {
 pub struct RequestTrace {
     parts: TraceParts,
     started_at: SystemTime,
+    outcome: Outcome,
+    blame: Option<BlameReason>,
     verdict: String,
     index: TreeIndex,
 }
@@ -368,12 +477,18 @@ impl RequestTrace {
     /// them: where each span sits in the tree, the verdict on its
     /// attribution, and its start (`closed_at - total`).
     pub fn new(parts: TraceParts) -> Self {
+        let over_target = parts.total > parts.target;
+        let root = parts.spans.first().map_or(Status::Ok, |s| s.status);
+        let gate = parts.attribution.as_ref().map(|a| a.status);
+        let outcome = Outcome::of(root, gate, over_target);
         Self {
             started_at: parts
                 .closed_at
                 .checked_sub(parts.total)
                 .unwrap_or(parts.closed_at),
-            verdict: verdict(parts.attribution.as_ref()),
+            outcome,
+            blame: gate.and_then(|s| BlameReason::of(s, over_target)),
+            verdict: verdict(outcome, parts.attribution.as_ref()),
             index: TreeIndex::new(&parts.spans),
             parts,
         }
@@ -459,13 +574,29 @@ impl RequestTrace {
         self.started_at
     }
 
-    /// The one sentence naming the bottleneck and why, which every renderer
-    /// shows: `Causal took 180.0ms, 87.8% of the total: slow while running
-    /// (busy 179.2ms, waiting 0.800ms)`, or for a batched model
-    /// `Causal: waited 38.0ms for a batch of 32 to fill` (`, and it failed`
-    /// when it did); `no model ran` when none did.
+    /// The one sentence naming the outcome, the bottleneck and why, which
+    /// every renderer shows: `over target: Causal took 180.0ms, 87.8% of the
+    /// total: slow while running (busy 179.2ms, waiting 0.800ms)`, or for a
+    /// batched model `degraded: Causal: batch of 16 ran 262.4ms, and it timed
+    /// out`; led by the [`outcome`](Self::outcome)'s name unless the request
+    /// met its target; `no model ran` when none did.
     pub fn verdict(&self) -> &str {
         &self.verdict
+    }
+
+    /// What became of it: failed, degraded, over target or met.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// Why its gating model ([`attribution`](Self::attribution)) is blamed
+    /// for it: the model timed out or failed, or it returned last in a
+    /// request over its target; `None` when no model ran, or the model
+    /// returned and the request met its target. The aggregator counts each
+    /// blamed request once, under its model and this reason
+    /// ([`ModelLatency::blamed_for`](crate::ModelLatency::blamed_for)).
+    pub fn blame(&self) -> Option<BlameReason> {
+        self.blame
     }
 
     /// Where each span sits in the tree; see [`TreeIndex`].

@@ -1,6 +1,6 @@
 //! What readers get: immutable, cheaply cloned latency snapshots.
 
-use crate::read::requests::RequestTrace;
+use crate::read::requests::{BlameReason, RequestTrace};
 use crate::recording::record::{InlineText, INLINE_TEXT};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -89,7 +89,8 @@ pub struct ModelLatency {
     pub(crate) batch_wait: Option<Latency>,
     pub(crate) errors: u64,
     pub(crate) timeouts: u64,
-    pub(crate) blamed: u64,
+    /// Requests blamed on it, by [`BlameReason::index`].
+    pub(crate) blamed: [u64; 3],
 }
 
 /// Stages are measured exactly as models are.
@@ -149,9 +150,15 @@ impl ModelLatency {
     pub fn timeouts(&self) -> u64 {
         self.timeouts
     }
-    /// Over-budget requests this model was the bottleneck of.
+    /// Requests blamed on this model, over every reason: those it degraded
+    /// or failed (it timed out or failed) and those over the latency target
+    /// it returned last in ([`RequestTrace::blame`]). Zero for stages.
     pub fn blamed(&self) -> u64 {
-        self.blamed
+        self.blamed.iter().sum()
+    }
+    /// Requests blamed on this model for `reason`.
+    pub fn blamed_for(&self, reason: BlameReason) -> u64 {
+        self.blamed[reason.index()]
     }
 }
 
@@ -211,6 +218,11 @@ pub struct Counters {
     /// Records that arrived after their request had been finalized, or whose
     /// request's root never came (counted at shutdown).
     pub late_records: u64,
+    /// Requests that returned with a model missing: a model they waited on
+    /// timed out or failed, and the request itself did not fail
+    /// ([`Outcome::Degraded`](crate::Outcome::Degraded)). Per process: the
+    /// byte format does not carry it.
+    pub degraded_requests: u64,
     /// Enters and exits no thread could match: a span exited on another
     /// thread than it was entered on, an `Entered` guard forgotten, or the
     /// outermost entries of a stack deeper than 64 spans. Their busy time is

@@ -44,7 +44,9 @@ impl Assembler {
                 RecordKind::Span => {
                     spans_at.push(at);
                     if r.class == SpanClass::Model {
-                        let rank = (r.status == Status::Timeout, r.end);
+                        // A model that did not return gates the request
+                        // (it is what degraded it) before the last to return.
+                        let rank = (r.status != Status::Ok, r.end);
                         if gate.is_none_or(|(_, best)| rank >= best) {
                             gate = Some((at, rank));
                         }
