@@ -14,7 +14,14 @@
 //!   and batches are not held;
 //! - *batches* whose span closed, with what they claimed;
 //! - *waits*: a model span's link to a batch that has not closed yet (its
-//!   start, for the batch wait histogram, and its request id).
+//!   start, for the batch wait histogram, its request id, and the busy time
+//!   it owes its series).
+//!
+//! A model span that links to batches owes its series one busy sample
+//! (recorded here, not at its close): its share of the batch's work (the
+//! batch span's busy time over its size) when its first link turns out to be
+//! a batch, else its own busy time, once that link's wait is dropped
+//! ([`Batches::take_unserved`]).
 //!
 //! All of them hold at most `cap` records together (their share of
 //! `TracingConfig::memory_budget`), in at most `cap` entries; past it the
@@ -62,6 +69,26 @@ struct Wait {
     /// The model span's start (clock ticks).
     start: u64,
     request_id: u64,
+    /// The busy sample the model span owes, if this link carries it: its
+    /// series and its own busy ticks (recorded when no batch claims it).
+    owes: Option<(u32, u64)>,
+}
+
+/// What served a model span's request: the model series, the span's wait
+/// for the batch to start, and its share of the batch's work (`None` when
+/// another of its links carries the busy sample), all in clock ticks.
+pub(crate) struct Service {
+    pub(crate) key: u32,
+    pub(crate) wait: u64,
+    pub(crate) busy: Option<u64>,
+}
+
+impl Batch {
+    /// A served span's share of this batch's work: its busy ticks over its
+    /// size (all of them for a batch without a size).
+    fn share(&self) -> u64 {
+        self.root.busy / self.size.max(1)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -84,6 +111,8 @@ pub(crate) struct Batches {
     retain: Duration,
     /// Records dropped for the cap.
     pub(crate) dropped: u64,
+    /// Busy samples owed by waits dropped unclaimed: (series, own busy ticks).
+    unserved: Vec<(u32, u64)>,
 }
 
 impl Batches {
@@ -99,6 +128,7 @@ impl Batches {
             cap: cap.max(8),
             retain,
             dropped: 0,
+            unserved: Vec::new(),
         }
     }
 
@@ -109,8 +139,7 @@ impl Batches {
 
     /// Files a record that belongs to no request (recorded in series
     /// `series`): a batch span claims what hangs from it and the waits for
-    /// it (each handed to `wait`: the model series and the wait in ticks);
-    /// anything else waits for its batch.
+    /// it (each handed to `served`); anything else waits for its batch.
     pub(crate) fn add(
         &mut self,
         r: &Record,
@@ -118,31 +147,34 @@ impl Batches {
         size: u64,
         key: u32,
         now: Instant,
-        mut wait: impl FnMut(u32, u64),
+        mut served: impl FnMut(Service),
     ) {
         if r.kind == RecordKind::Span && r.class == SpanClass::Batch {
             let mut below = Vec::new();
             self.claim(r.span, &mut below);
-            let mut requests = Vec::new();
+            let mut batch = Batch {
+                root: *r,
+                series,
+                below,
+                requests: Vec::new(),
+                size,
+                key,
+            };
             if let Some(waits) = self.waits.remove(&r.span) {
                 self.held -= waits.len();
                 for w in waits {
-                    wait(key, r.start.saturating_sub(w.start));
-                    if requests.len() < MAX_BATCH_REQUESTS {
-                        requests.push(w.request_id);
+                    served(Service {
+                        key,
+                        wait: r.start.saturating_sub(w.start),
+                        busy: w.owes.map(|_| batch.share()),
+                    });
+                    if batch.requests.len() < MAX_BATCH_REQUESTS {
+                        batch.requests.push(w.request_id);
                     }
                 }
             }
             self.make_room(1);
             self.held += 1;
-            let batch = Batch {
-                root: *r,
-                series,
-                below,
-                requests,
-                size,
-                key,
-            };
             if let Some(old) = self.batches.insert(r.span, batch) {
                 // A reused span ID: the older batch goes.
                 self.held -= 1 + old.below.len();
@@ -177,18 +209,26 @@ impl Batches {
     }
 
     /// A request's model span (`model_start`, of request `request_id`) links
-    /// to span `batch`: the batch's wait is handed to `wait` (the model series
-    /// and ticks) now if it closed, else when it does.
+    /// to span `batch`: what served it is handed to `served` now if the batch
+    /// closed, else when it does. `owes`: the model span's series and own
+    /// busy ticks, when this link carries its busy sample (if no batch
+    /// claims the link, the own busy is handed back by
+    /// [`take_unserved`](Self::take_unserved)).
     pub(crate) fn served(
         &mut self,
         batch: u64,
         model_start: u64,
         request_id: u64,
+        owes: Option<(u32, u64)>,
         now: Instant,
-        mut wait: impl FnMut(u32, u64),
+        mut served: impl FnMut(Service),
     ) {
         if let Some(b) = self.batches.get_mut(&batch) {
-            wait(b.key, b.root.start.saturating_sub(model_start));
+            served(Service {
+                key: b.key,
+                wait: b.root.start.saturating_sub(model_start),
+                busy: owes.map(|_| b.share()),
+            });
             if b.requests.len() < MAX_BATCH_REQUESTS {
                 b.requests.push(request_id);
             }
@@ -199,6 +239,7 @@ impl Batches {
         let wait = Wait {
             start: model_start,
             request_id,
+            owes,
         };
         file(
             &mut self.order,
@@ -224,6 +265,13 @@ impl Batches {
                 }
             }
         }
+    }
+
+    /// The busy samples owed by waits dropped since the last call (no batch
+    /// claimed them: the link was not to a batch, or it was dropped): each
+    /// model series and the span's own busy ticks.
+    pub(crate) fn take_unserved(&mut self) -> std::vec::Drain<'_, (u32, u64)> {
+        self.unserved.drain(..)
     }
 
     /// Drops entries older than the retention.
@@ -254,7 +302,10 @@ impl Batches {
         let (_, kind, id) = self.order.pop_front()?;
         let n = match kind {
             Kind::Loose => self.loose.remove(&id).map_or(0, |l| l.len()),
-            Kind::Wait => self.waits.remove(&id).map_or(0, |l| l.len()),
+            Kind::Wait => self.waits.remove(&id).map_or(0, |l| {
+                self.unserved.extend(l.iter().filter_map(|w| w.owes));
+                l.len()
+            }),
             Kind::Batch => self.batches.remove(&id).map_or(0, |b| 1 + b.below.len()),
         };
         self.held -= n;
@@ -309,39 +360,25 @@ mod tests {
         let now = Instant::now();
         let mut b = Batches::new(64, Duration::from_secs(2));
         let mut waits = Vec::new();
-        b.served(1, 100, 7, now, |k, t| waits.push((k, t)));
-        b.add(
-            &span(SpanClass::Stage, 2, 1, 150, 1),
-            0,
-            0,
-            0,
-            now,
-            |_, _| {},
-        );
-        b.add(
-            &span(SpanClass::Stage, 3, 2, 160, 1),
-            0,
-            0,
-            0,
-            now,
-            |_, _| {},
-        );
+        let mut busy = Vec::new();
+        let mut note = |s: Service, waits: &mut Vec<(u32, u64)>| {
+            waits.push((s.key, s.wait));
+            busy.push(s.busy);
+        };
+        b.served(1, 100, 7, Some((3, 0)), now, |s| note(s, &mut waits));
+        b.add(&span(SpanClass::Stage, 2, 1, 150, 1), 0, 0, 0, now, |_| {});
+        b.add(&span(SpanClass::Stage, 3, 2, 160, 1), 0, 0, 0, now, |_| {});
         b.add(
             &span(SpanClass::Stage, 4, 99, 160, 99),
             0,
             0,
             0,
             now,
-            |_, _| {},
+            |_| {},
         );
-        b.add(
-            &span(SpanClass::Batch, 1, 0, 140, 1),
-            0,
-            5,
-            3,
-            now,
-            |k, t| waits.push((k, t)),
-        );
+        let mut batch_span = span(SpanClass::Batch, 1, 0, 140, 1);
+        batch_span.busy = 50;
+        b.add(&batch_span, 0, 5, 3, now, |s| note(s, &mut waits));
         assert_eq!(waits, [(3, 40)], "the wait: batch start - model start");
         let batch = b.get(1).expect("held");
         assert_eq!(batch.size, 5);
@@ -349,20 +386,17 @@ mod tests {
         let below: Vec<u64> = batch.below.iter().map(|(r, _)| r.span).collect();
         assert_eq!(below, [2, 3], "its child and grandchild, not span 4");
         // A request linking to it now is served at once.
-        b.served(1, 120, 8, now, |k, t| waits.push((k, t)));
+        b.served(1, 120, 8, Some((3, 0)), now, |s| note(s, &mut waits));
         assert_eq!(waits[1], (3, 20));
-        assert_eq!(b.get(1).unwrap().requests, [7, 8]);
+        // A second link of the same span carries no busy sample.
+        b.served(1, 120, 8, None, now, |s| note(s, &mut waits));
+        assert_eq!(busy, [Some(10), Some(10), None], "busy 50 over 5");
+        assert_eq!(b.take_unserved().count(), 0);
+        assert_eq!(b.get(1).unwrap().requests, [7, 8, 8]);
         assert_eq!(b.held, 4, "the batch, two claimed, span 4 still loose");
         assert_eq!(b.dropped, 0);
         // A record under no batch (request id 0) is not held at all.
-        b.add(
-            &span(SpanClass::Stage, 5, 4, 170, 0),
-            0,
-            0,
-            0,
-            now,
-            |_, _| {},
-        );
+        b.add(&span(SpanClass::Stage, 5, 4, 170, 0), 0, 0, 0, now, |_| {});
         assert_eq!(b.held, 4);
     }
 
@@ -377,7 +411,7 @@ mod tests {
                 0,
                 0,
                 now,
-                |_, _| {},
+                |_| {},
             );
             assert!(b.held <= 8 && b.order.len() <= 8);
         }
@@ -390,7 +424,7 @@ mod tests {
                 1,
                 0,
                 now,
-                |_, _| {},
+                |_| {},
             );
             assert!(b.held <= 8 && b.order.len() <= 8);
         }
@@ -402,14 +436,16 @@ mod tests {
     fn entries_expire_after_the_retention_without_counting_as_dropped() {
         let now = Instant::now();
         let mut b = Batches::new(64, Duration::from_millis(10));
-        b.add(&span(SpanClass::Stage, 2, 1, 0, 1), 0, 0, 0, now, |_, _| {});
-        b.served(5, 0, 9, now, |_, _| {});
-        b.add(&span(SpanClass::Batch, 3, 0, 0, 3), 0, 1, 0, now, |_, _| {});
+        b.add(&span(SpanClass::Stage, 2, 1, 0, 1), 0, 0, 0, now, |_| {});
+        b.served(5, 0, 9, Some((2, 33)), now, |_| {});
+        b.add(&span(SpanClass::Batch, 3, 0, 0, 3), 0, 1, 0, now, |_| {});
         b.expire(now + Duration::from_millis(5));
         assert!(b.get(3).is_some());
         b.expire(now + Duration::from_millis(10));
         assert!(b.get(3).is_none());
         assert_eq!((b.held, b.order.len(), b.dropped), (0, 0, 0));
         assert!(b.loose.is_empty() && b.waits.is_empty());
+        let unserved: Vec<_> = b.take_unserved().collect();
+        assert_eq!(unserved, [(2, 33)], "no batch claimed it: its own busy");
     }
 }

@@ -19,7 +19,7 @@ use crate::read::requests::{Captures, Outcome, RequestTrace};
 use crate::read::snapshot::{Counters, Latencies, Latency, ModelLatency, SnapshotData};
 use crate::recording::record::{FieldValue, Record, RecordKind, SpanClass, Status};
 use assembly::{Assembler, Judge};
-use batches::Batches;
+use batches::{Batches, Service};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use keys::Keys;
 use rustc_hash::FxHashMap;
@@ -99,6 +99,10 @@ pub(crate) struct State {
     /// Complete requests waiting for a batch their model span links to: the
     /// request root spans, by batch span.
     deferred: FxHashMap<u64, Vec<u64>>,
+    /// Model spans whose links record took over their busy sample (see
+    /// `batches`), until their span record comes, by span ID; forgotten
+    /// after `GRACE`.
+    linked_models: FxHashMap<u64, Instant>,
     kept: Kept,
     counters: Counters,
     start: Instant,
@@ -187,6 +191,7 @@ impl Aggregator {
                     assembly::GRACE,
                 ),
                 deferred: FxHashMap::default(),
+                linked_models: FxHashMap::default(),
                 kept: Kept {
                     captures: Captures::new(config.capture_capacity),
                     sinks: Sinks::new(sinks),
@@ -438,9 +443,10 @@ impl State {
             (0, u32::MAX)
         };
         let (keys, clock) = (&mut self.keys, &self.clock);
-        self.batches.add(r, key, size, model, now, |k, ticks| {
-            record_wait(keys, clock, k, ticks, slice)
+        self.batches.add(r, key, size, model, now, |s| {
+            record_service(keys, clock, s, slice)
         });
+        self.record_unserved(slice);
         if let Some(roots) = is_batch.then(|| self.deferred.remove(&r.span)).flatten() {
             for root in roots {
                 if let Some(e) = self.assembler.entry_of(root) {
@@ -450,14 +456,36 @@ impl State {
         }
     }
 
-    /// A model span's links: each batch it links to served its request.
+    /// A model span's links: each batch it links to served its request. The
+    /// first link carries the span's busy sample (its share of the batch's
+    /// work, or its own busy time if no batch claims the link), which its
+    /// span record then leaves out.
     fn served(&mut self, r: &Record, slice: u64, now: Instant) {
+        let owes = (!r.text.is_empty() && !r.links().is_empty())
+            .then(|| (self.keys.model(&r.text), r.busy));
+        if owes.is_some() {
+            self.linked_models.insert(r.span, now);
+        }
         let (keys, clock) = (&mut self.keys, &self.clock);
-        for &batch in r.links() {
+        for (i, &batch) in r.links().iter().enumerate() {
+            let owes = owes.filter(|_| i == 0);
             self.batches
-                .served(batch, r.start, r.request_id, now, |k, ticks| {
-                    record_wait(keys, clock, k, ticks, slice)
+                .served(batch, r.start, r.request_id, owes, now, |s| {
+                    record_service(keys, clock, s, slice)
                 });
+        }
+        self.record_unserved(slice);
+    }
+
+    /// The own busy time of linked model spans no batch claimed, into their
+    /// series.
+    fn record_unserved(&mut self, slice: u64) {
+        for (key, ticks) in self.batches.take_unserved() {
+            let (series, account) = self.keys.series_and_account(key);
+            series
+                .busy
+                .record(self.clock.ticks_to_nanos(ticks), slice, account);
+            series.dirty = true;
         }
     }
 
@@ -515,10 +543,17 @@ impl State {
         }
         let wall = self.clock.nanos_between(r.start, r.end);
         let busy = self.clock.ticks_to_nanos(r.busy);
+        // A batched model span's busy sample is its share of the batch's
+        // work, recorded when its batch is known (`served`).
+        let owed = r.class == SpanClass::Model
+            && !self.linked_models.is_empty()
+            && self.linked_models.remove(&r.span).is_some();
         let key = self.keys.of(r);
         let (series, account) = self.keys.series_and_account(key);
         series.wall.record(wall, slice, account);
-        series.busy.record(busy, slice, account);
+        if !owed {
+            series.busy.record(busy, slice, account);
+        }
         series.dirty = true;
         match r.status {
             Status::Ok => {}
@@ -579,6 +614,9 @@ impl State {
             !roots.is_empty()
         });
         self.batches.expire(now);
+        self.record_unserved(self.slice_of(now));
+        self.linked_models
+            .retain(|_, at| now.duration_since(*at) < assembly::GRACE);
     }
 }
 
@@ -605,14 +643,21 @@ fn non_negative(v: FieldValue) -> u64 {
     }
 }
 
-/// One request's wait for its batch (`ticks`), into model series `key`.
-fn record_wait(keys: &mut Keys, clock: &Clock, key: u32, ticks: u64, slice: u64) {
-    if key == u32::MAX {
+/// What a batch did for one request's model span, into its model series:
+/// the wait for the batch (the batch wait histogram) and, when the span owes
+/// it, its share of the batch's work (the busy histogram).
+fn record_service(keys: &mut Keys, clock: &Clock, s: Service, slice: u64) {
+    if s.key == u32::MAX {
         return;
     }
-    let (series, account) = keys.series_and_account(key);
-    let wait = clock.ticks_to_nanos(ticks);
+    let (series, account) = keys.series_and_account(s.key);
+    let wait = clock.ticks_to_nanos(s.wait);
     Windowed::record_into(&mut series.batch_wait, wait, slice, account);
+    if let Some(busy) = s.busy {
+        series
+            .busy
+            .record(clock.ticks_to_nanos(busy), slice, account);
+    }
     series.dirty = true;
 }
 

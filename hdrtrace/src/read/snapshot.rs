@@ -101,7 +101,10 @@ impl ModelLatency {
     pub fn wall(&self) -> &Latency {
         &self.wall
     }
-    /// Busy time: the sum of the span's enter-to-exit intervals.
+    /// Busy time: the sum of the span's enter-to-exit intervals; for a model
+    /// span served by a batch (linked to a batch span), its share of the
+    /// batch's work instead: the batch span's busy time over the batch's
+    /// size.
     pub fn busy(&self) -> &Latency {
         &self.busy
     }
