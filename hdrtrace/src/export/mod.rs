@@ -1,6 +1,7 @@
 //! Ways out of the process for captured requests and histograms.
 
 mod chrome;
+mod html;
 #[cfg(feature = "otel")]
 pub mod otel;
 #[cfg(feature = "prometheus")]
@@ -9,5 +10,6 @@ pub(crate) mod text;
 pub(crate) mod trace_id;
 
 pub use chrome::{chrome_trace_json, write_chrome_trace};
+pub use html::{render_html, HtmlOptions};
 pub use text::render_text;
 pub use trace_id::TraceId;

@@ -7,6 +7,7 @@
 //! cargo run --release --example pipeline -- --hang Semantic --fail Code --panic Sparse
 //! cargo run --release --example pipeline -- --batch-size 32 --batch-wait 5ms
 //! cargo run --release --example pipeline -- --no-batching
+//! cargo run --release --example pipeline -- --report target/report.html
 //! cargo run --release --example pipeline -- --batch Causal=32/250ms --concurrency 1 --requests 20 --deadline-ms 400
 //! ```
 //!
@@ -24,7 +25,9 @@
 //! the median batch size and the 95th percentile of the wait for a batch),
 //! the slowest captured request as a tree with its bottleneck (and the batch
 //! that served it), and writes the captured requests as Chrome trace /
-//! Perfetto JSON (open it in ui.perfetto.dev).
+//! Perfetto JSON (open it in ui.perfetto.dev); `--report FILE.html` also
+//! writes a self-contained HTML report (each model's latency by percentile,
+//! blame by reason, the slowest requests as waterfalls).
 
 mod backend;
 mod cli;
@@ -33,7 +36,7 @@ mod faults;
 use backend::Backend;
 use clap::Parser;
 use faults::{quiet_injected_panics, Fault, FaultPlan};
-use hdrtrace::export::{render_text, write_chrome_trace};
+use hdrtrace::export::{render_html, render_text, write_chrome_trace, HtmlOptions};
 use hdrtrace::{LatencySnapshot, ModelLatency, RequestTrace, TracingConfig, TracingLevel};
 use hdrtrace_pipeline::reference::{self, ComputePool, REFERENCE_MODELS};
 use hdrtrace_pipeline::{BatchConfig, BatchPlan, EmbeddingPipeline, ModelId, PipelineConfig};
@@ -84,6 +87,10 @@ struct Args {
     /// Where to write the captured requests as Perfetto / Chrome trace JSON.
     #[arg(long, default_value = "target/pipeline.perfetto.json")]
     out: PathBuf,
+    /// Also write a self-contained HTML report (each model's latency by
+    /// percentile, blame, the slowest requests as waterfalls) to this file.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
     /// Where the models run: cuda, cpu, or auto (CUDA when a GPU and the `cuda`
     /// feature are there, else the CPU, saying why).
     #[arg(long, default_value = "auto")]
@@ -351,6 +358,15 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         traces.len(),
         args.out.display()
     );
+    if let Some(path) = &args.report {
+        let options = HtmlOptions {
+            target: Some(target),
+            ..HtmlOptions::default()
+        };
+        std::fs::write(path, render_html(&snap, &options))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("Wrote the HTML report to {}", path.display());
+    }
     if metrics.is_some() && args.linger > 0 {
         println!("Serving metrics for {} more seconds", args.linger);
         std::thread::sleep(Duration::from_secs(args.linger));
