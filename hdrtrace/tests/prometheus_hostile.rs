@@ -359,14 +359,16 @@ fn a_request_with_a_body_is_refused_unread() {
 }
 
 #[test]
-fn only_get_and_head_of_metrics_are_served() {
+fn only_get_and_head_of_metrics_and_the_report_are_served() {
     let (server, _guard) = start(ServerLimits::default());
     let addr = server.local_addr();
     expect_statuses(
         addr,
         &[
             (b"GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
-            (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200),
+            (b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200),
+            (b"DELETE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405),
             (b"DELETE /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405),
             (
                 b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",

@@ -119,8 +119,9 @@ struct Args {
     /// Seed for the model weights and the generated documents.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Serve Prometheus / OpenMetrics text at http://ADDR/metrics while the run
-    /// lasts (needs `--features prometheus`), e.g. `--metrics 127.0.0.1:9464`.
+    /// Serve Prometheus / OpenMetrics text at http://ADDR/metrics, and the
+    /// live HTML report at http://ADDR/, while the run lasts (needs
+    /// `--features prometheus`), e.g. `--metrics 127.0.0.1:9464`.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
     /// Keep serving `--metrics` this many seconds after the run, so a scraper
@@ -223,6 +224,7 @@ fn serve_metrics(
     };
     let server = hdrtrace::export::prometheus::serve(addr.as_str(), guard.snapshot_source())?;
     println!("metrics: {}", server.url());
+    println!("live report: http://{}/", server.local_addr());
     Ok(Some(server))
 }
 

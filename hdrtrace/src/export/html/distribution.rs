@@ -115,7 +115,7 @@ fn plot(
         let count = latency.map_or(0, Latency::count);
         let _ = write!(
             out,
-            "<text x=\"{}\" y=\"{}\" style=\"font-size:10px\">{title}: ",
+            "<text x=\"{}\" y=\"{}\" style=\"font-size:9px\">{title}: ",
             coord(x0),
             TOP - 6.0
         );

@@ -9,6 +9,7 @@ use super::limits::ServerLimits;
 use super::write_deadline::WriteDeadline;
 use super::{render_with, Buckets, Format};
 use crate::error::ExportError;
+use crate::export::{render_html, HtmlOptions};
 use crate::read::source::LatestSnapshot;
 use http_body_util::Full;
 use hyper::body::{Body as _, Bytes, Incoming};
@@ -25,6 +26,10 @@ use tokio::sync::{watch, Semaphore};
 
 /// The path served.
 const PATH: &str = "/metrics";
+
+/// The path of the live HTML report, and how often the page reloads itself.
+const REPORT_PATH: &str = "/";
+const REPORT_REFRESH: Duration = Duration::from_secs(5);
 
 /// How long a stopping server lets in-flight responses finish before it
 /// closes their connections.
@@ -65,8 +70,11 @@ where
 /// the format the request's `Accept` headers pick, read as one list
 /// ([`Format::negotiate`]); give it
 /// [`TracingGuard::snapshot_source`](crate::TracingGuard::snapshot_source)
-/// for live data. Other paths get `404`, other methods `405`, a request with
-/// a body `413` (its body unread), and every client is held to `limits`.
+/// for live data. `GET /` is the snapshot's HTML report
+/// ([`render_html`](crate::export::render_html) with
+/// [`HtmlOptions::default`], reloading itself every 5 s). Other paths get
+/// `404`, other methods `405`, a request with a body `413` (its body
+/// unread), and every client is held to `limits`.
 ///
 /// Limits out of range are an [`ExportError::Exporter`] naming the field; a port that
 /// cannot be bound is an [`ExportError::Io`] naming it.
@@ -210,7 +218,8 @@ fn respond(
             "hdrtrace takes no request body\n",
         );
     }
-    if request.uri().path() != PATH {
+    let report = request.uri().path() == REPORT_PATH;
+    if !report && request.uri().path() != PATH {
         return refusal(StatusCode::NOT_FOUND, "hdrtrace serves GET /metrics\n");
     }
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
@@ -222,6 +231,9 @@ fn respond(
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
+    }
+    if report {
+        return report_page(source);
     }
     // Several `Accept` headers are one comma-separated list (RFC 9110,
     // section 5.3); a value that is not visible ASCII says nothing readable
@@ -239,6 +251,22 @@ fn respond(
     response.headers_mut().insert(
         CONTENT_TYPE_HEADER,
         HeaderValue::from_static(format.content_type()),
+    );
+    response
+}
+
+/// The live HTML report of `source.latest()` ([`render_html`]): read-only,
+/// reloading itself every [`REPORT_REFRESH`].
+fn report_page(source: &dyn LatestSnapshot) -> Response<Full<Bytes>> {
+    let options = HtmlOptions {
+        refresh: Some(REPORT_REFRESH),
+        ..HtmlOptions::default()
+    };
+    let body = render_html(&source.latest(), &options);
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response.headers_mut().insert(
+        CONTENT_TYPE_HEADER,
+        HeaderValue::from_static("text/html; charset=utf-8"),
     );
     response
 }
