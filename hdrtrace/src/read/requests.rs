@@ -120,8 +120,10 @@ pub struct EventTrace {
 #[derive(Clone, Debug)]
 pub struct Attribution {
     /// The model the request waited on: of the models that timed out or
-    /// failed, the one that ended last; when every model returned, the one
-    /// whose completion came last.
+    /// failed, the one whose work ended last; when every model returned,
+    /// the one whose work ended last. A model's work ends with its span, or
+    /// with the batch that served it when that ran on past the span (a
+    /// timed-out span closes at the deadline; its batch runs on).
     pub model: String,
     /// Its span's ID in the trace.
     pub span: u64,

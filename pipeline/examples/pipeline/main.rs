@@ -20,9 +20,12 @@
 //! given, so to compare the two on equal terms give both the same
 //! `--launch-cost`.
 //!
-//! Prints a per-model latency table (count, p50, p95, p99, max, timeouts,
-//! errors, times blamed for an over-budget request, and for batched models
-//! the median batch size and the 95th percentile of the wait for a batch),
+//! Prints how many requests failed or came back degraded (a model missing)
+//! and the model most often to blame, a per-model latency table (count, p50,
+//! p95, p99, max, busy p95 (a batched model's share of its batches' work),
+//! timeouts, errors, requests blamed on it and why (over the target, timed
+//! out, failed), whether it ran batched, and for batched models the median
+//! batch size and the 95th percentile of the wait for a batch), the stages,
 //! the slowest captured request as a tree with its bottleneck (and the batch
 //! that served it), and writes the captured requests as Chrome trace /
 //! Perfetto JSON (open it in ui.perfetto.dev); `--report FILE.html` also
@@ -37,7 +40,10 @@ use backend::Backend;
 use clap::Parser;
 use faults::{quiet_injected_panics, Fault, FaultPlan};
 use hdrtrace::export::{render_html, render_text, write_chrome_trace, HtmlOptions};
-use hdrtrace::{LatencySnapshot, ModelLatency, RequestTrace, TracingConfig, TracingLevel};
+use hdrtrace::{
+    BlameReason, Conventions, LatencySnapshot, ModelLatency, RequestTrace, TracingConfig,
+    TracingLevel,
+};
 use hdrtrace_pipeline::reference::{self, ComputePool, REFERENCE_MODELS};
 use hdrtrace_pipeline::{BatchConfig, BatchPlan, EmbeddingPipeline, ModelId, PipelineConfig};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -523,14 +529,30 @@ fn report(args: &Args, snap: &LatencySnapshot, elapsed: Duration, failed: u64, t
     let c = snap.counters();
     let secs = elapsed.as_secs_f64().max(1e-9);
     println!(
-        "\n{} requests in {:.2} s ({:.0}/s), {} failed; {} traces head-sampled, {} captured",
+        "\n{} requests in {:.2} s ({:.0}/s), {} failed, {} degraded (returned without a model that timed out or failed); {} traces head-sampled, {} captured",
         args.requests,
         secs,
         args.requests as f64 / secs,
         failed,
+        c.degraded_requests,
         c.sampled_requests,
         c.captured_requests
     );
+    // The model most often to blame, over every reason (ties: the first by
+    // name).
+    let most = snap
+        .models()
+        .filter(|(_, m)| m.blamed() > 0)
+        .max_by_key(|(name, m)| (m.blamed(), std::cmp::Reverse(*name)));
+    match most {
+        Some((name, m)) => println!(
+            "most often to blame: {} for {} requests ({})",
+            name.escape_debug(),
+            m.blamed(),
+            blame_reasons(m)
+        ),
+        None => println!("no model was blamed: every request met its target with every model"),
+    }
     if let Some(r) = snap.stage("embed_pipeline") {
         let h = r.histogram();
         let target_ns = target.as_nanos() as u64;
@@ -562,7 +584,7 @@ fn report(args: &Args, snap: &LatencySnapshot, elapsed: Duration, failed: u64, t
     } else {
         models.sort_by_key(|m| std::cmp::Reverse(m.1.quantile(0.95)));
         println!(
-            "\n{:<16} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7} {:>7} {:>6} {:>9}",
+            "\n{:<16} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7} {:>7} {:>8} {:>6} {:>9}  blamed for",
             "model (ms)",
             "count",
             "p50",
@@ -573,8 +595,9 @@ fn report(args: &Args, snap: &LatencySnapshot, elapsed: Duration, failed: u64, t
             "timeouts",
             "errors",
             "blamed",
+            "ran",
             "batch",
-            "bwait p95"
+            "bwait p95",
         );
         let on_gpu = models.iter().any(|(_, m)| m.gpu().is_some());
         for (name, m) in &models {
@@ -586,15 +609,23 @@ fn report(args: &Args, snap: &LatencySnapshot, elapsed: Duration, failed: u64, t
             let wait = m
                 .batch_wait()
                 .map_or("-".to_string(), |w| ms(w.quantile(0.95)));
+            // A batched model's busy time is its share of its batches' work.
+            let ran = if m.batch_size().is_some() {
+                "batched"
+            } else {
+                "alone"
+            };
             print!(
-                "{} {:>9} {:>8} {:>7} {:>7} {:>6} {:>9}",
+                "{} {:>9} {:>8} {:>7} {:>7} {:>8} {:>6} {:>9}  {}",
                 wall_cells(name, m),
                 ms(m.busy().quantile(0.95)),
                 m.timeouts(),
                 m.errors(),
                 m.blamed(),
+                ran,
                 size,
-                wait
+                wait,
+                blame_reasons(m)
             );
             // Device time beside host time, when the models ran on a GPU.
             match m.gpu() {
@@ -612,7 +643,26 @@ fn report(args: &Args, snap: &LatencySnapshot, elapsed: Duration, failed: u64, t
         "\n{:<16} {:>6} {:>8} {:>8} {:>8} {:>8}",
         "stage (ms)", "count", "p50", "p95", "p99", "max"
     );
-    for (name, s) in snap.stages() {
+    // Batches are the models' work, not a stage of the pipeline: their sizes
+    // and waits are in the model table.
+    let conventions = Conventions::default();
+    let batches: Vec<&str> = conventions.batch_span_names().collect();
+    for (name, s) in snap.stages().filter(|(n, _)| !batches.contains(n)) {
         println!("{}", wall_cells(name, s));
+    }
+}
+
+/// A model's blame by reason, the reasons it has: `timed out 120`,
+/// `over target 3, failed 2`; `-` when none.
+fn blame_reasons(m: &ModelLatency) -> String {
+    let parts: Vec<String> = BlameReason::ALL
+        .into_iter()
+        .filter(|&r| m.blamed_for(r) > 0)
+        .map(|r| format!("{} {}", r.name().replace('_', " "), m.blamed_for(r)))
+        .collect();
+    if parts.is_empty() {
+        "-".to_string()
+    } else {
+        parts.join(", ")
     }
 }

@@ -33,29 +33,39 @@ impl Assembler {
         // Links records, as (span, linked span) pairs.
         let mut links: Vec<(u64, u64)> = Vec::new();
         // One pass over the chain: its spans and events apart, the worst
-        // status, and the gating model span (judged over every span).
+        // status, and the links.
         let mut status = root.status;
-        let mut gate: Option<(u32, (bool, u64))> = None;
         let mut at = p.head;
         while at != NIL {
             let r = &nodes[at as usize].rec;
             status = status.max(r.status);
             match r.kind {
-                RecordKind::Span => {
-                    spans_at.push(at);
-                    if r.class == SpanClass::Model {
-                        // A model that did not return gates the request
-                        // (it is what degraded it) before the last to return.
-                        let rank = (r.status != Status::Ok, r.end);
-                        if gate.is_none_or(|(_, best)| rank >= best) {
-                            gate = Some((at, rank));
-                        }
-                    }
-                }
+                RecordKind::Span => spans_at.push(at),
                 RecordKind::Event => events_at.push(at),
                 RecordKind::Links => links.extend(r.links().iter().map(|&l| (r.span, l))),
             }
             at = nodes[at as usize].next;
+        }
+        // The gating model span, judged over every span: a model that did
+        // not return (it is what degraded the request) before one that did,
+        // then the one whose work ended last (a batched model's work ends
+        // with its batch, which may run on past the span it served).
+        let mut gate: Option<(u32, (bool, u64))> = None;
+        for &at in spans_at.iter() {
+            let r = &nodes[at as usize].rec;
+            if r.class != SpanClass::Model {
+                continue;
+            }
+            let batch_end = links
+                .iter()
+                .filter(|&&(from, _)| from == r.span)
+                .filter_map(|&(_, to)| j.batches.get(to))
+                .map(|b| b.root.end)
+                .max();
+            let rank = (r.status != Status::Ok, r.end.max(batch_end.unwrap_or(0)));
+            if gate.is_none_or(|(_, best)| rank >= best) {
+                gate = Some((at, rank));
+            }
         }
         let gate = gate.map(|(i, _)| i);
         // The earliest spans and events up to the limits (a selection, then a
