@@ -385,7 +385,7 @@ fn chrome_trace_lanes_nest_and_parallel_models_get_their_own() {
     };
     assert_eq!(
         meta("process_name", None),
-        "request 42 (over budget, error)"
+        "request 42 (degraded, over target)"
     );
     assert_eq!(meta("thread_name", Some(root_tid)), "embed_pipeline");
     let causal_lane = meta("thread_name", Some(tid("Causal")));

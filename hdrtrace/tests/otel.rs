@@ -539,6 +539,10 @@ fn the_collector_sees_links_between_model_spans_and_their_batch() {
             string_attr(&root.attributes, "hdrtrace.verdict").as_deref(),
             Some(trace.verdict())
         );
+        assert_eq!(
+            string_attr(&root.attributes, "hdrtrace.outcome").as_deref(),
+            Some(trace.outcome().name())
+        );
     }
     assert_eq!(batch_ids.len(), 1, "one batch span, in both traces");
 }

@@ -5,7 +5,7 @@
 
 use super::text::status_name;
 use crate::error::ExportError;
-use crate::read::requests::{RequestTrace, SpanTrace, TreeIndex};
+use crate::read::requests::{Outcome, RequestTrace, SpanTrace, TreeIndex};
 use crate::recording::record::{FieldValue, SpanClass};
 use serde_json::{json, Map, Value};
 use std::io::Write as _;
@@ -24,7 +24,7 @@ const JS_SAFE_INT: u64 = (1 << 53) - 1;
 /// Builds the Chrome trace event JSON (`{"traceEvents": [...]}`) of `traces`.
 ///
 /// Each request is its own *process* (`pid` 1, 2, … in start order), named
-/// `request 42 (over budget, timeout)`, so the UI shows one collapsible group
+/// `request 42 (degraded, over target)`, so the UI shows one collapsible group
 /// per request and sorts the groups by start time. Inside a request, spans
 /// become complete events (`"ph":"X"`) on *lanes* (`tid`s): the root and its
 /// stages share lane 1 (named after the root), and model spans go on model
@@ -144,17 +144,19 @@ fn fields_value(fields: &[(&'static str, FieldValue)]) -> Value {
     Value::Object(map)
 }
 
-/// `request 42 (over budget, timeout)`.
+/// `request 42 (degraded, over target)`: its outcome (as the verdict
+/// leads with it), over target also when it was degraded or failed, else
+/// `sampled` when that is why it was kept.
 fn process_name(t: &RequestTrace) -> String {
     let mut tags = Vec::new();
-    let reason = t.reason();
-    if reason.over_budget {
-        tags.push("over budget");
+    let outcome = t.outcome();
+    if outcome != Outcome::Met {
+        tags.push(outcome.name());
     }
-    if reason.failed {
-        tags.push(status_name(t.status()));
+    if t.reason().over_budget && outcome != Outcome::OverTarget {
+        tags.push(Outcome::OverTarget.name());
     }
-    if tags.is_empty() && reason.sampled {
+    if tags.is_empty() && t.reason().sampled {
         tags.push("sampled");
     }
     if !t.complete() {

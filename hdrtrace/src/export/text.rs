@@ -34,8 +34,9 @@ use std::time::Duration;
 /// <time>` (in a model span's parentheses); the raw device-time field is never
 /// among the fields shown. Events are
 /// listed under the span they fired in, in time order among its children.
-/// The last lines give the total against the latency target and the
-/// trace's [`verdict`](RequestTrace::verdict) on the bottleneck; the
+/// The last lines give the total against the latency target (over it,
+/// naming the trace's [`slow_stage`](RequestTrace::slow_stage), else its
+/// bottleneck model) and the trace's [`verdict`](RequestTrace::verdict); the
 /// last line gives the request's trace id ([`RequestTrace::trace_id`]), as the
 /// OTLP export and the Prometheus exemplars carry it.
 ///
@@ -278,61 +279,20 @@ fn event_line(out: &mut String, depth: usize, ev: &EventTrace) {
     out.push('\n');
 }
 
-/// What the Total line blames.
-enum Culprit<'a> {
-    Model(&'a str),
-    Stage(&'a str),
-}
-
-/// The attributed model, unless the root's longest direct child is a stage
-/// that does not contain it (say, a 190 ms tokenize): then that stage.
-fn culprit(trace: &RequestTrace) -> Option<Culprit<'_>> {
-    let root = trace.root()?;
-    let longest = trace
-        .spans()
-        .iter()
-        .skip(1)
-        .filter(|s| s.parent == root.id)
-        .max_by_key(|s| s.wall);
-    let Some(a) = trace.attribution() else {
-        return longest.map(|s| Culprit::Stage(s.label()));
-    };
-    match longest {
-        Some(l) if l.class != SpanClass::Model && !contains(trace, l.id, a.span) => {
-            Some(Culprit::Stage(l.label()))
-        }
-        _ => Some(Culprit::Model(&a.model)),
-    }
-}
-
-/// Whether span `inner` is `outer` or lies below it (bounded walk up).
-fn contains(trace: &RequestTrace, outer: u64, mut inner: u64) -> bool {
-    for _ in 0..=trace.spans().len() {
-        if inner == outer {
-            return true;
-        }
-        match trace.span(inner) {
-            Some(s) if s.parent != inner => inner = s.parent,
-            _ => return false,
-        }
-    }
-    false
-}
-
 /// The verdict: total against the target, the bottleneck, failures, gaps.
 fn total_lines(trace: &RequestTrace, out: &mut String) {
     let target = fmt_target(trace.target());
     let _ = write!(out, "Total: {} (", fmt_ms(trace.total()));
     if trace.total() > trace.target() {
         let _ = write!(out, "exceeded {target} target");
-        match culprit(trace) {
-            Some(Culprit::Model(m)) => {
-                let _ = write!(out, " due to {m} model");
+        match (trace.slow_stage(), trace.attribution()) {
+            (Some(s), _) => {
+                let _ = write!(out, " due to {} stage", s.label());
             }
-            Some(Culprit::Stage(s)) => {
-                let _ = write!(out, " due to {s} stage");
+            (None, Some(a)) => {
+                let _ = write!(out, " due to {} model", a.model);
             }
-            None => {}
+            (None, None) => {}
         }
     } else {
         let _ = write!(out, "within {target} target");

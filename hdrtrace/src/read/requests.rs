@@ -305,13 +305,56 @@ impl Outcome {
 }
 
 /// The sentence naming a request's bottleneck ([`RequestTrace::verdict`]),
-/// led by its outcome unless it met its target.
-fn verdict(outcome: Outcome, attribution: Option<&Attribution>) -> String {
+/// led by its outcome unless it met its target; over its target, led by
+/// the slow stage when there is one.
+fn verdict(
+    outcome: Outcome,
+    attribution: Option<&Attribution>,
+    slow_stage: Option<&SpanTrace>,
+) -> String {
     let lead = match outcome {
         Outcome::Met => String::new(),
         o => format!("{}: ", o.name()),
     };
-    format!("{lead}{}", bottleneck(attribution))
+    match slow_stage {
+        Some(s) if outcome == Outcome::OverTarget => format!(
+            "{lead}{} stage took {}, longer than the models; {}",
+            s.label(),
+            fmt_ms(s.wall),
+            bottleneck(attribution)
+        ),
+        _ => format!("{lead}{}", bottleneck(attribution)),
+    }
+}
+
+/// The position of the root's longest direct child when it is not a model
+/// and does not contain the bottleneck model span (`gate`): a 190 ms
+/// tokenize, say, under which no model ran.
+fn slow_stage(spans: &[SpanTrace], index: &TreeIndex, gate: Option<u64>) -> Option<usize> {
+    let root = spans.first()?;
+    let (i, longest) = spans
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, s)| s.parent == root.id)
+        .max_by_key(|(_, s)| s.wall)?;
+    if longest.class == SpanClass::Model {
+        return None;
+    }
+    let Some(mut at) = gate.and_then(|g| index.position(g)) else {
+        return Some(i);
+    };
+    // Up from the bottleneck, at most once per span.
+    for _ in 0..spans.len() {
+        if at == i {
+            return None;
+        }
+        match index.parent(at) {
+            Some(p) => at = p,
+            None => break,
+        }
+    }
+    Some(i)
 }
 
 /// The bottleneck part of the verdict.
@@ -415,6 +458,7 @@ pub struct RequestTrace {
     started_at: SystemTime,
     outcome: Outcome,
     blame: Option<BlameReason>,
+    slow_stage: Option<usize>,
     verdict: String,
     index: TreeIndex,
 }
@@ -483,6 +527,9 @@ impl RequestTrace {
         let root = parts.spans.first().map_or(Status::Ok, |s| s.status);
         let gate = parts.attribution.as_ref().map(|a| a.status);
         let outcome = Outcome::of(root, gate, over_target);
+        let index = TreeIndex::new(&parts.spans);
+        let a = parts.attribution.as_ref();
+        let slow = slow_stage(&parts.spans, &index, a.map(|a| a.span));
         Self {
             started_at: parts
                 .closed_at
@@ -490,8 +537,9 @@ impl RequestTrace {
                 .unwrap_or(parts.closed_at),
             outcome,
             blame: gate.and_then(|s| BlameReason::of(s, over_target)),
-            verdict: verdict(outcome, parts.attribution.as_ref()),
-            index: TreeIndex::new(&parts.spans),
+            slow_stage: slow,
+            verdict: verdict(outcome, a, slow.map(|i| &parts.spans[i])),
+            index,
             parts,
         }
     }
@@ -584,6 +632,14 @@ impl RequestTrace {
     /// met its target; `no model ran` when none did.
     pub fn verdict(&self) -> &str {
         &self.verdict
+    }
+
+    /// The root's longest direct child when it is a stage that does not
+    /// contain the bottleneck model (a 190 ms tokenize, say): over its
+    /// target, the request owes more to it than to any model, and the
+    /// verdict names it first.
+    pub fn slow_stage(&self) -> Option<&SpanTrace> {
+        self.slow_stage.map(|i| &self.parts.spans[i])
     }
 
     /// What became of it: failed, degraded, over target or met.

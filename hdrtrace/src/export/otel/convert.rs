@@ -144,6 +144,10 @@ fn root_attributes(trace: &RequestTrace, attributes: &mut Vec<KeyValue>) {
         "hdrtrace.verdict",
         trace.verdict().to_string(),
     ));
+    attributes.push(KeyValue::new("hdrtrace.outcome", trace.outcome().name()));
+    if let Some(reason) = trace.blame() {
+        attributes.push(KeyValue::new("hdrtrace.blame_reason", reason.name()));
+    }
     if let Some(a) = trace.attribution() {
         attributes.push(KeyValue::new("hdrtrace.bottleneck", a.model.clone()));
         attributes.push(KeyValue::new("hdrtrace.bottleneck_share", a.share));
