@@ -86,6 +86,24 @@ fn write_value(out: &mut String, v: FieldValue) {
     };
 }
 
+/// `text` with its control characters escaped (`\u{1b}`, `\n`), so that a
+/// model id or message cannot move the cursor, recolour or add lines to the
+/// terminal the tree is printed on.
+fn plain(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `{a=1 b=2}`, or nothing when there is nothing to show.
 fn write_fields<'a>(
     out: &mut String,
@@ -99,7 +117,7 @@ fn write_fields<'a>(
     };
     if let Some((k, v)) = lead {
         sep(out);
-        let _ = write!(out, "{k}={v}");
+        let _ = write!(out, "{k}={}", plain(v));
     }
     for (k, v) in fields {
         sep(out);
@@ -266,7 +284,7 @@ fn event_line(out: &mut String, depth: usize, ev: &EventTrace) {
     indent(out, depth);
     let _ = write!(out, "[{} @{}]", ev.level, fmt_ms(ev.at));
     if !ev.message.is_empty() {
-        let _ = write!(out, " {}", ev.message);
+        let _ = write!(out, " {}", plain(&ev.message));
     }
     if !ev.fields.is_empty() {
         out.push(' ');
@@ -287,10 +305,10 @@ fn total_lines(trace: &RequestTrace, out: &mut String) {
         let _ = write!(out, "exceeded {target} target");
         match (trace.slow_stage(), trace.attribution()) {
             (Some(s), _) => {
-                let _ = write!(out, " due to {} stage", s.label());
+                let _ = write!(out, " due to {} stage", plain(s.label()));
             }
             (None, Some(a)) => {
-                let _ = write!(out, " due to {} model", a.model);
+                let _ = write!(out, " due to {} model", plain(&a.model));
             }
             (None, None) => {}
         }
@@ -300,14 +318,14 @@ fn total_lines(trace: &RequestTrace, out: &mut String) {
     out.push_str(")\n");
 
     if trace.attribution().is_some() {
-        let _ = writeln!(out, "Bottleneck: {}", trace.verdict());
+        let _ = writeln!(out, "Bottleneck: {}", plain(trace.verdict()));
     }
 
     let failed: Vec<String> = trace
         .spans()
         .iter()
         .filter(|s| s.status != Status::Ok)
-        .map(|s| format!("{}{}", s.label(), status_mark(s.status)))
+        .map(|s| format!("{}{}", plain(s.label()), status_mark(s.status)))
         .collect();
     if !failed.is_empty() {
         let _ = writeln!(out, "Failed: {}", failed.join(", "));
