@@ -56,21 +56,32 @@
 //!
 //! # Formats
 //!
-//! The server answers in OpenMetrics ([`CONTENT_TYPE`]) unless the request's
-//! `Accept` asks for `text/plain` and not for `application/openmetrics-text`
-//! ([`Format::negotiate`]); then in the Prometheus text format 0.0.4
-//! ([`TEXT_CONTENT_TYPE`]), without exemplars, which is what
-//! `curl -H 'Accept: text/plain' …/metrics | promtool check metrics` lints.
+//! A request whose `Accept` asks for Prometheus's protobuf exposition
+//! ([`PROTOBUF_CONTENT_TYPE`], [`accepts_protobuf`]; what Prometheus sends
+//! with native histograms on) gets length-delimited [`proto::MetricFamily`]
+//! messages ([`render_protobuf`]): the same families, every histogram
+//! classic and native at once ([`native`]: schema 8, within
+//! [`native::RELATIVE_ERROR`] of the HDR quantiles), exemplars on both.
+//! Otherwise the server answers in OpenMetrics ([`CONTENT_TYPE`]) unless the
+//! request's `Accept` asks for `text/plain` and not for
+//! `application/openmetrics-text` ([`Format::negotiate`]); then in the
+//! Prometheus text format 0.0.4 ([`TEXT_CONTENT_TYPE`]), without exemplars,
+//! which is what `curl -H 'Accept: text/plain' …/metrics | promtool check
+//! metrics` lints. An unknown or malformed `Accept` gets OpenMetrics.
 
 mod buckets;
 mod exemplars;
 mod limits;
+pub mod native;
+pub mod proto;
+mod protobuf;
 mod render;
 mod server;
 mod write_deadline;
 
 pub use buckets::Buckets;
 pub use limits::ServerLimits;
+pub use protobuf::{accepts_protobuf, metric_families, render_protobuf, PROTOBUF_CONTENT_TYPE};
 pub use render::{render_with, Format, BATCH_SIZE_BOUNDS, QUANTILES};
 pub use server::{serve, serve_with, serve_with_buckets, MetricsServer};
 

@@ -4,7 +4,8 @@
 
 use super::buckets::{sum_nanos, Buckets};
 use super::exemplars::{Exemplar, Exemplars, Measure, Table};
-use crate::read::snapshot::{Latencies, Latency, LatencySnapshot, ModelLatency};
+use crate::read::requests::BlameReason;
+use crate::read::snapshot::{Counters, Latencies, Latency, LatencySnapshot, ModelLatency};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
@@ -137,16 +138,22 @@ pub fn render_with(snapshot: &LatencySnapshot, format: Format, buckets: &Buckets
         );
         if table == Table::Model {
             batch_sizes(&mut w, &all);
-            w.counter(
-                "hdrtrace_model_blamed",
-                "Over-budget requests this model was the bottleneck of.",
-                Some(kind),
-                &count(ModelLatency::blamed),
-            );
+            blamed(&mut w, &all);
         }
     }
-    let c = snapshot.counters();
-    let totals = [
+    for (name, help, value) in totals(&snapshot.counters()) {
+        w.counter(&format!("hdrtrace_{name}"), help, None, &[("", value)]);
+    }
+    if format == Format::OpenMetrics {
+        w.out.push_str("# EOF\n");
+    }
+    w.out
+}
+
+/// The process-wide counters: each family's name without `hdrtrace_` and
+/// `_total`, its help and its value.
+pub(super) fn totals(c: &Counters) -> Vec<(&'static str, &'static str, u64)> {
+    vec![
         ("spans", "Span records aggregated.", c.spans),
         ("events", "Event records aggregated.", c.events),
         ("requests", "Requests (root spans) aggregated.", c.requests),
@@ -250,14 +257,7 @@ pub fn render_with(snapshot: &LatencySnapshot, format: Format, buckets: &Buckets
             "Samples recorded at the top of their histogram's range, or left out of the recent window, for memory_budget.",
             c.budget_clamped_samples,
         ),
-    ];
-    for (name, help, value) in totals {
-        w.counter(&format!("hdrtrace_{name}"), help, None, &[("", value)]);
-    }
-    if format == Format::OpenMetrics {
-        w.out.push_str("# EOF\n");
-    }
-    w.out
+    ]
 }
 
 /// The `le` bounds of `hdrtrace_model_batch_size`: powers of two up to 1024
@@ -304,9 +304,39 @@ fn batch_sizes(w: &mut Writer, all: &[(&str, &ModelLatency)]) {
     );
 }
 
+/// `hdrtrace_model_blamed`: one series per model and blame reason
+/// (`reason` is a [`BlameReason::name`]), every reason written, zeros too.
+fn blamed(w: &mut Writer, all: &[(&str, &ModelLatency)]) {
+    if all.is_empty() {
+        return;
+    }
+    let name = "hdrtrace_model_blamed";
+    let family = match w.format {
+        Format::OpenMetrics => Cow::Borrowed(name),
+        Format::Text => Cow::Owned(format!("{name}_total")),
+    };
+    w.header(
+        &family,
+        "counter",
+        "Requests blamed on this model, by reason: it timed out or failed and the request went on without it (timed_out, failed), or it returned last in a request over the latency target (over_target).",
+        false,
+    );
+    for (model, m) in all {
+        for reason in BlameReason::ALL {
+            let _ = writeln!(
+                w.out,
+                "{name}_total{{model=\"{}\",reason=\"{}\"}} {}",
+                escape(model),
+                reason.name(),
+                m.blamed_for(reason)
+            );
+        }
+    }
+}
+
 /// Each latency measure: its exemplar slot, its family-name part and what
 /// it is (`{kind}` is replaced by `model` or `stage`).
-const MEASURES: [(Measure, &str, &str); 4] = [
+pub(super) const MEASURES: [(Measure, &str, &str); 4] = [
     (
         Measure::Wall,
         "latency",
@@ -329,21 +359,21 @@ const MEASURES: [(Measure, &str, &str); 4] = [
     ),
 ];
 
-fn pick_table(l: &Latencies, table: Table) -> Vec<(&str, &ModelLatency)> {
+pub(super) fn pick_table(l: &Latencies, table: Table) -> Vec<(&str, &ModelLatency)> {
     match table {
         Table::Model => l.models().collect(),
         Table::Stage => l.stages().collect(),
     }
 }
 
-fn pick_one<'a>(l: &'a Latencies, table: Table, name: &str) -> Option<&'a ModelLatency> {
+pub(super) fn pick_one<'a>(l: &'a Latencies, table: Table, name: &str) -> Option<&'a ModelLatency> {
     match table {
         Table::Model => l.model(name),
         Table::Stage => l.stage(name),
     }
 }
 
-fn measure_of(m: &ModelLatency, measure: Measure) -> Option<&Latency> {
+pub(super) fn measure_of(m: &ModelLatency, measure: Measure) -> Option<&Latency> {
     match measure {
         Measure::Wall => Some(m.wall()),
         Measure::Busy => Some(m.busy()),
