@@ -120,6 +120,15 @@ fn prometheus_scrapes_each_model_p95() {
         .query_one("hdrtrace_model_errors_total{model=\"Alpha\"}")
         .unwrap();
     assert_eq!(errors, Some(1.0));
+    // Request 3 came back without Alpha: degraded, and Alpha blamed for it.
+    let blamed = prom
+        .query_one("hdrtrace_model_blamed_total{model=\"Alpha\",reason=\"failed\"}")
+        .unwrap();
+    assert_eq!(blamed, Some(1.0));
+    let over = prom
+        .query_one("sum(hdrtrace_model_blamed_total{reason=\"over_target\"})")
+        .unwrap();
+    assert_eq!(over, Some(0.0));
     let p95 = prom
         .query_one(
             "hdrtrace_stage_recent_latency_seconds{stage=\"embed_pipeline\",quantile=\"0.95\"}",
