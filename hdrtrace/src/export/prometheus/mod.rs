@@ -25,7 +25,7 @@
 //! | `hdrtrace_model_batch_size` | histogram | batch sizes, one per batch span (`le` = [`BATCH_SIZE_BOUNDS`], powers of two to 1024) |
 //! | `hdrtrace_{model,stage}_errors_total` | counter | spans closed with an error |
 //! | `hdrtrace_{model,stage}_timeouts_total` | counter | spans closed timed out |
-//! | `hdrtrace_model_blamed_total` | counter | over-budget requests the model held up most |
+//! | `hdrtrace_model_blamed_total` | counter | requests blamed on the model, one series per `reason` (`over_target`, `timed_out`, `failed`) |
 //!
 //! and the process-wide counters `hdrtrace_{spans,events,requests,
 //! sampled_requests,captured_requests,dropped_spans,dropped_records,
