@@ -226,7 +226,8 @@ pub enum BlameReason {
 }
 
 impl BlameReason {
-    /// Every reason, in the order of [`index`](Self::index).
+    /// Every reason: over target, timed out, failed (the order of every
+    /// by-reason list, the byte format's included).
     pub const ALL: [BlameReason; 3] = [
         BlameReason::OverTarget,
         BlameReason::TimedOut,
