@@ -184,8 +184,7 @@ fn request(rng: &mut Rng, id: u64, big: &str, tally: &mut Tally) {
             let _s = stage.enter();
             for m in 0..2 + rng.below(2) {
                 let model = MODELS[rng.below(MODELS.len() as u64) as usize];
-                let timed_out = rng.one_in(400);
-                let span = tracing::info_span!("model", model_id = model, timeout = timed_out);
+                let span = tracing::info_span!("model", model_id = model);
                 let t = tracked(&span);
                 span.in_scope(|| std::hint::black_box(m));
                 drop(span);
@@ -349,6 +348,28 @@ fn main() {
                 })
             })
             .collect();
+        // A paced thread whose requests go over the target: captured (its
+        // ring is never full, so its requests arrive whole), so the sink runs
+        // throughout.
+        let captured = {
+            let (dispatch, stop) = (&dispatch, &stop);
+            s.spawn(move || {
+                let mut tally = Tally::default();
+                tracing::dispatcher::with_default(dispatch, || {
+                    let mut id = 1u64 << 50;
+                    while !stop.load(Relaxed) {
+                        id += 1;
+                        let root = tracing::info_span!("embed_pipeline", request_id = id);
+                        let model = tracing::info_span!(parent: &root, "model", model_id = "Slow");
+                        // Over the 50 ms target: captured.
+                        model.in_scope(|| std::thread::sleep(Duration::from_millis(60)));
+                        tally.tracked_closed += tracked(&model) as u64 + tracked(&root) as u64;
+                        tally.requests += 1;
+                    }
+                });
+                tally
+            })
+        };
         // Switches from threads where the subscriber is not the default.
         for k in 0..2 {
             let (guard, stop, toggles) = (&guard, &stop, &toggles);
@@ -435,6 +456,7 @@ fn main() {
         }
         stop.store(true, Relaxed);
         tallies = recorders.into_iter().map(|h| h.join().unwrap()).collect();
+        tallies.push(captured.join().unwrap());
     });
     // Every recording thread records once more: a canary each.
     guard.set_enabled(true);
@@ -461,7 +483,7 @@ fn main() {
     if let Err(e) = flushed {
         failures.push(format!("the final flush failed: {e}"));
     }
-    for t in 0..args.threads {
+    for t in 0..tallies.len() {
         let name = format!("canary-{t}");
         if snapshot.model(&name).map(|m| m.count()) != Some(1) {
             failures.push(format!(
@@ -496,6 +518,12 @@ fn main() {
         failures.push(format!(
             "{} hostile merges panicked",
             merges.2.load(Relaxed)
+        ));
+    }
+    if refused_flushes.load(Relaxed) == 0 {
+        failures.push(format!(
+            "the sink never ran ({} requests captured): its callbacks were not exercised",
+            c.captured_requests
         ));
     }
     if accepted_flushes.load(Relaxed) > 0 {
@@ -560,6 +588,7 @@ fn main() {
     println!("  records dropped         {}", c.dropped_records);
     println!("  spans untracked (full)  {}", c.dropped_spans);
     println!("  roots left open         {open_roots}");
+    println!("  requests captured       {}", c.captured_requests);
     println!("  switch toggles          {}", toggles.load(Relaxed));
     println!(
         "  Display panics caught   {panics} (counted: {})",
