@@ -28,8 +28,8 @@
 //! | `hdrtrace_model_blamed_total` | counter | requests blamed on the model, one series per `reason` (`over_target`, `timed_out`, `failed`) |
 //!
 //! and the process-wide counters `hdrtrace_{spans,events,requests,
-//! sampled_requests,captured_requests,dropped_spans,dropped_records,
-//! late_records}_total`.
+//! sampled_requests,degraded_requests,captured_requests,dropped_spans,dropped_records,
+//! late_records,…}_total` (the full list: `docs/prometheus.md`).
 //!
 //! **Histograms** are cumulative since start, so their `_bucket`, `_count`
 //! and `_sum` only grow and Prometheus can add them across instances: the

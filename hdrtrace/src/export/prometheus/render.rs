@@ -163,6 +163,11 @@ pub(super) fn totals(c: &Counters) -> Vec<(&'static str, &'static str, u64)> {
             c.sampled_requests,
         ),
         (
+            "degraded_requests",
+            "Requests that returned without a model that timed out or failed.",
+            c.degraded_requests,
+        ),
+        (
             "captured_requests",
             "Requests captured (sampled, over budget, failed or timed out).",
             c.captured_requests,
