@@ -60,6 +60,7 @@ pub use config::{TracingConfig, TracingLevel};
 pub use conventions::Conventions;
 pub use error::{ConfigError, Error, ExportError, FlushError, InstallError, SnapshotError};
 pub use guard::{build, init_tracing, init_with, Builder, TracingGuard};
+pub use handoff::record::{FieldValue, SpanClass, Status};
 pub use read::requests::{
     Attribution, BatchCause, BatchShare, BlameReason, CaptureReason, EventTrace, Outcome,
     RequestTrace, SeriesKey, SpanTrace, TraceParts, TreeIndex,
@@ -71,7 +72,6 @@ pub use read::source::{LatestSnapshot, SnapshotSource};
 pub use recording::callsites::{MODEL_FIELD, REQUEST_FIELD, REQUEST_SPAN_NAMES, TIMEOUT_FIELD};
 #[cfg(feature = "layer")]
 pub use recording::layer::HdrLayer;
-pub use recording::record::{FieldValue, SpanClass, Status};
 pub use recording::trace_context::RemoteParent;
 pub use recording::HdrSubscriber;
 

@@ -21,8 +21,8 @@
 use crate::clock::Clock;
 use crate::collection::batches::Batches;
 use crate::collection::keys::Keys;
+use crate::handoff::record::{Record, RecordKind, SpanClass, Status};
 use crate::read::requests::{CaptureReason, RequestTrace};
-use crate::recording::record::{Record, RecordKind, SpanClass, Status};
 use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 

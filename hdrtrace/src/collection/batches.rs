@@ -27,8 +27,8 @@
 //! `TracingConfig::memory_budget`), in at most `cap` entries; past it the
 //! oldest entry goes first, and the records it held are counted in `dropped`.
 
+use crate::handoff::record::{Record, RecordKind, SpanClass};
 use crate::limits::MAX_BATCH_REQUESTS;
-use crate::recording::record::{Record, RecordKind, SpanClass};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -339,7 +339,7 @@ mod tests {
         Record {
             kind: RecordKind::Span,
             class,
-            status: crate::recording::record::Status::Ok,
+            status: crate::handoff::record::Status::Ok,
             sampled: false,
             metadata: &META,
             span: id,

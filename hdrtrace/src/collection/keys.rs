@@ -15,7 +15,7 @@
 //! span name, and counted; the first is reported once on stderr.
 
 use crate::collection::series::{Account, Series, SERIES_BYTES};
-use crate::recording::record::{InlineText, Record, SpanClass};
+use crate::handoff::record::{InlineText, Record, SpanClass};
 use rustc_hash::FxHashMap;
 
 pub(crate) use crate::limits::OVERFLOW;
@@ -271,7 +271,7 @@ mod tests {
     /// one with a key never is.
     #[test]
     fn a_model_span_without_a_key_is_counted() {
-        use crate::recording::record::{RecordKind, Status};
+        use crate::handoff::record::{RecordKind, Status};
         let record = |text: &str| Record {
             kind: RecordKind::Span,
             class: SpanClass::Model,

@@ -13,11 +13,11 @@ pub(crate) mod sinks;
 
 use crate::clock::Clock;
 use crate::config::TracingConfig;
+use crate::handoff::record::{FieldValue, Record, RecordKind, SpanClass, Status};
 use crate::handoff::{Drained, Handoff, Rings, Take};
 use crate::read::publish::{Publisher, Versioned};
 use crate::read::requests::{Captures, Outcome, RequestTrace};
 use crate::read::snapshot::{Counters, Latencies, Latency, ModelLatency, SnapshotData};
-use crate::recording::record::{FieldValue, Record, RecordKind, SpanClass, Status};
 use assembly::{Assembler, Judge};
 use batches::{Batches, Service};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};

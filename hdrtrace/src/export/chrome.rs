@@ -5,8 +5,8 @@
 
 use super::text::status_name;
 use crate::error::ExportError;
+use crate::handoff::record::{FieldValue, SpanClass};
 use crate::read::requests::{Outcome, RequestTrace, SpanTrace, TreeIndex};
-use crate::recording::record::{FieldValue, SpanClass};
 use serde_json::{json, Map, Value};
 use std::io::Write as _;
 use std::path::Path;

@@ -12,9 +12,9 @@
 //! Trace: 5c1f0a7e93d2b4417d0e2a9c6b83f150
 //! ```
 
+use crate::handoff::record::{FieldValue, SpanClass, Status};
 use crate::read::format::fmt_ms;
 use crate::read::requests::{EventTrace, RequestTrace, SpanTrace};
-use crate::recording::record::{FieldValue, SpanClass, Status};
 use std::fmt::Write as _;
 use std::time::Duration;
 

@@ -4,12 +4,15 @@
 //! ([`Rings`], owned by the aggregator). The aggregator sees the recording side
 //! only through these two.
 
-use crate::recording::record::{Record, RecordKind};
+use crate::handoff::record::{Record, RecordKind};
+pub(crate) mod record;
 pub(crate) mod ring;
 #[cfg(test)]
 mod ring_properties;
+pub(crate) mod slot_flags;
+pub(crate) mod wire;
 
-use crate::recording::wire::{Decoder, WireRecord};
+use crate::handoff::wire::{Decoder, WireRecord};
 use crossbeam_channel::{Receiver, Sender};
 use ring::{Consumer, Producer};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,8 +2,8 @@
 //! bounded store that keeps the most recent and the slowest. Assembly is in
 //! `assembly.rs`.
 
+use crate::handoff::record::{FieldValue, SpanClass, Status};
 use crate::read::format::fmt_ms;
-use crate::recording::record::{FieldValue, SpanClass, Status};
 use crate::recording::trace_context::RemoteParent;
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! What readers get: immutable, cheaply cloned latency snapshots.
 
+use crate::handoff::record::{InlineText, INLINE_TEXT};
 use crate::read::requests::{BlameReason, RequestTrace};
-use crate::recording::record::{InlineText, INLINE_TEXT};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -6,8 +6,8 @@ use crate::config::{TracingConfig, TracingLevel};
 use crate::conventions::Conventions;
 use crate::error::ConfigError;
 use crate::filter::TargetFilter;
+use crate::handoff::record::{SpanClass, Status};
 use crate::recording::callsite_table::CallsiteTable;
-use crate::recording::record::{SpanClass, Status};
 use crate::sync::{AtomicBool, Ordering::Relaxed};
 use tracing_core::{Level, LevelFilter, Metadata};
 
@@ -327,7 +327,7 @@ impl CallsiteMap {
 #[cfg(test)]
 mod tests {
     use super::{Decided, NONE};
-    use crate::recording::record::{SpanClass, Status};
+    use crate::handoff::record::{SpanClass, Status};
 
     /// Every decision comes back out of the packed word unchanged, at the
     /// edges of each field (no field index, the largest one kept, each

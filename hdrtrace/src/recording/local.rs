@@ -7,11 +7,11 @@
 //! another subscriber's by a scan of a tiny list.
 
 use crate::handoff::ring::Producer;
+use crate::handoff::wire::WireRecord;
 use crate::handoff::Handoff;
 use crate::logs::ThreadLog;
 use crate::recording::slots::{SlotCache, SlotTable};
 use crate::recording::span::SpanSlot;
-use crate::recording::wire::WireRecord;
 use crate::sync::{AtomicBool, Ordering};
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;

@@ -4,7 +4,7 @@
 //! (its index and generation are the span's ID) and fills it; `enter` / `exit`
 //! push and pop this thread's [`local`] stack and add the polled time to the
 //! slot; the last `try_close` turns the slot into one fixed-size
-//! [`Record`](crate::recording::record::Record), pushes it into this thread's ring and frees
+//! [`Record`](crate::handoff::record::Record), pushes it into this thread's ring and frees
 //! the slot. Nothing here allocates after a thread's first span, and nothing
 //! blocks. The aggregator (`crate::collection`) does everything else.
 
@@ -17,15 +17,12 @@ pub(crate) mod layer;
 pub(crate) mod layer_ids;
 pub(crate) mod links;
 pub(crate) mod local;
-pub(crate) mod record;
 pub(crate) mod refcount;
 pub(crate) mod sampling;
-pub(crate) mod slot_flags;
 pub(crate) mod slots;
 pub(crate) mod span;
 pub(crate) mod split_sum;
 pub(crate) mod trace_context;
-pub(crate) mod wire;
 
 use self::core::{tracing_id, Core};
 use std::sync::Arc;

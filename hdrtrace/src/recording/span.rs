@@ -6,18 +6,18 @@
 //! the other thread's reads. Atomics (rather than plain cells) keep concurrent
 //! `Span::record` calls on clones of one span free of data races.
 
-use crate::recording::callsites::CallsiteInfo;
-use crate::recording::links::LinkSlots;
-use crate::recording::record::{
+use crate::handoff::record::{
     fnv, FieldValue, InlineFields, InlineText, RecordKind, SpanClass, Status, FNV_OFFSET,
     INLINE_TEXT,
 };
+use crate::handoff::slot_flags::SlotFlags;
+use crate::handoff::wire::{self, WireRecord, WIRE_FIELDS};
+use crate::recording::callsites::CallsiteInfo;
+use crate::recording::links::LinkSlots;
 use crate::recording::refcount::RefCount;
 use crate::recording::sampling::mix;
-use crate::recording::slot_flags::SlotFlags;
 use crate::recording::split_sum::SplitSum;
 use crate::recording::trace_context::{self, RemoteParent};
-use crate::recording::wire::{self, WireRecord, WIRE_FIELDS};
 use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::fmt::Write as _;
 use std::mem::MaybeUninit;
@@ -469,11 +469,11 @@ impl Visit for FieldVisitor {
 #[cfg(test)]
 mod tests {
     use super::{RequestCtx, SpanSlot};
-    use crate::recording::record::{
+    use crate::handoff::record::{
         FieldValue, InlineFields, InlineText, Record, RecordKind, SpanClass, Status,
     };
-    use crate::recording::wire::tests::record;
-    use crate::recording::wire::WireRecord;
+    use crate::handoff::wire::tests::record;
+    use crate::handoff::wire::WireRecord;
     use crate::sync::Ordering::Relaxed;
     use crate::test_meta::META;
     use proptest::prelude::*;

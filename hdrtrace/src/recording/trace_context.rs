@@ -4,7 +4,7 @@
 //! request in the root record's inline text (a request root has no other use
 //! for it: its model field is never kept there).
 
-use crate::recording::record::{InlineText, INLINE_TEXT};
+use crate::handoff::record::{InlineText, INLINE_TEXT};
 use std::fmt::{self, Write as _};
 
 /// The caller's span a request joined through its `traceparent`.

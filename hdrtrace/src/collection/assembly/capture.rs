@@ -4,11 +4,11 @@ use super::{Assembler, Judge, NIL};
 use crate::clock::Clock;
 use crate::collection::batches::Batch;
 use crate::collection::device_nanos;
+use crate::handoff::record::{FieldValue, Record, RecordKind, SpanClass, Status};
 use crate::read::requests::{
     Attribution, BatchShare, CaptureReason, EventTrace, RequestTrace, SeriesKey, SpanTrace,
     TraceParts,
 };
-use crate::recording::record::{FieldValue, Record, RecordKind, SpanClass, Status};
 use std::time::Duration;
 
 impl Assembler {

@@ -3,10 +3,10 @@
 
 use super::svg::{coord, escape, short_duration, short_label};
 use crate::export::text::status_name;
+use crate::handoff::record::{FieldValue, SpanClass, Status};
 use crate::read::format::fmt_ms;
 use crate::read::requests::{RequestTrace, SpanTrace};
 use crate::read::snapshot::LatencySnapshot;
-use crate::recording::record::{FieldValue, SpanClass, Status};
 use std::fmt::Write as _;
 use std::time::Duration;
 

@@ -4,9 +4,9 @@
 //! `Arc<RequestTrace>`.
 
 use crate::export::trace_id::wire_span_id;
+use crate::handoff::record::{FieldValue, Status};
 use crate::read::requests::{RequestTrace, SpanTrace};
 use crate::recording::callsites::{MODEL_FIELD, REQUEST_FIELD};
-use crate::recording::record::{FieldValue, Status};
 use opentelemetry::trace::{
     Event, Link, SpanContext, SpanId, SpanKind, Status as OtelStatus, TraceFlags, TraceId,
     TraceState,

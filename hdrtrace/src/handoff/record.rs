@@ -336,7 +336,7 @@ pub struct Record {
 }
 
 // A links record carries every kept link in the inline field words.
-const _: () = assert!(crate::recording::links::MAX_LINKS <= INLINE_FIELDS);
+const _: () = assert!(crate::limits::MAX_LINKS <= INLINE_FIELDS);
 
 impl Record {
     /// The IDs of the spans this span links to (`follows_from`), for a

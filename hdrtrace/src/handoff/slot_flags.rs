@@ -4,7 +4,7 @@
 //! by an event on another thread and a text recorded late each update it
 //! with one atomic operation and neither erases the other.
 
-use crate::recording::record::{InlineText, SpanClass, Status, INLINE_TEXT};
+use crate::handoff::record::{InlineText, SpanClass, Status, INLINE_TEXT};
 
 // Bit positions: the class in 2 bits, the status marks in 8 (each `Status`
 // is one bit, OR-ed in), the sampled flag in 1, the text's length in 7,
@@ -39,7 +39,7 @@ impl SlotFlags {
     pub(crate) const FREE: u32 = !(3 << CLASS_AT | 0xFF << STATUS_AT | 1 << SAMPLED_AT | TEXT_MASK);
 
     /// A record's decisions as a flags word (its status as a mark).
-    pub(crate) fn of_record(r: &crate::recording::record::Record) -> Self {
+    pub(crate) fn of_record(r: &crate::handoff::record::Record) -> Self {
         Self(Self::new(r.class, r.sampled, &r.text).0 | Self::status_mark(r.status))
     }
 
@@ -111,7 +111,7 @@ impl SlotFlags {
 #[cfg(test)]
 mod tests {
     use super::SlotFlags;
-    use crate::recording::record::{InlineText, SpanClass, Status, INLINE_TEXT};
+    use crate::handoff::record::{InlineText, SpanClass, Status, INLINE_TEXT};
 
     /// Every decision comes back out of the word unchanged; status marks
     /// add up to the worst; a new text replaces only the text's bits.

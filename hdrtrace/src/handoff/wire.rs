@@ -15,8 +15,8 @@
 //! [`WIRE_FIELDS`] numeric fields, the hash of a truncated text, or a links
 //! record's links. Most records need none.
 
-use crate::recording::record::{InlineFields, InlineText, Record, RecordKind, INLINE_TEXT};
-use crate::recording::slot_flags::SlotFlags;
+use crate::handoff::record::{InlineFields, InlineText, Record, RecordKind, INLINE_TEXT};
+use crate::handoff::slot_flags::SlotFlags;
 use tracing_core::Metadata;
 
 /// Numeric fields a wire record carries itself.
@@ -68,7 +68,7 @@ pub(crate) struct WireRecord {
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(std::mem::size_of::<WireRecord>() == 128);
 // An extension's text area holds a whole `InlineFields`.
-const _: () = assert!(INLINE_TEXT == 8 + 8 * crate::recording::record::INLINE_FIELDS);
+const _: () = assert!(INLINE_TEXT == 8 + 8 * crate::handoff::record::INLINE_FIELDS);
 
 /// The wire form of the inline fields' layout word (count, indices, tags) of
 /// up to [`WIRE_FIELDS`] fields.
@@ -275,7 +275,7 @@ impl Decoder {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::{Decoder, WireRecord};
-    use crate::recording::record::{
+    use crate::handoff::record::{
         FieldValue, InlineFields, InlineText, Record, RecordKind, SpanClass, Status,
     };
     use crate::test_meta::META;
