@@ -3,49 +3,14 @@
 //! allocate nothing: a counting global allocator counts the allocations the
 //! recording thread makes after its warm-up.
 
+mod alloc_support;
+
+use alloc_support::{ALLOCS, MEASURED};
 use hdrtrace::TracingConfig;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static MEASURED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn measured() -> bool {
-    MEASURED.try_with(|m| m.get()).unwrap_or(false)
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if measured() {
-            // Relaxed: a counter read by the thread that set `MEASURED`.
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if measured() {
-            // Relaxed: as in `alloc`.
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use std::sync::atomic::Ordering;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: alloc_support::Counting = alloc_support::Counting;
 
 const V00: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 const V01: &str = "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-\
