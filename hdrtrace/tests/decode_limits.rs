@@ -2,55 +2,23 @@
 //! allocator measures the peak each decode reaches, for hostile histogram
 //! headers and for thousands of damaged and random inputs.
 
+mod peak_support;
 mod snapshot_bytes;
 
 use hdrtrace::limits::{DECODE_BUDGET, MAX_HISTOGRAM_BYTES};
 use hdrtrace::{LatencySnapshot, TracingConfig};
+use peak_support::{peak_of, serial};
 use proptest::prelude::*;
 use snapshot_bytes::v2_deflate_with;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-
-struct Peak;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts bytes.
-unsafe impl GlobalAlloc for Peak {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // Relaxed: statistics, read by the one test that holds `SERIAL`.
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // Relaxed: as in `alloc`.
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use std::sync::OnceLock;
 
 #[global_allocator]
-static GLOBAL: Peak = Peak;
-
-/// Tests in this binary run one at a time, so a peak is one decode's.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
+static GLOBAL: peak_support::Peak = peak_support::Peak;
 
 /// The decode's result and the most it held allocated at once above what was
 /// live before it.
 fn decode_peak(bytes: &[u8]) -> (Result<LatencySnapshot, hdrtrace::SnapshotError>, usize) {
-    // Relaxed: this thread is the only one allocating meanwhile (`serial`).
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
-    let r = LatencySnapshot::from_bytes(bytes);
-    (r, PEAK.load(Ordering::Relaxed) - before)
+    peak_of(|| LatencySnapshot::from_bytes(bytes))
 }
 
 /// What one decode may reach: the budget kept, plus one histogram's inflated

@@ -2,54 +2,15 @@
 //! allocator measures the peak a merge reaches for two small hostile inputs
 //! that each decode within the decode budget.
 
+mod peak_support;
 mod snapshot_bytes;
 
 use hdrtrace::LatencySnapshot;
+use peak_support::{peak_of, serial};
 use snapshot_bytes::{container, histogram, serialized};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
-
-struct Peak;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts bytes.
-unsafe impl GlobalAlloc for Peak {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // Relaxed: statistics, read by the one test that holds `serial`.
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // Relaxed: as in `alloc`.
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Peak = Peak;
-
-/// Tests in this binary run one at a time, so a peak is one merge's.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// `f`'s result and the most it held allocated at once above what was live
-/// before it.
-fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    // Relaxed: this thread is the only one allocating meanwhile (`serial`).
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
-    let r = f();
-    (r, PEAK.load(Ordering::Relaxed) - before)
-}
+static GLOBAL: peak_support::Peak = peak_support::Peak;
 
 /// Models per snapshot in the reproduction.
 const ENTRIES: usize = 25;
