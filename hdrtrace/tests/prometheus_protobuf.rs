@@ -6,22 +6,22 @@
 //! gets text.
 #![cfg(feature = "prometheus")]
 
+mod prometheus_support;
+
 use hdrtrace::export::prometheus::proto::{Histogram, MetricFamily, MetricType};
 use hdrtrace::export::prometheus::{
     self, native, render_with, Buckets, Format, CONTENT_TYPE, PROTOBUF_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
 };
 use hdrtrace::{LatencySnapshot, TracingConfig, TracingGuard};
+use prometheus_support::scrape;
 use prost::Message as _;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 const MODELS: [&str; 3] = ["Alpha", "Beta \"quoted\"", "Gamma"];
 
 /// How long any socket read or write may block the test.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Held by each test while it builds, records into and drops a subscriber
 /// (tracing-core's interest cache races when several threads do that at
@@ -53,39 +53,6 @@ fn recorded(requests: u64) -> (TracingGuard, prometheus::MetricsServer) {
     guard.flush();
     let server = prometheus::serve("127.0.0.1:0", guard.snapshot_source()).unwrap();
     (guard, server)
-}
-
-/// A `GET /metrics` with these `Accept` headers, each on its own line: the
-/// answer's `Content-Type` and body.
-fn get(addr: SocketAddr, accepts: &[&str]) -> (String, Vec<u8>) {
-    let mut request = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".to_string();
-    for a in accepts {
-        request.push_str(&format!("Accept: {a}\r\n"));
-    }
-    request.push_str("\r\n");
-    let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut answer = Vec::new();
-    stream
-        .read_to_end(&mut answer)
-        .expect("the whole answer in time");
-    let end = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a head");
-    let head = String::from_utf8_lossy(&answer[..end]).to_string();
-    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-type")
-                .then(|| value.trim().to_string())
-        })
-        .unwrap_or_else(|| panic!("no Content-Type in {head}"));
-    (content_type, answer[end + 4..].to_vec())
 }
 
 /// Every length-delimited family of a protobuf answer.
@@ -164,7 +131,7 @@ fn expected_native(hist: &hdrhistogram::Histogram<u64>) -> (u64, BTreeMap<i32, u
 #[test]
 fn protobuf_buckets_are_the_hdr_counts() {
     let (guard, server) = recorded(40);
-    let (content_type, body) = get(server.local_addr(), &[PROTOBUF_CONTENT_TYPE]);
+    let (content_type, body) = scrape(server.local_addr(), &[PROTOBUF_CONTENT_TYPE]);
     assert_eq!(content_type, PROTOBUF_CONTENT_TYPE);
     let families = decode(&body);
     let snapshot: LatencySnapshot = guard.snapshot();
@@ -231,7 +198,7 @@ fn protobuf_buckets_are_the_hdr_counts() {
 #[test]
 fn protobuf_has_the_text_answers_families_and_counters() {
     let (guard, server) = recorded(5);
-    let (_, body) = get(server.local_addr(), &[PROTOBUF_CONTENT_TYPE]);
+    let (_, body) = scrape(server.local_addr(), &[PROTOBUF_CONTENT_TYPE]);
     let families = decode(&body);
     let text = render_with(&guard.snapshot(), Format::Text, &Buckets::default());
     // The same families, in the same order: `# TYPE name type` lines of the
@@ -341,7 +308,7 @@ fn whatever_does_not_ask_for_protobuf_gets_text() {
         (&[refused.as_str()][..], CONTENT_TYPE),
         (&[][..], CONTENT_TYPE),
     ] {
-        let (content_type, body) = get(addr, accepts);
+        let (content_type, body) = scrape(addr, accepts);
         assert_eq!(content_type, want, "Accept: {accepts:?}");
         if want != PROTOBUF_CONTENT_TYPE {
             let text = String::from_utf8(body).expect("text is UTF-8");

@@ -3,7 +3,8 @@
 //! dropped.
 #![allow(dead_code)] // each test file uses part of it
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -179,4 +180,41 @@ pub fn free_port() -> u16 {
 /// A label value escaped for PromQL and the exposition.
 pub fn label(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// How long any socket read or write of [`scrape`] may block the test.
+pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A `GET /metrics` to the metrics server at `addr`, with these `Accept`
+/// headers, each on its own line: the answer's `Content-Type` and body (a
+/// 200 is asserted; every socket operation is bounded by [`SCRAPE_TIMEOUT`]).
+pub fn scrape(addr: SocketAddr, accepts: &[&str]) -> (String, Vec<u8>) {
+    let mut request = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".to_string();
+    for a in accepts {
+        request.push_str(&format!("Accept: {a}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut stream = TcpStream::connect_timeout(&addr, SCRAPE_TIMEOUT).expect("connect");
+    stream.set_read_timeout(Some(SCRAPE_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(SCRAPE_TIMEOUT)).unwrap();
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .expect("the whole answer in time");
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&answer[..end]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-type")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no Content-Type in {head}"));
+    (content_type, answer[end + 4..].to_vec())
 }
