@@ -21,8 +21,6 @@ use std::time::Duration;
 
 const MODELS: [&str; 3] = ["Alpha", "Beta \"quoted\"", "Gamma"];
 
-/// How long any socket read or write may block the test.
-
 /// Held by each test while it builds, records into and drops a subscriber
 /// (tracing-core's interest cache races when several threads do that at
 /// once; see tests/export.rs).
