@@ -271,24 +271,7 @@ mod tests {
     /// one with a key never is.
     #[test]
     fn a_model_span_without_a_key_is_counted() {
-        use crate::handoff::record::{RecordKind, Status};
-        let record = |text: &str| Record {
-            kind: RecordKind::Span,
-            class: SpanClass::Model,
-            status: Status::Ok,
-            sampled: false,
-            metadata: &crate::test_meta::META,
-            span: 1,
-            parent: 0,
-            request_span: 0,
-            request_id: 0,
-            start: 0,
-            end: 1,
-            busy: 0,
-            descendants: 0,
-            text: InlineText::from_str_truncated(text),
-            fields: Default::default(),
-        };
+        let record = crate::handoff::record::model_span;
         let mut keys = Keys::new(8, 8, usize::MAX);
         let named = keys.of(&record("Causal"));
         let missing = [keys.of(&record("")), keys.of(&record(""))];

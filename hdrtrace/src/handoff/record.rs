@@ -349,6 +349,29 @@ impl Record {
     }
 }
 
+/// A fast, successful model span's record keyed `model`, with no fields: the
+/// shape tests start from (struct update syntax sets the rest).
+#[cfg(test)]
+pub(crate) fn model_span(model: &str) -> Record {
+    Record {
+        kind: RecordKind::Span,
+        class: SpanClass::Model,
+        status: Status::Ok,
+        sampled: true,
+        metadata: &crate::test_meta::META,
+        span: 7,
+        parent: 3,
+        request_span: 1,
+        request_id: 42,
+        start: 10,
+        end: 20,
+        busy: 5,
+        descendants: 0,
+        text: InlineText::from_str_truncated(model),
+        fields: InlineFields::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{InlineText, INLINE_TEXT};

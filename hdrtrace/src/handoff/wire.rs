@@ -390,21 +390,8 @@ pub(crate) mod tests {
         let mut fields = InlineFields::default();
         fields.push(1, FieldValue::U64(128));
         let r = Record {
-            kind: RecordKind::Span,
-            class: SpanClass::Model,
-            status: Status::Ok,
-            sampled: true,
-            metadata: &META,
-            span: 7,
-            parent: 3,
-            request_span: 1,
-            request_id: 42,
-            start: 10,
-            end: 20,
-            busy: 5,
-            descendants: 0,
-            text: InlineText::from_str_truncated("Causal"),
             fields,
+            ..crate::handoff::record::model_span("Causal")
         };
         let (wire, back) = round_trip(&r);
         assert_eq!(wire, 1);

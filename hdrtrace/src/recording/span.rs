@@ -469,13 +469,13 @@ impl Visit for FieldVisitor {
 #[cfg(test)]
 mod tests {
     use super::{RequestCtx, SpanSlot};
+    use crate::handoff::record::model_span;
     use crate::handoff::record::{
         FieldValue, InlineFields, InlineText, Record, RecordKind, SpanClass, Status,
     };
     use crate::handoff::wire::tests::record;
     use crate::handoff::wire::WireRecord;
     use crate::sync::Ordering::Relaxed;
-    use crate::test_meta::META;
     use proptest::prelude::*;
     use std::mem::MaybeUninit;
 
@@ -631,21 +631,9 @@ mod tests {
             fields.push(i, FieldValue::U64(10 + i as u64));
         }
         let model = Record {
-            kind: RecordKind::Span,
-            class: SpanClass::Model,
             status: Status::Error,
-            sampled: true,
-            metadata: &META,
-            span: 7,
-            parent: 3,
-            request_span: 1,
-            request_id: 42,
-            start: 10,
-            end: 20,
-            busy: 5,
-            descendants: 0,
-            text: InlineText::from_str_truncated("Causal"),
             fields: one,
+            ..model_span("Causal")
         };
         let root = Record {
             class: SpanClass::Request,
