@@ -3,20 +3,12 @@
 //! exited threads are still drained and freed. (Alone in its binary: it
 //! measures this process's resident set.)
 
+mod rss_support;
+
 use hdrtrace::{Builder, TracingConfig};
+use rss_support::rss;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-
-/// This process's resident set, in bytes.
-fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kb * 1024
-}
 
 /// Keeps what its first `good` writes are given, then panics on every write.
 struct PanicsAfter {

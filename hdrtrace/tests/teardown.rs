@@ -1,19 +1,11 @@
 //! A dropped subscriber's memory goes when it does, not when every thread
 //! that recorded for it exits: threads keep no strong hold on its slot table.
 
-use hdrtrace::{limits, TracingConfig};
-use std::sync::{Arc, Barrier};
+mod rss_support;
 
-/// This process's resident set, in bytes.
-fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kb * 1024
-}
+use hdrtrace::{limits, TracingConfig};
+use rss_support::rss;
+use std::sync::{Arc, Barrier};
 
 #[test]
 fn dropping_the_subscriber_frees_its_slot_table_while_its_threads_live() {
