@@ -44,8 +44,10 @@ pub mod export;
 mod handoff;
 mod read;
 mod recording;
-// Beside them: the log lines' own path, the clock, the loom shim.
+// Beside them: the log lines' own path, how control characters are
+// escaped wherever text is written, the clock, the loom shim.
 mod clock;
+mod escape;
 mod logs;
 mod sync;
 // The composition root: wires the steps, installs, controls.

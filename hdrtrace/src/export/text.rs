@@ -86,7 +86,7 @@ fn write_value(out: &mut String, v: FieldValue) {
     };
 }
 
-/// `text` with its control characters escaped (`\u{1b}`, `\n`), so that a
+/// `text` with its control characters escaped (`\x1b`, `\n`: `crate::escape`), so that a
 /// model id or message cannot move the cursor, recolour or add lines to the
 /// terminal the tree is printed on.
 fn plain(text: &str) -> std::borrow::Cow<'_, str> {
@@ -95,10 +95,9 @@ fn plain(text: &str) -> std::borrow::Cow<'_, str> {
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
+        match crate::escape::control(c) {
+            Some(escape) => out.push_str(escape.as_str()),
+            None => out.push(c),
         }
     }
     std::borrow::Cow::Owned(out)

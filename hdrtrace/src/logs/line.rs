@@ -82,26 +82,13 @@ impl LineBuf {
     }
 
     /// Appends the escape for the control character `c` (one C0 control or
-    /// DEL, or a two-byte C1 control), whole or, when it does not fit, not at
-    /// all.
+    /// DEL, or a two-byte C1 control; see `crate::escape`), whole or, when it
+    /// does not fit, not at all.
     fn push_escape(&mut self, c: &str) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let code = c.chars().next().map_or(0, u32::from) as u8;
-        let hex = |shift: u8| HEX[usize::from(code >> shift & 0xf)];
-        let mut out = [0u8; 6];
-        let escape: &[u8] = match code {
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f | 0x7f => {
-                out[..4].copy_from_slice(&[b'\\', b'x', hex(4), hex(0)]);
-                &out[..4]
-            }
-            _ => {
-                out.copy_from_slice(&[b'\\', b'u', b'{', hex(4), hex(0), b'}']);
-                &out
-            }
+        let Some(escape) = c.chars().next().and_then(crate::escape::control) else {
+            return;
         };
+        let escape = escape.as_str().as_bytes();
         if self.cut {
             return;
         }
