@@ -13,7 +13,8 @@ use super::proto::{
     MetricFamily, MetricType, Quantile, Summary, Timestamp,
 };
 use super::render::{
-    measure_of, pick_one, pick_table, totals, BATCH_SIZE_BOUNDS, MEASURES, QUANTILES,
+    errors_help, measure_of, pick_one, pick_table, recent_help, timeouts_help, totals,
+    BATCH_SIZE_BOUNDS, BLAMED, BLAMED_HELP, MEASURES, QUANTILES,
 };
 use crate::read::requests::BlameReason;
 use crate::read::snapshot::{LatencySnapshot, ModelLatency};
@@ -147,7 +148,7 @@ pub fn metric_families(snapshot: &LatencySnapshot, buckets: &Buckets) -> Vec<Met
                 .collect();
             out.push(family(
                 format!("hdrtrace_{kind}_recent_{what}_seconds"),
-                format!("{about}: quantiles over the recent window (the last {window:?}), NaN when it saw none; _count and _sum since start."),
+                recent_help(&about, window),
                 MetricType::Summary,
                 "seconds",
                 metric,
@@ -160,19 +161,19 @@ pub fn metric_families(snapshot: &LatencySnapshot, buckets: &Buckets) -> Vec<Met
         };
         out.extend(counter(
             &format!("hdrtrace_{kind}_errors"),
-            &format!("{kind} spans that closed with an error."),
+            &errors_help(kind),
             count(ModelLatency::errors),
         ));
         out.extend(counter(
             &format!("hdrtrace_{kind}_timeouts"),
-            &format!("{kind} spans that closed timed out."),
+            &timeouts_help(kind),
             count(ModelLatency::timeouts),
         ));
         if table == Table::Model {
             out.extend(batch_sizes(&all));
             out.extend(counter(
-                "hdrtrace_model_blamed",
-                "Requests blamed on this model, by reason: it timed out or failed and the request went on without it (timed_out, failed), or it returned last in a request over the latency target (over_target).",
+                BLAMED,
+                BLAMED_HELP,
                 all.iter()
                     .flat_map(|(name, m)| {
                         BlameReason::ALL.into_iter().map(|reason| {

@@ -116,7 +116,7 @@ pub fn render_with(snapshot: &LatencySnapshot, format: Format, buckets: &Buckets
             summary(
                 &mut w,
                 &format!("hdrtrace_{kind}_recent_{what}_seconds"),
-                &format!("{about}: quantiles over the recent window (the last {window:?}), NaN when it saw none; _count and _sum since start."),
+                &recent_help(&about, window),
                 kind,
                 &items,
             );
@@ -126,13 +126,13 @@ pub fn render_with(snapshot: &LatencySnapshot, format: Format, buckets: &Buckets
         };
         w.counter(
             &format!("hdrtrace_{kind}_errors"),
-            &format!("{kind} spans that closed with an error."),
+            &errors_help(kind),
             Some(kind),
             &count(ModelLatency::errors),
         );
         w.counter(
             &format!("hdrtrace_{kind}_timeouts"),
-            &format!("{kind} spans that closed timed out."),
+            &timeouts_help(kind),
             Some(kind),
             &count(ModelLatency::timeouts),
         );
@@ -315,17 +315,12 @@ fn blamed(w: &mut Writer, all: &[(&str, &ModelLatency)]) {
     if all.is_empty() {
         return;
     }
-    let name = "hdrtrace_model_blamed";
+    let name = BLAMED;
     let family = match w.format {
         Format::OpenMetrics => Cow::Borrowed(name),
         Format::Text => Cow::Owned(format!("{name}_total")),
     };
-    w.header(
-        &family,
-        "counter",
-        "Requests blamed on this model, by reason: it timed out or failed and the request went on without it (timed_out, failed), or it returned last in a request over the latency target (over_target).",
-        false,
-    );
+    w.header(&family, "counter", BLAMED_HELP, false);
     for (model, m) in all {
         for reason in BlameReason::ALL {
             let _ = writeln!(
@@ -337,6 +332,23 @@ fn blamed(w: &mut Writer, all: &[(&str, &ModelLatency)]) {
             );
         }
     }
+}
+
+/// The blame counter's family name, and its help.
+pub(super) const BLAMED: &str = "hdrtrace_model_blamed";
+pub(super) const BLAMED_HELP: &str = "Requests blamed on this model, by reason: it timed out or failed and the request went on without it (timed_out, failed), or it returned last in a request over the latency target (over_target).";
+
+/// The help of a measure's recent-window summary (`about`: the measure's).
+pub(super) fn recent_help(about: &str, window: Duration) -> String {
+    format!("{about}: quantiles over the recent window (the last {window:?}), NaN when it saw none; _count and _sum since start.")
+}
+
+/// The help of the `errors` and `timeouts` counters of `kind` spans.
+pub(super) fn errors_help(kind: &str) -> String {
+    format!("{kind} spans that closed with an error.")
+}
+pub(super) fn timeouts_help(kind: &str) -> String {
+    format!("{kind} spans that closed timed out.")
 }
 
 /// Each latency measure: its exemplar slot, its family-name part and what
@@ -355,7 +367,7 @@ pub(super) const MEASURES: [(Measure, &str, &str); 4] = [
     (
         Measure::Gpu,
         "gpu",
-        "Device time {kind} spans reported in gpu_ns",
+        "Device time {kind} spans reported in the device-time field",
     ),
     (
         Measure::BatchWait,
