@@ -96,10 +96,8 @@ pub enum FlushError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExportError {
-    /// Its settings cannot be used.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// An exporter could not be built or started.
+    /// An exporter could not be built or started, or its settings cannot be
+    /// used.
     #[error("{what}: {reason}")]
     Exporter {
         /// Which exporter.
