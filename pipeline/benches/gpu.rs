@@ -1,19 +1,21 @@
-//! What wrapping one kernel in device timing costs (feature `cuda`): an empty
-//! kernel launched and waited for, bare and wrapped (two timing events on the
-//! stream, the elapsed time read back, and `gpu_ns` recorded on a model span
-//! under our subscriber). The cost is the difference; the goal is at most
-//! 5 us. Without a GPU it prints why it skipped and measures nothing.
+//! What timing one kernel on the device costs its caller (feature `cuda`):
+//! an empty kernel launched and its output waited for, bare and timed
+//! through `GpuBackend::timed` (two marks on the stream, the call handed to
+//! the resolver thread, the device time recorded on a model span under our
+//! subscriber when the resolver reads it). The caller's cost is the
+//! difference between `bare` and `timed`; the goal is at most 5 us.
+//! `timed_and_read` also waits for the resolver's answer (what a caller that
+//! needs the time itself pays). Without a GPU it prints why it skipped and
+//! measures nothing.
 //!
 //! `cargo bench --features cuda --bench gpu`
 
 use criterion::Criterion;
 use hdrtrace::TracingConfig;
-use hdrtrace_pipeline::gpu::{record_gpu_ns, DeviceTimer, GpuBackend};
-use std::hint::black_box;
+use hdrtrace_pipeline::gpu::GpuBackend;
 
 fn bench(c: &mut Criterion, gpu: &GpuBackend) {
     let stream = gpu.context().new_stream().expect("a CUDA stream");
-    let timer = DeviceTimer::new(gpu.context()).expect("CUDA events");
     let (subscriber, _guard) = hdrtrace::build(&TracingConfig::default()).expect("subscriber");
     tracing::subscriber::with_default(subscriber, || {
         let request = tracing::info_span!("embed_pipeline", request_id = 1u64);
@@ -31,25 +33,28 @@ fn bench(c: &mut Criterion, gpu: &GpuBackend) {
                 stream.synchronize().expect("synchronize");
             })
         });
-        group.bench_function("wrapped", |b| {
+        group.bench_function("timed", |b| {
             b.iter(|| {
-                timer.start(&stream).expect("start event");
-                gpu.launch_empty(&stream).expect("launch");
-                timer.stop(&stream).expect("stop event");
-                let ns = timer.wait_elapsed_ns().expect("elapsed");
-                record_gpu_ns(&model, black_box(ns));
+                let time = gpu
+                    .timed(&stream, &model, |s| gpu.launch_empty(s))
+                    .expect("timed launch");
+                stream.synchronize().expect("synchronize");
+                // Recorded on the span when the resolver reads it.
+                drop(time);
             })
         });
-        group.bench_function("events_and_record_only", |b| {
+        group.bench_function("timed_and_read", |b| {
             b.iter(|| {
-                timer.start(&stream).expect("start event");
-                timer.stop(&stream).expect("stop event");
-                let ns = timer.wait_elapsed_ns().expect("elapsed");
-                record_gpu_ns(&model, black_box(ns));
+                gpu.timed(&stream, &model, |s| gpu.launch_empty(s))
+                    .expect("timed launch")
+                    .wait()
+                    .expect("device time")
             })
         });
         group.finish();
     });
+    let stats = gpu.resolver_stats();
+    println!("resolver: {stats:?}");
 }
 
 fn main() {

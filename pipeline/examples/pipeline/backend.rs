@@ -36,11 +36,13 @@ impl Backend {
     /// feature or CUDA is unavailable (the error says which library or device
     /// is missing). `Auto` never fails: it returns the GPU models when CUDA
     /// works, else the CPU models with [`BackendModels::fallback`] saying why.
-    /// `pool` is used only by the CPU models.
+    /// `pool` is used only by the CPU models; the GPU models record device
+    /// time in the field `conventions` names (the subscriber's).
     pub fn reference_models(
         self,
         seed: u64,
         pool: &ComputePool,
+        conventions: &hdrtrace::Conventions,
     ) -> Result<BackendModels, BackendError> {
         let cpu = |fallback| BackendModels {
             models: reference_models(seed, pool),
@@ -50,16 +52,22 @@ impl Backend {
         };
         match self {
             Backend::Cpu => Ok(cpu(None)),
-            Backend::Cuda => gpu_models(seed),
-            Backend::Auto => Ok(gpu_models(seed).unwrap_or_else(|e| cpu(Some(e.to_string())))),
+            Backend::Cuda => gpu_models(seed, conventions),
+            Backend::Auto => {
+                Ok(gpu_models(seed, conventions).unwrap_or_else(|e| cpu(Some(e.to_string()))))
+            }
         }
     }
 }
 
 #[cfg(feature = "cuda")]
-fn gpu_models(seed: u64) -> Result<BackendModels, BackendError> {
-    use hdrtrace_pipeline::gpu::{gpu_reference_models, GpuBackend};
-    let gpu = GpuBackend::try_new().map_err(BackendError::Unavailable)?;
+fn gpu_models(
+    seed: u64,
+    conventions: &hdrtrace::Conventions,
+) -> Result<BackendModels, BackendError> {
+    use hdrtrace_pipeline::gpu::{gpu_reference_models, GpuBackend, GpuConfig};
+    let gpu = GpuBackend::try_with(&GpuConfig::for_conventions(conventions))
+        .map_err(BackendError::Unavailable)?;
     let models = gpu_reference_models(seed, &gpu).map_err(BackendError::Unavailable)?;
     Ok(BackendModels {
         models,
@@ -70,7 +78,10 @@ fn gpu_models(seed: u64) -> Result<BackendModels, BackendError> {
 }
 
 #[cfg(not(feature = "cuda"))]
-fn gpu_models(_seed: u64) -> Result<BackendModels, BackendError> {
+fn gpu_models(
+    _seed: u64,
+    _conventions: &hdrtrace::Conventions,
+) -> Result<BackendModels, BackendError> {
     Err(BackendError::NotBuilt)
 }
 
@@ -171,7 +182,11 @@ mod tests {
     #[test]
     fn cpu_backend_gives_twelve_cpu_models() {
         let chosen = Backend::Cpu
-            .reference_models(1, &ComputePool::default())
+            .reference_models(
+                1,
+                &ComputePool::default(),
+                &hdrtrace::Conventions::default(),
+            )
             .unwrap();
         assert_eq!(chosen.models.len(), 12);
         assert_eq!(chosen.used, Backend::Cpu);

@@ -274,7 +274,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let faults = args.faults();
     let pool = ComputePool::default().with_launch_cost(args.launch_cost())?;
-    let chosen = args.backend.reference_models(args.seed, &pool)?;
+    let chosen = args
+        .backend
+        .reference_models(args.seed, &pool, &config.conventions)?;
     println!("{}", chosen.describe());
     let models = faults.apply(chosen.models);
     let batching = args.batching()?;

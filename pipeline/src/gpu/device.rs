@@ -1,8 +1,13 @@
 //! [`GpuBackend`]: one CUDA device with the model kernels loaded.
 
+use super::config::GpuConfig;
 use super::error::GpuError;
 use super::guard;
 use super::kernels::{compile_kernels, KernelShape, EMPTY_KERNEL, POOL_KERNEL, ROWS_KERNEL};
+use super::marks::{Mark, MarkPool};
+use super::resolver::{Resolver, ResolverStats};
+use super::timed::DeviceTime;
+use super::workspace::Held;
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -24,6 +29,8 @@ struct Inner {
     capability: (i32, i32),
     /// Held while a model queues its timed region (see [`GpuBackend::queueing`]).
     queue: Mutex<()>,
+    /// Reads the calls' timing marks off their callers' threads.
+    resolver: Resolver<MarkPool, Held>,
 }
 
 impl fmt::Debug for GpuBackend {
@@ -50,12 +57,27 @@ impl GpuBackend {
 
     /// The CUDA device with this ordinal (see [`GpuBackend::try_new`]).
     pub fn try_with_device(ordinal: usize) -> Result<Self, GpuError> {
-        guard::require_driver()?;
-        guard::require_nvrtc()?;
-        guard::catch("CUDA initialisation", || Self::open(ordinal))
+        Self::try_with(&GpuConfig {
+            device: ordinal,
+            ..GpuConfig::default()
+        })
     }
 
-    fn open(ordinal: usize) -> Result<Self, GpuError> {
+    /// The device, device-time field and polling `config` names (see
+    /// [`GpuBackend::try_new`]).
+    pub fn try_with(config: &GpuConfig) -> Result<Self, GpuError> {
+        if config.device_time_field.is_empty() {
+            return Err(GpuError::Invalid(
+                "device_time_field must name a span field".into(),
+            ));
+        }
+        guard::require_driver()?;
+        guard::require_nvrtc()?;
+        guard::catch("CUDA initialisation", || Self::open(config))
+    }
+
+    fn open(config: &GpuConfig) -> Result<Self, GpuError> {
+        let ordinal = config.device;
         cudarc::driver::result::init().map_err(|e| {
             GpuError::NoDevice(format!("the CUDA driver did not initialise: {e}").into())
         })?;
@@ -98,6 +120,11 @@ impl GpuBackend {
             .load_function(EMPTY_KERNEL)
             .map_err(GpuError::driver("kernel lookup"))?;
         warm_up(&ctx, &rows, &pool, &empty)?;
+        let resolver = Resolver::start(
+            MarkPool::new(ctx.clone()),
+            config.device_time_field.as_str().into(),
+            config.resolver,
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 ctx,
@@ -107,6 +134,7 @@ impl GpuBackend {
                 name,
                 capability,
                 queue: Mutex::new(()),
+                resolver,
             }),
         })
     }
@@ -141,6 +169,63 @@ impl GpuBackend {
         unsafe { launch.launch(cfg) }
             .map(drop)
             .map_err(GpuError::driver("kernel launch"))
+    }
+
+    /// Times work you queue on `stream` yourself: `launch` queues it between
+    /// two timing marks, and the answer is its device time, resolved by the
+    /// backend's resolver thread (no thread waits for the device to read
+    /// it). Await or [`wait`](DeviceTime::wait) the answer to read the time,
+    /// or drop it: either way it is recorded on `span` in the configured
+    /// device-time field ([`GpuConfig::device_time_field`]), which `span` must
+    /// declare.
+    ///
+    /// ```no_run
+    /// # use hdrtrace_pipeline::gpu::GpuBackend;
+    /// let gpu = GpuBackend::try_new()?;
+    /// let stream = gpu.context().new_stream().unwrap();
+    /// let span = tracing::debug_span!("model", model_id = "Mine", gpu_ns = tracing::field::Empty);
+    /// let time = gpu.timed(&stream, &span, |s| gpu.launch_empty(s))?;
+    /// stream.synchronize().unwrap(); // wait for the output only
+    /// drop(time); // recorded on `span` when the resolver reads it
+    /// # Ok::<(), hdrtrace_pipeline::gpu::GpuError>(())
+    /// ```
+    pub fn timed(
+        &self,
+        stream: &CudaStream,
+        span: &tracing::Span,
+        launch: impl FnOnce(&CudaStream) -> Result<(), GpuError>,
+    ) -> Result<DeviceTime, GpuError> {
+        guard::catch("timed launch", || {
+            let mut marks = self.inner.resolver.source().take()?;
+            marks.record(Mark::Launch, stream)?;
+            launch(stream)?;
+            marks.record(Mark::Done, stream)?;
+            Ok(DeviceTime {
+                pending: self.inner.resolver.submit(marks, None, span.clone()),
+                span: span.clone(),
+                backend: self.clone(),
+            })
+        })
+    }
+
+    /// What became of the calls timed on this device so far.
+    pub fn resolver_stats(&self) -> ResolverStats {
+        self.inner.resolver.stats()
+    }
+
+    /// The span field device time is recorded in.
+    pub fn device_time_field(&self) -> &str {
+        self.inner.resolver.field()
+    }
+
+    /// Records `ns` on `span` in the device-time field (counted when the span
+    /// does not declare it).
+    pub(crate) fn record_device_time(&self, span: &tracing::Span, ns: u64) {
+        self.inner.resolver.record(span, ns);
+    }
+
+    pub(crate) fn resolver(&self) -> &Resolver<MarkPool, Held> {
+        &self.inner.resolver
     }
 
     /// Serialises the queueing of the models' timed regions (start event,

@@ -41,6 +41,12 @@ pub enum GpuError {
     /// The host side was used wrongly (e.g. an option out of range).
     #[error("invalid GPU option: {0}")]
     Invalid(Cow<'static, str>),
+    /// The device did not reach a call's last timing mark in time
+    /// ([`ResolverOptions::give_up`](super::ResolverOptions::give_up)): the
+    /// call's output and device time are lost (counted in
+    /// [`ResolverStats::expired`](super::ResolverStats::expired)).
+    #[error("the device did not finish the call within {0:?} (its device time is lost)")]
+    Unresolved(std::time::Duration),
     /// A CUDA library call panicked (caught; the backend is unusable).
     #[error("a CUDA library call panicked: {0}")]
     Panicked(String),

@@ -34,13 +34,20 @@
 //! }
 //! ```
 
+mod config;
 mod device;
 mod error;
 mod guard;
 mod kernels;
+mod launch;
+mod marks;
 mod model;
+mod resolver;
+mod timed;
 mod timer;
+mod workspace;
 
+pub use config::GpuConfig;
 pub use device::GpuBackend;
 pub use error::GpuError;
 pub use guard::{driver_present, nvrtc_present};
@@ -48,4 +55,5 @@ pub use kernels::{compile_kernels, KERNEL_SOURCE};
 pub use model::{
     gpu_reference_models, GpuBatchOutput, GpuModel, GpuModelOptions, GpuOutput, KernelProbe,
 };
-pub use timer::{record_gpu_ns, DeviceTimer};
+pub use resolver::{DevicePhases, ResolverOptions, ResolverStats};
+pub use timed::DeviceTime;

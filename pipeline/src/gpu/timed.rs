@@ -1,0 +1,65 @@
+//! [`DeviceTime`]: the device time of work queued through
+//! [`GpuBackend::timed`](super::GpuBackend::timed), resolved off the caller.
+
+use super::device::GpuBackend;
+use super::error::GpuError;
+use super::resolver::{DevicePhases, Pending};
+use super::workspace::Held;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The device time of work you queued with
+/// [`GpuBackend::timed`](super::GpuBackend::timed): a future (or
+/// [`wait`](DeviceTime::wait)) that resolves once the device has finished it,
+/// and records it on the span first.
+///
+/// Dropping it costs nothing and loses nothing: the backend's resolver then
+/// records the time on the span when it comes (the span stays open until
+/// then), so a caller that only needs its output never waits for a timer.
+#[must_use = "drop it to have the time recorded when it comes, or await it to read it"]
+pub struct DeviceTime {
+    pub(crate) pending: Pending<Held>,
+    pub(crate) span: tracing::Span,
+    pub(crate) backend: GpuBackend,
+}
+
+impl std::fmt::Debug for DeviceTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceTime")
+            .field("field", &self.backend.device_time_field())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceTime {
+    /// Blocks until the device has finished the work (outside async code).
+    pub fn wait(self) -> Result<DevicePhases, GpuError> {
+        let DeviceTime {
+            pending,
+            span,
+            backend,
+        } = self;
+        finish(&span, &backend, pending.wait())
+    }
+}
+
+impl Future for DeviceTime {
+    type Output = Result<DevicePhases, GpuError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let reply = std::task::ready!(Pin::new(&mut self.pending).poll(cx));
+        Poll::Ready(finish(&self.span, &self.backend, reply))
+    }
+}
+
+/// Records a resolved time on the span.
+fn finish(
+    span: &tracing::Span,
+    backend: &GpuBackend,
+    reply: Result<(Held, DevicePhases), GpuError>,
+) -> Result<DevicePhases, GpuError> {
+    let (_, phases) = reply?;
+    backend.record_device_time(span, phases.device_ns);
+    Ok(phases)
+}
