@@ -202,8 +202,6 @@ impl GpuBackend {
             marks.record(Mark::Done, stream)?;
             Ok(DeviceTime {
                 pending: self.inner.resolver.submit(marks, None, span.clone()),
-                span: span.clone(),
-                backend: self.clone(),
             })
         })
     }
@@ -216,12 +214,6 @@ impl GpuBackend {
     /// The span field device time is recorded in.
     pub fn device_time_field(&self) -> &str {
         self.inner.resolver.field()
-    }
-
-    /// Records `ns` on `span` in the device-time field (counted when the span
-    /// does not declare it).
-    pub(crate) fn record_device_time(&self, span: &tracing::Span, ns: u64) {
-        self.inner.resolver.record(span, ns);
     }
 
     pub(crate) fn resolver(&self) -> &Resolver<MarkPool, Held> {

@@ -2,13 +2,25 @@
 //! through cudarc and timed on the device.
 //!
 //! A kernel launch returns at once, so a host span says nothing of how long
-//! the GPU worked. Each [`GpuModel`] therefore records two CUDA events with
-//! timing enabled on its own stream, one before its kernels and one after;
-//! on a blocking thread (`spawn_blocking`, never an async worker) it waits
-//! for the second, reads the elapsed time and records it on the model span as
-//! `gpu_ns`, which the subscriber puts into that model's GPU histogram
-//! ([`ModelLatency::gpu`](hdrtrace::ModelLatency::gpu)) beside its host wall and
-//! busy time.
+//! the GPU worked. Each [`GpuModel`] call therefore records timing marks
+//! (CUDA events from a reusable pool) on its own stream: before its upload,
+//! right before and right after its kernels, after its download. The call
+//! then waits only for its output: its task is woken by the device's
+//! resolver thread, which polls the marks of every call in flight, records
+//! the kernels' time on the model span (in the field
+//! [`GpuConfig::device_time_field`] names, `gpu_ns` by default) and hands the
+//! upload, device and download times back ([`DevicePhases`]). The subscriber
+//! puts the field into that model's device-time histogram
+//! ([`ModelLatency::gpu`](hdrtrace::ModelLatency::gpu)) beside its host wall
+//! and busy time. No thread waits for the device per call, and a call whose
+//! caller left still has its time recorded, late ([`ResolverStats::late`]).
+//!
+//! At hdrtrace's `Verbose` level each call also has three child spans, the
+//! host side of the call: `gpu_queue` (waiting for the model's previous
+//! call), `gpu_launch` (queueing the copies and kernels; `lock_ns`, the wait
+//! for the device's queueing lock) and `gpu_wait` (until the device is done
+//! and the task resumes; `upload_ns`, `download_ns`, and `collect_ns`, the
+//! rest of the wait).
 //!
 //! The CUDA libraries are loaded at run time (cudarc's dynamic loading), so
 //! the feature builds, and its tests pass, on machines without CUDA.

@@ -223,7 +223,7 @@ impl GpuModel {
             return Ok(self.nothing_to_run(inputs.len()));
         }
         let work = self.shared.work.clone().blocking_lock_owned();
-        let span = tracing::Span::current();
+        let span = tracing::Span::none();
         let queued = guard::catch("model forward pass", || {
             self.shared.enqueue(work, &inputs, &span)
         })?;
@@ -242,12 +242,17 @@ impl GpuModel {
     /// waiting for the model's previous call, queueing, and waiting for the
     /// device are the child spans `gpu_queue`, `gpu_launch` and `gpu_wait`
     /// of the current span (at `TRACE`, so recorded at hdrtrace's `Verbose`
-    /// level), the last with the upload, download and collection times.
-    async fn run(&self, inputs: &[&[u32]]) -> Result<GpuBatchOutput, GpuError> {
+    /// level), the last with the upload, download and collection times. The
+    /// device time is recorded on `span` (by the resolver, even if this
+    /// future is dropped before the device is done).
+    async fn run(
+        &self,
+        inputs: &[&[u32]],
+        span: &tracing::Span,
+    ) -> Result<GpuBatchOutput, GpuError> {
         if inputs.iter().all(|t| t.is_empty()) {
             return Ok(self.nothing_to_run(inputs.len()));
         }
-        let span = tracing::Span::current();
         let work = self
             .shared
             .work
@@ -259,7 +264,7 @@ impl GpuModel {
             let launch = tracing::trace_span!("gpu_launch", lock_ns = Empty);
             let _in = launch.enter();
             let queued = guard::catch("model forward pass", || {
-                self.shared.enqueue(work, inputs, &span)
+                self.shared.enqueue(work, inputs, span)
             })?;
             launch.record("lock_ns", queued.lock_ns);
             queued
@@ -357,7 +362,7 @@ impl EmbeddingModel for GpuModel {
             let model_id = self.model_id();
             let tokens: Vec<&[u32]> = inputs.iter().map(PreparedInput::tokens).collect();
             let out = self
-                .run(&self.clip(&tokens))
+                .run(&self.clip(&tokens), &tracing::Span::none())
                 .await
                 .map_err(|e| self.failed(e))?;
             Ok(BatchEmbeddings {
@@ -375,19 +380,14 @@ impl EmbeddingModel for GpuModel {
     }
 
     /// One device call; the caller's task waits for it without blocking a
-    /// thread, and records its device time on the model span.
+    /// thread, and its device time is recorded on the model span (the
+    /// current span).
     fn embed<'a>(&'a self, input: &'a PreparedInput) -> ModelFuture<'a> {
         Box::pin(async move {
-            let span = tracing::Span::current();
             let mut out = self
-                .run(&self.clip(&[input.tokens()]))
+                .run(&self.clip(&[input.tokens()]), &tracing::Span::current())
                 .await
                 .map_err(|e| self.failed(e))?;
-            if let Some(device) = out.device {
-                self.shared
-                    .backend
-                    .record_device_time(&span, device.device_ns);
-            }
             Ok(ModelEmbedding {
                 model_id: self.model_id().clone(),
                 vector: out.vectors.pop().unwrap_or_default(),

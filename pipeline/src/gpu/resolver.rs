@@ -4,11 +4,11 @@
 //! marks to the [`Resolver`] and waits only for its output. One resolver
 //! thread per device polls the marks of every call in flight (no thread
 //! parks per call), reads the device time between them once the last is
-//! reached, and wakes the call with it. A call whose caller left (a request
-//! that timed out drops its model future) still has its device time recorded
-//! on its model span, late: the resolver holds a handle to the span, so the
-//! span closes only once its device work is known, and the subscriber's grace
-//! period for a request's stragglers takes the record.
+//! reached, records it on the call's span and wakes the call. A call whose
+//! caller left (a request that timed out drops its model future) still has
+//! its device time recorded, late: the resolver holds a handle to the span,
+//! so the span closes only once its device work is known, and the
+//! subscriber's grace period for a request's stragglers takes the record.
 //!
 //! What the resolver needs from a device is an [`EventSource`]: CUDA events
 //! on a GPU ([`super::marks`]), a fake in the tests.
@@ -179,17 +179,10 @@ impl<S: EventSource, P: Send + 'static> Resolver<S, P> {
         &self.shared.field
     }
 
-    /// Records `ns` on `span` in the device-time field; a span that does not
-    /// declare the field is counted in [`ResolverStats::undeclared`].
-    pub(crate) fn record(&self, span: &tracing::Span, ns: u64) {
-        if !record_device_time(span, &self.shared.field, ns) {
-            bump(&self.shared.counters.undeclared);
-        }
-    }
-
     /// Hands over a call's recorded `marks`, with what must be kept until its
-    /// device work ends (`keep`) and its model span; the answer resolves once
-    /// the device reached the last mark.
+    /// device work ends (`keep`) and the span its device time is recorded on
+    /// (`Span::none()` for none); the answer resolves once the device reached
+    /// the last mark, after the time was recorded.
     pub(crate) fn submit(&self, marks: S::Marks, keep: P, span: tracing::Span) -> Pending<P> {
         let (reply, answer) = oneshot::channel();
         bump(&self.shared.counters.submitted);
@@ -345,9 +338,10 @@ fn run<S: EventSource, P: Send + 'static>(
     }
 }
 
-/// Answers a resolved call: to its caller if it still waits; otherwise on its
-/// model span, late. Either way the span handle is dropped here, so a span
-/// whose caller left closes now, with its device time.
+/// Answers a resolved call: records its device time on its span (so a caller
+/// that leaves after the answer loses nothing), then wakes its caller if it
+/// still waits. Either way the span handle is dropped here, so a span whose
+/// caller left closes now, with its device time.
 fn answer<S: EventSource, P>(
     shared: &Shared<S>,
     call: Call<S::Marks, P>,
@@ -364,13 +358,13 @@ fn answer<S: EventSource, P>(
     match result {
         Ok(phases) => {
             shared.source.recycle(marks);
+            if !record_device_time(&span, &shared.field, phases.device_ns) {
+                bump(&counters.undeclared);
+            }
             if reply.send(Ok((keep, phases))).is_ok() {
                 bump(&counters.delivered);
             } else {
                 bump(&counters.late);
-                if !record_device_time(&span, &shared.field, phases.device_ns) {
-                    bump(&counters.undeclared);
-                }
             }
         }
         Err(err) => {

@@ -1,7 +1,6 @@
 //! [`DeviceTime`]: the device time of work queued through
 //! [`GpuBackend::timed`](super::GpuBackend::timed), resolved off the caller.
 
-use super::device::GpuBackend;
 use super::error::GpuError;
 use super::resolver::{DevicePhases, Pending};
 use super::workspace::Held;
@@ -11,8 +10,8 @@ use std::task::{Context, Poll};
 
 /// The device time of work you queued with
 /// [`GpuBackend::timed`](super::GpuBackend::timed): a future (or
-/// [`wait`](DeviceTime::wait)) that resolves once the device has finished it,
-/// and records it on the span first.
+/// [`wait`](DeviceTime::wait)) that resolves once the device has finished it
+/// and the time is recorded on the span.
 ///
 /// Dropping it costs nothing and loses nothing: the backend's resolver then
 /// records the time on the span when it comes (the span stays open until
@@ -20,27 +19,18 @@ use std::task::{Context, Poll};
 #[must_use = "drop it to have the time recorded when it comes, or await it to read it"]
 pub struct DeviceTime {
     pub(crate) pending: Pending<Held>,
-    pub(crate) span: tracing::Span,
-    pub(crate) backend: GpuBackend,
 }
 
 impl std::fmt::Debug for DeviceTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceTime")
-            .field("field", &self.backend.device_time_field())
-            .finish_non_exhaustive()
+        f.debug_struct("DeviceTime").finish_non_exhaustive()
     }
 }
 
 impl DeviceTime {
     /// Blocks until the device has finished the work (outside async code).
     pub fn wait(self) -> Result<DevicePhases, GpuError> {
-        let DeviceTime {
-            pending,
-            span,
-            backend,
-        } = self;
-        finish(&span, &backend, pending.wait())
+        self.pending.wait().map(|(_, phases)| phases)
     }
 }
 
@@ -48,18 +38,8 @@ impl Future for DeviceTime {
     type Output = Result<DevicePhases, GpuError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let reply = std::task::ready!(Pin::new(&mut self.pending).poll(cx));
-        Poll::Ready(finish(&self.span, &self.backend, reply))
+        Pin::new(&mut self.pending)
+            .poll(cx)
+            .map(|reply| reply.map(|(_, phases)| phases))
     }
-}
-
-/// Records a resolved time on the span.
-fn finish(
-    span: &tracing::Span,
-    backend: &GpuBackend,
-    reply: Result<(Held, DevicePhases), GpuError>,
-) -> Result<DevicePhases, GpuError> {
-    let (_, phases) = reply?;
-    backend.record_device_time(span, phases.device_ns);
-    Ok(phases)
 }

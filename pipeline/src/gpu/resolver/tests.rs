@@ -227,6 +227,36 @@ fn a_caller_that_left_still_gets_its_device_time_into_the_histogram_and_the_requ
 }
 
 #[test]
+fn the_time_is_on_the_span_before_the_waiting_caller_wakes() {
+    let (guard, dispatch, keep) = traced();
+    let r = resolver::<()>(options());
+    let (root, span) = request(&dispatch, "Waiting");
+    let pending = r.submit(1, (), span.clone());
+    r.source().state.set(1, On::Done(phases(80_000)));
+    pending.wait().unwrap();
+    // The caller does nothing with the answer: the time is already recorded.
+    drop((span, root));
+    eventually("the request captured", || {
+        guard.flush();
+        captured_model(&keep).is_some()
+    });
+    let (trace, at) = captured_model(&keep).unwrap();
+    assert_eq!(trace.spans()[at].device, Some(Duration::from_micros(80)));
+    assert_eq!(
+        guard
+            .snapshot()
+            .model("Waiting")
+            .unwrap()
+            .gpu()
+            .unwrap()
+            .count(),
+        1
+    );
+    eventually("counted", || r.stats().delivered == 1);
+    assert_eq!(r.stats().late, 0);
+}
+
+#[test]
 fn a_device_fault_is_the_calls_error_and_marks_its_span_when_the_caller_left() {
     let r = resolver::<()>(options());
     let waiting = r.submit(1, (), tracing::Span::none());
