@@ -123,6 +123,10 @@ impl EventSource for MarkPool {
 
     fn query(&self, marks: &Marks) -> Result<Option<DevicePhases>, GpuError> {
         guard::catch("event query", || {
+            // The resolver's thread: bound once, then a check per call.
+            self.ctx
+                .bind_to_thread()
+                .map_err(GpuError::driver("context bind"))?;
             let Some(last) = marks.last() else {
                 return Ok(Some(DevicePhases::default()));
             };

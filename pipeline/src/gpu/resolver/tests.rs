@@ -331,3 +331,88 @@ fn the_thread_ends_once_the_handles_are_gone_and_the_calls_resolved() {
     assert_eq!(pending.wait().unwrap().1.device_ns, 3);
     eventually("the thread ended", || dropped.load(Ordering::SeqCst));
 }
+
+/// How a call in the property test ends.
+#[derive(Debug, Clone, Copy)]
+enum Ends {
+    Done,
+    Fault,
+    Never,
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(40))]
+
+    /// Calls finishing in any order, failing or never finishing, their
+    /// callers waiting or gone: each waiting caller gets exactly its own
+    /// answer, every call is counted once under what became of it, and only
+    /// the marks of finished calls come back.
+    #[test]
+    fn every_call_is_answered_and_counted_once(
+        calls in proptest::collection::vec(
+            (
+                proptest::prop_oneof![
+                    4 => proptest::strategy::Just(Ends::Done),
+                    1 => proptest::strategy::Just(Ends::Fault),
+                    1 => proptest::strategy::Just(Ends::Never),
+                ],
+                proptest::bool::ANY,
+                0u8..255,
+            ),
+            1..20,
+        )
+    ) {
+        let r = resolver::<u32>(ResolverOptions {
+            give_up: Duration::from_millis(30),
+            ..ResolverOptions::default()
+        });
+        let waiting: Vec<Option<Pending<u32>>> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, &(_, leaves, _))| {
+                let pending = r.submit(i as u32, i as u32, tracing::Span::none());
+                (!leaves).then_some(pending)
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..calls.len()).collect();
+        order.sort_by_key(|&i| calls[i].2);
+        for i in order {
+            let state = &r.source().state;
+            match calls[i].0 {
+                Ends::Done => state.set(i as u32, On::Done(phases(i as u64))),
+                Ends::Fault => state.set(i as u32, On::Fault),
+                Ends::Never => {}
+            }
+        }
+        for (i, pending) in waiting.into_iter().enumerate() {
+            let Some(pending) = pending else { continue };
+            match (calls[i].0, pending.wait()) {
+                (Ends::Done, Ok((keep, got))) => {
+                    proptest::prop_assert_eq!(keep, i as u32);
+                    proptest::prop_assert_eq!(got, phases(i as u64));
+                }
+                (Ends::Fault, Err(GpuError::Invalid(_))) => {}
+                (Ends::Never, Err(GpuError::Unresolved(_))) => {}
+                (ends, got) => proptest::prop_assert!(false, "call {i} {ends:?}: {got:?}"),
+            }
+        }
+        let count = |f: &dyn Fn(Ends, bool) -> bool| {
+            calls.iter().filter(|&&(ends, leaves, _)| f(ends, leaves)).count() as u64
+        };
+        let want = ResolverStats {
+            submitted: calls.len() as u64,
+            delivered: count(&|e, leaves| matches!(e, Ends::Done) && !leaves),
+            late: count(&|e, leaves| matches!(e, Ends::Done) && leaves),
+            failed: count(&|e, _| matches!(e, Ends::Fault)),
+            expired: count(&|e, _| matches!(e, Ends::Never)),
+            undeclared: 0,
+        };
+        eventually("every call counted", || r.stats() == want);
+        let mut recycled = r.source().state.recycled.lock().unwrap().clone();
+        recycled.sort_unstable();
+        let done: Vec<u32> = (0..calls.len() as u32)
+            .filter(|&i| matches!(calls[i as usize].0, Ends::Done))
+            .collect();
+        proptest::prop_assert_eq!(recycled, done);
+    }
+}
