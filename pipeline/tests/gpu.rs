@@ -17,7 +17,7 @@ use hdrtrace::{Conventions, TracingConfig, TracingGuard};
 use hdrtrace::{RequestSink, RequestTrace};
 use hdrtrace_pipeline::gpu::{
     compile_kernels, driver_present, gpu_reference_models, nvrtc_present, GpuBackend, GpuConfig,
-    GpuError, GpuModel, GpuModelOptions, KERNEL_SOURCE,
+    GpuError, GpuModel, GpuModelOptions, ResolverOptions, KERNEL_SOURCE,
 };
 use hdrtrace_pipeline::reference::{Attention, ComputePool, Pooling, Weights, REFERENCE_MODELS};
 use hdrtrace_pipeline::Error;
@@ -157,13 +157,36 @@ fn the_device_time_field_is_the_one_the_service_configured() {
     let config = GpuConfig::for_conventions(&conventions);
     assert_eq!(config.device_time_field, "device_ns");
     assert_eq!(GpuConfig::default().device_time_field, "gpu_ns");
-    // Refused before any CUDA call, GPU or not.
-    let err = GpuBackend::try_with(&GpuConfig {
-        device_time_field: String::new(),
-        ..config.clone()
-    })
-    .unwrap_err();
-    assert!(err.to_string().contains("device_time_field"), "{err}");
+    // Refused before any CUDA call, GPU or not, saying what is wrong.
+    let refused = |bad: GpuConfig, says: &str| {
+        let err = GpuBackend::try_with(&bad).unwrap_err().to_string();
+        assert!(err.contains(says), "{says}: {err}");
+    };
+    for (field, says) in [
+        ("", "must not be empty"),
+        ("gpu ns", "whitespace"),
+        ("model_id", "device_time_field"),
+    ] {
+        refused(
+            GpuConfig {
+                device_time_field: field.into(),
+                ..config.clone()
+            },
+            says,
+        );
+    }
+    let resolver = |f: fn(&mut ResolverOptions)| {
+        let mut c = config.clone();
+        f(&mut c.resolver);
+        c
+    };
+    refused(resolver(|r| r.poll = Duration::ZERO), "resolver.poll");
+    refused(
+        resolver(|r| r.spin = Duration::from_secs(5)),
+        "resolver.spin",
+    );
+    refused(resolver(|r| r.give_up = Duration::ZERO), "resolver.give_up");
+    assert!(config.validate().is_ok());
     if let Some(gpu) = gpu_or_skip("the_device_time_field_is_the_one_the_service_configured") {
         drop(gpu);
         let gpu = GpuBackend::try_with(&config).unwrap();

@@ -64,13 +64,10 @@ impl GpuBackend {
     }
 
     /// The device, device-time field and polling `config` names (see
-    /// [`GpuBackend::try_new`]).
+    /// [`GpuBackend::try_new`]); a config that cannot work
+    /// ([`GpuConfig::validate`]) is refused before any CUDA call.
     pub fn try_with(config: &GpuConfig) -> Result<Self, GpuError> {
-        if config.device_time_field.is_empty() {
-            return Err(GpuError::Invalid(
-                "device_time_field must name a span field".into(),
-            ));
-        }
+        config.validate()?;
         guard::require_driver()?;
         guard::require_nvrtc()?;
         guard::catch("CUDA initialisation", || Self::open(config))
