@@ -217,12 +217,12 @@ impl GpuBackend {
         &self.inner.resolver
     }
 
-    /// Serialises the queueing of the models' timed regions (start event,
-    /// kernels, stop event: a few microseconds of host calls, nothing that
-    /// waits for the device). An event fires when its stream reaches it, on an
-    /// idle device as soon as it is queued, so a thread stalled between its
-    /// start event and its last launch (twelve models' threads contending for
-    /// the driver) would have the stall timed as device time.
+    /// Serialises the queueing of the models' calls (marks, copies, kernels:
+    /// host calls that return at once, nothing that waits for the device). A
+    /// mark fires when its stream reaches it, on an idle device as soon as it
+    /// is queued, so a thread stalled between two of its marks (twelve
+    /// models' threads contending for the driver) would have the stall timed
+    /// as device work.
     pub(crate) fn queueing(&self) -> MutexGuard<'_, ()> {
         self.inner
             .queue

@@ -73,6 +73,13 @@ impl Shared {
             staged[at..at + tokens.len()].copy_from_slice(tokens);
             at += tokens.len();
         }
+        // Every mark and operation of the call is queued under the device's
+        // queueing lock, so no thread stalls between two of its marks while
+        // the other models' threads contend for the driver (the stall would
+        // be timed as upload, device or download time).
+        let locking = Instant::now();
+        let queueing = self.backend.queueing();
+        let lock_ns = locking.elapsed().as_nanos() as u64;
         marks.record(Mark::Start, stream)?;
         // The slice is page-locked memory, so the copy runs after this call
         // returns: the buffer stays untouched until the resolver hands the
@@ -91,9 +98,6 @@ impl Shared {
             shared_mem_bytes: 0,
         };
 
-        let locking = Instant::now();
-        let queueing = self.backend.queueing();
-        let lock_ns = locking.elapsed().as_nanos() as u64;
         if let Some([outer, _, _]) = &work.probe {
             outer.start(stream)?;
         }
@@ -175,8 +179,6 @@ impl Shared {
         if let Some([outer, _, _]) = &work.probe {
             outer.stop(stream)?;
         }
-        drop(queueing);
-
         let landing = work
             .download
             .as_mut_slice()
@@ -187,6 +189,7 @@ impl Shared {
             .memcpy_dtoh(&work.out.slice(..outputs), &mut landing[..outputs])
             .map_err(GpuError::driver("result download"))?;
         marks.record(Mark::Copied, stream)?;
+        drop(queueing);
         Ok(lock_ns)
     }
 

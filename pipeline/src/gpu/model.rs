@@ -6,7 +6,7 @@ use super::error::GpuError;
 use super::guard;
 use super::kernels::KernelShape;
 use super::resolver::DevicePhases;
-use super::workspace::Workspace;
+use super::workspace::{Held, Workspace};
 use crate::error::Error;
 use crate::model::{
     BatchEmbeddings, BatchFuture, EmbeddingModel, ModelEmbedding, ModelFuture, ModelId,
@@ -228,14 +228,7 @@ impl GpuModel {
             self.shared.enqueue(work, &inputs, &span)
         })?;
         let (work, phases) = queued.pending.wait()?;
-        let work = work.expect("a model call holds its workspace");
-        let vectors = guard::catch("model output", || {
-            self.shared.collect(&work, &inputs, phases)
-        })?;
-        Ok(GpuBatchOutput {
-            vectors,
-            device: Some(phases),
-        })
+        self.outputs(work, &inputs, phases)
     }
 
     /// As [`GpuModel::forward_batch`], waiting without blocking: the time
@@ -284,7 +277,21 @@ impl GpuModel {
         // resolver noticing the last mark, this task being woken.
         wait.record("collect_ns", waited.saturating_sub(phases.total_ns()));
         drop(wait);
-        let work = work.expect("a model call holds its workspace");
+        self.outputs(work, inputs, phases)
+    }
+
+    /// A finished call's outputs, read from the buffers it got back.
+    fn outputs(
+        &self,
+        work: Held,
+        inputs: &[&[u32]],
+        phases: DevicePhases,
+    ) -> Result<GpuBatchOutput, GpuError> {
+        let Some(work) = work else {
+            return Err(GpuError::Panicked(
+                "a model call came back without its buffers".into(),
+            ));
+        };
         let vectors = guard::catch("model output", || {
             self.shared.collect(&work, inputs, phases)
         })?;
