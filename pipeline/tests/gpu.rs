@@ -1,12 +1,18 @@
 //! The `cuda` feature. Without a GPU (CI): the backend explains why it is
-//! unavailable without panicking, `auto` falls back to the CPU and the
-//! pipeline runs, a model span's `gpu_ns` reaches that model's GPU histogram,
-//! the kernels compile with NVRTC (when NVRTC is installed) and, run on the
-//! CPU under a small emulator, reproduce the CPU models. With a GPU (detected
-//! at run time; otherwise these print `SKIPPED: ...` and return): GPU and CPU
-//! outputs agree, the recorded device time matches events read directly, and
-//! a failing kernel becomes the model's error.
+//! unavailable without panicking, refuses a config that cannot work, `auto`
+//! falls back to the CPU and the pipeline runs, a model span's `gpu_ns`
+//! reaches that model's GPU histogram, the kernels compile with NVRTC (when
+//! NVRTC is installed) and, run on the CPU under a small emulator, reproduce
+//! the CPU models. With a GPU (detected at run time; otherwise these print
+//! `SKIPPED: ...` and return): GPU and CPU outputs agree, the recorded device
+//! time matches the kernels' own events for every model, the captured tree
+//! splits each call into host and device time, a call whose caller left is
+//! recorded late, and a failing kernel becomes the model's error. The
+//! resolver's own logic is tested against a fake device in the crate
+//! (`src/gpu/resolver/tests.rs`).
 #![cfg(feature = "cuda")]
+
+mod pipeline_support;
 
 /// The demo's `--backend` choice, with its fallback to the CPU.
 #[path = "../examples/pipeline/backend.rs"]
@@ -14,7 +20,6 @@ mod backend;
 
 use backend::Backend;
 use hdrtrace::{Conventions, TracingConfig, TracingGuard};
-use hdrtrace::{RequestSink, RequestTrace};
 use hdrtrace_pipeline::gpu::{
     compile_kernels, driver_present, gpu_reference_models, nvrtc_present, GpuBackend, GpuConfig,
     GpuError, GpuModel, GpuModelOptions, ResolverOptions, KERNEL_SOURCE,
@@ -25,22 +30,13 @@ use hdrtrace_pipeline::{
     EmbeddingModel, EmbeddingPipeline, ModelEmbedding, ModelFuture, ModelId, PreparedInput,
     Tokenizer,
 };
+use pipeline_support::Keep;
 use std::future::Future;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
-
-/// Keeps every captured request.
-#[derive(Clone, Default)]
-struct Keep(Arc<Mutex<Vec<Arc<RequestTrace>>>>);
-
-impl RequestSink for Keep {
-    fn captured(&mut self, trace: &Arc<RequestTrace>) {
-        self.0.lock().unwrap().push(trace.clone());
-    }
-}
 
 const SEED: u64 = 42;
 
@@ -577,7 +573,7 @@ fn the_captured_tree_splits_each_gpu_call_into_host_and_device_time() {
         }
     });
     guard.flush();
-    let traces = keep.0.lock().unwrap().clone();
+    let traces = keep.traces();
     assert_eq!(traces.len(), texts().len());
     for trace in &traces {
         let mut models = 0;
