@@ -145,8 +145,8 @@ pub(crate) struct Resolver<S: EventSource, P: Send + 'static> {
 }
 
 impl<S: EventSource, P: Send + 'static> Resolver<S, P> {
-    /// Starts the resolver thread for `source`; late device time is recorded
-    /// in the span field `field`.
+    /// Starts the resolver thread for `source`; device time is recorded in
+    /// the span field `field`.
     pub(crate) fn start(
         source: S,
         field: Arc<str>,
