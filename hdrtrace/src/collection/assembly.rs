@@ -265,12 +265,7 @@ impl Assembler {
     /// A node holding `r`; `None` (the record counted as dropped) when the
     /// budget has no room even after dropping every older request.
     fn node(&mut self, r: &Record, key: u32) -> Option<u32> {
-        self.make_room(1);
-        if self.used >= self.units {
-            self.budget_dropped += 1;
-            return None;
-        }
-        self.used += 1;
+        self.take_unit()?;
         let node = Node {
             rec: *r,
             key,
@@ -287,6 +282,18 @@ impl Assembler {
         Some((self.nodes.len() - 1) as u32)
     }
 
+    /// One unit of the budget, making room first; `None` (counted as
+    /// dropped) when there is none even after dropping every older request.
+    fn take_unit(&mut self) -> Option<()> {
+        self.make_room(1);
+        if self.used >= self.units {
+            self.budget_dropped += 1;
+            return None;
+        }
+        self.used += 1;
+        Some(())
+    }
+
     fn release_node(&mut self, i: u32) {
         self.nodes[i as usize].next = self.free_nodes;
         self.free_nodes = i;
@@ -295,12 +302,7 @@ impl Assembler {
 
     /// A new entry for `root_span`, youngest in the age list.
     fn entry(&mut self, root_span: u64) -> Option<u32> {
-        self.make_room(1);
-        if self.used >= self.units {
-            self.budget_dropped += 1;
-            return None;
-        }
-        self.used += 1;
+        self.take_unit()?;
         let p = Pending {
             root_span,
             root: NIL,
