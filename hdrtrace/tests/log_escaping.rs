@@ -4,10 +4,9 @@
 
 mod writer_support;
 
-use hdrtrace::{Builder, TracingConfig};
+use hdrtrace::TracingConfig;
 use std::fmt;
 use tracing::subscriber::with_default;
-use writer_support::Shared;
 
 /// Writes raw control characters from its `Debug`.
 struct RawDebug;
@@ -32,11 +31,7 @@ const FORGED: &str = "2030-01-01T00:00:00.000000Z ERROR auth: request_id=1 FORGE
 
 #[test]
 fn no_input_forges_a_line_or_reaches_the_terminal_raw() {
-    let out = Shared::default();
-    let (sub, guard) = Builder::new(&TracingConfig::default())
-        .log_writer(out.clone())
-        .build()
-        .unwrap();
+    let (out, sub, guard) = writer_support::logged(&TracingConfig::default());
     let mut events = 0;
     with_default(sub, || {
         tracing::info!("x\n{FORGED}");

@@ -3,9 +3,8 @@
 
 mod writer_support;
 
-use hdrtrace::{Builder, TracingConfig};
+use hdrtrace::TracingConfig;
 use std::collections::HashSet;
-use writer_support::Shared;
 
 const THREADS: usize = 8;
 const LINES: usize = 3_000;
@@ -24,11 +23,7 @@ fn message(t: usize, i: usize) -> String {
 
 #[test]
 fn long_lines_from_eight_threads_are_never_spliced() {
-    let out = Shared::default();
-    let (sub, guard) = Builder::new(&TracingConfig::default())
-        .log_writer(out.clone())
-        .build()
-        .unwrap();
+    let (out, sub, guard) = writer_support::logged(&TracingConfig::default());
     let dispatch = tracing::Dispatch::new(sub);
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {

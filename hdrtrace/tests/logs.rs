@@ -12,11 +12,7 @@ use writer_support::Shared;
 
 #[test]
 fn a_warning_in_a_model_span_is_one_line_with_its_request_and_model() {
-    let out = Shared::default();
-    let (sub, guard) = Builder::new(&TracingConfig::default())
-        .log_writer(out.clone())
-        .build()
-        .unwrap();
+    let (out, sub, guard) = writer_support::logged(&TracingConfig::default());
     with_default(sub, || {
         let root = tracing::info_span!("embed_pipeline", request_id = 42u64);
         let _r = root.enter();
@@ -43,11 +39,7 @@ fn a_warning_in_a_model_span_is_one_line_with_its_request_and_model() {
 
 #[test]
 fn a_long_message_comes_through_whole() {
-    let out = Shared::default();
-    let (sub, guard) = Builder::new(&TracingConfig::default())
-        .log_writer(out.clone())
-        .build()
-        .unwrap();
+    let (out, sub, guard) = writer_support::logged(&TracingConfig::default());
     let long: String = (0..4096)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
@@ -149,15 +141,11 @@ fn a_failing_writer_loses_lines_counted_and_nothing_else() {
 
 #[test]
 fn logging_off_writes_nothing() {
-    let out = Shared::default();
     let config = TracingConfig {
         log_level: LevelFilter::OFF,
         ..TracingConfig::default()
     };
-    let (sub, guard) = Builder::new(&config)
-        .log_writer(out.clone())
-        .build()
-        .unwrap();
+    let (out, sub, guard) = writer_support::logged(&config);
     with_default(sub, || tracing::error!("kept only as a status"));
     drop(guard);
     assert!(out.lines().is_empty());

@@ -6,9 +6,8 @@
 
 mod writer_support;
 
-use hdrtrace::{Builder, TracingConfig};
+use hdrtrace::TracingConfig;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use writer_support::Shared;
 
 struct Bomb;
 
@@ -67,17 +66,13 @@ fn detonate_everywhere() -> usize {
 
 #[test]
 fn a_panicking_display_leaves_the_thread_recording() {
-    let out = Shared::default();
     let config = TracingConfig {
         sampling_rate: 1.0,
         ring_capacity: 1 << 16,
         log_level: tracing::level_filters::LevelFilter::WARN,
         ..TracingConfig::default()
     };
-    let (sub, guard) = Builder::new(&config)
-        .log_writer(out.clone())
-        .build()
-        .unwrap();
+    let (out, sub, guard) = writer_support::logged(&config);
     let caught = tracing::subscriber::with_default(sub, || {
         requests(100, 0);
         let caught = detonate_everywhere();
@@ -108,17 +103,13 @@ fn a_panicking_display_leaves_the_thread_recording() {
 
 #[test]
 fn caught_task_panics_leave_every_worker_recording() {
-    let out = Shared::default();
     // Rings large enough that no record is lost to a busy machine: a
     // poisoned thread shows as untracked spans, not as full rings.
     let config = TracingConfig {
         ring_capacity: 1 << 16,
         ..TracingConfig::default()
     };
-    let (sub, guard) = Builder::new(&config)
-        .log_writer(out.clone())
-        .build()
-        .unwrap();
+    let (_out, sub, guard) = writer_support::logged(&config);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .build()

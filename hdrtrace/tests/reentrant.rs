@@ -6,8 +6,7 @@
 
 mod writer_support;
 
-use hdrtrace::{Builder, TracingConfig};
-use writer_support::Shared;
+use hdrtrace::TracingConfig;
 
 /// A field whose `Debug` records.
 struct Chatty;
@@ -22,11 +21,7 @@ impl std::fmt::Debug for Chatty {
 
 #[test]
 fn recording_from_a_fields_debug_is_refused_and_counted() {
-    let out = Shared::default();
-    let (sub, guard) = Builder::new(&TracingConfig::default())
-        .log_writer(out.clone())
-        .build()
-        .unwrap();
+    let (out, sub, guard) = writer_support::logged(&TracingConfig::default());
     tracing::subscriber::set_global_default(sub).expect("the first global default");
     {
         let root = tracing::info_span!("embed_pipeline", request_id = 7u64);

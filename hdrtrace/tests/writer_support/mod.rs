@@ -1,5 +1,6 @@
 //! A writer whose bytes a test reads back (log lines, fmt output).
 
+use hdrtrace::{Builder, HdrSubscriber, TracingConfig, TracingGuard};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -26,4 +27,16 @@ impl Shared {
             .map(String::from)
             .collect()
     }
+}
+
+/// A subscriber built from `config` whose log lines go to the returned
+/// writer.
+#[allow(dead_code)] // Not every test that reads a writer logs through ours.
+pub fn logged(config: &TracingConfig) -> (Shared, HdrSubscriber, TracingGuard) {
+    let out = Shared::default();
+    let (sub, guard) = Builder::new(config)
+        .log_writer(out.clone())
+        .build()
+        .unwrap();
+    (out, sub, guard)
 }
