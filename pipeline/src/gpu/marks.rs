@@ -72,6 +72,12 @@ pub(crate) fn ms_to_ns(ms: f32) -> u64 {
     }
 }
 
+/// A CUDA event with timing enabled (what a mark or a probe records).
+pub(crate) fn timing_event(ctx: &Arc<CudaContext>) -> Result<CudaEvent, GpuError> {
+    ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+        .map_err(GpuError::driver("event create"))
+}
+
 /// At most this many idle sets are kept for reuse (four events each).
 const KEPT: usize = 256;
 
@@ -104,11 +110,7 @@ impl MarkPool {
                 Ok(marks)
             }
             None => {
-                let event = || {
-                    self.ctx
-                        .new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
-                        .map_err(GpuError::driver("event create"))
-                };
+                let event = || timing_event(&self.ctx);
                 Ok(Marks {
                     events: [event()?, event()?, event()?, event()?],
                     recorded: 0,

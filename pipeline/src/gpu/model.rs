@@ -218,7 +218,7 @@ impl GpuModel {
     /// `forward(inputs[i])`'s vector; the device time is the whole batch's.
     /// Blocks the calling thread, as [`GpuModel::forward`] does.
     pub fn forward_batch<T: AsRef<[u32]>>(&self, inputs: &[T]) -> Result<GpuBatchOutput, GpuError> {
-        let inputs = self.clip(inputs);
+        let inputs = self.clip(inputs.iter().map(AsRef::as_ref));
         if inputs.iter().all(|t| t.is_empty()) {
             return Ok(self.nothing_to_run(inputs.len()));
         }
@@ -302,15 +302,9 @@ impl GpuModel {
     }
 
     /// Each input cut to the model's `max_tokens`.
-    fn clip<'a, T: AsRef<[u32]>>(&self, inputs: &'a [T]) -> Vec<&'a [u32]> {
+    fn clip<'a>(&self, inputs: impl IntoIterator<Item = &'a [u32]>) -> Vec<&'a [u32]> {
         let max = self.shared.weights.profile.max_tokens;
-        inputs
-            .iter()
-            .map(|t| {
-                let t = t.as_ref();
-                &t[..t.len().min(max)]
-            })
-            .collect()
+        inputs.into_iter().map(|t| &t[..t.len().min(max)]).collect()
     }
 
     /// Every input empty: as the CPU model, zero vectors and no kernel.
@@ -367,9 +361,11 @@ impl EmbeddingModel for GpuModel {
     fn embed_batch<'a>(&'a self, inputs: &'a [PreparedInput]) -> BatchFuture<'a> {
         Box::pin(async move {
             let model_id = self.model_id();
-            let tokens: Vec<&[u32]> = inputs.iter().map(PreparedInput::tokens).collect();
             let out = self
-                .run(&self.clip(&tokens), &tracing::Span::none())
+                .run(
+                    &self.clip(inputs.iter().map(PreparedInput::tokens)),
+                    &tracing::Span::none(),
+                )
                 .await
                 .map_err(|e| self.failed(e))?;
             Ok(BatchEmbeddings {
@@ -392,7 +388,7 @@ impl EmbeddingModel for GpuModel {
     fn embed<'a>(&'a self, input: &'a PreparedInput) -> ModelFuture<'a> {
         Box::pin(async move {
             let mut out = self
-                .run(&self.clip(&[input.tokens()]), &tracing::Span::current())
+                .run(&self.clip([input.tokens()]), &tracing::Span::current())
                 .await
                 .map_err(|e| self.failed(e))?;
             Ok(ModelEmbedding {

@@ -2,8 +2,7 @@
 //! probing what the resolver records ([`super::GpuModelOptions::probe`]).
 
 use super::error::GpuError;
-use super::marks::ms_to_ns;
-use cudarc::driver::sys::CUevent_flags;
+use super::marks::{ms_to_ns, timing_event};
 use cudarc::driver::{CudaContext, CudaEvent, CudaStream};
 use std::sync::Arc;
 
@@ -17,13 +16,9 @@ pub(crate) struct DeviceTimer {
 impl DeviceTimer {
     /// Creates the two events (with timing enabled) in `ctx`.
     pub(crate) fn new(ctx: &Arc<CudaContext>) -> Result<Self, GpuError> {
-        let event = || {
-            ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
-                .map_err(GpuError::driver("event create"))
-        };
         Ok(Self {
-            start: event()?,
-            stop: event()?,
+            start: timing_event(ctx)?,
+            stop: timing_event(ctx)?,
         })
     }
 
