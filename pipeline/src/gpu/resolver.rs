@@ -97,6 +97,10 @@ pub struct ResolverStats {
     /// Device times for a span that does not declare the device-time field:
     /// they reached no histogram.
     pub undeclared: u64,
+    /// Calls into a span's subscriber (recording the time, an error event,
+    /// closing the span) that panicked: caught, and what they carried is
+    /// lost.
+    pub subscriber_panics: u64,
 }
 
 #[derive(Default)]
@@ -107,6 +111,7 @@ struct Counters {
     failed: AtomicU64,
     expired: AtomicU64,
     undeclared: AtomicU64,
+    subscriber_panics: AtomicU64,
 }
 
 // Relaxed: each counter is read on its own, as a statistic; nothing else is
@@ -212,6 +217,7 @@ impl<S: EventSource, P: Send + 'static> Resolver<S, P> {
             failed: get(&c.failed),
             expired: get(&c.expired),
             undeclared: get(&c.undeclared),
+            subscriber_panics: get(&c.subscriber_panics),
         }
     }
 }
@@ -299,8 +305,11 @@ fn run<S: EventSource, P: Send + 'static>(
                     let err = GpuError::Unresolved(now.duration_since(since));
                     abandoned.push((marks, keep));
                     if let Err(Err(err)) = reply.send(Err(err)) {
-                        in_span(&span, |id| tracing::warn!(parent: id, "{err}"));
+                        guarded(&shared.counters, || {
+                            in_span(&span, |id| tracing::warn!(parent: id, "{err}"))
+                        });
                     }
+                    guarded(&shared.counters, || drop(span));
                 }
                 Err(err) => {
                     progress = now;
@@ -358,7 +367,10 @@ fn answer<S: EventSource, P>(
     match result {
         Ok(phases) => {
             shared.source.recycle(marks);
-            if !record_device_time(&span, &shared.field, phases.device_ns) {
+            let recorded = guarded(counters, || {
+                record_device_time(&span, &shared.field, phases.device_ns)
+            });
+            if recorded == Some(false) {
                 bump(&counters.undeclared);
             }
             if reply.send(Ok((keep, phases))).is_ok() {
@@ -373,10 +385,26 @@ fn answer<S: EventSource, P>(
             drop(marks);
             bump(&counters.failed);
             if let Err(Err(err)) = reply.send(Err(err)) {
-                in_span(&span, |id| tracing::error!(parent: id, "{err}"));
+                guarded(counters, || {
+                    in_span(&span, |id| tracing::error!(parent: id, "{err}"))
+                });
             }
         }
     }
+    // Closing the span may run the subscriber's code too.
+    guarded(counters, || drop(span));
+}
+
+/// Runs `f`, which calls into the span's subscriber (and whatever user code
+/// it runs: layers, writers, `Debug` impls): a panic there is caught and
+/// counted in [`ResolverStats::subscriber_panics`], and the resolver goes on
+/// answering calls.
+fn guarded<R>(counters: &Counters, f: impl FnOnce() -> R) -> Option<R> {
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    if caught.is_err() {
+        bump(&counters.subscriber_panics);
+    }
+    caught.ok()
 }
 
 /// Records `ns` in the span's field named `field`; `false` when the span

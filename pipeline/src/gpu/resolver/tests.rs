@@ -318,6 +318,53 @@ fn a_late_time_on_a_span_without_the_field_is_counted() {
     assert_eq!(r.stats().late, 1);
 }
 
+/// A subscriber whose `record` and `try_close` panic on the resolver's
+/// thread (as a user's layer might).
+struct PanicsOnTheResolver;
+
+impl tracing::Subscriber for PanicsOnTheResolver {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::Id {
+        tracing::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::Id, _: &tracing::span::Record<'_>) {
+        if std::thread::current().name() == Some("gpu-resolver") {
+            panic!("a layer's record panicked");
+        }
+    }
+    fn record_follows_from(&self, _: &tracing::Id, _: &tracing::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::Id) {}
+    fn exit(&self, _: &tracing::Id) {}
+    fn try_close(&self, _: tracing::Id) -> bool {
+        if std::thread::current().name() == Some("gpu-resolver") {
+            panic!("a layer's close panicked");
+        }
+        false
+    }
+}
+
+#[test]
+fn a_subscriber_that_panics_is_counted_and_the_resolver_goes_on() {
+    let r = resolver::<()>(options());
+    let span = tracing::subscriber::with_default(PanicsOnTheResolver, || {
+        tracing::debug_span!("model", model_id = "M", gpu_ns = tracing::field::Empty)
+    });
+    let pending = r.submit(1, (), span.clone());
+    r.source().state.set(1, On::Done(phases(10)));
+    // The caller still gets its answer.
+    assert_eq!(pending.wait().unwrap().1, phases(10));
+    // Recording the time and closing the span both panicked, both counted.
+    eventually("counted", || r.stats().subscriber_panics == 2);
+    // And the resolver still answers.
+    let next = r.submit(2, (), tracing::Span::none());
+    r.source().state.set(2, On::Done(phases(20)));
+    assert_eq!(next.wait().unwrap().1, phases(20));
+    drop(span);
+}
+
 #[test]
 fn the_thread_ends_once_the_handles_are_gone_and_the_calls_resolved() {
     let r = resolver::<()>(options());
@@ -406,6 +453,7 @@ proptest::proptest! {
             failed: count(&|e, _| matches!(e, Ends::Fault)),
             expired: count(&|e, _| matches!(e, Ends::Never)),
             undeclared: 0,
+            subscriber_panics: 0,
         };
         eventually("every call counted", || r.stats() == want);
         let mut recycled = r.source().state.recycled.lock().unwrap().clone();
