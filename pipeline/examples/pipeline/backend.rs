@@ -197,10 +197,14 @@ mod tests {
     #[cfg(not(feature = "cuda"))]
     #[test]
     fn without_the_feature_cuda_is_refused_and_auto_falls_back() {
-        let pool = ComputePool::default();
-        let err = Backend::Cuda.reference_models(1, &pool).unwrap_err();
+        let (pool, conventions) = (ComputePool::default(), hdrtrace::Conventions::default());
+        let err = Backend::Cuda
+            .reference_models(1, &pool, &conventions)
+            .unwrap_err();
         assert!(err.to_string().contains("--features cuda"), "{err}");
-        let auto = Backend::Auto.reference_models(1, &pool).unwrap();
+        let auto = Backend::Auto
+            .reference_models(1, &pool, &conventions)
+            .unwrap();
         assert_eq!(auto.used, Backend::Cpu);
         assert!(auto.describe().contains("--features cuda"));
     }
