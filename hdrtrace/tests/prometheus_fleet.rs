@@ -10,10 +10,10 @@
 
 mod prometheus_support;
 
-use hdrtrace::export::prometheus::{self, Buckets};
-use hdrtrace::{LatencySnapshot, TracingConfig, TracingGuard};
-use prometheus_support::{binary_or_skip, Prometheus};
-use std::collections::{BTreeSet, HashMap};
+use hdrtrace::export::prometheus::Buckets;
+use hdrtrace::{LatencySnapshot, TracingConfig};
+use prometheus_support::{assert_summed_buckets, binary_or_skip, les, Instance, Prometheus};
+use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const POLL_FOR: Duration = Duration::from_secs(90);
@@ -22,56 +22,31 @@ const MODEL: &str = "Alpha";
 /// `rate` sees the rest as an increase), and after.
 const WARM_UP: u64 = 2;
 
-/// One instance: its own subscriber and its own metrics endpoint.
-struct Instance {
-    dispatch: tracing::Dispatch,
-    guard: TracingGuard,
-    server: prometheus::MetricsServer,
-    /// How long `Alpha` sleeps per request, and how many requests in all.
-    sleep: Duration,
-    requests: u64,
+/// An instance that captures every request, so each has an exemplar to
+/// offer.
+fn capturing_instance() -> Instance {
+    Instance::start(&TracingConfig {
+        sampling_rate: 1.0,
+        latency_target: Duration::from_millis(10),
+        capture_capacity: 256,
+        max_capture_spans: 64,
+        window: Duration::from_secs(600),
+        ..TracingConfig::default()
+    })
 }
 
-impl Instance {
-    fn start(sleep: Duration, requests: u64) -> Instance {
-        let config = TracingConfig {
-            // Capture every request, so each has an exemplar to offer.
-            sampling_rate: 1.0,
-            latency_target: Duration::from_millis(10),
-            capture_capacity: 256,
-            max_capture_spans: 64,
-            window: Duration::from_secs(600),
-            ..TracingConfig::default()
-        };
-        let (subscriber, guard) = hdrtrace::build(&config).unwrap();
-        let server = prometheus::serve("127.0.0.1:0", guard.snapshot_source()).unwrap();
-        Instance {
-            dispatch: tracing::Dispatch::new(subscriber),
-            guard,
-            server,
-            sleep,
-            requests,
+/// Records requests `ids` on `instance`, `Alpha` sleeping `sleep` in each,
+/// then flushes.
+fn record(instance: &Instance, sleep: Duration, ids: std::ops::Range<u64>) {
+    instance.record(|| {
+        for i in ids {
+            let request = tracing::info_span!("embed_pipeline", request_id = i);
+            let _r = request.enter();
+            tracing::debug_span!("model", model_id = MODEL).in_scope(|| {
+                std::thread::sleep(sleep);
+            });
         }
-    }
-
-    /// Records requests `ids` on this instance's subscriber, then flushes.
-    fn record(&mut self, ids: std::ops::Range<u64>) {
-        let sleep = self.sleep;
-        tracing::dispatcher::with_default(&self.dispatch, || {
-            for i in ids {
-                let request = tracing::info_span!("embed_pipeline", request_id = i);
-                let _r = request.enter();
-                tracing::debug_span!("model", model_id = MODEL).in_scope(|| {
-                    std::thread::sleep(sleep);
-                });
-            }
-        });
-        self.guard.flush();
-    }
-
-    fn target(&self) -> String {
-        self.server.local_addr().to_string()
-    }
+    });
 }
 
 fn count_of(prom: &Prometheus, instance: &str) -> Result<Option<f64>, String> {
@@ -90,15 +65,15 @@ fn fleet_p95_from_prometheus_matches_merged_hdr() {
     // Two latency profiles: 60 fast requests (1 ms) and 40 slow ones (35 ms).
     // The merged p95 is rank 95 of 100, inside the slow instance's values,
     // all in the (25 ms, 50 ms] bucket with room on both sides.
-    let mut fleet = [
-        Instance::start(Duration::from_millis(1), 60),
-        Instance::start(Duration::from_millis(35), 40),
+    let fleet = [
+        (capturing_instance(), Duration::from_millis(1), 60),
+        (capturing_instance(), Duration::from_millis(35), 40),
     ];
-    let targets: Vec<String> = fleet.iter().map(Instance::target).collect();
+    let targets: Vec<String> = fleet.iter().map(|(i, ..)| i.target()).collect();
     let mut prom = Prometheus::start(&binary, &targets, &["exemplar-storage"]);
 
-    for instance in &mut fleet {
-        instance.record(0..WARM_UP);
+    for (instance, sleep, _) in &fleet {
+        record(instance, *sleep, 0..WARM_UP);
     }
     for target in &targets {
         prom.wait_for("the warm-up scraped", POLL_FOR, |p| {
@@ -106,43 +81,25 @@ fn fleet_p95_from_prometheus_matches_merged_hdr() {
         });
     }
     std::thread::scope(|s| {
-        for instance in &mut fleet {
-            let n = instance.requests;
-            s.spawn(move || instance.record(WARM_UP..n));
+        for (instance, sleep, n) in &fleet {
+            s.spawn(move || record(instance, *sleep, WARM_UP..*n));
         }
     });
-    for (instance, target) in fleet.iter().zip(&targets) {
-        let n = instance.requests as f64;
+    for ((_, _, n), target) in fleet.iter().zip(&targets) {
+        let n = *n as f64;
         prom.wait_for("every request scraped", POLL_FOR, |p| {
             Ok(count_of(p, target)?.filter(|&c| c == n))
         });
     }
 
-    let snapshots: Vec<LatencySnapshot> = fleet.iter().map(|i| i.guard.snapshot()).collect();
+    let snapshots: Vec<LatencySnapshot> = fleet.iter().map(|(i, ..)| i.guard.snapshot()).collect();
     let merged = LatencySnapshot::merged(&snapshots).unwrap();
     let merged_alpha = merged.model(MODEL).expect("recorded");
     assert_eq!(merged_alpha.count(), 100);
 
     // The summed buckets are the merged HDR histogram's, exactly.
     let buckets = Buckets::default();
-    let expected = buckets.cumulative_counts(merged_alpha.histogram());
-    let summed = prom
-        .query(&format!(
-            "sum by (le) (hdrtrace_model_latency_seconds_bucket{{model=\"{MODEL}\"}})"
-        ))
-        .unwrap();
-    let les: Vec<String> = buckets
-        .bounds()
-        .map(|b| b.as_secs_f64().to_string())
-        .chain(["+Inf".to_string()])
-        .collect();
-    let summed: HashMap<String, f64> = summed
-        .into_iter()
-        .map(|(m, v)| (m["le"].as_str().unwrap().to_string(), v))
-        .collect();
-    for (le, want) in les.iter().zip(&expected) {
-        assert_eq!(summed.get(le), Some(&(*want as f64)), "le={le}: {summed:?}");
-    }
+    assert_summed_buckets(&prom, &buckets, MODEL, merged_alpha.histogram());
 
     // The fleet p95 from Prometheus agrees with the merged histogram's within
     // the width of the bucket that holds it.
@@ -203,6 +160,7 @@ fn fleet_p95_from_prometheus_matches_merged_hdr() {
             .collect();
         Ok((instances.len() == 2).then_some(series))
     });
+    let les = les(&buckets);
     let mut seen = 0;
     for series in &exemplars {
         let le = series["seriesLabels"]["le"].as_str().unwrap();

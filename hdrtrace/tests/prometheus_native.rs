@@ -14,10 +14,9 @@
 mod prometheus_support;
 
 use hdrhistogram::Histogram;
-use hdrtrace::export::prometheus::{self, native, Buckets};
-use hdrtrace::{LatencySnapshot, TracingConfig, TracingGuard};
-use prometheus_support::{binary_or_skip, label, Prometheus};
-use std::collections::HashMap;
+use hdrtrace::export::prometheus::{native, Buckets};
+use hdrtrace::{LatencySnapshot, TracingConfig};
+use prometheus_support::{assert_summed_buckets, binary_or_skip, label, Instance, Prometheus};
 use std::time::Duration;
 
 const POLL_FOR: Duration = Duration::from_secs(90);
@@ -36,54 +35,30 @@ const MODELS: [(&str, u64); 5] = [
 ];
 const QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
 
-/// One instance: its own subscriber and its own metrics endpoint.
-struct Instance {
-    dispatch: tracing::Dispatch,
-    guard: TracingGuard,
-    server: prometheus::MetricsServer,
-    /// Each model's time is its base times `factor`, spread by request.
-    factor: u64,
-    spread: u64,
+/// An instance that samples every request.
+fn start() -> Instance {
+    Instance::start(&TracingConfig {
+        sampling_rate: 1.0,
+        window: Duration::from_secs(600),
+        ..TracingConfig::default()
+    })
 }
 
-impl Instance {
-    fn start(factor: u64, spread: u64) -> Instance {
-        let config = TracingConfig {
-            sampling_rate: 1.0,
-            window: Duration::from_secs(600),
-            ..TracingConfig::default()
-        };
-        let (subscriber, guard) = hdrtrace::build(&config).unwrap();
-        let server = prometheus::serve("127.0.0.1:0", guard.snapshot_source()).unwrap();
-        Instance {
-            dispatch: tracing::Dispatch::new(subscriber),
-            guard,
-            server,
-            factor,
-            spread,
-        }
-    }
-
-    /// Records requests `ids` through every model, then flushes.
-    fn record(&self, ids: std::ops::Range<u64>) {
-        tracing::dispatcher::with_default(&self.dispatch, || {
-            for i in ids {
-                let request = tracing::info_span!("embed_pipeline", request_id = i);
-                let _r = request.enter();
-                for (model, base) in MODELS {
-                    let micros = base * self.factor + (i * i * self.spread) % (base * 4);
-                    tracing::debug_span!("model", model_id = model).in_scope(|| {
-                        std::thread::sleep(Duration::from_micros(micros));
-                    });
-                }
+/// Records requests `ids` through every model on `instance`, then flushes:
+/// each model's time is its base times `factor`, spread by request.
+fn record(instance: &Instance, factor: u64, spread: u64, ids: std::ops::Range<u64>) {
+    instance.record(|| {
+        for i in ids {
+            let request = tracing::info_span!("embed_pipeline", request_id = i);
+            let _r = request.enter();
+            for (model, base) in MODELS {
+                let micros = base * factor + (i * i * spread) % (base * 4);
+                tracing::debug_span!("model", model_id = model).in_scope(|| {
+                    std::thread::sleep(Duration::from_micros(micros));
+                });
             }
-        });
-        self.guard.flush();
-    }
-
-    fn target(&self) -> String {
-        self.server.local_addr().to_string()
-    }
+        }
+    });
 }
 
 /// Waits until Prometheus's latest scrape of every instance holds `counts`
@@ -145,10 +120,10 @@ fn fleet_quantiles_from_native_histograms_match_merged_hdr() {
     };
     // A fast instance and a slow one, so no instance alone has the fleet's
     // quantiles.
-    let fleet = [Instance::start(1, 37), Instance::start(3, 53)];
-    let targets: Vec<String> = fleet.iter().map(Instance::target).collect();
-    for instance in &fleet {
-        instance.record(0..WARM_UP);
+    let fleet = [(start(), 1, 37), (start(), 3, 53)];
+    let targets: Vec<String> = fleet.iter().map(|(i, ..)| i.target()).collect();
+    for (instance, factor, spread) in &fleet {
+        record(instance, *factor, *spread, 0..WARM_UP);
     }
 
     // Prometheus with native histograms asks for protobuf by itself.
@@ -156,12 +131,12 @@ fn fleet_quantiles_from_native_histograms_match_merged_hdr() {
     let count = "histogram_count(hdrtrace_stage_latency_seconds{stage=\"embed_pipeline\",instance=\"INSTANCE\"})";
     wait_scraped(&mut prom, &targets, count, [WARM_UP; 2]);
     std::thread::scope(|s| {
-        for (instance, n) in fleet.iter().zip(REQUESTS) {
-            s.spawn(move || instance.record(WARM_UP..n));
+        for ((instance, factor, spread), n) in fleet.iter().zip(REQUESTS) {
+            s.spawn(move || record(instance, *factor, *spread, WARM_UP..n));
         }
     });
     wait_scraped(&mut prom, &targets, count, REQUESTS);
-    let snapshots: Vec<LatencySnapshot> = fleet.iter().map(|i| i.guard.snapshot()).collect();
+    let snapshots: Vec<LatencySnapshot> = fleet.iter().map(|(i, ..)| i.guard.snapshot()).collect();
     let merged = LatencySnapshot::merged(&snapshots).unwrap();
     for (model, _) in MODELS {
         let count = prom
@@ -193,24 +168,8 @@ fn fleet_quantiles_from_native_histograms_match_merged_hdr() {
         "hdrtrace_stage_latency_seconds_count{stage=\"embed_pipeline\",instance=\"INSTANCE\"}";
     wait_scraped(&mut prom, &targets, count, REQUESTS);
     let buckets = Buckets::default();
-    let les: Vec<String> = buckets
-        .bounds()
-        .map(|b| b.as_secs_f64().to_string())
-        .chain(["+Inf".to_string()])
-        .collect();
     for (model, _) in MODELS {
-        let want = buckets.cumulative_counts(merged.model(model).unwrap().histogram());
-        let summed: HashMap<String, f64> = prom
-            .query(&format!(
-                "sum by (le) (hdrtrace_model_latency_seconds_bucket{{model=\"{}\"}})",
-                label(model)
-            ))
-            .unwrap()
-            .into_iter()
-            .map(|(m, v)| (m["le"].as_str().unwrap().to_string(), v))
-            .collect();
-        for (le, want) in les.iter().zip(&want) {
-            assert_eq!(summed.get(le), Some(&(*want as f64)), "{model} le={le}");
-        }
+        let histogram = merged.model(model).unwrap().histogram();
+        assert_summed_buckets(&prom, &buckets, model, histogram);
     }
 }

@@ -1,8 +1,12 @@
 //! A real Prometheus server for the tests: found on PATH, started on a free
 //! port against the given targets, queried over its HTTP API, killed when
-//! dropped.
+//! dropped; and the instances of a fleet it scrapes.
 #![allow(dead_code)] // each test file uses part of it
 
+use hdrhistogram::Histogram;
+use hdrtrace::export::prometheus::{self, Buckets};
+use hdrtrace::{TracingConfig, TracingGuard};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -169,6 +173,75 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// One instance of a fleet: its own subscriber and its own metrics endpoint.
+pub struct Instance {
+    pub dispatch: tracing::Dispatch,
+    pub guard: TracingGuard,
+    pub server: prometheus::MetricsServer,
+}
+
+impl Instance {
+    /// A subscriber built from `config`, served on a free loopback port.
+    pub fn start(config: &TracingConfig) -> Instance {
+        let (subscriber, guard) = hdrtrace::build(config).unwrap();
+        let server = prometheus::serve("127.0.0.1:0", guard.snapshot_source()).unwrap();
+        Instance {
+            dispatch: tracing::Dispatch::new(subscriber),
+            guard,
+            server,
+        }
+    }
+
+    /// Runs `requests` with this instance's subscriber as the default, then
+    /// flushes.
+    pub fn record(&self, requests: impl FnOnce()) {
+        tracing::dispatcher::with_default(&self.dispatch, requests);
+        self.guard.flush();
+    }
+
+    /// The endpoint's address, as a scrape target.
+    pub fn target(&self) -> String {
+        self.server.local_addr().to_string()
+    }
+}
+
+/// The `le` label values of `buckets`' series, `+Inf` last.
+pub fn les(buckets: &Buckets) -> Vec<String> {
+    buckets
+        .bounds()
+        .map(|b| b.as_secs_f64().to_string())
+        .chain(["+Inf".to_string()])
+        .collect()
+}
+
+/// Asserts that `sum by (le)` of `model`'s classic bucket series, over every
+/// instance Prometheus scrapes, is `histogram`'s cumulative counts in
+/// `buckets`, exactly, for every `le`.
+pub fn assert_summed_buckets(
+    prom: &Prometheus,
+    buckets: &Buckets,
+    model: &str,
+    histogram: &Histogram<u64>,
+) {
+    let want = buckets.cumulative_counts(histogram);
+    let summed: HashMap<String, f64> = prom
+        .query(&format!(
+            "sum by (le) (hdrtrace_model_latency_seconds_bucket{{model=\"{}\"}})",
+            label(model)
+        ))
+        .unwrap()
+        .into_iter()
+        .map(|(m, v)| (m["le"].as_str().unwrap().to_string(), v))
+        .collect();
+    for (le, want) in les(buckets).iter().zip(&want) {
+        assert_eq!(
+            summed.get(le),
+            Some(&(*want as f64)),
+            "{model} le={le}: {summed:?}"
+        );
     }
 }
 
