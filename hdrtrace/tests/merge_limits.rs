@@ -6,7 +6,7 @@ mod peak_support;
 mod snapshot_bytes;
 
 use hdrtrace::LatencySnapshot;
-use peak_support::{peak_of, serial};
+use peak_support::{peak_of, refused, serial};
 use snapshot_bytes::{container, histogram, serialized};
 
 #[global_allocator]
@@ -34,21 +34,12 @@ fn hostile_pair() -> (LatencySnapshot, LatencySnapshot) {
     )
 }
 
-/// The merge's error, and the peak it reached.
-fn refused(inputs: &[LatencySnapshot]) -> (String, usize) {
-    let (merged, peak) = peak_of(|| LatencySnapshot::merged(inputs));
-    match merged {
-        Ok(_) => panic!("the hostile inputs merged (peak {peak} bytes)"),
-        Err(e) => (e.to_string(), peak),
-    }
-}
-
 #[test]
 fn hostile_pair_merge_is_refused_before_allocating() {
     let _s = serial();
     let (fine, wide) = hostile_pair();
     for inputs in [[fine.clone(), wide.clone()], [wide.clone(), fine.clone()]] {
-        let (e, peak) = refused(&inputs);
+        let (e, peak) = refused(|| LatencySnapshot::merged(&inputs));
         assert!(
             e.starts_with("LatencySnapshot::merged: model \"m0\" wall histogram: merged, it would take 49283072 bytes (5 significant figures from 1 to ")
                 && e.ends_with("one histogram may take at most 16777216"),
@@ -72,7 +63,8 @@ fn merged_histograms_share_one_budget() {
     let (fine, _) = hostile_pair();
     let wide = serialized(&histogram(1, 1 << 24, [1 << 24]));
     let wide = LatencySnapshot::from_bytes(&container(ENTRIES, &wide, &wide)).unwrap();
-    let (e, peak) = refused(&[fine.clone(), wide.clone()]);
+    let inputs = [fine.clone(), wide.clone()];
+    let (e, peak) = refused(|| LatencySnapshot::merged(&inputs));
     assert!(
         e.contains("of the merge's budget of 268435456 bytes"),
         "{e}"

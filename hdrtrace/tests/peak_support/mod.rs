@@ -48,3 +48,14 @@ pub fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let r = f();
     (r, PEAK.load(Ordering::Relaxed) - before)
 }
+
+/// `f`'s error, as text, and the peak it reached as [`peak_of`] measures it;
+/// panics, at the caller's line, if `f` succeeds.
+#[track_caller]
+pub fn refused<T, E: std::fmt::Display>(f: impl FnOnce() -> Result<T, E>) -> (String, usize) {
+    let (r, peak) = peak_of(f);
+    match r {
+        Ok(_) => panic!("the hostile input was accepted (peak {peak} bytes)"),
+        Err(e) => (e.to_string(), peak),
+    }
+}
