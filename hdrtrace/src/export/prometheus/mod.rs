@@ -56,11 +56,13 @@
 //!
 //! # Formats
 //!
-//! A request whose `Accept` asks for Prometheus's protobuf exposition
-//! ([`PROTOBUF_CONTENT_TYPE`], [`accepts_protobuf`]; what Prometheus sends
-//! with native histograms on) gets length-delimited [`proto::MetricFamily`]
-//! messages ([`render_protobuf`]): the same families, every histogram
-//! classic and native at once ([`native`]: schema 8, within
+//! The server reads a request's `Accept` with one parser of media ranges
+//! ([`Exposition::negotiate`]; a `q` that is not a number from 0 to 1
+//! refuses its range, as `q=0` does). A request whose `Accept` asks for
+//! Prometheus's protobuf exposition ([`PROTOBUF_CONTENT_TYPE`]; what
+//! Prometheus sends with native histograms on) gets length-delimited
+//! [`proto::MetricFamily`] messages ([`render_protobuf`]): the same families,
+//! every histogram classic and native at once ([`native`]: schema 8, within
 //! [`native::RELATIVE_ERROR`] of the HDR quantiles), exemplars on both.
 //! Otherwise the server answers in OpenMetrics ([`CONTENT_TYPE`]) unless the
 //! request's `Accept` asks for `text/plain` and not for
@@ -73,6 +75,7 @@ mod buckets;
 mod exemplars;
 mod limits;
 pub mod native;
+mod negotiate;
 pub mod proto;
 mod protobuf;
 mod render;
@@ -81,7 +84,8 @@ mod write_deadline;
 
 pub use buckets::Buckets;
 pub use limits::ServerLimits;
-pub use protobuf::{accepts_protobuf, metric_families, render_protobuf, PROTOBUF_CONTENT_TYPE};
+pub use negotiate::Exposition;
+pub use protobuf::{metric_families, render_protobuf, PROTOBUF_CONTENT_TYPE};
 pub use render::{render_with, Format, BATCH_SIZE_BOUNDS, QUANTILES};
 pub use server::{serve, serve_with, serve_with_buckets, MetricsServer};
 

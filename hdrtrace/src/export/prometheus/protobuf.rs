@@ -27,49 +27,6 @@ use std::time::{Duration, UNIX_EPOCH};
 pub const PROTOBUF_CONTENT_TYPE: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
-/// Whether a request with this `Accept` header gets the protobuf answer:
-/// when it names `application/vnd.google.protobuf` with
-/// `proto=io.prometheus.client.MetricFamily` and `encoding=delimited`, with a
-/// `q` above zero and no lower than that of any text format it names
-/// (`application/openmetrics-text`, `text/plain`). A media range whose `q`
-/// does not parse says nothing and is skipped; `*/*` does not ask for
-/// protobuf. Otherwise the text answer ([`Format::negotiate`](super::Format::negotiate)).
-pub fn accepts_protobuf(accept: Option<&str>) -> bool {
-    let Some(accept) = accept else {
-        return false;
-    };
-    let (mut protobuf, mut text) = (0.0f32, 0.0f32);
-    for range in accept.split(',') {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let (mut q, mut proto, mut delimited) = (Some(1.0f32), false, false);
-        for param in parts {
-            let Some((name, value)) = param.split_once('=') else {
-                continue;
-            };
-            let value = value.trim().trim_matches('"');
-            match name.trim().to_ascii_lowercase().as_str() {
-                "q" => {
-                    q = value
-                        .parse::<f32>()
-                        .ok()
-                        .filter(|q| (0.0..=1.0).contains(q))
-                }
-                "proto" => proto = value == "io.prometheus.client.MetricFamily",
-                "encoding" => delimited = value.eq_ignore_ascii_case("delimited"),
-                _ => {}
-            }
-        }
-        let Some(q) = q else { continue };
-        match media.as_str() {
-            "application/vnd.google.protobuf" if proto && delimited => protobuf = protobuf.max(q),
-            "application/openmetrics-text" | "text/plain" => text = text.max(q),
-            _ => {}
-        }
-    }
-    protobuf > 0.0 && protobuf >= text
-}
-
 /// The snapshot as length-delimited [`MetricFamily`] messages, histogram
 /// bounds `buckets`: what the server sends a scraper that asks for
 /// [`PROTOBUF_CONTENT_TYPE`].
@@ -345,48 +302,5 @@ fn exemplar(e: &Exemplar) -> ProtoExemplar {
             seconds: i64::try_from(at.as_secs()).unwrap_or(i64::MAX),
             nanos: at.subsec_nanos() as i32,
         }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn protobuf_only_when_named_and_preferred() {
-        let prometheus = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;\
-                          encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,\
-                          application/openmetrics-text;version=0.0.1;q=0.75,\
-                          text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-        for (accept, want) in [
-            (Some(prometheus), true),
-            (Some(PROTOBUF_CONTENT_TYPE), true),
-            (
-                Some("Application/Vnd.Google.Protobuf; Proto=io.prometheus.client.MetricFamily; Encoding=\"delimited\""),
-                true,
-            ),
-            (None, false),
-            (Some("*/*"), false),
-            (Some("application/vnd.google.protobuf"), false),
-            (
-                Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily"),
-                false,
-            ),
-            (
-                Some("application/vnd.google.protobuf;proto=other.Message;encoding=delimited"),
-                false,
-            ),
-            (
-                Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text"),
-                false,
-            ),
-            (Some(&format!("{PROTOBUF_CONTENT_TYPE};q=0")), false),
-            (Some(&format!("{PROTOBUF_CONTENT_TYPE};q=abc")), false),
-            (Some(&format!("{PROTOBUF_CONTENT_TYPE};q=0.4,text/plain;q=0.5")), false),
-            (Some(&format!("text/plain;q=0.5,{PROTOBUF_CONTENT_TYPE};q=0.5")), true),
-            (Some(",,;;q=,;proto="), false),
-        ] {
-            assert_eq!(accepts_protobuf(accept), want, "{accept:?}");
-        }
     }
 }

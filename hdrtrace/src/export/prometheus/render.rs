@@ -4,6 +4,7 @@
 
 use super::buckets::{sum_nanos, Buckets};
 use super::exemplars::{Exemplar, Exemplars, Measure, Table};
+use super::negotiate::Weights;
 use crate::read::requests::BlameReason;
 use crate::read::snapshot::{Counters, Latencies, Latency, LatencySnapshot, ModelLatency};
 use std::borrow::Cow;
@@ -34,38 +35,17 @@ impl Format {
         }
     }
 
-    /// The format to answer a request with this `Accept` header in:
+    /// The text format to answer a request with this `Accept` header in:
     /// [`Format::Text`] only when the header accepts `text/plain` and does
-    /// not accept `application/openmetrics-text` (a media range with `q=0`
-    /// does not accept); otherwise, a missing header and `*/*` included,
-    /// [`Format::OpenMetrics`].
+    /// not accept `application/openmetrics-text`; otherwise, a missing
+    /// header and `*/*` included, [`Format::OpenMetrics`]. A media range is
+    /// accepted at a weight `q` above 0 (1 when it has none; the name read
+    /// ignoring case, the value trimmed). A `q` that is not a number from 0
+    /// to 1 is malformed and counts as `q=0`, refusing its range (RFC 9110,
+    /// section 12.4.2, makes `q` a weight from 0 to 1). Which scrapes get
+    /// protobuf instead: [`Exposition::negotiate`](super::Exposition::negotiate).
     pub fn negotiate(accept: Option<&str>) -> Format {
-        let Some(accept) = accept else {
-            return Format::OpenMetrics;
-        };
-        let (mut openmetrics, mut text) = (false, false);
-        for range in accept.split(',') {
-            let mut parts = range.split(';');
-            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let refused = parts.any(|p| {
-                let p = p.trim();
-                p.strip_prefix("q=")
-                    .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
-            });
-            if refused {
-                continue;
-            }
-            match media.as_str() {
-                "application/openmetrics-text" => openmetrics = true,
-                "text/plain" => text = true,
-                _ => {}
-            }
-        }
-        if text && !openmetrics {
-            Format::Text
-        } else {
-            Format::OpenMetrics
-        }
+        Weights::of(accept).text_format()
     }
 }
 

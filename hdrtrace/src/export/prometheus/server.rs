@@ -7,8 +7,7 @@
 
 use super::limits::ServerLimits;
 use super::write_deadline::WriteDeadline;
-use super::PROTOBUF_CONTENT_TYPE;
-use super::{accepts_protobuf, render_protobuf, render_with, Buckets, Format};
+use super::{Buckets, Exposition};
 use crate::error::ExportError;
 use crate::export::{render_html, HtmlOptions};
 use crate::read::source::LatestSnapshot;
@@ -68,10 +67,9 @@ where
 /// Serves `GET` and `HEAD` of `/metrics` on `addr` (port 0 picks a free one)
 /// from a background thread until the returned [`MetricsServer`] is dropped.
 /// Each scrape renders `source.latest()` with histogram bounds `buckets`, in
-/// the format the request's `Accept` headers pick, read as one list: the
-/// protobuf exposition with native histograms when they ask for it
-/// ([`accepts_protobuf`]), else OpenMetrics or the Prometheus text format
-/// ([`Format::negotiate`]); give it
+/// the exposition the request's `Accept` headers pick, read as one list
+/// ([`Exposition::negotiate`]): protobuf with native histograms when they
+/// ask for it, else OpenMetrics or the Prometheus text format; give it
 /// [`TracingGuard::snapshot_source`](crate::TracingGuard::snapshot_source)
 /// for live data. `GET /` is the snapshot's HTML report
 /// ([`render_html`](crate::export::render_html) with
@@ -248,19 +246,13 @@ fn respond(
         .filter_map(|v| v.to_str().ok())
         .collect();
     let accept = (!accepts.is_empty()).then(|| accepts.join(","));
-    let snapshot = source.latest();
-    let (body, content_type) = if accepts_protobuf(accept.as_deref()) {
-        let body = render_protobuf(&snapshot, buckets);
-        (Bytes::from(body), PROTOBUF_CONTENT_TYPE)
-    } else {
-        let format = Format::negotiate(accept.as_deref());
-        let body = render_with(&snapshot, format, buckets);
-        (Bytes::from(body), format.content_type())
-    };
+    let exposition = Exposition::negotiate(accept.as_deref());
+    let body = Bytes::from(exposition.render(&source.latest(), buckets));
     let mut response = Response::new(Full::new(body));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        CONTENT_TYPE_HEADER,
+        HeaderValue::from_static(exposition.content_type()),
+    );
     response
 }
 
