@@ -5,9 +5,8 @@
 
 mod alloc_support;
 
-use alloc_support::{ALLOCS, MEASURED};
+use alloc_support::allocs_of;
 use hdrtrace::TracingConfig;
-use std::sync::atomic::Ordering;
 
 #[global_allocator]
 static GLOBAL: alloc_support::Counting = alloc_support::Counting;
@@ -43,15 +42,13 @@ fn reading_field_values_allocates_nothing() {
         ..TracingConfig::default()
     };
     let (subscriber, guard) = hdrtrace::build(&config).unwrap();
-    let allocs = tracing::subscriber::with_default(subscriber, || {
+    let ((), allocs) = tracing::subscriber::with_default(subscriber, || {
         request(0);
-        let before = ALLOCS.load(Ordering::Relaxed);
-        MEASURED.with(|m| m.set(true));
-        for i in 1..=2_000 {
-            request(i);
-        }
-        MEASURED.with(|m| m.set(false));
-        ALLOCS.load(Ordering::Relaxed) - before
+        allocs_of(|| {
+            for i in 1..=2_000 {
+                request(i);
+            }
+        })
     });
     assert_eq!(allocs, 0, "the hot path allocated");
     let snapshot = guard.flushed_snapshot();

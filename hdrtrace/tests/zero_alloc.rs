@@ -6,7 +6,7 @@
 
 mod alloc_support;
 
-use alloc_support::{ALLOCS, MEASURED};
+use alloc_support::{allocs_of, ALLOCS};
 use hdrtrace::{TracingConfig, TracingLevel};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -107,16 +107,15 @@ fn measure(n: u64, base: u64) -> u64 {
     // Relaxed: a counter read after the measured threads are joined.
     WARM_UP_LINES.fetch_add(1, Ordering::Relaxed);
     tracing::warn!("warm-up: this thread's first log line");
-    let before = ALLOCS.load(Ordering::Relaxed);
-    MEASURED.with(|m| m.set(true));
-    for i in 1..=n {
-        request(base + i);
-        if i % 100 == 0 {
-            batched_request(base + i);
+    let ((), allocs) = allocs_of(|| {
+        for i in 1..=n {
+            request(base + i);
+            if i % 100 == 0 {
+                batched_request(base + i);
+            }
         }
-    }
-    MEASURED.with(|m| m.set(false));
-    ALLOCS.load(Ordering::Relaxed) - before
+    });
+    allocs
 }
 
 /// Over 100 000 span lifecycles per phase: 2 threads x 10 000 requests x 7 spans,
@@ -262,11 +261,9 @@ fn the_aggregator_ingests_common_requests_without_allocating() {
             for i in 1..1_000 {
                 request(round * 1_000 + i);
             }
-            let before = ALLOCS.load(Ordering::Relaxed);
-            MEASURED.with(|m| m.set(true));
-            drained += bench.drain();
-            MEASURED.with(|m| m.set(false));
-            allocs += ALLOCS.load(Ordering::Relaxed) - before;
+            let (n, a) = allocs_of(|| bench.drain());
+            drained += n;
+            allocs += a;
         }
         assert_eq!(drained, 5 * 999 * 7, "every record was drained");
         assert_eq!(allocs, 0, "the aggregator allocated for common requests");

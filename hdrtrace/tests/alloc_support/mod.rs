@@ -47,3 +47,16 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
+
+/// `f`'s result and the allocations counted while it ran on this thread with
+/// [`MEASURED`] set (by every measured thread then running: counting is
+/// global). Nothing here allocates between setting and clearing `MEASURED`.
+pub fn allocs_of<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    // Relaxed: a counter this thread reads after its own allocations, and
+    // after any other measured threads are joined.
+    let before = ALLOCS.load(Ordering::Relaxed);
+    MEASURED.with(|m| m.set(true));
+    let r = f();
+    MEASURED.with(|m| m.set(false));
+    (r, ALLOCS.load(Ordering::Relaxed) - before)
+}
