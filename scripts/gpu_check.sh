@@ -28,28 +28,51 @@ stage() {
     du -sh "$carry"/*
 }
 
+# The steps of `run` that failed, by the file their output went to.
+failed=()
+
+# Runs one step of `run`, its output shown and kept in $out/$1; a failure is
+# remembered and the next step still runs.
+step() {
+    local file=$1
+    shift
+    if ! "$@" 2>&1 | tee "$out/$file"; then
+        failed+=("$file")
+    fi
+}
+
 run() {
-    local out=${OUT:-gpu-out}
-    mkdir -p "$out"
+    mkdir -p "${OUT:-gpu-out}"
+    out=$(cd "${OUT:-gpu-out}" && pwd)
     export CUDA_DEVICE_MAX_CONNECTIONS=32
     # cudarc looks for libnvrtc.so, .so.12, .so.11, ... but not .so.13: link
     # whichever NVRTC the machine has under the name it looks for.
     if ! ldconfig -p | grep -q 'libnvrtc\.so '; then
         local found
-        found=$(ldconfig -p | grep -o '/[^ ]*libnvrtc\.so\.[0-9]*' | head -1 ||
-            find / -name 'libnvrtc.so.*' -not -path '*/proc/*' 2>/dev/null | head -1)
+        # Neither search may end the script (`|| true`): grep exits non-zero
+        # on no match, find on any unreadable directory.
+        found=$(ldconfig -p | grep -o '/[^ ]*libnvrtc\.so\.[0-9]*' | head -1 || true)
+        if [ -z "$found" ]; then
+            found=$(find / -path /proc -prune -o -name 'libnvrtc.so.*' -print 2>/dev/null |
+                head -1 || true)
+        fi
         if [ -n "$found" ]; then
             mkdir -p "$out/lib" && ln -sf "$found" "$out/lib/libnvrtc.so"
-            export LD_LIBRARY_PATH="$PWD/$out/lib:${LD_LIBRARY_PATH:-}"
+            export LD_LIBRARY_PATH="$out/lib:${LD_LIBRARY_PATH:-}"
         fi
     fi
-    nvidia-smi --query-gpu=name,driver_version --format=csv | tee "$out/card.txt"
-    "$carry/gpu-test" --test-threads 1 2>&1 | tee "$out/tests.txt"
+    step card.txt nvidia-smi --query-gpu=name,driver_version --format=csv
+    step tests.txt "$carry/gpu-test" --test-threads 1
     for i in 1 2 3 4 5; do
-        "$carry/gpu-test" recorded_device_time --nocapture 2>&1 | tee "$out/device_time_$i.txt"
+        step "device_time_$i.txt" "$carry/gpu-test" recorded_device_time --nocapture
     done
-    "$carry/gpu-bench" --bench --warm-up-time 1 --measurement-time 3 2>&1 | tee "$out/bench.txt"
-    "$carry/pipeline" --backend cuda --level verbose --requests 300 2>&1 | tee "$out/demo.txt"
+    step bench.txt "$carry/gpu-bench" --bench --warm-up-time 1 --measurement-time 3
+    step demo.txt "$carry/pipeline" --backend cuda --level verbose --requests 300
+    if [ ${#failed[@]} -gt 0 ]; then
+        echo "failed: ${failed[*]} (their output is under $out)" >&2
+        return 1
+    fi
+    echo "every step passed"
 }
 
 case "${1:-}" in
