@@ -4,16 +4,17 @@
 //! measures this process's resident set.)
 
 mod rss_support;
+mod writer_support;
 
 use hdrtrace::{Builder, TracingConfig};
 use rss_support::rss;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use writer_support::Shared;
 
 /// Keeps what its first `good` writes are given, then panics on every write.
 struct PanicsAfter {
     good: usize,
-    out: Arc<Mutex<Vec<u8>>>,
+    out: Shared,
 }
 impl Write for PanicsAfter {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
@@ -21,8 +22,7 @@ impl Write for PanicsAfter {
             panic!("log writer bug");
         }
         self.good -= 1;
-        self.out.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
+        self.out.write(b)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -51,7 +51,7 @@ fn a_panicking_writer_is_dropped_and_every_later_line_counted_and_freed() {
     const WARM: usize = 20_000;
     const THREADS: usize = 20_000;
     const WAVE: usize = 8;
-    let out = Arc::new(Mutex::new(Vec::new()));
+    let out = Shared::default();
     let writer = PanicsAfter {
         good: 3,
         out: out.clone(),
@@ -73,10 +73,7 @@ fn a_panicking_writer_is_dropped_and_every_later_line_counted_and_freed() {
     drop(dispatch);
     drop(guard);
     let c = source.snapshot().counters();
-    let written = String::from_utf8(out.lock().unwrap().clone())
-        .unwrap()
-        .lines()
-        .count() as u64;
+    let written = out.lines().len() as u64;
     let emitted = (WARM + THREADS) as u64;
     let grown = after.saturating_sub(before);
     assert!(
