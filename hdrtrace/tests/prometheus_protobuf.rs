@@ -14,7 +14,7 @@ use hdrtrace::export::prometheus::{
     TEXT_CONTENT_TYPE,
 };
 use hdrtrace::{LatencySnapshot, TracingConfig, TracingGuard};
-use prometheus_support::scrape;
+use prometheus_support::{label, scrape};
 use prost::Message as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -248,10 +248,7 @@ fn protobuf_has_the_text_answers_families_and_counters() {
             let labels: Vec<String> = m
                 .label
                 .iter()
-                .map(|l| {
-                    let v = l.value.replace('\\', "\\\\").replace('"', "\\\"");
-                    format!("{}=\"{v}\"", l.name)
-                })
+                .map(|l| format!("{}=\"{}\"", l.name, label(&l.value)))
                 .collect();
             let series = if labels.is_empty() {
                 f.name.clone()
