@@ -344,7 +344,7 @@ impl Aggregator {
         let mut counters = state.counters;
         counters.captured_requests = state.kept.count;
         counters.degraded_requests = state.kept.degraded;
-        counters.dropped_spans = self.handoff.untracked();
+        counters.dropped_spans = self.handoff.untracked.get();
         counters.dropped_records = self.rings.dropped(&self.handoff);
         counters.late_records = state.assembler.late_records;
         counters.budget_dropped_records = state.assembler.budget_dropped;
@@ -357,13 +357,13 @@ impl Aggregator {
         counters.budget_clamped_samples = state.keys.account.clamped;
         counters.longest_drain_gap_ns =
             u64::try_from(self.longest_gap.as_nanos()).unwrap_or(u64::MAX);
-        counters.unmatched_enters = self.handoff.unmatched();
+        counters.unmatched_enters = self.handoff.unmatched.get();
         counters.failed_sinks = state.kept.sinks.failed;
-        counters.dropped_log_lines = self.handoff.log_drops();
-        counters.failed_log_writers = self.handoff.failed_log_writers();
-        counters.malformed_traceparents = self.handoff.malformed_traceparents();
-        counters.dropped_links = self.handoff.dropped_links();
-        counters.format_panics = self.handoff.format_panics();
+        counters.dropped_log_lines = self.handoff.log_drops.get();
+        counters.failed_log_writers = self.handoff.failed_log_writers.get();
+        counters.malformed_traceparents = self.handoff.malformed_traceparents.get();
+        counters.dropped_links = self.handoff.dropped_links.get();
+        counters.format_panics = self.handoff.format_panics.get();
         counters.dropped_batch_records = state.batches.dropped;
         counters.aggregator_thread_records = self.rings.own_records();
         if counters.malformed_traceparents > 0 && !self.warned_traceparent {

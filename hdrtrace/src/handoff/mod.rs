@@ -20,7 +20,8 @@ use std::sync::{Mutex, OnceLock};
 use std::thread::ThreadId;
 
 /// The shared half: what recording threads call (cold registration, a
-/// non-blocking wake-up, two drop counters) and what the aggregator reads.
+/// non-blocking wake-up, the counts of what was lost) and what the aggregator
+/// reads.
 pub(crate) struct Handoff {
     ring_capacity: usize,
     /// Consumers of rings registered since the aggregator last took them,
@@ -31,21 +32,21 @@ pub(crate) struct Handoff {
     wake_tx: Sender<()>,
     wake_rx: Receiver<()>,
     /// Spans not tracked because every slot was in use.
-    untracked: AtomicU64,
+    pub(crate) untracked: Counter,
     /// Records lost outside any ring (a span closed during thread teardown).
-    ringless: AtomicU64,
+    pub(crate) ringless: Counter,
     /// Enters and exits no thread's stack could match (see `Local::pop`).
-    unmatched: AtomicU64,
+    pub(crate) unmatched: Counter,
     /// Log lines lost to a full log ring or a failing writer.
-    log_drops: AtomicU64,
+    pub(crate) log_drops: Counter,
     /// Log writers dropped because they panicked.
-    failed_log_writers: AtomicU64,
+    pub(crate) failed_log_writers: Counter,
     /// Request roots whose traceparent field was not a valid W3C one.
-    malformed_traceparents: AtomicU64,
+    pub(crate) malformed_traceparents: Counter,
     /// `follows_from` links past a span's `MAX_LINKS`.
-    dropped_links: AtomicU64,
+    pub(crate) dropped_links: Counter,
     /// User `Display`/`Debug` impls that panicked while being formatted.
-    format_panics: AtomicU64,
+    pub(crate) format_panics: Counter,
 }
 
 impl Handoff {
@@ -58,14 +59,14 @@ impl Handoff {
             aggregator: OnceLock::new(),
             wake_tx,
             wake_rx,
-            untracked: AtomicU64::new(0),
-            ringless: AtomicU64::new(0),
-            unmatched: AtomicU64::new(0),
-            log_drops: AtomicU64::new(0),
-            failed_log_writers: AtomicU64::new(0),
-            malformed_traceparents: AtomicU64::new(0),
-            dropped_links: AtomicU64::new(0),
-            format_panics: AtomicU64::new(0),
+            untracked: Counter::default(),
+            ringless: Counter::default(),
+            unmatched: Counter::default(),
+            log_drops: Counter::default(),
+            failed_log_writers: Counter::default(),
+            malformed_traceparents: Counter::default(),
+            dropped_links: Counter::default(),
+            format_panics: Counter::default(),
         }
     }
 
@@ -105,101 +106,24 @@ impl Handoff {
     pub(crate) fn wake_receiver(&self) -> &Receiver<()> {
         &self.wake_rx
     }
+}
 
-    /// Counts a span that got no slot.
+/// A count of something lost or refused, added to by any thread and read by
+/// the aggregator when it publishes.
+#[derive(Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
     #[inline]
-    pub(crate) fn count_untracked(&self) {
-        // Relaxed: a statistic; a flush's channel handshake orders what matters.
-        self.untracked.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn add(&self, n: u64) {
+        // Relaxed: a statistic, read for publication only; a flush's channel
+        // handshake orders what matters, and no other memory depends on it.
+        self.0.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Counts a record lost because its thread no longer had a ring.
-    #[inline]
-    pub(crate) fn count_ringless(&self) {
-        // Relaxed: as in `count_untracked`.
-        self.ringless.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn untracked(&self) -> u64 {
-        // Relaxed: as in `count_untracked`.
-        self.untracked.load(Ordering::Relaxed)
-    }
-
-    /// Counts log lines lost (a full log ring, a failing writer).
-    pub(crate) fn count_log_drops(&self, lines: u64) {
-        // Relaxed: as in `count_untracked`.
-        self.log_drops.fetch_add(lines, Ordering::Relaxed);
-    }
-
-    pub(crate) fn log_drops(&self) -> u64 {
-        // Relaxed: as in `count_untracked`.
-        self.log_drops.load(Ordering::Relaxed)
-    }
-
-    /// Counts a log writer dropped because it panicked.
-    #[cold]
-    pub(crate) fn count_failed_log_writer(&self) {
-        // Relaxed: as in `count_untracked`.
-        self.failed_log_writers.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn failed_log_writers(&self) -> u64 {
-        // Relaxed: as in `count_untracked`.
-        self.failed_log_writers.load(Ordering::Relaxed)
-    }
-
-    /// Counts a traceparent field that was ignored as malformed.
-    #[cold]
-    pub(crate) fn count_malformed_traceparent(&self) {
-        // Relaxed: as in `count_untracked`.
-        self.malformed_traceparents.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn malformed_traceparents(&self) -> u64 {
-        // Relaxed: as in `count_untracked`.
-        self.malformed_traceparents.load(Ordering::Relaxed)
-    }
-
-    /// Counts a link not kept because its span already had `MAX_LINKS`.
-    #[cold]
-    pub(crate) fn count_dropped_link(&self) {
-        // Relaxed: as in `count_untracked`.
-        self.dropped_links.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn dropped_links(&self) -> u64 {
-        // Relaxed: as in `count_untracked`.
-        self.dropped_links.load(Ordering::Relaxed)
-    }
-
-    /// Counts a user's `Display` or `Debug` that panicked while the
-    /// subscriber formatted it (what it was part of is lost).
-    #[cold]
-    pub(crate) fn count_format_panic(&self) {
-        // Relaxed: as in `count_untracked`.
-        self.format_panics.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn format_panics(&self) -> u64 {
-        // Relaxed: as in `count_untracked`.
-        self.format_panics.load(Ordering::Relaxed)
-    }
-
-    /// Counts enters and exits no stack could match.
-    #[cold]
-    pub(crate) fn count_unmatched(&self, n: u64) {
-        // Relaxed: as in `count_untracked`.
-        self.unmatched.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub(crate) fn unmatched(&self) -> u64 {
-        // Relaxed: as in `count_untracked`.
-        self.unmatched.load(Ordering::Relaxed)
-    }
-
-    fn ringless(&self) -> u64 {
-        // Relaxed: as in `count_untracked`.
-        self.ringless.load(Ordering::Relaxed)
+    pub(crate) fn get(&self) -> u64 {
+        // Relaxed: as in `add`.
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -358,7 +282,7 @@ impl Rings {
         self.retired_drops
             + self.consumers.iter().map(|c| c.dropped()).sum::<u64>()
             + self.own.iter().map(|c| c.dropped()).sum::<u64>()
-            + handoff.ringless()
+            + handoff.ringless.get()
     }
 
     /// Span and event records the aggregator thread recorded itself, ignored.

@@ -71,7 +71,7 @@ impl LogHub {
     pub(crate) fn log(&self, log: &mut ThreadLog, event: &Event<'_>, ctx: Context<'_>) {
         if writer::on_log_thread() {
             // The writer logging: queued, its line would make it write again.
-            self.handoff.count_log_drops(1);
+            self.handoff.log_drops.add(1);
             return;
         }
         let now = std::time::SystemTime::now()
@@ -79,7 +79,7 @@ impl LogHub {
             .map_or(0, |d| d.as_nanos() as u64);
         log.line.format(event, now, ctx);
         if !log.producer.push_all(log.line.chunks()) {
-            self.handoff.count_log_drops(1);
+            self.handoff.log_drops.add(1);
             let _ = self.wake.try_send(());
             return;
         }

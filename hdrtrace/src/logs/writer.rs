@@ -150,7 +150,7 @@ fn abandon(hub: &LogHub) -> u64 {
         }
     }
     q.rings.clear();
-    hub.handoff.count_log_drops(lost);
+    hub.handoff.log_drops.add(lost);
     lost
 }
 
@@ -179,7 +179,7 @@ fn run(hub: &LogHub, out: LogWriter, wake: &Receiver<()>, stop: &Receiver<()>) {
             let lines = drain(&mut q.rings, &mut batch);
             if out.is_none() {
                 // No writer since it panicked: drained only to be counted.
-                hub.handoff.count_log_drops(lines);
+                hub.handoff.log_drops.add(lines);
                 batch.clear();
                 0
             } else {
@@ -197,7 +197,7 @@ fn run(hub: &LogHub, out: LogWriter, wake: &Receiver<()>, stop: &Receiver<()>) {
             }
             q.in_flight = 0;
             if !written {
-                hub.handoff.count_log_drops(lines);
+                hub.handoff.log_drops.add(lines);
             }
         }
         if stopping {
@@ -249,7 +249,7 @@ fn write(out: &mut Option<LogWriter>, batch: &[u8], hub: &LogHub) -> bool {
     })) {
         Ok(result) => result.is_ok(),
         Err(_) => {
-            hub.handoff.count_failed_log_writer();
+            hub.handoff.failed_log_writers.add(1);
             eprintln!(
                 "hdrtrace: the log writer panicked; it is dropped, and every later log line is \
                  counted in dropped_log_lines (recording goes on)"

@@ -88,7 +88,7 @@ impl FormatPanic<'_> {
 impl Drop for FormatPanic<'_> {
     #[cold]
     fn drop(&mut self) {
-        self.0.count_format_panic();
+        self.0.format_panics.add(1);
     }
 }
 
@@ -233,7 +233,7 @@ impl Core {
                 };
                 let home = local.home;
                 let Some((id, slot)) = self.slots.alloc_cached(&mut local.slot_cache, home) else {
-                    self.handoff.count_untracked();
+                    self.handoff.untracked.add(1);
                     return UNTRACKED;
                 };
                 let ctx = if info.class() == SpanClass::Request {
@@ -271,7 +271,7 @@ impl Core {
             },
         )
         .unwrap_or_else(|| {
-            self.handoff.count_untracked();
+            self.handoff.untracked.add(1);
             UNTRACKED
         })
     }
@@ -321,7 +321,7 @@ impl Core {
         }
         if let Some(slot) = self.slots.get(id) {
             if !slot.links.add(follows) {
-                self.handoff.count_dropped_link();
+                self.handoff.dropped_links.add(1);
             }
         }
     }
@@ -726,7 +726,7 @@ impl Core {
         match wake {
             Some(true) => self.handoff.wake(),
             Some(false) => {}
-            None => self.handoff.count_ringless(),
+            None => self.handoff.ringless.add(1),
         }
     }
 

@@ -166,7 +166,7 @@ impl Local {
 
     #[cold]
     fn count_unmatched(&self, n: u64) {
-        self.handoff.count_unmatched(n);
+        self.handoff.unmatched.add(n);
     }
 
     /// `push` while the stack has room: false, having done nothing, when it
