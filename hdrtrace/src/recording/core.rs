@@ -211,13 +211,7 @@ impl Core {
         }
         let meta = attrs.metadata();
         let start = self.clock.now();
-        let mut fields = FieldVisitor::new(info);
-        let armed = FormatPanic(&self.handoff);
-        attrs.record(&mut fields);
-        armed.disarm();
-        if fields.malformed_traceparent {
-            self.handoff.count_malformed_traceparent();
-        }
+        let fields = self.visit(info, |fields| attrs.record(fields));
         self.leaf(
             // SAFETY: a leaf: the slot table, the sampler (pure) and counters.
             unsafe { Leaf::promise() },
@@ -280,13 +274,7 @@ impl Core {
     pub(crate) fn record(&self, id: u64, values: &Values<'_>) {
         if let Some(slot) = self.slots.get(id) {
             if let Some(meta) = slot.metadata() {
-                let mut fields = FieldVisitor::new(self.callsites.get(meta));
-                let armed = FormatPanic(&self.handoff);
-                values.record(&mut fields);
-                armed.disarm();
-                if fields.malformed_traceparent {
-                    self.handoff.count_malformed_traceparent();
-                }
+                let fields = self.visit(self.callsites.get(meta), |f| values.record(f));
                 slot.update(&fields.text, &fields.fields);
                 if let Some(request_id) = fields.request_id {
                     self.record_request_id(id, slot, request_id);
@@ -634,10 +622,7 @@ impl Core {
         if !ctx.sampled && info.event_status() == Status::Ok {
             return;
         }
-        let mut fields = FieldVisitor::new(info);
-        let armed = FormatPanic(&self.handoff);
-        event.record(&mut fields);
-        armed.disarm();
+        let fields = self.visit(info, |fields| event.record(fields));
         let now = self.clock.now();
         self.emit_with(|| Record {
             kind: RecordKind::Event,
@@ -675,10 +660,30 @@ impl Core {
             };
             // `with_local` gives the state back if this unwinds; the line
             // is only queued once formatted, so nothing half-written stays.
-            let armed = FormatPanic(&self.handoff);
-            hub.log(log, event, ctx);
-            armed.disarm();
+            self.formatting(|| hub.log(log, event, ctx));
         });
+    }
+
+    /// Reads fields through the user's `Display` and `Debug` impls, which
+    /// run under [`Core::formatting`]; a malformed traceparent is counted.
+    #[inline(always)]
+    fn visit(&self, info: CallsiteInfo, record: impl FnOnce(&mut FieldVisitor)) -> FieldVisitor {
+        let mut fields = FieldVisitor::new(info);
+        self.formatting(|| record(&mut fields));
+        if fields.malformed_traceparent {
+            self.handoff.malformed_traceparents.add(1);
+        }
+        fields
+    }
+
+    /// Runs user formatting code: a panic in it is counted on its way out
+    /// (what it was formatting is lost), and nothing is paid when it returns.
+    #[inline(always)]
+    fn formatting<R>(&self, f: impl FnOnce() -> R) -> R {
+        let armed = FormatPanic(&self.handoff);
+        let out = f();
+        armed.disarm();
+        out
     }
 
     /// Pushes the record `make` builds into this thread's ring, built in place.
