@@ -3,7 +3,6 @@
 //! One file holds many requests, laid out on a common wall-clock time base, for
 //! `ui.perfetto.dev` or `chrome://tracing`. See [`chrome_trace_json`] for the layout.
 
-use super::text::status_name;
 use crate::error::ExportError;
 use crate::handoff::record::{FieldValue, SpanClass};
 use crate::read::requests::{Outcome, RequestTrace, SpanTrace, TreeIndex};
@@ -318,7 +317,7 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, flow: &mut u64, out: 
         let mut args = json!({
             "request_id": request_id,
             "trace_id": trace_id,
-            "status": status_name(s.status),
+            "status": s.status.name(),
             "wall_ms": ms(s.wall),
             "busy_ms": ms(s.busy),
             "waiting_ms": ms(s.waiting()),
@@ -400,7 +399,7 @@ fn request_events(t: &RequestTrace, pid: u64, offset: u64, flow: &mut u64, out: 
                 "trace_id": trace_id,
                 "level": ev.level.as_str(),
                 "message": ev.message,
-                "status": status_name(ev.status),
+                "status": ev.status.name(),
                 "fields": fields_value(&ev.fields),
             },
         }));

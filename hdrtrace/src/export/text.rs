@@ -59,15 +59,6 @@ fn fmt_target(d: Duration) -> String {
     }
 }
 
-/// The lower-case name of a status, as exported.
-pub(crate) fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Ok => "ok",
-        Status::Error => "error",
-        Status::Timeout => "timeout",
-    }
-}
-
 /// The mark a failed span gets in the text tree.
 fn status_mark(s: Status) -> &'static str {
     match s {
@@ -75,15 +66,6 @@ fn status_mark(s: Status) -> &'static str {
         Status::Error => " ERROR",
         Status::Timeout => " TIMEOUT",
     }
-}
-
-fn write_value(out: &mut String, v: FieldValue) {
-    let _ = match v {
-        FieldValue::U64(v) => write!(out, "{v}"),
-        FieldValue::I64(v) => write!(out, "{v}"),
-        FieldValue::F64(v) => write!(out, "{v}"),
-        FieldValue::Bool(v) => write!(out, "{v}"),
-    };
 }
 
 /// `text` with its control characters escaped (`\x1b`, `\n`: `crate::escape`), so that a
@@ -120,8 +102,7 @@ fn write_fields<'a>(
     }
     for (k, v) in fields {
         sep(out);
-        let _ = write!(out, "{k}=");
-        write_value(out, *v);
+        let _ = write!(out, "{k}={v}");
     }
     if !first {
         out.push('}');

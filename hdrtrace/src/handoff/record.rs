@@ -3,6 +3,7 @@
 //! memory. The hot path writes it into its ring in the compact form of
 //! `wire.rs`, which the aggregator decodes back into this.
 
+use std::fmt;
 use tracing_core::Metadata;
 
 /// How many numeric fields a record carries inline.
@@ -42,6 +43,16 @@ pub enum Status {
 }
 
 impl Status {
+    /// The lower-case name the exports give the status: `ok`, `error`,
+    /// `timeout`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Error => "error",
+            Status::Timeout => "timeout",
+        }
+    }
+
     pub(crate) fn from_u8(v: u8) -> Self {
         match v {
             1 => Status::Error,
@@ -82,6 +93,18 @@ impl FieldValue {
             4 => FieldValue::Bool(bits != 0),
             _ => return None,
         })
+    }
+}
+
+/// The value as its type writes it: `12`, `-3`, `0.5`, `true`.
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::U64(v) => v.fmt(f),
+            FieldValue::I64(v) => v.fmt(f),
+            FieldValue::F64(v) => v.fmt(f),
+            FieldValue::Bool(v) => v.fmt(f),
+        }
     }
 }
 
@@ -374,7 +397,23 @@ pub(crate) fn model_span(model: &str) -> Record {
 
 #[cfg(test)]
 mod tests {
-    use super::{InlineText, INLINE_TEXT};
+    use super::{FieldValue, InlineText, Status, INLINE_TEXT};
+
+    /// Each value prints as its own type does; each status by its name.
+    #[test]
+    fn values_and_statuses_print_as_exported() {
+        for (v, want) in [
+            (FieldValue::U64(u64::MAX), "18446744073709551615"),
+            (FieldValue::I64(-3), "-3"),
+            (FieldValue::F64(0.5), "0.5"),
+            (FieldValue::F64(1e21), "1000000000000000000000"),
+            (FieldValue::Bool(true), "true"),
+        ] {
+            assert_eq!(v.to_string(), want);
+        }
+        let names = [Status::Ok, Status::Error, Status::Timeout].map(Status::name);
+        assert_eq!(names, ["ok", "error", "timeout"]);
+    }
 
     /// `set` keeps every length exactly (each branch of its inline copy),
     /// touches no byte past the text, and hands a longer text to the

@@ -393,12 +393,7 @@ impl FieldVisitor {
     #[cold]
     fn typed_text(&mut self, key: FieldValue) {
         self.text.clear();
-        let _ = match key {
-            FieldValue::U64(v) => write!(self.text, "{v}"),
-            FieldValue::I64(v) => write!(self.text, "{v}"),
-            FieldValue::F64(v) => write!(self.text, "{v}"),
-            FieldValue::Bool(v) => write!(self.text, "{v}"),
-        };
+        let _ = write!(self.text, "{key}");
     }
 }
 

@@ -2,8 +2,7 @@
 //! order, its bar from its start to its end.
 
 use super::svg::{coord, escape, short_duration, short_label};
-use crate::export::text::status_name;
-use crate::handoff::record::{FieldValue, SpanClass, Status};
+use crate::handoff::record::Status;
 use crate::read::format::fmt_ms;
 use crate::read::requests::{RequestTrace, SpanTrace};
 use crate::read::snapshot::LatencySnapshot;
@@ -139,19 +138,20 @@ fn waterfall(out: &mut String, n: usize, trace: &RequestTrace, target: Option<Du
         let span = &spans[i];
         let y = 24.0 + ROW * row as f64;
         let marked = bottleneck == Some(span.id);
-        let _ = write!(
-            out,
-            "<g class=\"span {class}{shared}{status}{mark}\" data-span=\"{id}\"><title>",
-            class = class_name(span.class),
-            shared = if span.shared { " shared" } else { "" },
-            status = match span.status {
-                Status::Ok => "",
-                Status::Error => " error",
-                Status::Timeout => " timeout",
-            },
-            mark = if marked { " bottleneck" } else { "" },
-            id = span.id,
-        );
+        // CSS classes: the span's class, then `shared`, its status when not
+        // ok, and `bottleneck`.
+        let _ = write!(out, "<g class=\"span {}", span.class.name());
+        if span.shared {
+            out.push_str(" shared");
+        }
+        if span.status != Status::Ok {
+            out.push(' ');
+            out.push_str(span.status.name());
+        }
+        if marked {
+            out.push_str(" bottleneck");
+        }
+        let _ = write!(out, "\" data-span=\"{}\"><title>", span.id);
         hover(out, span, marked);
         let wall = span.wall.as_nanos() as f64 * scale;
         let _ = write!(
@@ -199,15 +199,6 @@ fn waterfall(out: &mut String, n: usize, trace: &RequestTrace, target: Option<Du
     out.push_str("</svg></div>\n");
 }
 
-fn class_name(class: SpanClass) -> &'static str {
-    match class {
-        SpanClass::Request => "request",
-        SpanClass::Stage => "stage",
-        SpanClass::Model => "model",
-        SpanClass::Batch => "batch",
-    }
-}
-
 /// The row's label: the span name, and the model for model and batch spans.
 fn row_label(span: &SpanTrace) -> String {
     match &span.model {
@@ -221,7 +212,7 @@ fn hover(out: &mut String, span: &SpanTrace, bottleneck: bool) {
     let mut text = format!(
         "{} ({})\nstart {}\nwall {}\nbusy {}\nwaiting {}",
         span.label(),
-        class_name(span.class),
+        span.class.name(),
         fmt_ms(span.start),
         fmt_ms(span.wall),
         fmt_ms(span.busy),
@@ -230,17 +221,12 @@ fn hover(out: &mut String, span: &SpanTrace, bottleneck: bool) {
     if let Some(d) = span.device {
         let _ = write!(text, "\ndevice {}", fmt_ms(d));
     }
-    let _ = write!(text, "\nstatus {}", status_name(span.status));
+    let _ = write!(text, "\nstatus {}", span.status.name());
     if span.shared {
         text.push_str("\nshared: a batch serving other requests too");
     }
     for (name, value) in &span.fields {
-        let _ = match value {
-            FieldValue::U64(v) => write!(text, "\n{name} = {v}"),
-            FieldValue::I64(v) => write!(text, "\n{name} = {v}"),
-            FieldValue::F64(v) => write!(text, "\n{name} = {v}"),
-            FieldValue::Bool(v) => write!(text, "\n{name} = {v}"),
-        };
+        let _ = write!(text, "\n{name} = {value}");
     }
     if bottleneck {
         text.push_str("\nthe request's bottleneck");
