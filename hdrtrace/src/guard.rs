@@ -136,7 +136,6 @@ impl Builder {
                 core: core.clone(),
                 publisher,
                 control: control_tx,
-                aggregator: thread.thread().id(),
                 thread: Mutex::new(Some(thread)),
                 log_thread: Mutex::new(log_thread),
                 config,
@@ -322,8 +321,6 @@ pub(crate) struct Shared {
     pub(crate) core: Arc<Core>,
     publisher: Arc<Publisher<SnapshotData>>,
     control: Sender<Control>,
-    /// The aggregator thread, which must never wait on itself.
-    aggregator: std::thread::ThreadId,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Writes the log lines; stopped (after a last drain) when the guard drops.
     log_thread: Mutex<Option<LogThread>>,
@@ -398,7 +395,7 @@ impl TracingGuard {
     }
 
     fn on_aggregator_thread(&self) -> bool {
-        std::thread::current().id() == self.shared.aggregator
+        self.shared.core.on_aggregator_thread()
     }
 
     fn aggregator_running(&self) -> bool {

@@ -664,6 +664,13 @@ impl Core {
         });
     }
 
+    /// Whether the caller is this subscriber's aggregator thread (a sink),
+    /// which must never wait on itself. The thread notes itself before it runs
+    /// any sink.
+    pub(crate) fn on_aggregator_thread(&self) -> bool {
+        self.handoff.on_aggregator_thread()
+    }
+
     /// Reads fields through the user's `Display` and `Debug` impls, which
     /// run under [`Core::formatting`]; a malformed traceparent is counted.
     #[inline(always)]
