@@ -42,21 +42,31 @@ pub(crate) struct LogHub {
     pub(crate) handoff: Arc<Handoff>,
 }
 
-/// One thread's logging state: its ring and its line buffer.
-pub(crate) struct ThreadLog {
-    producer: Producer<Chunk>,
-    line: LineBuf,
+/// One thread's logging state, decided on its first log line.
+pub(crate) enum ThreadLog {
+    /// A recording thread's ring and line buffer.
+    Queued {
+        producer: Producer<Chunk>,
+        line: LineBuf,
+    },
+    /// The log thread itself (its writer logging): each line is counted as
+    /// lost, since queueing it would make the writer write again. It holds no
+    /// ring for lines it would never send.
+    Writer,
 }
 
 impl LogHub {
     /// Cold: once per thread, on its first span or event.
     pub(crate) fn thread_log(&self) -> ThreadLog {
+        if writer::on_log_thread() {
+            return ThreadLog::Writer;
+        }
         let (producer, consumer) = ring::channel(RING_CHUNKS);
         self.new_rings
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(consumer);
-        ThreadLog {
+        ThreadLog::Queued {
             producer,
             line: LineBuf::new(),
         }
@@ -69,21 +79,20 @@ impl LogHub {
     /// `Display` or `Debug` leaves nothing of its line in the ring (the
     /// buffer is reset by the next `format`).
     pub(crate) fn log(&self, log: &mut ThreadLog, event: &Event<'_>, ctx: Context<'_>) {
-        if writer::on_log_thread() {
-            // The writer logging: queued, its line would make it write again.
+        let ThreadLog::Queued { producer, line } = log else {
             self.handoff.log_drops.add(1);
             return;
-        }
+        };
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        log.line.format(event, now, ctx);
-        if !log.producer.push_all(log.line.chunks()) {
+        line.format(event, now, ctx);
+        if !producer.push_all(line.chunks()) {
             self.handoff.log_drops.add(1);
             let _ = self.wake.try_send(());
             return;
         }
-        if log.producer.needs_drain() {
+        if producer.needs_drain() {
             // Never blocks: a full channel means a wake-up is pending.
             let _ = self.wake.try_send(());
         }
