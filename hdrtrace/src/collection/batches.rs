@@ -89,6 +89,20 @@ impl Batch {
     fn share(&self) -> u64 {
         self.root.busy / self.size.max(1)
     }
+
+    /// What this batch did for a request's model span that started at
+    /// `model_start` (`owes`: whether the span's busy sample is this batch's
+    /// share); the request joins the batch's list while it has room.
+    fn serve(&mut self, model_start: u64, request_id: u64, owes: Option<(u32, u64)>) -> Service {
+        if self.requests.len() < MAX_BATCH_REQUESTS {
+            self.requests.push(request_id);
+        }
+        Service {
+            key: self.key,
+            wait: self.root.start.saturating_sub(model_start),
+            busy: owes.map(|_| self.share()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -163,14 +177,7 @@ impl Batches {
             if let Some(waits) = self.waits.remove(&r.span) {
                 self.held -= waits.len();
                 for w in waits {
-                    served(Service {
-                        key,
-                        wait: r.start.saturating_sub(w.start),
-                        busy: w.owes.map(|_| batch.share()),
-                    });
-                    if batch.requests.len() < MAX_BATCH_REQUESTS {
-                        batch.requests.push(w.request_id);
-                    }
+                    served(batch.serve(w.start, w.request_id, w.owes));
                 }
             }
             self.make_room(1);
@@ -224,14 +231,7 @@ impl Batches {
         mut served: impl FnMut(Service),
     ) {
         if let Some(b) = self.batches.get_mut(&batch) {
-            served(Service {
-                key: b.key,
-                wait: b.root.start.saturating_sub(model_start),
-                busy: owes.map(|_| b.share()),
-            });
-            if b.requests.len() < MAX_BATCH_REQUESTS {
-                b.requests.push(request_id);
-            }
+            served(b.serve(model_start, request_id, owes));
             return;
         }
         self.make_room(1);
