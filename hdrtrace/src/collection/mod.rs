@@ -312,6 +312,7 @@ impl Aggregator {
             .drain(&self.handoff, take, |r| state.ingest(r, slice, now));
         self.busy_since = Some(Instant::now());
         drained
+        state.record_unserved(slice);
     }
 
     /// Builds and publishes a snapshot, draining the rings between every few
@@ -446,7 +447,6 @@ impl State {
         self.batches.add(r, key, size, model, now, |s| {
             record_service(keys, clock, s, slice)
         });
-        self.record_unserved(slice);
         if let Some(roots) = is_batch.then(|| self.deferred.remove(&r.span)).flatten() {
             for root in roots {
                 if let Some(e) = self.assembler.entry_of(root) {
@@ -474,11 +474,11 @@ impl State {
                     record_service(keys, clock, s, slice)
                 });
         }
-        self.record_unserved(slice);
     }
 
     /// The own busy time of linked model spans no batch claimed, into their
-    /// series.
+    /// series: after each drain (filing records makes room by expiring the
+    /// oldest waits) and each sweep.
     fn record_unserved(&mut self, slice: u64) {
         for (key, ticks) in self.batches.take_unserved() {
             let (series, account) = self.keys.series_and_account(key);
