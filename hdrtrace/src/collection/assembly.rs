@@ -21,6 +21,7 @@
 use crate::clock::Clock;
 use crate::collection::batches::Batches;
 use crate::collection::keys::Keys;
+use crate::collection::FieldIndex;
 use crate::handoff::record::{Record, RecordKind, SpanClass, Status};
 use crate::read::requests::{CaptureReason, RequestTrace};
 use rustc_hash::FxHashMap;
@@ -107,8 +108,9 @@ pub(crate) struct Judge<'a> {
     pub(crate) batches: &'a Batches,
     /// The series, by interned key, that spans were recorded in.
     pub(crate) keys: &'a Keys,
-    /// The device time field's name (`Conventions::device_time_field`).
-    pub(crate) device_field: &'a str,
+    /// Where each callsite's device time and batch size fields are, by
+    /// metadata address (filled as records are aggregated).
+    pub(crate) field_index: &'a FieldIndex,
 }
 
 pub(crate) struct Assembler {

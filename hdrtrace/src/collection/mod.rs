@@ -82,13 +82,15 @@ const SERIES_STEP: usize = 4;
 /// The largest a grown ring may be (records).
 const MAX_RING_GROWN: usize = 1 << 22;
 
+/// Per callsite (metadata address): the index of its device time field and
+/// of its batch size field.
+pub(crate) type FieldIndex = FxHashMap<usize, (Option<usize>, Option<usize>)>;
+
 /// Everything the aggregator keeps, apart from the rings it drains.
 pub(crate) struct State {
     clock: Clock,
     keys: Keys,
-    /// Per callsite (metadata address): the index of its device time field
-    /// and of its batch size field.
-    field_index: FxHashMap<usize, (Option<usize>, Option<usize>)>,
+    field_index: FieldIndex,
     /// The device time field's name (`Conventions::device_time_field`).
     device_field: Arc<str>,
     /// The batch size field's name (`Conventions::batch_size_field`).
@@ -310,9 +312,9 @@ impl Aggregator {
         let drained = self
             .rings
             .drain(&self.handoff, take, |r| state.ingest(r, slice, now));
+        state.record_unserved(slice);
         self.busy_since = Some(Instant::now());
         drained
-        state.record_unserved(slice);
     }
 
     /// Builds and publishes a snapshot, draining the rings between every few
@@ -426,7 +428,7 @@ impl State {
             max_spans: self.max_capture_spans,
             batches: &self.batches,
             keys: &self.keys,
-            device_field: &self.device_field,
+            field_index: &self.field_index,
         };
         if let Some((trace, gate)) = self.assembler.judge(e, true, &judge) {
             self.kept.keep(trace, gate, &mut self.keys);
@@ -507,7 +509,8 @@ impl State {
     }
 
     /// The indices of the device time and batch size fields of a record's
-    /// callsite.
+    /// callsite (looked up once per callsite, when its first record with
+    /// fields is aggregated).
     fn field_index(&mut self, r: &Record) -> (Option<usize>, Option<usize>) {
         let meta = r.metadata;
         let (device, batch) = (&self.device_field, &self.batch_size_field);
@@ -578,11 +581,13 @@ impl State {
     /// A batch span's size, into its model's series.
     #[cold]
     fn record_batch_size(&mut self, r: &Record, slice: u64) {
+        // Read first: it indexes the callsite's fields, which its captured
+        // span reads too.
+        let size = self.batch_size(r);
         let model = self.batch_model(r);
         if model == u32::MAX {
             return;
         }
-        let size = self.batch_size(r);
         let (series, account) = self.keys.series_and_account(model);
         Windowed::record_into(&mut series.batch_size, size, slice, account);
         series.dirty = true;
@@ -592,7 +597,7 @@ impl State {
     /// `force`), and drops batches kept past their time.
     fn sweep(&mut self, now: Instant, force: bool) {
         let (kept, keys) = (&mut self.kept, &mut self.keys);
-        let (clock, batches, device_field) = (&self.clock, &self.batches, &*self.device_field);
+        let (clock, batches, field_index) = (&self.clock, &self.batches, &self.field_index);
         let (target, max_spans) = (self.target, self.max_capture_spans);
         self.assembler.sweep(now, force, |asm, e| {
             let complete = asm.counted_all(e);
@@ -602,7 +607,7 @@ impl State {
                 max_spans,
                 batches,
                 keys: &*keys,
-                device_field,
+                field_index,
             };
             if let Some((trace, gate)) = asm.judge(e, complete, &judge) {
                 kept.keep(trace, gate, keys);

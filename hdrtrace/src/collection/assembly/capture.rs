@@ -256,7 +256,12 @@ fn series(key: u32, r: &Record, j: &Judge<'_>) -> SeriesKey {
 /// out of its fields.
 fn span_trace(r: &Record, key: u32, root: &Record, j: &Judge<'_>) -> SpanTrace {
     let clock = j.clock;
-    let device_at = r.metadata.fields().field(j.device_field).map(|f| f.index());
+    // A span with fields was aggregated (indexing its callsite) before it
+    // was filed; one without has no device time either way.
+    let device_at = j
+        .field_index
+        .get(&(r.metadata as *const _ as usize))
+        .and_then(|&(device, _)| device);
     SpanTrace {
         id: r.span,
         parent: if r.span == root.span { 0 } else { r.parent },
