@@ -48,7 +48,7 @@ fn hex(s: &[u8]) -> Option<u128> {
 /// four fields; a later version is parsed by its first four fields and may
 /// carry more after a `-`; version `ff` is invalid. Anything else is `None`.
 pub(crate) fn parse(s: &str) -> Option<RemoteParent> {
-    parse_prefix(s.trim().as_bytes(), false)
+    parse_prefix(s.as_bytes().trim_ascii(), false)
 }
 
 /// `parse` over the first bytes of a value (`cut`: the value went on past
@@ -136,17 +136,11 @@ pub(crate) fn parse_debug(value: &dyn fmt::Debug) -> Option<RemoteParent> {
     let mut s = Small::new();
     let _ = write!(s, "{value:?}");
     let (b, cut) = s.unquoted();
-    let start = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
-    let b = &b[start..];
+    let b = b.trim_ascii_start();
     if cut {
         parse_prefix(b, true)
     } else {
-        let end = b.len()
-            - b.iter()
-                .rev()
-                .take_while(|c| c.is_ascii_whitespace())
-                .count();
-        parse_prefix(&b[..end], false)
+        parse_prefix(b.trim_ascii_end(), false)
     }
 }
 
@@ -255,6 +249,22 @@ mod tests {
             "\"".to_string(),
         ] {
             assert_eq!(parse_debug(&format_args!("{bad}")), None, "{bad}");
+        }
+    }
+
+    /// Whitespace around the value (a header's optional spaces and tabs) is
+    /// not part of it; any other character is, the same for a `&str` and a
+    /// recorded `Display` or `Debug` value.
+    #[test]
+    fn only_ascii_whitespace_around_the_value_is_ignored() {
+        let p = parse(VALID).unwrap();
+        let spaced = format!(" \t{VALID}\t ");
+        assert_eq!(parse(&spaced), Some(p));
+        assert_eq!(parse_debug(&format_args!("{spaced}")), Some(p));
+        for other in ['\u{a0}', '\u{2003}'] {
+            let wrapped = format!("{other}{VALID}{other}");
+            assert_eq!(parse(&wrapped), None, "{wrapped:?}");
+            assert_eq!(parse_debug(&format_args!("{wrapped}")), None, "{wrapped:?}");
         }
     }
 }
