@@ -1,7 +1,8 @@
 //! One latency series (wall, busy, device time; batch size and wait) per model or stage, each kept
 //! cumulative and over a sliding window of ten slices.
 
-use crate::read::snapshot::{new_histogram, ModelLatency, HIGHEST_NS};
+use crate::read::decode::{counts_len, sub_bucket_count};
+use crate::read::snapshot::{new_histogram, ModelLatency, HIGHEST_NS, SIGFIGS};
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -12,8 +13,8 @@ pub const SLICES: u64 = 10;
 /// One closed slice, kept sparse: `(value, count)` of each non-empty bucket.
 type Slice = (u64, Vec<(u64, u64)>);
 
-/// Half the sub-buckets of one bucket at `SIGFIGS` (HDR's `sub_bucket_half_count`).
-const HALF_BUCKET: usize = 1024;
+/// Sub-buckets of one bucket at `SIGFIGS`.
+const SUB_BUCKETS: u64 = sub_bucket_count(SIGFIGS as u32);
 /// Bytes a series is charged per histogram bin it covers: its cumulative and
 /// current histograms, and the two views (cumulative, recent) a snapshot
 /// holds, in the snapshot being built and in the one readers still hold.
@@ -28,19 +29,13 @@ pub(crate) const SERIES_BYTES: usize = 2 * WINDOWED_BYTES;
 /// The bins a histogram of this crate has once it covers `value` (HDR's
 /// counts length at `SIGFIGS` with a lowest value of 1).
 const fn bins_for(value: u64) -> usize {
-    let mut buckets = 1;
-    let mut untrackable = 2 * HALF_BUCKET as u64;
-    while untrackable <= value && untrackable <= u64::MAX / 2 {
-        untrackable <<= 1;
-        buckets += 1;
-    }
-    (buckets + 1) * HALF_BUCKET
+    counts_len(0, SUB_BUCKETS, value) as usize
 }
 
 /// The largest value `bins` bins cover.
 fn top_of(bins: usize) -> u64 {
-    let buckets = bins / HALF_BUCKET - 1;
-    ((2 * HALF_BUCKET as u64) << (buckets - 1)) - 1
+    let buckets = bins as u64 / (SUB_BUCKETS / 2) - 1;
+    (SUB_BUCKETS << (buckets - 1)) - 1
 }
 
 /// The bytes every series' histograms are charged, against a limit: a

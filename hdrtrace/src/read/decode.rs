@@ -92,8 +92,7 @@ pub(crate) fn check_range(h: &Histogram<u64>) -> Result<(), String> {
     let top = h.lowest_equivalent(h.max());
     // A bucket holds `sub_buckets` values of the width of its sub-buckets;
     // the bucket holding `high` ends at its width times that.
-    let sub_buckets = (2 * 10u64.pow(u32::from(h.sigfig()))).next_power_of_two();
-    let bucket_end = sub_buckets
+    let bucket_end = sub_bucket_count(u32::from(h.sigfig()))
         .saturating_mul(h.equivalent_range(h.high()))
         .saturating_sub(1);
     if top > h.high().max(bucket_end.min(HIGHEST_NS)) {
@@ -122,16 +121,27 @@ pub(crate) fn counts_bytes(low: u64, high: u64, sigfigs: u32) -> Result<u64, Str
             "it claims {sigfigs} significant figures (at most {MAX_SIGFIGS})"
         ));
     }
-    let largest = 2 * 10u64.pow(sigfigs);
-    let sub_bucket_count_magnitude = 64 - (largest - 1).leading_zeros();
+    let sub_buckets = sub_bucket_count(sigfigs);
     let unit_magnitude = 63 - low.leading_zeros();
-    if unit_magnitude + sub_bucket_count_magnitude > 63 {
+    if unit_magnitude + sub_buckets.trailing_zeros() > 63 {
         return Err(format!(
             "{sigfigs} significant figures cannot be kept above a lowest value of {low}"
         ));
     }
-    let sub_bucket_count = 1u64 << sub_bucket_count_magnitude;
-    let mut smallest_untrackable = sub_bucket_count << unit_magnitude;
+    Ok(counts_len(unit_magnitude, sub_buckets, high) * 8)
+}
+
+/// Sub-buckets per bucket at `sigfigs` significant figures (HDR's
+/// `sub_bucket_count`): the power of two that holds `2 * 10^sigfigs`.
+pub(crate) const fn sub_bucket_count(sigfigs: u32) -> u64 {
+    (2 * 10u64.pow(sigfigs)).next_power_of_two()
+}
+
+/// HDR's counts length for a lowest value of `2^unit_magnitude` and
+/// `sub_buckets` sub-buckets, once it covers `high` (as
+/// `Histogram::new_with_bounds` and its auto-resize lay it out).
+pub(crate) const fn counts_len(unit_magnitude: u32, sub_buckets: u64, high: u64) -> u64 {
+    let mut smallest_untrackable = sub_buckets << unit_magnitude;
     let mut buckets = 1u64;
     while smallest_untrackable <= high {
         if smallest_untrackable > u64::MAX / 2 {
@@ -141,7 +151,7 @@ pub(crate) fn counts_bytes(low: u64, high: u64, sigfigs: u32) -> Result<u64, Str
         smallest_untrackable <<= 1;
         buckets += 1;
     }
-    Ok((buckets + 1) * (sub_bucket_count / 2) * 8)
+    (buckets + 1) * (sub_buckets / 2)
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
