@@ -7,7 +7,7 @@
 //! Two writers produce it and must agree byte for byte: [`WireRecord::encode`]
 //! (events, and the reference) and `SpanSlot::close_into`, which writes a
 //! span's close record field by field straight from its slot into the ring
-//! (a property test in `subscriber/span.rs` holds them equal).
+//! (a property test in `recording/span.rs` holds them equal).
 //!
 //! What does not fit travels in an *extension*, a wire record of its own
 //! pushed right before the one it extends, in the same ring and published
