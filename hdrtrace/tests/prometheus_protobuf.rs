@@ -3,7 +3,8 @@
 //! the HDR histogram's counts, exemplars ride on both, the families and
 //! counters are those of the text answer, and a request that does not ask
 //! for protobuf plainly (unknown, malformed, or outbid by a text format)
-//! gets text.
+//! gets text. Content negotiation reads every `Accept` header a request
+//! carries, as one comma-separated list (RFC 9110, section 5.3).
 #![cfg(feature = "prometheus")]
 
 mod prometheus_support;
@@ -309,5 +310,32 @@ fn whatever_does_not_ask_for_protobuf_gets_text() {
             let text = String::from_utf8(body).expect("text is UTF-8");
             assert!(text.contains("# TYPE hdrtrace_model_latency_seconds histogram"));
         }
+    }
+}
+
+#[test]
+fn every_accept_header_is_negotiated() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let (_subscriber, guard) = hdrtrace::build(&TracingConfig::default()).unwrap();
+    let server = prometheus::serve("127.0.0.1:0", guard.snapshot_source()).unwrap();
+    let addr = server.local_addr();
+    for (accepts, want) in [
+        (&["text/plain"][..], TEXT_CONTENT_TYPE),
+        (
+            &["application/json", "text/plain;version=0.0.4"][..],
+            TEXT_CONTENT_TYPE,
+        ),
+        (
+            &["text/plain", "application/openmetrics-text"][..],
+            CONTENT_TYPE,
+        ),
+        (
+            &["application/openmetrics-text;q=0", "text/plain"][..],
+            TEXT_CONTENT_TYPE,
+        ),
+        (&["text/plain;q=0", "image/png"][..], CONTENT_TYPE),
+        (&[][..], CONTENT_TYPE),
+    ] {
+        assert_eq!(scrape(addr, accepts).0, want, "Accept: {accepts:?}");
     }
 }
