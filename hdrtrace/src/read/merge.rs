@@ -10,7 +10,7 @@ use crate::error::SnapshotError;
 use crate::read::decode::{check_range, Budget, DECODE_BUDGET};
 use crate::read::portable::{counter_values, counters_from};
 use crate::read::requests::BlameReason;
-use crate::read::snapshot::{Latency, LatencySnapshot, ModelLatency, SnapshotData};
+use crate::read::snapshot::{Latency, LatencySnapshot, ModelLatency, Series, SnapshotData, SERIES};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -156,21 +156,6 @@ fn refused(kind: &str, name: &str, field: &str, reason: String) -> SnapshotError
         reason: format!("{kind} {name:?} {field}: {reason}"),
     }
 }
-
-/// How each histogram of a model or stage is named and found.
-type Series = (&'static str, fn(&ModelLatency) -> Option<&Histogram<u64>>);
-
-/// Every histogram of a model or stage: wall and busy first (every entry has
-/// them), then the optional ones.
-const SERIES: [Series; 5] = [
-    ("wall histogram", |m| Some(m.wall.histogram())),
-    ("busy histogram", |m| Some(m.busy.histogram())),
-    ("gpu histogram", |m| m.gpu.as_ref().map(Latency::histogram)),
-    ("batch size histogram", |m| m.batch_size.as_ref()),
-    ("batch wait histogram", |m| {
-        m.batch_wait.as_ref().map(Latency::histogram)
-    }),
-];
 
 /// The histograms `get` finds in `entries`.
 fn found<'a>(entries: &[&'a Arc<ModelLatency>], get: Series) -> Vec<&'a Histogram<u64>> {

@@ -8,7 +8,7 @@ use crate::error::SnapshotError;
 use crate::read::decode::{decode_histogram, Budget, DECODE_BUDGET};
 use crate::read::requests::BlameReason;
 use crate::read::snapshot::{
-    Counters, Latencies, Latency, LatencySnapshot, ModelLatency, SnapshotData,
+    Counters, Latencies, Latency, LatencySnapshot, ModelLatency, SnapshotData, SERIES,
 };
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
@@ -114,23 +114,18 @@ impl LatencySnapshot {
                 put_u64(&mut out, m.errors);
                 put_u64(&mut out, m.timeouts);
                 put_u64(&mut out, m.blamed());
-                let flags = [
-                    (m.gpu.is_some(), HAS_GPU),
-                    (m.batch_size.is_some(), HAS_BATCH_SIZE),
-                    (m.batch_wait.is_some(), HAS_BATCH_WAIT),
-                    (true, HAS_BLAME_REASONS),
-                ];
-                out.push(flags.iter().filter(|f| f.0).fold(0, |a, f| a | f.1));
+                let hists = SERIES.map(|(_, get)| get(m));
+                // The optional histograms, in `SERIES` order after wall and busy.
+                let optional = [HAS_GPU, HAS_BATCH_SIZE, HAS_BATCH_WAIT];
+                let flags = optional
+                    .iter()
+                    .zip(&hists[2..])
+                    .filter(|(_, h)| h.is_some())
+                    .fold(HAS_BLAME_REASONS, |a, (f, _)| a | f);
+                out.push(flags);
                 for n in m.blamed {
                     put_u64(&mut out, n);
                 }
-                let hists = [
-                    Some(m.wall.histogram()),
-                    Some(m.busy.histogram()),
-                    m.gpu.as_ref().map(Latency::histogram),
-                    m.batch_size.as_ref(),
-                    m.batch_wait.as_ref().map(Latency::histogram),
-                ];
                 for hist in hists.into_iter().flatten() {
                     put_histogram(&mut out, &mut ser, hist, name)?;
                 }

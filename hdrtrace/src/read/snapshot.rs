@@ -96,6 +96,21 @@ pub struct ModelLatency {
 /// Stages are measured exactly as models are.
 pub type StageLatency = ModelLatency;
 
+/// How one histogram of a model or stage is named and found.
+pub(crate) type Series = (&'static str, fn(&ModelLatency) -> Option<&Histogram<u64>>);
+
+/// Every histogram of a model or stage, in the byte format's order: wall and
+/// busy first (every entry has them), then the optional ones.
+pub(crate) const SERIES: [Series; 5] = [
+    ("wall histogram", |m| Some(m.wall.histogram())),
+    ("busy histogram", |m| Some(m.busy.histogram())),
+    ("gpu histogram", |m| m.gpu.as_ref().map(Latency::histogram)),
+    ("batch size histogram", |m| m.batch_size.as_ref()),
+    ("batch wait histogram", |m| {
+        m.batch_wait.as_ref().map(Latency::histogram)
+    }),
+];
+
 impl ModelLatency {
     /// Wall time: from the span's creation to its close.
     pub fn wall(&self) -> &Latency {
