@@ -13,7 +13,7 @@
 //! ```
 
 use crate::handoff::record::{FieldValue, SpanClass, Status};
-use crate::read::format::fmt_ms;
+use crate::read::format::{fmt_ms, fmt_round};
 use crate::read::requests::{EventTrace, RequestTrace, SpanTrace};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -48,15 +48,6 @@ pub fn render_text(trace: &RequestTrace) -> String {
     Tree::new(trace).render(&mut out);
     total_lines(trace, &mut out);
     out
-}
-
-/// A latency target as people write it: `200ms`, or `2.50ms` when not whole.
-fn fmt_target(d: Duration) -> String {
-    if d.subsec_nanos() % 1_000_000 == 0 {
-        format!("{}ms", d.as_millis())
-    } else {
-        fmt_ms(d)
-    }
 }
 
 /// The mark a failed span gets in the text tree.
@@ -279,7 +270,7 @@ fn event_line(out: &mut String, depth: usize, ev: &EventTrace) {
 
 /// The verdict: total against the target, the bottleneck, failures, gaps.
 fn total_lines(trace: &RequestTrace, out: &mut String) {
-    let target = fmt_target(trace.target());
+    let target = fmt_round(trace.target());
     let _ = write!(out, "Total: {} (", fmt_ms(trace.total()));
     if trace.total() > trace.target() {
         let _ = write!(out, "exceeded {target} target");
@@ -322,4 +313,58 @@ fn total_lines(trace: &RequestTrace, out: &mut String) {
         let _ = writeln!(out, "Omitted past max_capture_spans: {}", parts.join(", "));
     }
     let _ = writeln!(out, "Trace: {}", trace.trace_id());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::requests::{CaptureReason, TraceParts};
+    use std::time::SystemTime;
+
+    /// A request with no spans, `total` long, judged against `target`.
+    fn judged(total: Duration, target: Duration) -> RequestTrace {
+        RequestTrace::new(TraceParts {
+            request_id: 1,
+            name: "request",
+            total,
+            target,
+            reason: CaptureReason {
+                sampled: true,
+                over_budget: total > target,
+                failed: false,
+            },
+            status: Status::Ok,
+            complete: true,
+            spans: Vec::new(),
+            events: Vec::new(),
+            omitted: Vec::new(),
+            attribution: None,
+            closed_at: SystemTime::UNIX_EPOCH,
+            remote_parent: None,
+        })
+    }
+
+    /// The target reads as the HTML report writes it: whole milliseconds
+    /// below a second as they are, longer targets in seconds.
+    #[test]
+    fn targets_read_as_in_the_html_report() {
+        let ms = Duration::from_millis;
+        for (total, target, want) in [
+            (ms(100), ms(200), "Total: 100.0ms (within 200ms target)"),
+            (ms(2000), ms(1500), "Total: 2000.0ms (exceeded 1.5s target)"),
+            (
+                Duration::from_micros(2600),
+                Duration::from_micros(2500),
+                "Total: 2.60ms (exceeded 2.5ms target)",
+            ),
+            (
+                Duration::from_micros(100),
+                Duration::from_micros(250),
+                "Total: 0.100ms (within 250µs target)",
+            ),
+        ] {
+            let text = render_text(&judged(total, target));
+            assert!(text.contains(want), "{text}");
+        }
+    }
 }

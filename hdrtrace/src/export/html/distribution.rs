@@ -1,8 +1,8 @@
 //! Each model's latency percentile distribution, cumulative and recent side
 //! by side, as HdrHistogram plots it: percentiles on a log "nines" axis.
 
-use super::svg::{coord, escape, latency_axis, px, short_duration, short_label};
-use crate::read::format::fmt_ms;
+use super::svg::{coord, escape, latency_axis, px, short_label};
+use crate::read::format::{fmt_ms, fmt_round};
 use crate::read::snapshot::{Latency, LatencySnapshot};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -43,7 +43,7 @@ pub(super) fn section(out: &mut String, snapshot: &LatencySnapshot, target: Opti
         "<p class=\"legend\"><span><i class=\"swatch\" style=\"background:#1f5fa8\"></i>cumulative</span>\
          <span><i class=\"swatch\" style=\"background:#d9730d\"></i>recent (last {})</span>\
          <span><i class=\"swatch\" style=\"background:#c00\"></i>target</span></p>",
-        short_duration(snapshot.window())
+        fmt_round(snapshot.window())
     );
     let mut any = false;
     for (name, model) in snapshot.cumulative().models() {
@@ -102,7 +102,7 @@ fn plot(
             "<text class=\"target-above\" x=\"{}\" y=\"14\" text-anchor=\"end\" style=\"fill:#c00\">\
              target {}: above the plots</text>",
             coord(width - 28.0),
-            short_duration(t),
+            fmt_round(t),
         );
     }
     let panels = [
@@ -155,7 +155,7 @@ fn axes(out: &mut String, x0: f64, top: Duration, step: Duration) {
             coord(x0 + WIDTH),
             coord(x0 - 4.0),
             coord(y_of(v, top) + 4.0),
-            short_duration(v),
+            fmt_round(v),
             y = coord(y),
         );
         if step.is_zero() {
@@ -224,6 +224,6 @@ fn target_line(out: &mut String, x0: f64, target: Duration, top: Duration) {
         coord(x0 + WIDTH),
         coord(x0 + 6.0),
         coord(y_of(target, top) - 3.0),
-        t = short_duration(target),
+        t = fmt_round(target),
     );
 }

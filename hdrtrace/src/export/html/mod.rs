@@ -8,6 +8,7 @@ mod distribution;
 mod svg;
 mod waterfall;
 
+use crate::read::format::fmt_round;
 use crate::read::snapshot::LatencySnapshot;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -138,10 +139,10 @@ fn summary(out: &mut String, snapshot: &LatencySnapshot, target: Option<Duration
         snapshot.version(),
         c.requests,
         c.captured_requests,
-        svg::short_duration(snapshot.window()),
+        fmt_round(snapshot.window()),
     );
     if let Some(t) = target {
-        let _ = write!(out, "; target {}", svg::short_duration(t));
+        let _ = write!(out, "; target {}", fmt_round(t));
     }
     if c.dropped_spans + c.dropped_records > 0 {
         let _ = write!(

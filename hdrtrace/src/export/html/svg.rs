@@ -67,28 +67,6 @@ pub(super) fn latency_axis(max: Duration) -> (Duration, Duration) {
     }
 }
 
-/// A round duration as people write it (axis ticks, targets, windows): `0`,
-/// `200ms`, `1.5s`, `250µs`.
-pub(super) fn short_duration(d: Duration) -> String {
-    let ns = d.as_nanos();
-    let trim = |v: f64, unit: &str| {
-        let s = format!("{v:.3}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        format!("{s}{unit}")
-    };
-    if ns >= 1_000_000_000 {
-        trim(ns as f64 / 1e9, "s")
-    } else if ns >= 1_000_000 {
-        trim(ns as f64 / 1e6, "ms")
-    } else if ns >= 1_000 {
-        trim(ns as f64 / 1e3, "µs")
-    } else if ns == 0 {
-        "0".to_string()
-    } else {
-        format!("{ns}ns")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,7 +88,5 @@ mod tests {
         assert_eq!(latency_axis(ms(3)), (ms(3), ms(1)));
         assert_eq!(latency_axis(ms(7)), (ms(8), ms(2)));
         assert_eq!(latency_axis(Duration::ZERO).0, Duration::from_micros(1));
-        assert_eq!(short_duration(ms(1500)), "1.5s");
-        assert_eq!(short_duration(Duration::from_micros(250)), "250µs");
     }
 }

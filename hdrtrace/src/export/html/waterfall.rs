@@ -1,9 +1,9 @@
 //! The slowest captured requests as waterfalls: one row per span in tree
 //! order, its bar from its start to its end.
 
-use super::svg::{coord, escape, short_duration, short_label};
+use super::svg::{coord, escape, short_label};
 use crate::handoff::record::Status;
-use crate::read::format::fmt_ms;
+use crate::read::format::{fmt_ms, fmt_round};
 use crate::read::requests::{RequestTrace, SpanTrace};
 use crate::read::snapshot::LatencySnapshot;
 use std::fmt::Write as _;
@@ -106,7 +106,7 @@ fn waterfall(out: &mut String, n: usize, trace: &RequestTrace, target: Option<Du
          height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\">",
         id = trace.request_id(),
         total = fmt_ms(trace.total()),
-        target = short_duration(trace.target()),
+        target = fmt_round(trace.target()),
         outcome = trace.outcome().name(),
         verdict = escape(trace.verdict()),
         w = coord(width),
@@ -131,7 +131,7 @@ fn waterfall(out: &mut String, n: usize, trace: &RequestTrace, target: Option<Du
              <text x=\"{tx}\" y=\"{ty}\" text-anchor=\"middle\" style=\"fill:#c00\">target {t}</text>",
             b = coord(bottom),
             ty = coord(bottom + 14.0),
-            t = short_duration(t),
+            t = fmt_round(t),
         );
     }
     for (row, &(i, depth)) in rows.iter().take(MAX_ROWS).enumerate() {
