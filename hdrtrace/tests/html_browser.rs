@@ -11,7 +11,7 @@ mod html_support;
 use browser_support::{check_screenshot, chromium, dom};
 use hdrtrace::export::{prometheus, render_html, HtmlOptions};
 use hdrtrace::{BlameReason, LatencySnapshot};
-use html_support::{attr, record, tags_with_class, unescape, HOSTILE, MODELS};
+use html_support::{attr, first_waterfall, record, tags_with_class, unescape, HOSTILE, MODELS};
 
 /// Checks the page's DOM against the snapshot it was rendered from.
 fn check_dom(dom: &str, snapshot: &LatencySnapshot, url: &str) {
@@ -37,11 +37,7 @@ fn check_dom(dom: &str, snapshot: &LatencySnapshot, url: &str) {
         models.len() * BlameReason::ALL.len()
     );
     let slowest = &snapshot.slowest()[0];
-    let at = dom
-        .find("id=\"waterfall-0\"")
-        .expect("the slowest request's waterfall");
-    let waterfall = &dom[at..];
-    let waterfall = &waterfall[..waterfall.find("</svg>").unwrap()];
+    let waterfall = first_waterfall(dom).expect("the slowest request's waterfall");
     assert_eq!(
         tags_with_class(waterfall, "g", "span").len(),
         slowest.spans().len(),

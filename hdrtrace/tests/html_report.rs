@@ -7,7 +7,9 @@ mod html_support;
 
 use hdrtrace::export::{render_html, HtmlOptions};
 use hdrtrace::{BlameReason, Latency, LatencySnapshot};
-use html_support::{attr, record, tags_with_class, unescape, HOSTILE, MODELS, QUOTES, TARGET};
+use html_support::{
+    attr, first_waterfall, record, tags_with_class, unescape, HOSTILE, MODELS, QUOTES, TARGET,
+};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -212,8 +214,7 @@ fn blame_bars_and_waterfalls_are_the_snapshots() {
         attr(waterfalls[0], "data-request"),
         Some(slowest.request_id().to_string().as_str())
     );
-    let first = &html[html.find("id=\"waterfall-0\"").unwrap()..];
-    let first = &first[..first.find("</svg>").unwrap()];
+    let first = first_waterfall(&html).unwrap();
     let spans = tags_with_class(first, "g", "span");
     assert_eq!(spans.len(), slowest.spans().len(), "one row per span");
     let bottleneck = tags_with_class(first, "g", "bottleneck");

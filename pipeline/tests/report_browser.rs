@@ -18,7 +18,7 @@ use hdrtrace::export::{prometheus, render_html, HtmlOptions};
 use hdrtrace::{BlameReason, LatencySnapshot, TracingConfig};
 use hdrtrace_pipeline::reference::{reference_models, ComputePool};
 use hdrtrace_pipeline::{EmbeddingPipeline, PipelineConfig};
-use html_support::{attr, tags_with_class, unescape};
+use html_support::{attr, first_waterfall, tags_with_class, unescape};
 use pipeline_support::faults::Fault;
 use pipeline_support::{faults, start, wait_for, Keep};
 use std::sync::Arc;
@@ -110,11 +110,8 @@ fn check_dom(dom: &str, snapshot: &LatencySnapshot, url: &str) {
             ),
         "a timed-out bar of {REQUESTS} on {url}"
     );
-    let at = dom
-        .find("id=\"waterfall-0\"")
+    let waterfall = first_waterfall(dom)
         .unwrap_or_else(|| panic!("no waterfall of the slowest request on {url}"));
-    let waterfall = &dom[at..];
-    let waterfall = &waterfall[..waterfall.find("</svg>").unwrap()];
     assert_eq!(
         tags_with_class(waterfall, "g", "span").len(),
         snapshot.slowest()[0].spans().len(),

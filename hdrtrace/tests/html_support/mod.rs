@@ -112,3 +112,11 @@ pub fn unescape(s: &str) -> String {
         .replace("&#39;", "'")
         .replace("&amp;", "&")
 }
+
+/// The slowest request's waterfall in a page: from its `id="waterfall-0"`
+/// up to (not including) the `</svg>` that closes it; `None` if there is
+/// none.
+pub fn first_waterfall(html: &str) -> Option<&str> {
+    let tail = &html[html.find("id=\"waterfall-0\"")?..];
+    Some(&tail[..tail.find("</svg>")?])
+}
