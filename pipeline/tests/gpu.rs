@@ -187,6 +187,13 @@ fn the_device_time_field_is_the_one_the_service_configured() {
         drop(gpu);
         let gpu = GpuBackend::try_with(&config).unwrap();
         assert_eq!(gpu.device_time_field(), "device_ns");
+        // The pipeline's model span declares `gpu_ns` only: its models refuse
+        // a backend that records another field, naming both.
+        let err = gpu_reference_models(SEED, &gpu).err().unwrap().to_string();
+        assert!(
+            err.contains("`device_ns`") && err.contains("`gpu_ns`"),
+            "{err}"
+        );
     }
 }
 

@@ -13,6 +13,7 @@ use crate::model::{
     PreparedInput,
 };
 use crate::reference::{Profile, Weights, REFERENCE_MODELS};
+use crate::span_ctx::DEVICE_TIME_FIELD;
 use cudarc::driver::{CudaSlice, CudaStream};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -112,6 +113,11 @@ impl GpuModel {
     /// The model named `model` of shape `profile`, with weights generated
     /// from `seed` (the CPU model's), uploaded to `backend`'s device on a new
     /// stream, with the default options.
+    ///
+    /// The pipeline's model span declares `gpu_ns` as its device-time field:
+    /// a `backend` that records device time in another field
+    /// ([`GpuConfig::device_time_field`](super::GpuConfig::device_time_field))
+    /// is refused with [`GpuError::Invalid`], before any CUDA call.
     pub fn new(
         model: ModelId,
         profile: Profile,
@@ -134,6 +140,7 @@ impl GpuModel {
                 "block_size must be at least 1 thread".into(),
             ));
         }
+        check_field(backend.device_time_field())?;
         let shape = KernelShape::of(&model, &profile)?;
         let weights = Weights::generate(model, profile, seed);
         guard::catch("model upload", || {
@@ -336,8 +343,29 @@ impl GpuModel {
     }
 }
 
+/// Whether a backend recording device time in `field` can run the
+/// pipeline's models: their model span declares [`DEVICE_TIME_FIELD`] only,
+/// so the resolver could record another field nowhere (each call counted in
+/// `ResolverStats::undeclared`), and the batcher records that one.
+fn check_field(field: &str) -> Result<(), GpuError> {
+    if field == DEVICE_TIME_FIELD {
+        return Ok(());
+    }
+    Err(GpuError::Invalid(
+        format!(
+            "the backend records device time in `{field}`, but the pipeline's model spans \
+             declare `{DEVICE_TIME_FIELD}` only: open the backend with device_time_field \
+             `{DEVICE_TIME_FIELD}` to run the pipeline's GPU models (time your own spans with \
+             GpuBackend::timed)"
+        )
+        .into(),
+    ))
+}
+
 /// All twelve reference models on `backend`'s device, each on its own
-/// stream, with weights from `seed` (the same as the CPU models').
+/// stream, with weights from `seed` (the same as the CPU models'). Refused,
+/// as [`GpuModel::new`] is, for a backend whose device-time field is not
+/// `gpu_ns`.
 pub fn gpu_reference_models(
     seed: u64,
     backend: &GpuBackend,
@@ -396,5 +424,20 @@ impl EmbeddingModel for GpuModel {
                 vector: out.vectors.pop().unwrap_or_default(),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_model_spans_field_can_run_the_pipelines_models() {
+        assert!(check_field("gpu_ns").is_ok());
+        let err = check_field("device_ns").unwrap_err();
+        assert!(matches!(err, GpuError::Invalid(_)), "{err:?}");
+        let says = err.to_string();
+        assert!(says.contains("`device_ns`"), "{says}");
+        assert!(says.contains("`gpu_ns`"), "{says}");
     }
 }
