@@ -28,8 +28,12 @@
 //! cargo run --release -p hdrtrace --example chaos -- --secs 60 --seed 2
 //! ```
 
+#[path = "../tests/rss_support/mod.rs"]
+mod rss_support;
+
 use clap::Parser;
 use hdrtrace::{Builder, LatencySnapshot, RequestSink, RequestTrace, TracingConfig, TracingGuard};
+use rss_support::rss;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -219,17 +223,6 @@ fn request(rng: &mut Rng, id: u64, big: &str, tally: &mut Tally) {
         tally.tracked_closed += root_tracked as u64;
     }
     tally.requests += 1;
-}
-
-/// The process's resident set, bytes.
-fn rss() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
 }
 
 /// Bytes shaped like a snapshot but hostile: a real snapshot's bytes with

@@ -1,5 +1,5 @@
-//! The process's resident set, for the tests that bound what the subscriber
-//! keeps of its host's memory.
+//! The process's resident set, for the tests (and `examples/chaos.rs`) that
+//! bound what the subscriber keeps of its host's memory.
 
 /// This process's resident set, in bytes.
 pub fn rss() -> u64 {
