@@ -85,7 +85,7 @@ mod write_deadline;
 pub use buckets::Buckets;
 pub use limits::ServerLimits;
 pub use negotiate::Exposition;
-pub use protobuf::{metric_families, render_protobuf, PROTOBUF_CONTENT_TYPE};
+pub use protobuf::{render_protobuf, PROTOBUF_CONTENT_TYPE};
 pub use render::{render_with, Format, BATCH_SIZE_BOUNDS, QUANTILES};
 pub use server::{serve, serve_with, serve_with_buckets, MetricsServer};
 

@@ -13,14 +13,14 @@ use super::proto::{
     MetricFamily, MetricType, Quantile, Summary, Timestamp,
 };
 use super::render::{
-    errors_help, measure_of, pick_one, pick_table, recent_help, timeouts_help, totals,
-    BATCH_SIZE_BOUNDS, BLAMED, BLAMED_HELP, MEASURES, QUANTILES,
+    batch_size_buckets, errors_help, measure_of, pick_one, pick_table, recent_help,
+    recent_quantile, timeouts_help, totals, Unit, BLAMED, BLAMED_HELP, MEASURES, QUANTILES,
 };
 use crate::read::requests::BlameReason;
 use crate::read::snapshot::{LatencySnapshot, ModelLatency};
 use hdrhistogram::Histogram;
 use prost::Message as _;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 /// The `Content-Type` of a protobuf answer, and the media range a scraper
 /// names in `Accept` to get one.
@@ -39,7 +39,7 @@ pub fn render_protobuf(snapshot: &LatencySnapshot, buckets: &Buckets) -> Vec<u8>
 }
 
 /// Every family of the snapshot, in the order the text answers list them.
-pub fn metric_families(snapshot: &LatencySnapshot, buckets: &Buckets) -> Vec<MetricFamily> {
+fn metric_families(snapshot: &LatencySnapshot, buckets: &Buckets) -> Vec<MetricFamily> {
     let exemplars = Exemplars::collect(snapshot, buckets);
     let mut out = Vec::new();
     let window = snapshot.window();
@@ -77,17 +77,12 @@ pub fn metric_families(snapshot: &LatencySnapshot, buckets: &Buckets) -> Vec<Met
             let metric = items
                 .iter()
                 .map(|(key, all)| {
-                    let recent = pick_one(recent, table, key)
-                        .and_then(|m| measure_of(m, measure))
-                        .filter(|l| l.count() > 0);
+                    let recent = pick_one(recent, table, key).and_then(|m| measure_of(m, measure));
                     let quantile = QUANTILES
                         .iter()
                         .map(|&q| Quantile {
                             quantile: q,
-                            value: recent.map_or(f64::NAN, |l| {
-                                Duration::from_nanos(l.histogram().value_at_quantile(q))
-                                    .as_secs_f64()
-                            }),
+                            value: recent_quantile(recent, q),
                         })
                         .collect();
                     let h = all.histogram();
@@ -152,25 +147,6 @@ pub fn metric_families(snapshot: &LatencySnapshot, buckets: &Buckets) -> Vec<Met
     out
 }
 
-/// What a histogram's HDR values are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Unit {
-    /// Nanoseconds, exported in seconds.
-    Seconds,
-    /// Counts, exported as they are.
-    Count,
-}
-
-impl Unit {
-    /// HDR values per exported unit.
-    fn per_unit(self) -> f64 {
-        match self {
-            Unit::Seconds => 1e9,
-            Unit::Count => 1.0,
-        }
-    }
-}
-
 /// One series' histogram: classic buckets from `buckets` (with `+Inf`, and
 /// the exemplars of `slots`), native buckets as [`native::fill`] computes
 /// them (with the same exemplars), and the shared count and sum.
@@ -211,15 +187,10 @@ fn histogram(
     out
 }
 
-/// `hdrtrace_model_batch_size`, classic bounds [`BATCH_SIZE_BOUNDS`], if any
-/// model ran batched.
+/// `hdrtrace_model_batch_size`, classic bounds
+/// [`BATCH_SIZE_BOUNDS`](super::BATCH_SIZE_BOUNDS), if any model ran batched.
 fn batch_sizes(all: &[(&str, &ModelLatency)]) -> Option<MetricFamily> {
-    let bounds: Vec<Duration> = BATCH_SIZE_BOUNDS
-        .iter()
-        .map(|&n| Duration::from_nanos(n))
-        .collect();
-    // Constant, strictly increasing, above zero: always valid.
-    let buckets = Buckets::new(&bounds).ok()?;
+    let buckets = batch_size_buckets()?;
     let metric: Vec<Metric> = all
         .iter()
         .filter_map(|(name, m)| {

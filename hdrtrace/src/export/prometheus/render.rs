@@ -79,7 +79,7 @@ pub fn render_with(snapshot: &LatencySnapshot, format: Format, buckets: &Buckets
                 exemplars: exemplars.as_ref(),
                 table,
                 measure,
-                seconds: true,
+                unit: Unit::Seconds,
             };
             histogram.write(
                 &mut w,
@@ -249,6 +249,16 @@ pub(super) fn totals(c: &Counters) -> Vec<(&'static str, &'static str, u64)> {
 /// (the same for every instance, so the fleet's buckets add up).
 pub const BATCH_SIZE_BOUNDS: [u64; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
+/// [`BATCH_SIZE_BOUNDS`] as [`Buckets`] of counts (a size `n` as `n` ns).
+pub(super) fn batch_size_buckets() -> Option<Buckets> {
+    let bounds: Vec<Duration> = BATCH_SIZE_BOUNDS
+        .iter()
+        .map(|&n| Duration::from_nanos(n))
+        .collect();
+    // Constant, strictly increasing, above zero: always valid.
+    Buckets::new(&bounds).ok()
+}
+
 /// `hdrtrace_model_batch_size`: the sizes of each batched model's batches.
 fn batch_sizes(w: &mut Writer, all: &[(&str, &ModelLatency)]) {
     let items: Vec<(&str, Latency)> = all
@@ -258,12 +268,7 @@ fn batch_sizes(w: &mut Writer, all: &[(&str, &ModelLatency)]) {
     if items.is_empty() {
         return;
     }
-    let bounds: Vec<Duration> = BATCH_SIZE_BOUNDS
-        .iter()
-        .map(|&n| Duration::from_nanos(n))
-        .collect();
-    // Constant, strictly increasing, above zero: always valid.
-    let Ok(buckets) = Buckets::new(&bounds) else {
+    let Some(buckets) = batch_size_buckets() else {
         return;
     };
     let les: Vec<String> = BATCH_SIZE_BOUNDS
@@ -279,7 +284,7 @@ fn batch_sizes(w: &mut Writer, all: &[(&str, &ModelLatency)]) {
         exemplars: None,
         table: Table::Model,
         measure: Measure::Wall,
-        seconds: false,
+        unit: Unit::Count,
     };
     let items: Vec<(&str, &Latency)> = items.iter().map(|(n, l)| (*n, l)).collect();
     histogram.write(
@@ -440,8 +445,26 @@ struct Histogram<'a> {
     exemplars: Option<&'a Exemplars<'a>>,
     table: Table,
     measure: Measure,
-    /// Values in nanoseconds, exported in seconds (else counts, as they are).
-    seconds: bool,
+    unit: Unit,
+}
+
+/// What a histogram's HDR values are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Unit {
+    /// Nanoseconds, exported in seconds.
+    Seconds,
+    /// Counts, exported as they are.
+    Count,
+}
+
+impl Unit {
+    /// HDR values per exported unit.
+    pub(super) fn per_unit(self) -> f64 {
+        match self {
+            Unit::Seconds => 1e9,
+            Unit::Count => 1.0,
+        }
+    }
 }
 
 impl Histogram<'_> {
@@ -450,7 +473,7 @@ impl Histogram<'_> {
             return;
         }
         let (name, label) = (&self.name, self.label);
-        w.header(name, "histogram", help, self.seconds);
+        w.header(name, "histogram", help, self.unit == Unit::Seconds);
         for (key, l) in items {
             let h = l.histogram();
             let counts = self.buckets.cumulative_counts(h);
@@ -469,8 +492,7 @@ impl Histogram<'_> {
                 w.out.push('\n');
             }
             let _ = writeln!(w.out, "{name}_count{{{label}=\"{key}\"}} {}", h.len());
-            let scale = if self.seconds { 1e9 } else { 1.0 };
-            let sum = sum_nanos(h) as f64 / scale;
+            let sum = sum_nanos(h) as f64 / self.unit.per_unit();
             let _ = writeln!(w.out, "{name}_sum{{{label}=\"{key}\"}} {}", float(sum));
         }
     }
@@ -504,11 +526,8 @@ fn summary(
     w.header(name, "summary", help, true);
     for (key, recent, all) in items {
         let key = escape(key);
-        let recent = recent.filter(|l| l.count() > 0);
         for q in QUANTILES {
-            let v = recent.map_or(f64::NAN, |l| {
-                Duration::from_nanos(l.histogram().value_at_quantile(q)).as_secs_f64()
-            });
+            let v = recent_quantile(*recent, q);
             let _ = writeln!(
                 w.out,
                 "{name}{{{label}=\"{key}\",quantile=\"{q}\"}} {}",
@@ -520,6 +539,14 @@ fn summary(
         let _ = writeln!(w.out, "{name}_sum{{{label}=\"{key}\"}} {}", float(sum));
         let _ = writeln!(w.out, "{name}_count{{{label}=\"{key}\"}} {}", h.len());
     }
+}
+
+/// Quantile `q` of a recent-window latency, in seconds: NaN when the window
+/// saw none.
+pub(super) fn recent_quantile(recent: Option<&Latency>, q: f64) -> f64 {
+    recent.filter(|l| l.count() > 0).map_or(f64::NAN, |l| {
+        Duration::from_nanos(l.histogram().value_at_quantile(q)).as_secs_f64()
+    })
 }
 
 /// A sample value: `NaN`, `+Inf`, or the shortest decimal that reads back
