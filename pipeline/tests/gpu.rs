@@ -19,7 +19,7 @@ mod pipeline_support;
 mod backend;
 
 use backend::Backend;
-use hdrtrace::{Conventions, TracingConfig, TracingGuard};
+use hdrtrace::{Conventions, TracingConfig, TracingGuard, TracingLevel};
 use hdrtrace_pipeline::gpu::{
     compile_kernels, driver_present, gpu_reference_models, nvrtc_present, GpuBackend, GpuConfig,
     GpuError, GpuModel, GpuModelOptions, ResolverOptions, KERNEL_SOURCE,
@@ -30,7 +30,7 @@ use hdrtrace_pipeline::{
     EmbeddingModel, EmbeddingPipeline, ModelEmbedding, ModelFuture, ModelId, PreparedInput,
     Tokenizer,
 };
-use pipeline_support::Keep;
+use pipeline_support::{position, wait_for, Keep};
 use std::future::Future;
 use std::path::Path;
 use std::process::Command;
@@ -63,18 +63,30 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// A pipeline of `models` and our subscriber (every request sampled), not
-/// installed: the dispatcher to run it under, and the subscriber's guard.
-fn traced(
-    models: Vec<Arc<dyn EmbeddingModel>>,
-) -> (EmbeddingPipeline, tracing::Dispatch, TracingGuard) {
+/// Our subscriber at `level`, every request sampled, each captured request
+/// also kept in `keep` when given; not installed: the dispatcher to run
+/// under, and the subscriber's guard.
+fn sampled(level: TracingLevel, keep: Option<&Keep>) -> (tracing::Dispatch, TracingGuard) {
     let config = TracingConfig {
+        level,
         sampling_rate: 1.0,
         ..TracingConfig::default()
     };
-    let (subscriber, guard) = hdrtrace::build(&config).unwrap();
-    let pipeline = EmbeddingPipeline::new(models).unwrap();
-    (pipeline, tracing::Dispatch::new(subscriber), guard)
+    let mut builder = hdrtrace::Builder::new(&config);
+    if let Some(keep) = keep {
+        builder = builder.sink(keep.clone());
+    }
+    let (subscriber, guard) = builder.build().unwrap();
+    (tracing::Dispatch::new(subscriber), guard)
+}
+
+/// A pipeline of `models` and our subscriber at the default level
+/// ([`sampled`]): the dispatcher to run it under, and the subscriber's guard.
+fn traced(
+    models: Vec<Arc<dyn EmbeddingModel>>,
+) -> (EmbeddingPipeline, tracing::Dispatch, TracingGuard) {
+    let (dispatch, guard) = sampled(TracingLevel::default(), None);
+    (EmbeddingPipeline::new(models).unwrap(), dispatch, guard)
 }
 
 /// Runs `requests` through `models` one at a time under our subscriber (all
@@ -561,17 +573,8 @@ fn the_captured_tree_splits_each_gpu_call_into_host_and_device_time() {
         return;
     };
     let models = gpu_reference_models(SEED, &gpu).unwrap();
-    let config = TracingConfig {
-        level: hdrtrace::TracingLevel::Verbose,
-        sampling_rate: 1.0,
-        ..TracingConfig::default()
-    };
     let keep = Keep::default();
-    let (subscriber, guard) = hdrtrace::Builder::new(&config)
-        .sink(keep.clone())
-        .build()
-        .unwrap();
-    let dispatch = tracing::Dispatch::new(subscriber);
+    let (dispatch, guard) = sampled(TracingLevel::Verbose, Some(&keep));
     let pipeline = EmbeddingPipeline::new(models).unwrap();
     tracing::dispatcher::with_default(&dispatch, || {
         let rt = runtime();
@@ -627,12 +630,7 @@ fn a_call_whose_caller_left_is_recorded_late() {
         .find(|m| m.name == "LongContext")
         .unwrap();
     let model = GpuModel::new(spec.id(), spec.profile, SEED, &gpu).unwrap();
-    let config = TracingConfig {
-        sampling_rate: 1.0,
-        ..TracingConfig::default()
-    };
-    let (subscriber, guard) = hdrtrace::build(&config).unwrap();
-    let dispatch = tracing::Dispatch::new(subscriber);
+    let (dispatch, guard) = sampled(TracingLevel::default(), None);
     let input = Tokenizer::default().prepare(&texts()[3]).unwrap();
     tracing::dispatcher::with_default(&dispatch, || {
         let root = tracing::info_span!("embed_pipeline", request_id = 1u64);
@@ -649,15 +647,11 @@ fn a_call_whose_caller_left_is_recorded_late() {
         assert!(call.as_mut().poll(&mut cx).is_pending());
         drop(call);
     });
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while gpu.resolver_stats().late == 0 {
-        assert!(
-            std::time::Instant::now() < until,
-            "{:?}",
-            gpu.resolver_stats()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert!(
+        wait_for(Duration::from_secs(10), || gpu.resolver_stats().late > 0),
+        "{:?}",
+        gpu.resolver_stats()
+    );
     let snapshot = guard.flushed_snapshot();
     let gpu_hist = snapshot.model("LongContext").unwrap().gpu().unwrap();
     assert_eq!(gpu_hist.count(), 1);
@@ -694,11 +688,7 @@ fn a_failing_kernel_becomes_the_models_error() {
 
     // In the pipeline: recorded as that model's error, the others still fuse.
     let mut models = gpu_reference_models(SEED, &gpu).unwrap();
-    let at = REFERENCE_MODELS
-        .iter()
-        .position(|m| m.name == "Causal")
-        .unwrap();
-    models[at] = Arc::new(broken);
+    models[position("Causal")] = Arc::new(broken);
     let (pipeline, dispatch, guard) = traced(models);
     let fused = tracing::dispatcher::with_default(&dispatch, || {
         runtime().block_on(pipeline.embed("a kernel that cannot launch"))
