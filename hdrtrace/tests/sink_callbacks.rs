@@ -44,21 +44,33 @@ impl<F: FnMut(&Arc<RequestTrace>) + Send + 'static> RequestSink for Callback<F> 
     }
 }
 
-#[test]
-fn flush_inside_a_sink_returns_an_error_at_once() {
+/// A subscriber whose sink calls `on_capture` with the subscriber's own
+/// guard for every captured request (the sink holds the shared guard
+/// weakly, and calls nothing before it is in place).
+fn sink_with_guard(
+    mut on_capture: impl FnMut(&TracingGuard) + Send + 'static,
+) -> (HdrSubscriber, Arc<TracingGuard>) {
     let guard_slot: Arc<OnceLock<Weak<TracingGuard>>> = Arc::new(OnceLock::new());
-    let (tx, rx) = mpsc::channel();
     let slot = guard_slot.clone();
     let sink = Callback(move |_: &Arc<RequestTrace>| {
         if let Some(guard) = slot.get().and_then(Weak::upgrade) {
-            let _ = tx.send(guard.try_flush().map_err(|e| e.to_string()));
-            // `flush` too must come back.
-            guard.flush();
+            on_capture(&guard);
         }
     });
     let (subscriber, guard) = Builder::new(&config()).sink(sink).build().unwrap();
     let guard = Arc::new(guard);
     guard_slot.set(Arc::downgrade(&guard)).unwrap();
+    (subscriber, guard)
+}
+
+#[test]
+fn flush_inside_a_sink_returns_an_error_at_once() {
+    let (tx, rx) = mpsc::channel();
+    let (subscriber, guard) = sink_with_guard(move |guard| {
+        let _ = tx.send(guard.try_flush().map_err(|e| e.to_string()));
+        // `flush` too must come back.
+        guard.flush();
+    });
     one_request(&subscriber, 1);
     let g = guard.clone();
     let flushed = bounded(move || g.try_flush().map_err(|e| e.to_string()));
@@ -83,20 +95,13 @@ fn flush_inside_a_sink_returns_an_error_at_once() {
 
 #[test]
 fn try_flush_on_the_aggregator_thread_names_the_error() {
-    let guard_slot: Arc<OnceLock<Weak<TracingGuard>>> = Arc::new(OnceLock::new());
     let (tx, rx) = mpsc::channel();
-    let slot = guard_slot.clone();
-    let sink = Callback(move |_: &Arc<RequestTrace>| {
-        if let Some(guard) = slot.get().and_then(Weak::upgrade) {
-            let _ = tx.send(matches!(
-                guard.try_flush(),
-                Err(FlushError::OnAggregatorThread { .. })
-            ));
-        }
+    let (subscriber, _guard) = sink_with_guard(move |guard| {
+        let _ = tx.send(matches!(
+            guard.try_flush(),
+            Err(FlushError::OnAggregatorThread { .. })
+        ));
     });
-    let (subscriber, guard) = Builder::new(&config()).sink(sink).build().unwrap();
-    let guard = Arc::new(guard);
-    guard_slot.set(Arc::downgrade(&guard)).unwrap();
     one_request(&subscriber, 1);
     assert_eq!(rx.recv_timeout(HANG), Ok(true));
 }
