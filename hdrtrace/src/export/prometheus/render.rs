@@ -301,11 +301,7 @@ fn blamed(w: &mut Writer, all: &[(&str, &ModelLatency)]) {
         return;
     }
     let name = BLAMED;
-    let family = match w.format {
-        Format::OpenMetrics => Cow::Borrowed(name),
-        Format::Text => Cow::Owned(format!("{name}_total")),
-    };
-    w.header(&family, "counter", BLAMED_HELP, false);
+    w.counter_header(name, BLAMED_HELP);
     for (model, m) in all {
         for reason in BlameReason::ALL {
             let _ = writeln!(
@@ -407,17 +403,23 @@ impl Writer {
         }
     }
 
-    /// A counter family. OpenMetrics names the family without `_total`, the
-    /// text format with it; the samples are `_total` in both.
-    fn counter(&mut self, name: &str, help: &str, label: Option<&str>, items: &[(&str, u64)]) {
-        if items.is_empty() {
-            return;
-        }
+    /// A counter family's metadata lines. OpenMetrics names the family
+    /// without `_total`, the text format with it; the samples are
+    /// `{name}_total` in both.
+    fn counter_header(&mut self, name: &str, help: &str) {
         let family = match self.format {
             Format::OpenMetrics => Cow::Borrowed(name),
             Format::Text => Cow::Owned(format!("{name}_total")),
         };
         self.header(&family, "counter", help, false);
+    }
+
+    /// A counter family ([`Writer::counter_header`]), one sample per item.
+    fn counter(&mut self, name: &str, help: &str, label: Option<&str>, items: &[(&str, u64)]) {
+        if items.is_empty() {
+            return;
+        }
+        self.counter_header(name, help);
         for (key, value) in items {
             match label {
                 Some(label) => {
