@@ -24,7 +24,9 @@ use hdrtrace_pipeline::gpu::{
     compile_kernels, driver_present, gpu_reference_models, nvrtc_present, GpuBackend, GpuConfig,
     GpuError, GpuModel, GpuModelOptions, ResolverOptions, KERNEL_SOURCE,
 };
-use hdrtrace_pipeline::reference::{Attention, ComputePool, Pooling, Weights, REFERENCE_MODELS};
+use hdrtrace_pipeline::reference::{
+    self, Attention, ComputePool, Pooling, Weights, REFERENCE_MODELS,
+};
 use hdrtrace_pipeline::Error;
 use hdrtrace_pipeline::{
     EmbeddingModel, EmbeddingPipeline, ModelEmbedding, ModelFuture, ModelId, PreparedInput,
@@ -625,10 +627,7 @@ fn a_call_whose_caller_left_is_recorded_late() {
     let Some(gpu) = gpu_or_skip("a_call_whose_caller_left_is_recorded_late") else {
         return;
     };
-    let spec = REFERENCE_MODELS
-        .iter()
-        .find(|m| m.name == "LongContext")
-        .unwrap();
+    let spec = reference::spec("LongContext").unwrap();
     let model = GpuModel::new(spec.id(), spec.profile, SEED, &gpu).unwrap();
     let (dispatch, guard) = sampled(TracingLevel::default(), None);
     let input = Tokenizer::default().prepare(&texts()[3]).unwrap();
@@ -667,10 +666,7 @@ fn a_failing_kernel_becomes_the_models_error() {
         block_size: 4096,
         ..GpuModelOptions::default()
     };
-    let causal = REFERENCE_MODELS
-        .iter()
-        .find(|m| m.name == "Causal")
-        .unwrap();
+    let causal = reference::spec("Causal").unwrap();
     let broken = GpuModel::with_options(causal.id(), causal.profile, SEED, &gpu, bad).unwrap();
     let input = Tokenizer::default()
         .prepare("a kernel that cannot launch")

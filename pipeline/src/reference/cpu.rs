@@ -210,8 +210,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let spec = &crate::reference::REFERENCE_MODELS[2];
-        assert_eq!(spec.name, "Causal");
+        let spec = crate::reference::spec("Causal").unwrap();
         let model = ReferenceModel::new(spec.id(), spec.profile, 5, ComputePool::default());
         let inputs: Vec<PreparedInput> = [&[1u32, 2, 3][..], &[7; 30], &[]]
             .iter()

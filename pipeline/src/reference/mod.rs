@@ -72,7 +72,7 @@ impl ModelSpec {
 }
 
 /// A row of [`REFERENCE_MODELS`]: batched.
-const fn spec(name: &'static str, profile: Profile) -> ModelSpec {
+const fn row(name: &'static str, profile: Profile) -> ModelSpec {
     ModelSpec {
         name,
         profile,
@@ -113,34 +113,46 @@ pub const REFERENCE_MODELS: [ModelSpec; 12] = {
     use Pooling::{Max, Mean};
     [
         // E1: general-purpose dense semantic similarity.
-        spec("Semantic",        shape(64, &[128],    64,  Window(8),   Mean, 512,  None)),
+        row("Semantic",         shape(64, &[128],    64,  Window(8),   Mean, 512,  None)),
         // E2: time expressions and ordering.
-        spec("Temporal",        shape(32, &[64],     32,  Unmixed,     Mean, 512,  None)),
+        row("Temporal",         shape(32, &[64],     32,  Unmixed,     Mean, 512,  None)),
         // E3: cause and effect relations.
-        spec("Causal",          shape(64, &[96, 96], 64,  Window(4),   Mean, 512,  None)),
+        row("Causal",           shape(64, &[96, 96], 64,  Window(4),   Mean, 512,  None)),
         // E4: sparse lexical expansion (SPLADE-style, top-k activations).
-        spec("Sparse",          shape(48, &[192],    128, Unmixed,     Mean, 512,  Some(16))),
+        row("Sparse",           shape(48, &[192],    128, Unmixed,     Mean, 512,  Some(16))),
         // E5: long-context encoder (Longformer-style), not batched.
         ModelSpec {
             batched: false,
-            ..spec("LongContext", shape(32, &[64],   64,  Window(128), Mean, 4096, None))
+            ..row("LongContext", shape(32, &[64],   64,  Window(128), Mean, 4096, None))
         },
         // E6: source code.
-        spec("Code",            shape(48, &[96],     48,  Window(16),  Mean, 512,  None)),
+        row("Code",             shape(48, &[96],     48,  Window(16),  Mean, 512,  None)),
         // E7: graph and relation structure.
-        spec("Graph",           shape(32, &[64, 64], 32,  Unmixed,     Mean, 512,  None)),
+        row("Graph",            shape(32, &[64, 64], 32,  Unmixed,     Mean, 512,  None)),
         // E8: named entities.
-        spec("Entity",          shape(48, &[96],     48,  Unmixed,     Mean, 512,  None)),
+        row("Entity",           shape(48, &[96],     48,  Unmixed,     Mean, 512,  None)),
         // E9: multilingual alignment.
-        spec("Multilingual",    shape(64, &[160],    96,  Unmixed,     Mean, 512,  None)),
+        row("Multilingual",     shape(64, &[160],    96,  Unmixed,     Mean, 512,  None)),
         // E10: document layout and structure.
-        spec("Structural",      shape(16, &[32],     16,  Unmixed,     Mean, 512,  None)),
+        row("Structural",       shape(16, &[32],     16,  Unmixed,     Mean, 512,  None)),
         // E11: sentiment and tone.
-        spec("Sentiment",       shape(16, &[32],     8,   Unmixed,     Mean, 512,  None)),
+        row("Sentiment",        shape(16, &[32],     8,   Unmixed,     Mean, 512,  None)),
         // E12: late interaction (ColBERT-style): per-token vectors, max-pooled.
-        spec("LateInteraction", shape(48, &[96],     128, Unmixed,     Max,  512,  None)),
+        row("LateInteraction",  shape(48, &[96],     128, Unmixed,     Max,  512,  None)),
     ]
 };
+
+/// The reference model named `name` (exactly, case included), if it is one
+/// of [`REFERENCE_MODELS`].
+///
+/// ```
+/// let causal = hdrtrace_pipeline::reference::spec("Causal").unwrap();
+/// assert_eq!(causal.profile.max_tokens, 512);
+/// assert!(hdrtrace_pipeline::reference::spec("causal").is_none());
+/// ```
+pub fn spec(name: &str) -> Option<&'static ModelSpec> {
+    REFERENCE_MODELS.iter().find(|s| s.name == name)
+}
 
 /// All twelve reference models, in `REFERENCE_MODELS` order, with weights
 /// from `seed`, sharing one compute pool.
@@ -174,8 +186,9 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), 12);
-        let long = REFERENCE_MODELS.iter().find(|s| s.name == "LongContext");
-        assert_eq!(long.unwrap().profile.max_tokens, 4096);
+        assert_eq!(spec("LongContext").unwrap().profile.max_tokens, 4096);
+        assert_eq!(spec("Causal"), Some(&REFERENCE_MODELS[2]));
+        assert_eq!(spec("longcontext"), None);
     }
 
     #[test]

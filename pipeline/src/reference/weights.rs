@@ -191,14 +191,10 @@ impl Weights {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference::{ModelSpec, REFERENCE_MODELS};
-
-    fn spec(name: &str) -> &'static ModelSpec {
-        REFERENCE_MODELS.iter().find(|s| s.name == name).unwrap()
-    }
+    use crate::reference::{spec, REFERENCE_MODELS};
 
     fn generate(name: &str, seed: u64) -> Weights {
-        spec(name).weights(seed)
+        spec(name).unwrap().weights(seed)
     }
 
     #[test]
