@@ -34,6 +34,15 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A [`duration`] of at most `max` (`--launch-cost`, `--batch-wait`).
+pub fn duration_at_most(s: &str, max: Duration) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d > max {
+        return Err(format!("expected at most {max:?}, got {s:?}"));
+    }
+    Ok(d)
+}
+
 /// One of the reference models: its name in any case, `E1` to `E12`, or the
 /// aliases `longformer` (LongContext) and `colbert` (LateInteraction).
 pub fn model(s: &str) -> Result<ModelId, String> {
@@ -101,6 +110,8 @@ mod tests {
         assert_eq!(duration("180ms"), Ok(Duration::from_millis(180)));
         assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(duration("250us"), Ok(Duration::from_micros(250)));
+        let max = Duration::from_millis(5);
+        assert_eq!(duration_at_most("5ms", max), Ok(max));
         assert_eq!(model("e5").unwrap(), "LongContext");
         assert_eq!(model("longformer").unwrap(), "LongContext");
         assert_eq!(model("ColBERT").unwrap(), "LateInteraction");
@@ -130,6 +141,14 @@ mod tests {
             let err = duration(bad).unwrap_err();
             assert!(err.contains(want), "{bad}: {err}");
         }
+        let max = Duration::from_millis(5);
+        assert_eq!(
+            duration_at_most("6ms", max).unwrap_err(),
+            "expected at most 5ms, got \"6ms\""
+        );
+        assert!(duration_at_most("6", max)
+            .unwrap_err()
+            .contains("with a unit"));
         for bad in ["", "E0", "E13", "Causa", "e-1"] {
             let err = model(bad).unwrap_err();
             assert!(err.contains("expected one of"), "{bad}: {err}");

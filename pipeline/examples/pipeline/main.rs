@@ -105,7 +105,7 @@ struct Args {
     /// accelerator's launch and weight reads (what batching saves), e.g.
     /// `1ms`; `0ms` for the bare compute. Default: 1ms with batching, 0ms
     /// with `--no-batching`.
-    #[arg(long, value_parser = parse_launch)]
+    #[arg(long, value_parser = |s: &str| cli::duration_at_most(s, ComputePool::MAX_LAUNCH_COST))]
     launch_cost: Option<Duration>,
     /// Run each model once per request, as without a batcher.
     #[arg(long)]
@@ -115,7 +115,7 @@ struct Args {
     batch_size: u64,
     /// Longest the oldest input of a batch waits for the batch to fill, e.g.
     /// `2ms`, `500us`.
-    #[arg(long, default_value = "2ms", value_parser = parse_wait)]
+    #[arg(long, default_value = "2ms", value_parser = |s: &str| cli::duration_at_most(s, BatchConfig::MAX_WAIT))]
     batch_wait: Duration,
     /// One model's batching, over the defaults: `Causal=32/250ms` (size and
     /// wait) or `Code=off`; LongContext too (e.g. `LongContext=4/1ms`).
@@ -153,24 +153,6 @@ fn parse_rate(s: &str) -> Result<f32, String> {
     } else {
         Err(format!("expected a number from 0.0 to 1.0, got {s:?}"))
     }
-}
-
-fn parse_launch(s: &str) -> Result<Duration, String> {
-    let cost = cli::duration(s)?;
-    if cost > ComputePool::MAX_LAUNCH_COST {
-        let max = ComputePool::MAX_LAUNCH_COST;
-        return Err(format!("expected at most {max:?}, got {s:?}"));
-    }
-    Ok(cost)
-}
-
-fn parse_wait(s: &str) -> Result<Duration, String> {
-    let wait = cli::duration(s)?;
-    if wait > BatchConfig::MAX_WAIT {
-        let max = BatchConfig::MAX_WAIT;
-        return Err(format!("expected at most {max:?}, got {s:?}"));
-    }
-    Ok(wait)
 }
 
 impl Args {
@@ -666,5 +648,31 @@ fn blame_reasons(m: &ModelLatency) -> String {
         "-".to_string()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launch_cost_and_batch_wait_are_bounded() {
+        let args =
+            Args::try_parse_from(["pipeline", "--launch-cost", "3ms", "--batch-wait", "1ms"]);
+        let args = args.unwrap();
+        assert_eq!(args.launch_cost(), Duration::from_millis(3));
+        assert_eq!(args.batch_wait, Duration::from_millis(1));
+        for (flag, max) in [
+            ("--launch-cost", ComputePool::MAX_LAUNCH_COST),
+            ("--batch-wait", BatchConfig::MAX_WAIT),
+        ] {
+            let over = format!("{}ms", max.as_millis() + 1);
+            let err = Args::try_parse_from(["pipeline", flag, over.as_str()]).unwrap_err();
+            let says = err.to_string();
+            assert!(
+                says.contains(&format!("expected at most {max:?}")),
+                "{flag}: {says}"
+            );
+        }
     }
 }
