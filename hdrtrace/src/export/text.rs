@@ -63,7 +63,7 @@ fn status_mark(s: Status) -> &'static str {
 /// model id or message cannot move the cursor, recolour or add lines to the
 /// terminal the tree is printed on.
 fn plain(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if crate::escape::first_control(text).is_none() {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);

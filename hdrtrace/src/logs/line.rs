@@ -1,6 +1,7 @@
 //! One log line, formatted on the recording thread into a fixed buffer (no
 //! allocation), then cut into fixed-size chunks for the thread's log ring.
 
+use crate::escape::{first_control, Escape};
 use std::fmt::{self, Write as _};
 use tracing_core::field::{Field, Visit};
 use tracing_core::{Event, Level};
@@ -33,27 +34,16 @@ pub(crate) struct LineBuf {
 impl fmt::Write for LineBuf {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let mut rest = s;
-        while let Some((at, len)) = first_control(rest) {
+        while let Some((at, c)) = first_control(rest) {
             self.push(&rest[..at]);
-            self.push_escape(&rest[at..at + len]);
-            rest = &rest[at + len..];
+            self.push_escape(&Escape::of(c));
+            rest = &rest[at + c.len_utf8()..];
         }
         self.push(rest);
         // Never an error: a caller's `Display` that unwraps its writes must
         // not panic because a line was cut.
         Ok(())
     }
-}
-
-/// Where the first control character of `s` starts, and its length in bytes.
-fn first_control(s: &str) -> Option<(usize, usize)> {
-    let b = s.as_bytes();
-    b.iter().enumerate().find_map(|(i, &c)| match c {
-        0..=0x1f | 0x7f => Some((i, 1)),
-        // A C1 control in UTF-8: 0xC2 is only ever a lead byte.
-        0xc2 if matches!(b.get(i + 1), Some(0x80..=0x9f)) => Some((i, 2)),
-        _ => None,
-    })
 }
 
 /// What a line says about where its event fired.
@@ -81,13 +71,9 @@ impl LineBuf {
         self.len += take;
     }
 
-    /// Appends the escape for the control character `c` (one C0 control or
-    /// DEL, or a two-byte C1 control; see `crate::escape`), whole or, when it
-    /// does not fit, not at all.
-    fn push_escape(&mut self, c: &str) {
-        let Some(escape) = c.chars().next().and_then(crate::escape::control) else {
-            return;
-        };
+    /// Appends a control character's escape (see `crate::escape`), whole
+    /// or, when it does not fit, not at all.
+    fn push_escape(&mut self, escape: &Escape) {
         let escape = escape.as_str().as_bytes();
         if self.cut {
             return;
