@@ -41,13 +41,10 @@ impl Workspace {
         out: usize,
         probe: bool,
     ) -> Result<Self, GpuError> {
-        let alloc = || GpuError::driver("buffer allocation");
         Ok(Self {
-            tokens: stream.alloc_zeros::<u32>(tokens.max(1)).map_err(alloc())?,
-            rows_out: stream
-                .alloc_zeros::<f32>((tokens * out).max(1))
-                .map_err(alloc())?,
-            out: stream.alloc_zeros::<f32>(outputs.max(1)).map_err(alloc())?,
+            tokens: zeroed(stream, tokens)?,
+            rows_out: zeroed(stream, tokens * out)?,
+            out: zeroed(stream, outputs)?,
             upload: pinned(ctx, tokens, true)?,
             download: pinned(ctx, outputs, false)?,
             probe: if probe {
@@ -72,25 +69,35 @@ impl Workspace {
         outputs: usize,
         out: usize,
     ) -> Result<(), GpuError> {
-        let alloc = || GpuError::driver("buffer allocation");
         if self.tokens.len() < tokens {
-            self.tokens = stream.alloc_zeros::<u32>(tokens).map_err(alloc())?;
+            self.tokens = zeroed(stream, tokens)?;
             self.upload = pinned(ctx, tokens, true)?;
         }
         if self.rows_out.len() < tokens * out {
-            self.rows_out = stream.alloc_zeros::<f32>(tokens * out).map_err(alloc())?;
+            self.rows_out = zeroed(stream, tokens * out)?;
         }
         if self.out.len() < outputs {
-            self.out = stream.alloc_zeros::<f32>(outputs).map_err(alloc())?;
+            self.out = zeroed(stream, outputs)?;
             self.download = pinned(ctx, outputs, false)?;
         }
         Ok(())
     }
 }
 
-/// `len` zeroed elements of page-locked host memory: write-combined for an
-/// upload (the host only writes it), cached for a download (the host reads
-/// it).
+/// `len` (at least one) zeroed elements of device memory, allocated on
+/// `stream`.
+fn zeroed<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+    stream: &Arc<CudaStream>,
+    len: usize,
+) -> Result<CudaSlice<T>, GpuError> {
+    stream
+        .alloc_zeros::<T>(len.max(1))
+        .map_err(GpuError::driver("buffer allocation"))
+}
+
+/// `len` (at least one) zeroed elements of page-locked host memory:
+/// write-combined for an upload (the host only writes it), cached for a
+/// download (the host reads it).
 fn pinned<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
     ctx: &Arc<CudaContext>,
     len: usize,
