@@ -119,11 +119,10 @@ impl<'a> MediaRange<'a> {
     /// twice.
     fn param(&self, name: &str) -> Option<&'a str> {
         self.params
-            .split(';')
+            .rsplit(';')
             .filter_map(|p| p.split_once('='))
-            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
             .map(|(_, value)| value.trim().trim_matches('"'))
-            .last()
     }
 }
 
