@@ -294,22 +294,10 @@ fn run<S: EventSource, P: Send + 'static>(
                 }
                 Ok(None) if now.duration_since(call.since) < options.give_up => still.push(call),
                 Ok(None) => {
-                    let Call {
-                        marks,
-                        keep,
-                        span,
-                        reply,
-                        since,
-                    } = call;
                     bump(&shared.counters.expired);
-                    let err = GpuError::Unresolved(now.duration_since(since));
-                    abandoned.push((marks, keep));
-                    if let Err(Err(err)) = reply.send(Err(err)) {
-                        guarded(&shared.counters, || {
-                            in_span(&span, |id| tracing::warn!(parent: id, "{err}"))
-                        });
-                    }
-                    guarded(&shared.counters, || drop(span));
+                    let err = GpuError::Unresolved(now.duration_since(call.since));
+                    abandoned.push((call.marks, call.keep));
+                    unanswered(&shared.counters, call.reply, call.span, err, true);
                 }
                 Err(err) => {
                     progress = now;
@@ -318,7 +306,7 @@ fn run<S: EventSource, P: Send + 'static>(
             }
         }
         std::mem::swap(&mut pending, &mut still);
-        abandoned.retain(|(marks, _)| !matches!(shared.source.query(marks), Ok(Some(_)) | Err(_)));
+        abandoned.retain(|(marks, _)| matches!(shared.source.query(marks), Ok(None)));
         if pending.is_empty() && abandoned.is_empty() {
             continue;
         }
@@ -378,18 +366,40 @@ fn answer<S: EventSource, P>(
             } else {
                 bump(&counters.late);
             }
+            // Closing the span may run the subscriber's code too.
+            guarded(counters, || drop(span));
         }
         Err(err) => {
             // The marks of a failed call are not reused: the device may never
             // reach them.
             drop(marks);
             bump(&counters.failed);
-            if let Err(Err(err)) = reply.send(Err(err)) {
-                guarded(counters, || {
-                    in_span(&span, |id| tracing::error!(parent: id, "{err}"))
-                });
-            }
+            unanswered(counters, reply, span, err, false);
         }
+    }
+}
+
+/// Ends a call that has no device time, failed or (`given_up`) given up on:
+/// its caller gets `err`; a caller that left has it logged on the call's
+/// span instead (at `WARN` when given up on, else at `ERROR`). The span
+/// handle is dropped here, which may close the span.
+fn unanswered<P>(
+    counters: &Counters,
+    reply: oneshot::Sender<Reply<P>>,
+    span: tracing::Span,
+    err: GpuError,
+    given_up: bool,
+) {
+    if let Err(Err(err)) = reply.send(Err(err)) {
+        guarded(counters, || {
+            in_span(&span, |id| {
+                if given_up {
+                    tracing::warn!(parent: id, "{err}")
+                } else {
+                    tracing::error!(parent: id, "{err}")
+                }
+            })
+        });
     }
     // Closing the span may run the subscriber's code too.
     guarded(counters, || drop(span));
