@@ -214,7 +214,7 @@ fn blame_bars_and_waterfalls_are_the_snapshots() {
         attr(waterfalls[0], "data-request"),
         Some(slowest.request_id().to_string().as_str())
     );
-    let first = first_waterfall(&html).unwrap();
+    let first = first_waterfall(html).unwrap();
     let spans = tags_with_class(first, "g", "span");
     assert_eq!(spans.len(), slowest.spans().len(), "one row per span");
     let bottleneck = tags_with_class(first, "g", "bottleneck");
