@@ -55,16 +55,22 @@ impl Marks {
         if !(self.has(from) && self.has(to)) {
             return Ok(0);
         }
-        let ms = self.events[from as usize]
-            .elapsed_ms(&self.events[to as usize])
-            .map_err(GpuError::driver("event elapsed time"))?;
-        Ok(ms_to_ns(ms))
+        elapsed_ns(&self.events[from as usize], &self.events[to as usize])
     }
+}
+
+/// Device time from event `from` to event `to` in nanoseconds (see
+/// [`ms_to_ns`]); waits for the device to reach both.
+pub(crate) fn elapsed_ns(from: &CudaEvent, to: &CudaEvent) -> Result<u64, GpuError> {
+    let ms = from
+        .elapsed_ms(to)
+        .map_err(GpuError::driver("event elapsed time"))?;
+    Ok(ms_to_ns(ms))
 }
 
 /// Milliseconds (as CUDA reports them) to whole nanoseconds; a negative or
 /// non-finite reading (events recorded out of order) is 0.
-pub(crate) fn ms_to_ns(ms: f32) -> u64 {
+fn ms_to_ns(ms: f32) -> u64 {
     if ms.is_finite() && ms > 0.0 {
         (f64::from(ms) * 1e6).round() as u64
     } else {

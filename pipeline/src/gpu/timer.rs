@@ -2,7 +2,7 @@
 //! probing what the resolver records ([`super::GpuModelOptions::probe`]).
 
 use super::error::GpuError;
-use super::marks::{ms_to_ns, timing_event};
+use super::marks::{elapsed_ns, timing_event};
 use cudarc::driver::{CudaContext, CudaEvent, CudaStream};
 use std::sync::Arc;
 
@@ -40,10 +40,6 @@ impl DeviceTimer {
     /// stop event if the device has not reached it (a probe is read after its
     /// call's last mark, which comes after it on the stream).
     pub(crate) fn elapsed_ns(&self) -> Result<u64, GpuError> {
-        let ms = self
-            .start
-            .elapsed_ms(&self.stop)
-            .map_err(GpuError::driver("event elapsed time"))?;
-        Ok(ms_to_ns(ms))
+        elapsed_ns(&self.start, &self.stop)
     }
 }
