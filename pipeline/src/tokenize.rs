@@ -7,6 +7,7 @@
 
 use crate::error::Error;
 use crate::model::PreparedInput;
+use crate::reference::math::{fnv1a, fnv1a_step, FNV_OFFSET};
 
 const VOCAB: u32 = Tokenizer::VOCAB;
 const CLS: u32 = Tokenizer::CLS;
@@ -71,7 +72,7 @@ impl Tokenizer {
                 for lc in c.to_lowercase() {
                     let h = word.get_or_insert(FNV_OFFSET);
                     for &b in lc.encode_utf8(&mut buf).as_bytes() {
-                        *h = fnv(*h, b);
+                        *h = fnv1a_step(*h, b);
                     }
                 }
                 continue;
@@ -81,8 +82,7 @@ impl Tokenizer {
             }
             if !c.is_whitespace() && tokens.len() < self.max_tokens {
                 let mut buf = [0u8; 4];
-                let h = c.encode_utf8(&mut buf).bytes().fold(FNV_OFFSET, fnv);
-                tokens.push(fold(h));
+                tokens.push(fold(fnv1a(c.encode_utf8(&mut buf).as_bytes())));
             }
         }
         if let Some(h) = word {
@@ -100,13 +100,6 @@ impl Tokenizer {
     pub fn prepare(&self, content: &str) -> Result<PreparedInput, Error> {
         Ok(PreparedInput::new(self.tokenize(content)?, content.len()))
     }
-}
-
-const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
-
-#[inline]
-fn fnv(h: u64, b: u8) -> u64 {
-    (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3)
 }
 
 /// Folds a hash into `1..VOCAB` (0 is `CLS`).
@@ -128,6 +121,14 @@ mod tests {
         assert_eq!(a, t.tokenize("hello ,   WORLD!").unwrap());
         assert_ne!(a, t.tokenize("hello, word!").unwrap());
         assert!(a.iter().all(|&x| x < VOCAB));
+    }
+
+    #[test]
+    fn tokens_are_the_fnv1a_hashes_of_the_lowercased_pieces() {
+        let t = Tokenizer::default();
+        let hello = [CLS, 194_682, 413_514, 701_303, 461_246];
+        assert_eq!(t.tokenize("Hello, World!").unwrap(), hello);
+        assert_eq!(t.tokenize("ΑΒΓ δ").unwrap(), [CLS, 315_680, 486_649]);
     }
 
     #[test]

@@ -141,12 +141,20 @@ pub fn l2_normalize(v: &mut [f32]) {
 }
 
 /// FNV-1a over `bytes`: how a model's name salts its weights and places its
-/// components in the fused vector.
+/// components in the fused vector, and how the tokenizer hashes a piece.
 #[inline]
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
-    })
+    bytes.iter().fold(FNV_OFFSET, |h, &b| fnv1a_step(h, b))
+}
+
+/// FNV-1a's hash of no bytes, where [`fnv1a_step`] starts.
+pub(crate) const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
+
+/// One FNV-1a step: `h` with the byte `b` folded in (for hashing bytes as
+/// they come).
+#[inline]
+pub(crate) fn fnv1a_step(h: u64, b: u8) -> u64 {
+    (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
 }
 
 /// splitmix64's finalizer: the deterministic stream weights and fusion
