@@ -156,10 +156,13 @@ fn ms(d: Duration) -> f64 {
 /// The request's start, on this process's `Instant` clock.
 fn request_start(trace: &RequestTrace) -> Instant {
     let now = Instant::now();
-    let since_close = SystemTime::now()
-        .duration_since(trace.closed_at())
-        .unwrap_or_default();
-    now.checked_sub(since_close + trace.total()).unwrap_or(now)
+    // At least the request's length: the wall clock may have stepped back
+    // since the request closed.
+    let since_start = SystemTime::now()
+        .duration_since(trace.started_at())
+        .unwrap_or_default()
+        .max(trace.total());
+    now.checked_sub(since_start).unwrap_or(now)
 }
 
 /// A [`RequestSink`] that keeps the [`TraceEvent`]s of captured requests in
