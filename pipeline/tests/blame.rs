@@ -7,11 +7,8 @@ mod pipeline_support;
 
 use hdrtrace::export::prometheus::render;
 use hdrtrace::{BlameReason, Outcome, Status, TracingConfig};
-use hdrtrace_pipeline::reference::{reference_models, ComputePool};
-use hdrtrace_pipeline::{EmbeddingPipeline, PipelineConfig};
 use pipeline_support::faults::Fault;
-use pipeline_support::{faults, start, wait_for, Keep};
-use std::sync::Arc;
+use pipeline_support::{embed_from_workers, faults, reference_pipeline, start, Keep};
 use std::time::Duration;
 
 const REQUESTS: u64 = 120;
@@ -27,44 +24,27 @@ fn a_model_past_the_deadline_is_blamed_for_every_degraded_request() {
         ..TracingConfig::default()
     };
     let (guard, _dispatch, rt) = start(hdrtrace::Builder::new(&config).sink(keep.clone()), 2);
-    let models = faults(&[("Causal", Fault::Delay(Duration::from_millis(180)))])
-        .apply(reference_models(7, &ComputePool::default()));
-    let deadline = Duration::from_millis(150);
-    let p = Arc::new(
-        EmbeddingPipeline::with_config(
-            models,
-            PipelineConfig {
-                deadline,
-                ..PipelineConfig::default()
-            },
-        )
-        .unwrap(),
+    let p = reference_pipeline(
+        faults(&[("Causal", Fault::Delay(Duration::from_millis(180)))]),
+        Duration::from_millis(150),
     );
-    let answered = rt.block_on(async {
-        let mut set = tokio::task::JoinSet::new();
-        for worker in 0..WORKERS {
-            let p = p.clone();
-            set.spawn(async move {
-                let mut models = Vec::new();
-                for i in 0..REQUESTS / WORKERS {
-                    let fused = p.embed(&format!("worker {worker} request {i}")).await;
-                    models.push(fused.expect("the request returns").models.len());
-                }
-                models
-            });
-        }
-        set.join_all().await.concat()
-    });
+    let answered: Vec<usize> = embed_from_workers(
+        &rt,
+        &p,
+        WORKERS as usize,
+        (REQUESTS / WORKERS) as usize,
+        |w, i| format!("worker {w} request {i}"),
+    )
+    .into_iter()
+    .map(|fused| fused.expect("the request returns").models.len())
+    .collect();
     assert_eq!(
         answered,
         vec![11; REQUESTS as usize],
         "every one without Causal"
     );
 
-    assert!(wait_for(Duration::from_secs(20), || {
-        guard.flush();
-        keep.len() as u64 >= REQUESTS
-    }));
+    assert!(keep.wait_for(&guard, REQUESTS as usize, Duration::from_secs(20)));
     let snap = guard.snapshot();
     let c = snap.counters();
     assert_eq!(

@@ -7,25 +7,14 @@ mod pipeline_support;
 
 use hdrtrace::TracingConfig;
 use hdrtrace::{SpanClass, Status};
-use hdrtrace_pipeline::reference::{reference_models, ComputePool};
-use hdrtrace_pipeline::{
-    EmbeddingPipeline, FusedEmbedding, PipelineConfig, TraceEvent, TraceEventCollector,
+use hdrtrace_pipeline::{FusedEmbedding, TraceEvent, TraceEventCollector};
+use pipeline_support::faults::{quiet_injected_panics, Fault};
+use pipeline_support::{
+    embed_from_workers, errors, faults, names, reference_pipeline, start, timeouts, wait_for, Keep,
 };
-use pipeline_support::faults::{quiet_injected_panics, Fault, FaultPlan};
-use pipeline_support::{errors, faults, names, start, timeouts, wait_for, Keep};
-use std::sync::Arc;
 use std::time::Duration;
 
 const TEXT: &str = "Causal chains in long documents: the outage began when the cache expired.";
-
-fn pipeline(plan: FaultPlan, deadline: Duration) -> Arc<EmbeddingPipeline> {
-    let models = plan.apply(reference_models(7, &ComputePool::default()));
-    let config = PipelineConfig {
-        deadline,
-        ..PipelineConfig::default()
-    };
-    Arc::new(EmbeddingPipeline::with_config(models, config).unwrap())
-}
 
 #[test]
 fn slow_model_is_named_for_every_over_budget_request() {
@@ -39,30 +28,12 @@ fn slow_model_is_named_for_every_over_budget_request() {
     };
     let (guard, _dispatch, rt) = start(hdrtrace::Builder::new(&config).sink(keep.clone()), 2);
     // A deadline far past the delay: the slow model answers, late.
-    let p = pipeline(
+    let p = reference_pipeline(
         faults(&[("Causal", Fault::Delay(SLOW))]),
         Duration::from_secs(2),
     );
-    let results = rt.block_on(async {
-        let mut set = tokio::task::JoinSet::new();
-        for worker in 0..4 {
-            let p = p.clone();
-            set.spawn(async move {
-                let mut out = Vec::new();
-                for i in 0..REQUESTS / 4 {
-                    out.push(
-                        p.embed(&format!("{TEXT} worker {worker} request {i}"))
-                            .await,
-                    );
-                }
-                out
-            });
-        }
-        set.join_all()
-            .await
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
+    let results = embed_from_workers(&rt, &p, 4, REQUESTS / 4, |w, i| {
+        format!("{TEXT} worker {w} request {i}")
     });
     assert_eq!(results.len(), REQUESTS);
     for r in &results {
@@ -72,10 +43,7 @@ fn slow_model_is_named_for_every_over_budget_request() {
 
     // Every request took at least the delay, so every one is over the 200 ms
     // target and captured despite a sampling rate of zero.
-    assert!(wait_for(Duration::from_secs(10), || {
-        guard.flush();
-        keep.len() >= REQUESTS
-    }));
+    assert!(keep.wait_for(&guard, REQUESTS, Duration::from_secs(10)));
     let traces = keep.traces();
     assert_eq!(traces.len(), REQUESTS);
     for t in &traces {
@@ -122,7 +90,7 @@ fn hung_model_times_out_and_the_other_eleven_fuse() {
         2,
     );
     let deadline = Duration::from_millis(400);
-    let p = pipeline(faults(&[("Semantic", Fault::Hang)]), deadline);
+    let p = reference_pipeline(faults(&[("Semantic", Fault::Hang)]), deadline);
     let mut ids = Vec::new();
     for i in 0..REQUESTS {
         let fused = tracing::dispatcher::with_default(&dispatch, || {
@@ -137,10 +105,7 @@ fn hung_model_times_out_and_the_other_eleven_fuse() {
         ids.push(fused.request_id);
     }
 
-    assert!(wait_for(Duration::from_secs(10), || {
-        guard.flush();
-        keep.len() >= REQUESTS
-    }));
+    assert!(keep.wait_for(&guard, REQUESTS, Duration::from_secs(10)));
     let snap = guard.snapshot();
     let semantic = snap.model("Semantic").unwrap();
     assert_eq!(semantic.timeouts(), REQUESTS as u64);
@@ -209,7 +174,7 @@ fn failing_and_panicking_models_become_errors() {
     let (guard, dispatch, rt) = start(hdrtrace::Builder::new(&config).sink(events.clone()), 2);
     quiet_injected_panics();
     let plan = faults(&[("Code", Fault::Error), ("Sparse", Fault::Panic)]);
-    let p = pipeline(plan, Duration::from_secs(2));
+    let p = reference_pipeline(plan, Duration::from_secs(2));
     let mut ids = Vec::new();
     for i in 0..REQUESTS {
         let fused = tracing::dispatcher::with_default(&dispatch, || {

@@ -12,7 +12,7 @@ use hdrtrace_pipeline::{
     EmbeddingModel, EmbeddingPipeline, ModelEmbedding, ModelFuture, ModelId, PipelineConfig,
     PreparedInput, TraceEvent, TraceEventCollector,
 };
-use pipeline_support::{start, wait_for, Fast, Keep};
+use pipeline_support::{start, Fast, Keep};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,10 +90,7 @@ fn model_spans_are_children_of_their_own_requests_model_execution() {
         ids
     });
 
-    assert!(wait_for(Duration::from_secs(10), || {
-        guard.flush();
-        keep.len() >= REQUESTS
-    }));
+    assert!(keep.wait_for(&guard, REQUESTS, Duration::from_secs(10)));
     let traces = keep.traces();
     assert_eq!(traces.len(), REQUESTS);
     let wanted: HashSet<u64> = ids.into_iter().collect();

@@ -16,12 +16,9 @@ mod pipeline_support;
 use browser_support::{check_screenshot, chromium, dom};
 use hdrtrace::export::{prometheus, render_html, HtmlOptions};
 use hdrtrace::{BlameReason, LatencySnapshot, TracingConfig};
-use hdrtrace_pipeline::reference::{reference_models, ComputePool};
-use hdrtrace_pipeline::{EmbeddingPipeline, PipelineConfig};
 use html_support::{attr, first_waterfall, tags_with_class, unescape};
 use pipeline_support::faults::Fault;
-use pipeline_support::{faults, start, wait_for, Keep};
-use std::sync::Arc;
+use pipeline_support::{embed_from_workers, faults, reference_pipeline, start, Keep};
 use std::time::Duration;
 
 const REQUESTS: u64 = 24;
@@ -36,36 +33,15 @@ fn demo_run() -> (hdrtrace::TracingGuard, LatencySnapshot) {
         ..TracingConfig::default()
     };
     let (guard, _dispatch, rt) = start(hdrtrace::Builder::new(&config).sink(keep.clone()), 2);
-    let models = faults(&[("Causal", Fault::Delay(Duration::from_millis(180)))])
-        .apply(reference_models(7, &ComputePool::default()));
-    let p = Arc::new(
-        EmbeddingPipeline::with_config(
-            models,
-            PipelineConfig {
-                deadline: Duration::from_millis(150),
-                ..PipelineConfig::default()
-            },
-        )
-        .unwrap(),
+    let p = reference_pipeline(
+        faults(&[("Causal", Fault::Delay(Duration::from_millis(180)))]),
+        Duration::from_millis(150),
     );
-    rt.block_on(async {
-        let mut set = tokio::task::JoinSet::new();
-        for worker in 0..4 {
-            let p = p.clone();
-            set.spawn(async move {
-                for i in 0..REQUESTS / 4 {
-                    p.embed(&format!("worker {worker} request {i}"))
-                        .await
-                        .expect("the request returns without Causal");
-                }
-            });
-        }
-        set.join_all().await;
-    });
-    assert!(wait_for(Duration::from_secs(20), || {
-        guard.flush();
-        keep.len() as u64 >= REQUESTS
-    }));
+    let texts = |w, i| format!("worker {w} request {i}");
+    for fused in embed_from_workers(&rt, &p, 4, REQUESTS as usize / 4, texts) {
+        fused.expect("the request returns without Causal");
+    }
+    assert!(keep.wait_for(&guard, REQUESTS as usize, Duration::from_secs(20)));
     let snapshot = guard.snapshot();
     assert_eq!(
         snapshot

@@ -11,10 +11,11 @@
 pub mod faults;
 
 use faults::{Fault, FaultPlan};
-use hdrtrace::{RequestSink, RequestTrace};
-use hdrtrace_pipeline::reference::REFERENCE_MODELS;
+use hdrtrace::{RequestSink, RequestTrace, TracingGuard};
+use hdrtrace_pipeline::reference::{reference_models, ComputePool, REFERENCE_MODELS};
 use hdrtrace_pipeline::{
-    EmbeddingModel, ModelEmbedding, ModelFuture, ModelId, PreparedInput, TraceEvent,
+    EmbeddingModel, EmbeddingPipeline, Error, FusedEmbedding, ModelEmbedding, ModelFuture, ModelId,
+    PipelineConfig, PreparedInput, TraceEvent,
 };
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -86,6 +87,44 @@ pub fn faults(faults: &[(&str, Fault)]) -> FaultPlan {
     plan
 }
 
+/// The twelve reference models (seed 7), each with its fault in `plan`, in
+/// a pipeline whose requests wait at most `deadline` for a model.
+pub fn reference_pipeline(plan: FaultPlan, deadline: Duration) -> Arc<EmbeddingPipeline> {
+    let models = plan.apply(reference_models(7, &ComputePool::default()));
+    let config = PipelineConfig {
+        deadline,
+        ..PipelineConfig::default()
+    };
+    Arc::new(EmbeddingPipeline::with_config(models, config).unwrap())
+}
+
+/// Runs `workers` tasks on `rt` at once, each sending `each` requests
+/// through `p` one after another, worker `w`'s request `i` with the text
+/// `text(w, i)`; the results, each worker's together and in order (the
+/// workers in the order they finished).
+pub fn embed_from_workers(
+    rt: &tokio::runtime::Runtime,
+    p: &Arc<EmbeddingPipeline>,
+    workers: usize,
+    each: usize,
+    text: fn(usize, usize) -> String,
+) -> Vec<Result<FusedEmbedding, Error>> {
+    rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for worker in 0..workers {
+            let p = p.clone();
+            set.spawn(async move {
+                let mut out = Vec::with_capacity(each);
+                for i in 0..each {
+                    out.push(p.embed(&text(worker, i)).await);
+                }
+                out
+            });
+        }
+        set.join_all().await.concat()
+    })
+}
+
 /// A sink that keeps every captured request.
 #[derive(Clone, Default)]
 pub struct Keep(pub Arc<Mutex<Vec<Arc<RequestTrace>>>>);
@@ -97,6 +136,15 @@ impl Keep {
 
     pub fn len(&self) -> usize {
         self.0.lock().unwrap().len()
+    }
+
+    /// Flushes `guard` until this holds at least `n` requests, for at most
+    /// `limit`; whether it came to hold them.
+    pub fn wait_for(&self, guard: &TracingGuard, n: usize, limit: Duration) -> bool {
+        wait_for(limit, || {
+            guard.flush();
+            self.len() >= n
+        })
     }
 }
 
